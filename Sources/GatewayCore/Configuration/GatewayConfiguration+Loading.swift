@@ -1,0 +1,172 @@
+import Foundation
+
+extension GatewayConfiguration {
+    /// Environment variables read by `applying(environment:)`, with what they set.
+    public static let environmentVariables: [(name: String, setting: String)] = [
+        ("CALGATE_LISTEN", "listen"),
+        ("CALGATE_DATA_DIR", "data_dir"),
+        ("CALGATE_DATABASE", "database"),
+        ("CALGATE_ROUTES_DIR", "routes_dir"),
+        ("CALGATE_TLS_CERT", "tls.certificate"),
+        ("CALGATE_TLS_KEY", "tls.private_key"),
+        ("CALGATE_ADMIN_TOKEN", "admin_token"),
+        ("CALGATE_LOG_LEVEL", "log.level"),
+        ("CALGATE_LOG_FORMAT", "log.format"),
+        ("CALGATE_MAX_CONNECTIONS", "limits.max_connections"),
+    ]
+
+    static let logLevels: Set<String> = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// Reads a JSON config file's bytes strictly (unknown keys rejected) over the defaults.
+    public static func parse(_ data: Data, file: String) throws(ConfigurationError) -> GatewayConfiguration {
+        let document: JSONValue
+        do {
+            document = try JSONValue.parse(data)
+        } catch {
+            throw ConfigurationError(setting: file, message: error.message)
+        }
+        do {
+            return try parse(document)
+        } catch {
+            throw ConfigurationError(setting: "\(file): \(error.path)", message: error.message)
+        }
+    }
+
+    private static func parse(_ document: JSONValue) throws(StrictJSONError) -> GatewayConfiguration {
+        var config = GatewayConfiguration()
+        let top = try StrictJSONObject(document, path: "")
+        try top.requireOnlyKeys([
+            "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "log", "limits", "health",
+            "shutdown_grace_s",
+        ])
+        if let listen = try top.string("listen") {
+            do {
+                config.listen = try ListenAddress(parsing: listen)
+            } catch {
+                throw StrictJSONError(path: "listen", message: error.message)
+            }
+        }
+        if let value = try top.string("data_dir") { config.dataDirectory = try nonEmpty(value, top.qualified("data_dir")) }
+        if let value = try top.string("database") { config.databasePath = try nonEmpty(value, top.qualified("database")) }
+        if let value = try top.string("routes_dir") { config.routesDirectory = try nonEmpty(value, top.qualified("routes_dir")) }
+        if let value = try top.string("admin_token") { config.adminToken = try validToken(value, path: "admin_token") }
+        if let value = try top.integer("shutdown_grace_s", in: 0...3600) { config.shutdownGraceSeconds = Int(value) }
+        if let tls = try top.object("tls") {
+            try tls.requireOnlyKeys(["certificate", "private_key", "dev_cert_dir", "session_resumption", "handshake_timeout_s"])
+            config.tls.certificatePath = try tls.string("certificate")
+            config.tls.privateKeyPath = try tls.string("private_key")
+            if let value = try tls.string("dev_cert_dir") { config.tls.devCertificateDirectory = try nonEmpty(value, tls.qualified("dev_cert_dir")) }
+            if let value = try tls.bool("session_resumption") { config.tls.sessionResumption = value }
+            if let value = try tls.integer("handshake_timeout_s", in: 1...300) { config.tls.handshakeTimeoutSeconds = Int(value) }
+        }
+        if let log = try top.object("log") {
+            try log.requireOnlyKeys(["level", "format"])
+            if let level = try log.string("level") { config.logLevel = try validLevel(level, path: log.qualified("level")) }
+            if let format = try log.string("format") { config.logFormat = try validFormat(format, path: log.qualified("format")) }
+        }
+        if let limits = try top.object("limits") {
+            try limits.requireOnlyKeys([
+                "max_header_bytes", "max_header_count", "idle_timeout_s", "header_timeout_s", "body_timeout_s",
+                "max_connections",
+            ])
+            if let v = try limits.integer("max_header_bytes", in: 1024...1_048_576) { config.limits.maxHeaderBytes = Int(v) }
+            if let v = try limits.integer("max_header_count", in: 8...10_000) { config.limits.maxHeaderCount = Int(v) }
+            if let v = try limits.integer("idle_timeout_s", in: 1...86_400) { config.limits.idleTimeoutSeconds = Int(v) }
+            if let v = try limits.integer("header_timeout_s", in: 1...3_600) { config.limits.headerTimeoutSeconds = Int(v) }
+            if let v = try limits.integer("body_timeout_s", in: 1...3_600) { config.limits.bodyTimeoutSeconds = Int(v) }
+            if let v = try limits.integer("max_connections", in: 1...1_000_000) { config.limits.maxConnections = Int(v) }
+        }
+        if let health = try top.object("health") {
+            try health.requireOnlyKeys(["certificate_warning_days", "inbox_backlog_degraded", "inbox_backlog_failing"])
+            if let v = try health.integer("certificate_warning_days", in: 0...365) { config.health.certificateWarningDays = Int(v) }
+            if let v = try health.integer("inbox_backlog_degraded", in: 1...Int64(Int32.max)) { config.health.inboxBacklogDegraded = Int(v) }
+            if let v = try health.integer("inbox_backlog_failing", in: 1...Int64(Int32.max)) { config.health.inboxBacklogFailing = Int(v) }
+        }
+        try config.checkConsistency(pathPrefix: "")
+        return config
+    }
+
+    /// Applies `CALGATE_*` variables over this configuration.
+    public func applying(environment: [String: String]) throws(ConfigurationError) -> GatewayConfiguration {
+        var config = self
+        func value(_ name: String) throws(ConfigurationError) -> String? {
+            guard let raw = environment[name] else { return nil }
+            guard !raw.isEmpty else { throw ConfigurationError(setting: name, message: "is set but empty; unset it or give a value") }
+            return raw
+        }
+        if let v = try value("CALGATE_LISTEN") {
+            do { config.listen = try ListenAddress(parsing: v) } catch { throw ConfigurationError(setting: "CALGATE_LISTEN", message: error.message) }
+        }
+        if let v = try value("CALGATE_DATA_DIR") { config.dataDirectory = v }
+        if let v = try value("CALGATE_DATABASE") { config.databasePath = v }
+        if let v = try value("CALGATE_ROUTES_DIR") { config.routesDirectory = v }
+        if let v = try value("CALGATE_TLS_CERT") { config.tls.certificatePath = v }
+        if let v = try value("CALGATE_TLS_KEY") { config.tls.privateKeyPath = v }
+        if let v = try value("CALGATE_ADMIN_TOKEN") {
+            do { config.adminToken = try Self.validToken(v, path: "CALGATE_ADMIN_TOKEN") } catch {
+                throw ConfigurationError(setting: "CALGATE_ADMIN_TOKEN", message: error.message)
+            }
+        }
+        if let v = try value("CALGATE_LOG_LEVEL") {
+            do { config.logLevel = try Self.validLevel(v, path: "") } catch { throw ConfigurationError(setting: "CALGATE_LOG_LEVEL", message: error.message) }
+        }
+        if let v = try value("CALGATE_LOG_FORMAT") {
+            do { config.logFormat = try Self.validFormat(v, path: "") } catch { throw ConfigurationError(setting: "CALGATE_LOG_FORMAT", message: error.message) }
+        }
+        if let v = try value("CALGATE_MAX_CONNECTIONS") {
+            guard let n = Int(v), (1...1_000_000).contains(n) else {
+                throw ConfigurationError(setting: "CALGATE_MAX_CONNECTIONS", message: "\"\(v)\" must be an integer between 1 and 1000000")
+            }
+            config.limits.maxConnections = n
+        }
+        do { try config.checkConsistency(pathPrefix: "") } catch {
+            throw ConfigurationError(setting: error.path, message: error.message)
+        }
+        return config
+    }
+
+    /// Checks settings that depend on each other.
+    public func checkConsistency(pathPrefix: String) throws(StrictJSONError) {
+        if (tls.certificatePath == nil) != (tls.privateKeyPath == nil) {
+            throw StrictJSONError(
+                path: "tls",
+                message: "certificate and private_key must be set together (CALGATE_TLS_CERT / CALGATE_TLS_KEY); leave both unset to use the dev certificate"
+            )
+        }
+        if health.inboxBacklogFailing <= health.inboxBacklogDegraded {
+            throw StrictJSONError(path: "health.inbox_backlog_failing", message: "must be larger than health.inbox_backlog_degraded")
+        }
+    }
+
+    /// Validates a log level name.
+    public static func validLevel(_ text: String, path: String) throws(StrictJSONError) -> String {
+        let lower = text.lowercased()
+        guard logLevels.contains(lower) else {
+            throw StrictJSONError(path: path, message: "\"\(text)\" is not a log level (\(logLevels.sorted().joined(separator: ", ")))")
+        }
+        return lower
+    }
+
+    static func validFormat(_ text: String, path: String) throws(StrictJSONError) -> LogFormat {
+        guard let format = LogFormat(rawValue: text.lowercased()) else {
+            throw StrictJSONError(path: path, message: "\"\(text)\" is not a log format (text, json)")
+        }
+        return format
+    }
+
+    /// Admin and API tokens must be long enough that guessing is hopeless and printable so headers carry them.
+    public static func validToken(_ text: String, path: String) throws(StrictJSONError) -> String {
+        guard text.utf8.count >= 24 else {
+            throw StrictJSONError(path: path, message: "must be at least 24 characters (use a random value, e.g. `openssl rand -hex 32`)")
+        }
+        guard text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw StrictJSONError(path: path, message: "must be printable ASCII without spaces")
+        }
+        return text
+    }
+
+    private static func nonEmpty(_ text: String, _ path: String) throws(StrictJSONError) -> String {
+        guard !text.isEmpty else { throw StrictJSONError(path: path, message: "must not be empty") }
+        return text
+    }
+}

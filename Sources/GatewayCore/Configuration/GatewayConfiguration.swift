@@ -1,0 +1,153 @@
+import Foundation
+
+/// Every setting of `calgate serve`, each with a default that serves on one machine.
+///
+/// Precedence, lowest first: built-in defaults, the JSON config file, `CALGATE_*` environment variables, then
+/// command-line flags (applied by the executable).
+public struct GatewayConfiguration: Sendable, Hashable {
+    /// Address the TLS listener binds.
+    public var listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8443)
+    /// Directory for the database, generated tokens and dev certificates' default location.
+    public var dataDirectory: String = "./data"
+    /// SQLite file; `nil` means `<dataDirectory>/calgate.sqlite`.
+    public var databasePath: String?
+    /// Directory of route files (`*.json`).
+    public var routesDirectory: String = "routes"
+    /// TLS settings.
+    public var tls = TLSSettings()
+    /// Admin bearer token; `nil` means read or generate `<dataDirectory>/admin-token`.
+    public var adminToken: String?
+    /// Log level name (trace, debug, info, notice, warning, error, critical).
+    public var logLevel: String = "info"
+    /// Log line format.
+    public var logFormat: LogFormat = .text
+    /// HTTP limits and timeouts.
+    public var limits = HTTPLimits()
+    /// Thresholds for `/admin/health`.
+    public var health = HealthThresholds()
+    /// Longest time graceful shutdown waits for in-flight requests, in seconds.
+    public var shutdownGraceSeconds: Int = 10
+
+    /// Creates the default configuration.
+    public init() {}
+
+    /// The SQLite path in force.
+    public var effectiveDatabasePath: String {
+        databasePath ?? (dataDirectory as NSString).appendingPathComponent("calgate.sqlite")
+    }
+
+    /// Log line formats.
+    public enum LogFormat: String, Sendable, Hashable, CaseIterable {
+        /// Human-readable lines.
+        case text
+        /// One JSON object per line.
+        case json
+    }
+
+    /// Certificate files and handshake settings.
+    public struct TLSSettings: Sendable, Hashable {
+        /// PEM certificate chain; `nil` uses (and if needed generates) the dev certificate in `certs/`.
+        public var certificatePath: String?
+        /// PEM private key; required when `certificatePath` is set.
+        public var privateKeyPath: String?
+        /// Directory where `certs dev` writes and `serve` looks for the dev certificate.
+        public var devCertificateDirectory: String = "certs"
+        /// Session tickets and cache (turned off to benchmark full handshakes).
+        public var sessionResumption: Bool = true
+        /// A client that has not finished its handshake by then is cut, in seconds.
+        public var handshakeTimeoutSeconds: Int = 10
+        /// Creates defaults.
+        public init() {}
+    }
+
+    /// Limits that keep slow or hostile clients from holding resources.
+    public struct HTTPLimits: Sendable, Hashable {
+        /// Largest total size of a request's header block.
+        public var maxHeaderBytes: Int = 16 * 1024
+        /// Most header fields in one request.
+        public var maxHeaderCount: Int = 100
+        /// Keep-alive connections idle this long are closed, in seconds.
+        public var idleTimeoutSeconds: Int = 60
+        /// A request head must arrive within this many seconds of its first byte.
+        public var headerTimeoutSeconds: Int = 10
+        /// A request body must arrive within this many seconds of its head.
+        public var bodyTimeoutSeconds: Int = 30
+        /// Most open connections; beyond it new connections wait in the accept backlog.
+        public var maxConnections: Int = 4096
+        /// Creates defaults.
+        public init() {}
+    }
+
+    /// When the health endpoint reports degraded or failing.
+    public struct HealthThresholds: Sendable, Hashable {
+        /// Certificate expiring within this many days → degraded.
+        public var certificateWarningDays: Int = 14
+        /// More unprocessed inbox rows than this → degraded.
+        public var inboxBacklogDegraded: Int = 1_000
+        /// More unprocessed inbox rows than this → failing.
+        public var inboxBacklogFailing: Int = 100_000
+        /// Creates defaults.
+        public init() {}
+    }
+}
+
+/// A `HOST:PORT` listen address (`[::1]:8443` for IPv6).
+public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    /// Host name or IP literal, without brackets.
+    public var host: String
+    /// TCP port; 0 picks a free one.
+    public var port: Int
+
+    /// Creates an address.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT` or `[V6]:PORT`.
+    public init(parsing text: String) throws(ConfigurationError) {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                throw ConfigurationError(setting: "listen", message: "\"\(text)\" is not HOST:PORT (IPv6 as [::1]:8443)")
+            }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else {
+                throw ConfigurationError(setting: "listen", message: "\"\(text)\" is not HOST:PORT (IPv6 as [::1]:8443)")
+            }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty else {
+            throw ConfigurationError(setting: "listen", message: "\"\(text)\" has no host")
+        }
+        guard let port = Int(portText), (0...65_535).contains(port) else {
+            throw ConfigurationError(setting: "listen", message: "\"\(text)\" has no port between 0 and 65535")
+        }
+        self.host = String(host)
+        self.port = port
+    }
+
+    /// `host:port`, bracketing IPv6 literals.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// A setting that cannot be used: names it and says what is wrong.
+public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The setting, as a config-file path or environment variable.
+    public let setting: String
+    /// What is wrong and what to do.
+    public let message: String
+
+    /// Creates an error.
+    public init(setting: String, message: String) {
+        self.setting = setting
+        self.message = message
+    }
+
+    /// `setting: message`.
+    public var description: String { "\(setting): \(message)" }
+}

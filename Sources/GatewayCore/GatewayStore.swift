@@ -1,0 +1,40 @@
+import Foundation
+
+/// The durable inbox: every webhook awaits `append` before it answers 2xx.
+///
+/// Implementations batch concurrent appends into one transaction (group commit); each call returns only after
+/// its own rows are committed, or throws, in which case nothing of that call is visible and the webhook answers 5xx.
+public protocol InboxStore: Sendable {
+    /// Appends entries durably. Returns one result per entry, in order, after the commit.
+    func append(_ entries: [InboxEntry]) async throws -> [InboxAppendResult]
+    /// Unprocessed entries in commit order, oldest first, at most `limit`.
+    func pending(limit: Int) async throws -> [StoredInboxEntry]
+    /// Marks entries processed so `pending` no longer returns them.
+    func markProcessed(_ ids: [Int64]) async throws
+    /// Number of unprocessed entries and the receive time of the oldest.
+    func backlog() async throws -> InboxBacklog
+}
+
+/// Size and age of the unprocessed inbox.
+public struct InboxBacklog: Sendable, Hashable {
+    /// Number of unprocessed rows.
+    public var count: Int
+    /// Receive time of the oldest unprocessed row, if any.
+    public var oldestReceivedAt: Date?
+
+    /// Creates a backlog summary.
+    public init(count: Int, oldestReceivedAt: Date?) {
+        self.count = count
+        self.oldestReceivedAt = oldestReceivedAt
+    }
+}
+
+/// The gateway's store port. `SQLiteStore` implements it; `PostgresStore` will implement the same protocol.
+public protocol GatewayStore: InboxStore {
+    /// Current schema version after migrations.
+    func schemaVersion() async throws -> Int
+    /// Proves the database accepts a durable write (used by the health check). Throws when it cannot.
+    func checkWritable() async throws
+    /// Commits anything buffered and closes the database. Appends after `close` throw.
+    func close() async
+}

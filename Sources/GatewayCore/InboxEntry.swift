@@ -1,0 +1,81 @@
+import Foundation
+
+/// Which provider a notification or connection belongs to.
+public enum Provider: String, Sendable, Codable, CaseIterable, Hashable {
+    case google
+    case microsoft
+    case redtail
+}
+
+/// A verified inbound notification, as it is written to the durable inbox before the webhook is acknowledged.
+///
+/// The inbox keeps exactly what the provider sent that matters for sync (selected headers and the body), so a
+/// crash after the acknowledgement never loses a change: workers replay unprocessed rows on start.
+public struct InboxEntry: Sendable, Hashable {
+    /// Provider that sent the notification.
+    public var provider: Provider
+    /// Channel or subscription id the notification names (Google `X-Goog-Channel-ID`, Graph `subscriptionId`).
+    public var channelID: String
+    /// Provider message identity used to drop duplicates (Google channel id + message number, Graph notification hash).
+    /// `nil` when the provider gives none; such entries are never deduplicated.
+    public var dedupeKey: String?
+    /// Kind of message (`sync`, `exists`, `created`, `reauthorizationRequired`, …).
+    public var kind: String
+    /// Time the gateway received the request.
+    public var receivedAt: Date
+    /// Headers kept for processing (never authorization headers).
+    public var headers: [String: String]
+    /// Raw request body (empty for Google pushes).
+    public var body: [UInt8]
+
+    /// Creates an inbox entry.
+    public init(
+        provider: Provider,
+        channelID: String,
+        dedupeKey: String? = nil,
+        kind: String,
+        receivedAt: Date,
+        headers: [String: String] = [:],
+        body: [UInt8] = []
+    ) {
+        self.provider = provider
+        self.channelID = channelID
+        self.dedupeKey = dedupeKey
+        self.kind = kind
+        self.receivedAt = receivedAt
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// An inbox row as read back from the store.
+public struct StoredInboxEntry: Sendable, Hashable {
+    /// Monotonic row id assigned at commit.
+    public var id: Int64
+    /// The entry as appended.
+    public var entry: InboxEntry
+    /// How many times a worker has tried to process it.
+    public var attempts: Int
+
+    /// Creates a stored inbox entry.
+    public init(id: Int64, entry: InboxEntry, attempts: Int) {
+        self.id = id
+        self.entry = entry
+        self.attempts = attempts
+    }
+}
+
+/// Result of appending one entry: the committed row id, or that the entry duplicated one already stored.
+public enum InboxAppendResult: Sendable, Hashable {
+    /// Newly committed with this row id.
+    case stored(Int64)
+    /// An entry with the same `dedupeKey` already exists (with this row id); nothing new was written.
+    case duplicate(Int64)
+
+    /// The row id either way.
+    public var rowID: Int64 {
+        switch self {
+        case .stored(let id), .duplicate(let id): return id
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import GatewayCore
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import OpenSSLTLS
+
+/// `GET /admin/health` and `GET /admin/metrics`, and the admin-token verifiers they use.
+public struct AdminController: Sendable {
+    /// The token operators present as `Authorization: Bearer <token>`.
+    let adminToken: String
+    let store: any GatewayStore
+    let tlsContext: TLSServerContext
+    let metrics: GatewayMetrics
+    let evaluator: HealthEvaluator
+    let clock: any GatewayClock
+    let startedAt: Date
+    let version: String
+
+    /// Creates the controller.
+    public init(
+        adminToken: String, store: any GatewayStore, tlsContext: TLSServerContext, metrics: GatewayMetrics,
+        thresholds: GatewayConfiguration.HealthThresholds, clock: any GatewayClock, version: String
+    ) {
+        self.adminToken = adminToken
+        self.store = store
+        self.tlsContext = tlsContext
+        self.metrics = metrics
+        self.evaluator = HealthEvaluator(thresholds: thresholds)
+        self.clock = clock
+        self.startedAt = clock.now()
+        self.version = version
+    }
+
+    /// Registers the admin handlers and verifiers.
+    public func register(into registry: inout RouteRegistry) {
+        registry.register(RouteVerifier(key: "admin_token") { request, _ in
+            presentsAdminToken(request)
+                ? .accepted(.admin)
+                : .rejected(.unauthorized("this endpoint needs Authorization: Bearer <admin token>"), reason: "bad_admin_token")
+        })
+        registry.register(RouteVerifier(key: "admin_token_optional") { request, _ in
+            .accepted(presentsAdminToken(request) ? .admin : .anonymous)
+        })
+        registry.register(RouteHandler(
+            key: "admin.health", spec: RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET", "HEAD"])
+        ) { call in
+            try await health(caller: call.caller)
+        })
+        registry.register(RouteHandler(
+            key: "admin.metrics", spec: RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET"])
+        ) { call in
+            guard call.caller.isAdmin else { throw GatewayHTTPError.unauthorized() }
+            return metricsResponse()
+        })
+    }
+
+    /// True when the request carries the admin token; compared in constant time.
+    func presentsAdminToken(_ request: Request) -> Bool {
+        guard let header = request.headers[.authorization] else { return false }
+        let prefix = "Bearer "
+        guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix.lowercased() else { return false }
+        return ConstantTime.equals(header.dropFirst(prefix.count).utf8, adminToken.utf8)
+    }
+
+    /// Runs every check and reports; only the admin sees anything but `status`.
+    func health(caller: VerifiedCaller) async throws -> Response {
+        let report = await currentReport()
+        var document: [String: JSONValue] = ["status": .string(report.status.rawValue)]
+        if caller.isAdmin {
+            document["version"] = .string(version)
+            document["uptime_s"] = .integer(Int64(max(0, clock.now().timeIntervalSince(startedAt))))
+            var checks: [String: JSONValue] = [:]
+            for check in report.checks {
+                var details = check.details
+                details["status"] = .string(check.status.rawValue)
+                checks[check.name] = .object(details)
+            }
+            document["checks"] = .object(checks)
+        }
+        let status: HTTPResponse.Status = report.status == .failing ? .serviceUnavailable : .ok
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: JSONValue.object(document).serialized()))
+        )
+    }
+
+    /// Gathers the checks; each failure turns into that check's status, never an error of the endpoint.
+    public func currentReport() async -> HealthReport {
+        let now = clock.now()
+        var probeError: String?
+        var schema: Int?
+        do {
+            try await store.checkWritable()
+            schema = try await store.schemaVersion()
+        } catch {
+            probeError = String(describing: error)
+        }
+        let database = evaluator.database(writeProbeError: probeError, schemaVersion: schema)
+        let certificate = evaluator.certificate(notAfter: tlsContext.certificateInfo.notAfter, now: now)
+        var inbox: HealthCheck
+        do {
+            inbox = evaluator.inbox(backlog: try await store.backlog(), error: nil, now: now)
+        } catch {
+            inbox = evaluator.inbox(backlog: nil, error: String(describing: error), now: now)
+        }
+        let tls = HealthCheck(name: "tls", status: .ok, details: [
+            "handshakes": .integer(Int64(tlsContext.handshakesCompleted)),
+            "handshake_failures": .integer(Int64(tlsContext.handshakeFailures)),
+        ])
+        return HealthReport(checks: [database, certificate, inbox, tls])
+    }
+
+    func metricsResponse() -> Response {
+        metrics.syncHandshakeCounts(completed: tlsContext.handshakesCompleted, failed: tlsContext.handshakeFailures)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: metrics.render()))
+        )
+    }
+}

@@ -1,0 +1,133 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+
+/// Enforces the request head and body read deadlines on one connection.
+///
+/// Sits on the byte stream between TLS and the HTTP decoder, so it sees the first byte of every request; its
+/// companion `ConnectionGuardObserver` sits after the decoder and reports request and response boundaries.
+public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    /// Why a connection was cut.
+    public enum CutReason: String, Sendable {
+        /// The request head did not arrive in time.
+        case slowHead = "slow_head"
+        /// The request body did not arrive in time.
+        case slowBody = "slow_body"
+    }
+
+    private var machine: ConnectionGuardStateMachine
+    private var timer: Scheduled<Void>?
+    private var context: ChannelHandlerContext?
+    private let onCut: @Sendable (CutReason) -> Void
+
+    private static let requestTimeoutResponse = ByteBuffer(
+        string: "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 94\r\n\r\n"
+            + #"{"error":{"code":"request_timeout","message":"the request head did not arrive in time"}}     "#
+    )
+
+    /// Creates a guard with the two deadlines; `onCut` counts cut connections.
+    public init(headTimeout: TimeAmount, bodyTimeout: TimeAmount, onCut: @escaping @Sendable (CutReason) -> Void) {
+        self.machine = ConnectionGuardStateMachine(headTimeout: headTimeout, bodyTimeout: bodyTimeout)
+        self.onCut = onCut
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        self.context = nil
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        perform(machine.bytesReceived(now: .now()))
+        context.fireChannelRead(data)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    func headReceived() { perform(machine.headReceived(now: .now())) }
+    func requestEnded() { perform(machine.requestEnded()) }
+    func responseHeadWritten(connectionClose: Bool) { machine.responseHeadWritten(connectionClose: connectionClose) }
+    func responseEnded() { perform(machine.responseEnded(now: .now())) }
+
+    private func perform(_ action: ConnectionGuardStateMachine.Action) {
+        guard let context else { return }
+        switch action {
+        case .none:
+            break
+        case .arm(let deadline):
+            timer?.cancel()
+            timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                self.timer = nil
+                self.perform(self.machine.timerFired(now: .now()))
+            }
+        case .cancelTimer:
+            timer?.cancel()
+            timer = nil
+        case .rejectSlowHead:
+            onCut(.slowHead)
+            context.writeAndFlush(wrapOutboundOut(Self.requestTimeoutResponse), promise: nil)
+            context.close(promise: nil)
+        case .closeSlowBody:
+            onCut(.slowBody)
+            context.close(promise: nil)
+        case .closeAfterResponse:
+            // The response's bytes are already queued ahead of the close; flush then close.
+            context.flush()
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// Reports request and response boundaries to the connection's `ConnectionGuardHandler`.
+public final class ConnectionGuardObserver: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias InboundOut = HTTPRequestPart
+    public typealias OutboundIn = HTTPResponsePart
+    public typealias OutboundOut = HTTPResponsePart
+
+    private var guardHandler: ConnectionGuardHandler?
+
+    /// Creates an observer; it finds its guard in the pipeline when added.
+    public init() {}
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        guardHandler = try? context.pipeline.syncOperations.handler(type: ConnectionGuardHandler.self)
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head: guardHandler?.headReceived()
+        case .body: break
+        case .end: guardHandler?.requestEnded()
+        }
+        context.fireChannelRead(data)
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let part = unwrapOutboundIn(data)
+        switch part {
+        case .head(let head):
+            let close = head.headerFields[.connection]?.lowercased().contains("close") ?? false
+            guardHandler?.responseHeadWritten(connectionClose: close)
+            context.write(data, promise: promise)
+        case .body:
+            context.write(data, promise: promise)
+        case .end:
+            context.write(data, promise: promise)
+            guardHandler?.responseEnded()
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import GatewayCore
+import HTTPTypes
+import Hummingbird
+
+/// Every error the HTTP layer answers with, mapped to a status and a JSON body in one place.
+///
+/// The body is `{"error": {"code": "...", "message": "..."}}`; messages say what was wrong and what to do, and never
+/// echo secrets or request bodies.
+public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvertible {
+    private enum Code: String, Sendable {
+        case badRequest = "bad_request"
+        case unauthorized = "unauthorized"
+        case forbidden = "forbidden"
+        case notFound = "not_found"
+        case payloadTooLarge = "payload_too_large"
+        case unsupportedMediaType = "unsupported_media_type"
+        case unavailable = "unavailable"
+        case internalError = "internal_error"
+    }
+
+    private let code: Code
+    /// HTTP status answered.
+    public let status: HTTPResponse.Status
+    /// Human-readable message.
+    public let message: String
+    /// Whether the connection is closed after the answer (the unread body must not be parsed as a next request).
+    public let closeConnection: Bool
+
+    private init(_ code: Code, _ status: HTTPResponse.Status, _ message: String, close: Bool = false) {
+        self.code = code
+        self.status = status
+        self.message = message
+        self.closeConnection = close
+    }
+
+    /// 400: the request is malformed.
+    public static func badRequest(_ message: String) -> Self { .init(.badRequest, .badRequest, message) }
+    /// 401: credentials missing or wrong (says nothing about which).
+    public static func unauthorized(_ message: String = "a valid bearer token is required") -> Self {
+        .init(.unauthorized, .unauthorized, message)
+    }
+    /// 403: verification failed.
+    public static func forbidden(_ message: String) -> Self { .init(.forbidden, .forbidden, message) }
+    /// 404: no such route or resource.
+    public static func notFound(_ message: String = "no such resource") -> Self { .init(.notFound, .notFound, message) }
+    /// 413: the body is larger than the route allows; the connection closes.
+    public static func payloadTooLarge(limit: Int) -> Self {
+        .init(.payloadTooLarge, .contentTooLarge, "request body is larger than this route's limit of \(limit) bytes", close: true)
+    }
+    /// 415: wrong content type.
+    public static func unsupportedMediaType(_ message: String) -> Self {
+        .init(.unsupportedMediaType, .unsupportedMediaType, message)
+    }
+    /// 503: a dependency (the store) cannot take the request now; providers retry.
+    public static func unavailable(_ message: String) -> Self { .init(.unavailable, .serviceUnavailable, message) }
+    /// 500: a bug or an unexpected failure; details go to the log, not the client.
+    public static func internalError() -> Self { .init(.internalError, .internalServerError, "internal error; see the gateway log") }
+
+    /// The JSON error document.
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = JSONValue.object([
+            "error": .object(["code": .string(code.rawValue), "message": .string(message)])
+        ]).serialized()
+        var fields: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
+        if status == .unauthorized { fields[.wwwAuthenticate] = #"Bearer realm="calgate""# }
+        if closeConnection { fields[.connection] = "close" }
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// `status code: message`.
+    public var description: String { "\(status.code) \(code.rawValue): \(message)" }
+}

@@ -1,0 +1,97 @@
+import CoreMetrics
+import HTTPTypes
+import Metrics
+import Prometheus
+import Synchronization
+
+/// The gateway's metrics, created once with fixed dimensions, served as Prometheus text at `/admin/metrics`.
+///
+/// Created through swift-metrics with an explicit Prometheus factory, so tests can each have their own registry
+/// and the process does not depend on the global bootstrap.
+public final class GatewayMetrics: Sendable {
+    /// The registry `/admin/metrics` renders.
+    public let registry: PrometheusCollectorRegistry
+    /// The swift-metrics factory over `registry`.
+    public let factory: PrometheusMetricsFactory
+
+    private let requestCounters: Mutex<[String: Counter]>
+    private let rejectionCounters: Mutex<[String: Counter]>
+    private let cutCounters: [ConnectionGuardHandler.CutReason: Counter]
+    private let handshakeFailures: Counter
+    private let handshakesCompleted: Counter
+    private let lastHandshakeCounts = Mutex<(completed: Int, failed: Int)>((0, 0))
+    private let certificateReloads: Counter
+    private let certificateReloadFailures: Counter
+
+    /// Creates the metric set over a fresh registry.
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.factory = PrometheusMetricsFactory(registry: registry)
+        self.requestCounters = Mutex([:])
+        self.rejectionCounters = Mutex([:])
+        var cuts: [ConnectionGuardHandler.CutReason: Counter] = [:]
+        for reason in [ConnectionGuardHandler.CutReason.slowHead, .slowBody] {
+            cuts[reason] = Counter(label: "calgate_http_connections_cut_total", dimensions: [("reason", reason.rawValue)], factory: factory)
+        }
+        self.cutCounters = cuts
+        self.handshakeFailures = Counter(label: "calgate_tls_handshake_failures_total", factory: factory)
+        self.handshakesCompleted = Counter(label: "calgate_tls_handshakes_total", factory: factory)
+        self.certificateReloads = Counter(label: "calgate_tls_certificate_reloads_total", dimensions: [("result", "ok")], factory: factory)
+        self.certificateReloadFailures = Counter(
+            label: "calgate_tls_certificate_reloads_total", dimensions: [("result", "failed")], factory: factory
+        )
+    }
+
+    /// Counts a served request by handler key and status class (never by path or id).
+    public func requestServed(handler: String, status: HTTPResponse.Status) {
+        let statusClass = "\(status.code / 100)xx"
+        let key = handler + "|" + statusClass
+        let counter = requestCounters.withLock { counters in
+            if let existing = counters[key] { return existing }
+            let made = Counter(
+                label: "calgate_http_requests_total", dimensions: [("handler", handler), ("status", statusClass)], factory: factory
+            )
+            counters[key] = made
+            return made
+        }
+        counter.increment()
+    }
+
+    /// Counts a request a verifier refused.
+    public func verificationRejected(verifier: String, reason: String) {
+        let key = verifier + "|" + reason
+        let counter = rejectionCounters.withLock { counters in
+            if let existing = counters[key] { return existing }
+            let made = Counter(
+                label: "calgate_verification_rejected_total", dimensions: [("verifier", verifier), ("reason", reason)], factory: factory
+            )
+            counters[key] = made
+            return made
+        }
+        counter.increment()
+    }
+
+    /// Counts a connection cut for reading too slowly.
+    public func connectionCut(_ reason: ConnectionGuardHandler.CutReason) {
+        cutCounters[reason]?.increment()
+    }
+
+    /// Counts a certificate reload attempt.
+    public func certificateReloaded(success: Bool) {
+        (success ? certificateReloads : certificateReloadFailures).increment()
+    }
+
+    /// Brings the TLS handshake counters up to the TLS context's own totals (it counts on the event loops).
+    public func syncHandshakeCounts(completed: Int, failed: Int) {
+        let (deltaCompleted, deltaFailed) = lastHandshakeCounts.withLock { last in
+            let deltas = (max(0, completed - last.completed), max(0, failed - last.failed))
+            last = (completed, failed)
+            return deltas
+        }
+        if deltaCompleted > 0 { handshakesCompleted.increment(by: deltaCompleted) }
+        if deltaFailed > 0 { handshakeFailures.increment(by: deltaFailed) }
+    }
+
+    /// The Prometheus exposition text.
+    public func render() -> [UInt8] { registry.emitToBuffer() }
+}

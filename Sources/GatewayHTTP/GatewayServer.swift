@@ -1,0 +1,109 @@
+import Foundation
+import GatewayCore
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import OpenSSLTLS
+
+/// Everything the HTTPS server needs, already loaded and validated.
+public struct GatewayServerDependencies: Sendable {
+    /// Settings in force.
+    public var configuration: GatewayConfiguration
+    /// The admin bearer token.
+    public var adminToken: String
+    /// The store every handler writes to.
+    public var store: any GatewayStore
+    /// The TLS context (reloadable).
+    public var tlsContext: TLSServerContext
+    /// Metrics served at `/admin/metrics`.
+    public var metrics: GatewayMetrics
+    /// Time source.
+    public var clock: any GatewayClock
+    /// Version string reported to the admin.
+    public var version: String
+    /// Logger for the server.
+    public var logger: Logger
+
+    /// Bundles the dependencies.
+    public init(
+        configuration: GatewayConfiguration, adminToken: String, store: any GatewayStore, tlsContext: TLSServerContext,
+        metrics: GatewayMetrics, clock: any GatewayClock = SystemGatewayClock(), version: String, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.adminToken = adminToken
+        self.store = store
+        self.tlsContext = tlsContext
+        self.metrics = metrics
+        self.clock = clock
+        self.version = version
+        self.logger = logger
+    }
+}
+
+/// Builds the HTTPS gateway: handler registry, route table, router, OpenSSL child channel and limits.
+public enum GatewayServer {
+    /// The handlers and verifiers this build has, wired to their dependencies.
+    public static func makeRegistry(_ deps: GatewayServerDependencies) -> RouteRegistry {
+        var registry = RouteRegistry()
+        AdminController(
+            adminToken: deps.adminToken, store: deps.store, tlsContext: deps.tlsContext, metrics: deps.metrics,
+            thresholds: deps.configuration.health, clock: deps.clock, version: deps.version
+        ).register(into: &registry)
+        return registry
+    }
+
+    /// The catalog route files are checked against (also used by `calgate routes check`).
+    public static var catalog: RouteCatalog {
+        // Handler and verifier keys do not depend on runtime dependencies; a registry with inert
+        // dependencies would be heavier than listing them here, so the registry tests pin the two together.
+        RouteCatalog(
+            handlers: [
+                "admin.health": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET", "HEAD"]),
+                "admin.metrics": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET"]),
+            ],
+            verifiers: ["none", "admin_token", "admin_token_optional"]
+        )
+    }
+
+    /// Loads the route table and builds the application; `onServerRunning` receives the bound channel.
+    public static func makeApplication(
+        _ deps: GatewayServerDependencies,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> Application<RouterResponder<BasicRequestContext>> {
+        let registry = makeRegistry(deps)
+        let table = try RouteTableLoader.load(directory: deps.configuration.routesDirectory, catalog: registry.catalog)
+        let router = registry.makeRouter(table: table, metrics: deps.metrics, logger: deps.logger)
+        let limits = deps.configuration.limits
+        let metrics = deps.metrics
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuardObserver()],
+            idleTimeout: .seconds(Int64(limits.idleTimeoutSeconds)),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: limits.maxHeaderBytes,
+                maxHeaderListSize: limits.maxHeaderBytes,
+                maxHeaderFieldCount: limits.maxHeaderCount
+            )
+        )
+        let tls = deps.tlsContext
+        let headTimeout = TimeAmount.seconds(Int64(limits.headerTimeoutSeconds))
+        let bodyTimeout = TimeAmount.seconds(Int64(limits.bodyTimeoutSeconds))
+        let server = HTTPServerBuilder { responder in
+            OpenSSLChildChannel(HTTP1Channel(responder: responder, configuration: http1), tlsContext: tls) {
+                ConnectionGuardHandler(headTimeout: headTimeout, bodyTimeout: bodyTimeout) { metrics.connectionCut($0) }
+            }
+        }
+        let address = deps.configuration.listen
+        return Application(
+            router: router,
+            server: server,
+            configuration: ApplicationConfiguration(
+                address: .hostname(address.host, port: address.port),
+                serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections, logger: deps.logger)
+            ),
+            onServerRunning: onServerRunning,
+            logger: deps.logger
+        )
+    }
+}

@@ -1,0 +1,187 @@
+import ArgumentParser
+import Foundation
+import GatewayCore
+import GatewayHTTP
+import Hummingbird
+import Logging
+import Metrics
+import OpenSSLTLS
+import SQLiteStore
+import ServiceLifecycle
+
+/// `calgate serve`: the gateway.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway: TLS listener, route table, durable inbox, admin endpoints."
+    )
+
+    @Option(name: .customLong("config"), help: "JSON configuration file (unknown keys are rejected).")
+    var configFile: String?
+
+    @Option(name: .customLong("listen"), help: "HOST:PORT to listen on (IPv6 as [::1]:8443). Default 127.0.0.1:8443.")
+    var listen: String?
+
+    @Option(name: .customLong("data-dir"), help: "Data directory (database, generated admin token). Default ./data.")
+    var dataDirectory: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    @Option(name: .customLong("log-format"), help: "text or json.")
+    var logFormat: String?
+
+    @Option(name: .customLong("routes"), help: "Routes directory. Default ./routes.")
+    var routesDirectory: String?
+
+    func run() async throws {
+        let configuration = try loadConfiguration()
+        let logger = LoggingSetup.bootstrap(level: configuration.logLevel, format: configuration.logFormat)
+        do {
+            try await serve(configuration, logger: logger)
+        } catch let error as CLIError {
+            logger.critical("calgate cannot start", metadata: ["error": "\(error.description)"])
+            throw error
+        }
+    }
+
+    /// Defaults, then the file, then `CALGATE_*`, then flags.
+    func loadConfiguration() throws -> GatewayConfiguration {
+        var config = GatewayConfiguration()
+        if let configFile {
+            guard let data = FileManager.default.contents(atPath: configFile) else {
+                throw CLIError("\(configFile): configuration file does not exist or cannot be read")
+            }
+            do { config = try GatewayConfiguration.parse(data, file: configFile) } catch { throw CLIError(error.description) }
+        }
+        do { config = try config.applying(environment: ProcessInfo.processInfo.environment) } catch { throw CLIError(error.description) }
+        if let listen {
+            do { config.listen = try ListenAddress(parsing: listen) } catch { throw CLIError("--listen: \(error.message)") }
+        }
+        if let dataDirectory {
+            guard !dataDirectory.isEmpty else { throw CLIError("--data-dir must not be empty") }
+            config.dataDirectory = dataDirectory
+        }
+        if let routesDirectory { config.routesDirectory = routesDirectory }
+        if let logLevel {
+            do { config.logLevel = try GatewayConfiguration.validLevel(logLevel, path: "--log-level") } catch { throw CLIError(error.description) }
+        }
+        if let logFormat {
+            guard let format = GatewayConfiguration.LogFormat(rawValue: logFormat.lowercased()) else {
+                throw CLIError("--log-format \"\(logFormat)\" is not a log format (text, json)")
+            }
+            config.logFormat = format
+        }
+        return config
+    }
+
+    func serve(_ config: GatewayConfiguration, logger: Logger) async throws {
+        try prepareDataDirectory(config.dataDirectory)
+        let tlsContext = try makeTLSContext(config, logger: logger)
+        let adminToken = try resolveAdminToken(config, logger: logger)
+
+        let store: SQLiteStore
+        do {
+            store = try SQLiteStore(path: config.effectiveDatabasePath)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        let metrics = GatewayMetrics()
+        MetricsSystem.bootstrap(metrics.factory)
+
+        let deps = GatewayServerDependencies(
+            configuration: config, adminToken: adminToken, store: store, tlsContext: tlsContext, metrics: metrics,
+            version: Calgate.version, logger: logger
+        )
+        let application: Application<RouterResponder<BasicRequestContext>>
+        do {
+            application = try GatewayServer.makeApplication(deps) { channel in
+                let bound = channel.localAddress.map { "\($0.ipAddress ?? config.listen.host):\($0.port ?? config.listen.port)" }
+                logger.notice("calgate ready", metadata: [
+                    "listen.address": "\(bound ?? config.listen.description)",
+                    "database.path": "\(config.effectiveDatabasePath)",
+                ])
+            }
+        } catch {
+            await store.close()
+            throw CLIError("\(error)")
+        }
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [
+                .init(service: StoreLifecycleService(store: store, logger: logger)),
+                .init(service: CertificateReloadService(tlsContext: tlsContext, metrics: metrics, logger: logger)),
+                .init(service: application),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds)
+        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        try await ServiceGroup(configuration: groupConfiguration).run()
+        logger.notice("calgate stopped")
+    }
+
+    func prepareDataDirectory(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw CLIError("\(path): data directory path exists but is not a directory") }
+            return
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CLIError("\(path): cannot create the data directory (\(error.localizedDescription))")
+        }
+    }
+
+    /// The configured certificate, or the dev certificate (generated when missing or about to expire).
+    func makeTLSContext(_ config: GatewayConfiguration, logger: Logger) throws -> TLSServerContext {
+        func load(_ cert: String, _ key: String) throws -> TLSServerContext {
+            try TLSServerContext(configuration: TLSServerConfiguration(
+                certificateChainPath: cert, privateKeyPath: key,
+                sessionResumption: config.tls.sessionResumption,
+                handshakeTimeout: .seconds(Int64(config.tls.handshakeTimeoutSeconds))
+            ))
+        }
+        do {
+            if let cert = config.tls.certificatePath, let key = config.tls.privateKeyPath {
+                return try load(cert, key)
+            }
+            let dir = config.tls.devCertificateDirectory
+            let cert = (dir as NSString).appendingPathComponent("server.pem")
+            let key = (dir as NSString).appendingPathComponent("server.key")
+            if FileManager.default.fileExists(atPath: cert), FileManager.default.fileExists(atPath: key) {
+                let context = try load(cert, key)
+                if context.certificateInfo.notAfter.timeIntervalSinceNow > 7 * 86_400 {
+                    logger.info("using the dev certificate", metadata: ["tls.certificate": "\(cert)"])
+                    return context
+                }
+                logger.notice("dev certificate expires within 7 days; generating a new one", metadata: ["tls.certificate": "\(cert)"])
+            }
+            let paths = try DevCertificateAuthority.generate(directory: dir)
+            logger.notice("no certificate configured: generated a dev certificate for localhost, 127.0.0.1 and ::1", metadata: [
+                "tls.certificate": "\(paths.serverCertificate)", "tls.ca": "\(paths.caCertificate)",
+            ])
+            return try load(paths.serverCertificate, paths.serverKey)
+        } catch let error as TLSConfigurationError {
+            throw CLIError("TLS: \(error)")
+        } catch {
+            throw CLIError("TLS: \(error)")
+        }
+    }
+
+    func resolveAdminToken(_ config: GatewayConfiguration, logger: Logger) throws -> String {
+        if let token = config.adminToken { return token }
+        do {
+            let (token, generated) = try AdminTokenFile.loadOrGenerate(dataDirectory: config.dataDirectory)
+            let file = AdminTokenFile.path(dataDirectory: config.dataDirectory)
+            if generated {
+                logger.notice("generated the admin token (send it as Authorization: Bearer)", metadata: ["admin_token.file": "\(file)"])
+            } else {
+                logger.info("admin token read from file", metadata: ["admin_token.file": "\(file)"])
+            }
+            return token
+        } catch {
+            throw CLIError(error.description)
+        }
+    }
+}
