@@ -1,0 +1,72 @@
+/// The schema, as an ordered list of versioned migrations; adding a version is adding one entry.
+public enum SQLiteMigrations {
+    /// One schema step.
+    public struct Migration: Sendable {
+        /// Version reached after this step (`PRAGMA user_version`).
+        public let version: Int
+        /// What it does.
+        public let name: String
+        /// The DDL, run in one transaction with the version bump.
+        public let sql: String
+    }
+
+    /// Every migration, in order.
+    public static let all: [Migration] = [
+        Migration(version: 1, name: "durable inbox", sql: """
+            CREATE TABLE inbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                provider TEXT NOT NULL,
+                channel_id TEXT NOT NULL,
+                dedupe_key TEXT UNIQUE,
+                kind TEXT NOT NULL,
+                received_at_ms INTEGER NOT NULL,
+                headers TEXT NOT NULL,
+                body BLOB NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                processed_at_ms INTEGER
+            );
+            CREATE INDEX inbox_pending ON inbox (id) WHERE processed_at_ms IS NULL;
+            """),
+        Migration(version: 2, name: "gateway metadata and health probe", sql: """
+            CREATE TABLE gateway_meta (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            );
+            """),
+    ]
+
+    /// The newest version this build knows.
+    public static var latestVersion: Int { all.last?.version ?? 0 }
+
+    /// Brings `database` from its current version to `target`, one transaction per step.
+    static func migrate(_ database: SQLiteDatabase, to target: Int = latestVersion) throws {
+        let current = try userVersion(database)
+        if current > latestVersion {
+            throw SQLiteStoreError(
+                .newerSchema, path: database.path,
+                "was written by a newer calgate (schema \(current), this build knows \(latestVersion)); run the newer version or restore a backup"
+            )
+        }
+        for migration in all where migration.version > current && migration.version <= target {
+            do {
+                try database.transaction {
+                    try database.execute(migration.sql)
+                    try database.execute("PRAGMA user_version = \(migration.version)")
+                }
+            } catch let error as SQLiteStoreError where error.code == .notADatabase {
+                throw error
+            } catch {
+                throw SQLiteStoreError(.migration, path: database.path, "migration \(migration.version) (\(migration.name)) failed: \(error)")
+            }
+        }
+    }
+
+    static func userVersion(_ database: SQLiteDatabase) throws -> Int {
+        let statement = try database.prepare("PRAGMA user_version")
+        guard try statement.step() else { return 0 }
+        let version = Int(statement.int64(0))
+        try statement.run()
+        return version
+    }
+}

@@ -1,0 +1,322 @@
+import CSQLite
+import Foundation
+import GatewayCore
+import Synchronization
+
+/// Tuning for `SQLiteStore`.
+public struct SQLiteStoreConfiguration: Sendable {
+    /// How long a statement waits for another connection's lock before failing, in milliseconds.
+    public var busyTimeoutMilliseconds: Int32 = 5_000
+    /// Most inbox rows committed in one group-commit transaction.
+    public var maximumBatchRows: Int = 512
+    /// Creates defaults.
+    public init() {}
+}
+
+/// Counters that show group commit at work.
+public struct SQLiteStoreStatistics: Sendable, Hashable {
+    /// Transactions that committed inbox appends.
+    public var commits: Int
+    /// Inbox rows appended (duplicates excluded).
+    public var appendedRows: Int
+}
+
+/// The SQLite implementation of the gateway's store port: WAL, `synchronous=FULL`, versioned migrations, and a
+/// durable inbox with group commit.
+///
+/// All database work runs on one dedicated thread that owns the connection. Appends queue up while a commit is in
+/// flight and go into the next transaction together; each caller resumes only after its own rows committed.
+public final class SQLiteStore: GatewayStore, @unchecked Sendable {
+    // @unchecked: `database` is touched only on `thread`; everything shared is behind `condition` or `stats`.
+    private typealias Job = (SQLiteDatabase?) -> Void
+
+    private struct PendingAppend {
+        let entries: [InboxEntry]
+        let continuation: CheckedContinuation<[InboxAppendResult], any Error>
+    }
+
+    private struct Queue {
+        var jobs: [Job] = []
+        var appends: [PendingAppend] = []
+        var closing = false
+        var finished = false
+    }
+
+    /// Database file path.
+    public let path: String
+    private let configuration: SQLiteStoreConfiguration
+    private let condition = NSCondition()
+    private var queue = Queue()
+    private var database: SQLiteDatabase?
+    private let stats = Mutex(SQLiteStoreStatistics(commits: 0, appendedRows: 0))
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Opens (creating if needed) and migrates the database at `path`; the directory must exist.
+    public init(path: String, configuration: SQLiteStoreConfiguration = .init()) throws {
+        self.path = path
+        self.configuration = configuration
+        let database = try SQLiteDatabase(path: path, busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
+        do {
+            try database.execute("PRAGMA journal_mode = WAL")
+            try database.execute("PRAGMA synchronous = FULL")
+            try database.execute("PRAGMA foreign_keys = ON")
+            try SQLiteMigrations.migrate(database)
+        } catch {
+            database.close()
+            throw error
+        }
+        self.database = database
+        let thread = Thread { [self] in self.runLoop() }
+        thread.name = "calgate-sqlite"
+        thread.start()
+    }
+
+    /// Group-commit counters.
+    public var statistics: SQLiteStoreStatistics { stats.withLock { $0 } }
+
+    // MARK: The database thread
+
+    private func runLoop() {
+        while true {
+            condition.lock()
+            while queue.jobs.isEmpty && queue.appends.isEmpty && !queue.closing {
+                condition.wait()
+            }
+            var batch: [PendingAppend] = []
+            var rows = 0
+            while !queue.appends.isEmpty, rows == 0 || rows + queue.appends[0].entries.count <= configuration.maximumBatchRows {
+                let next = queue.appends.removeFirst()
+                rows += next.entries.count
+                batch.append(next)
+            }
+            let job: Job? = batch.isEmpty && !queue.jobs.isEmpty ? queue.jobs.removeFirst() : nil
+            let shouldFinish = queue.closing && batch.isEmpty && job == nil && queue.jobs.isEmpty && queue.appends.isEmpty
+            condition.unlock()
+
+            if !batch.isEmpty {
+                commit(batch)
+            } else if let job {
+                job(database)
+            } else if shouldFinish {
+                finish()
+                return
+            }
+        }
+    }
+
+    private func commit(_ batch: [PendingAppend]) {
+        guard let database else {
+            for pending in batch { pending.continuation.resume(throwing: closedError()) }
+            return
+        }
+        do {
+            var newRows = 0
+            let results: [[InboxAppendResult]] = try database.transaction {
+                try batch.map { pending in
+                    try pending.entries.map { entry in
+                        let result = try insert(entry, into: database)
+                        if case .stored = result { newRows += 1 }
+                        return result
+                    }
+                }
+            }
+            stats.withLock {
+                $0.commits += 1
+                $0.appendedRows += newRows
+            }
+            for (pending, result) in zip(batch, results) { pending.continuation.resume(returning: result) }
+        } catch {
+            for pending in batch { pending.continuation.resume(throwing: error) }
+        }
+    }
+
+    private func insert(_ entry: InboxEntry, into database: SQLiteDatabase) throws -> InboxAppendResult {
+        let statement = try database.prepare("""
+            INSERT INTO inbox (provider, channel_id, dedupe_key, kind, received_at_ms, headers, body)
+            VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedupe_key) DO NOTHING
+            """)
+        statement.bind(1, entry.provider.rawValue)
+        statement.bind(2, entry.channelID)
+        statement.bind(3, entry.dedupeKey)
+        statement.bind(4, entry.kind)
+        statement.bind(5, Self.milliseconds(entry.receivedAt))
+        statement.bind(6, Self.encodeHeaders(entry.headers))
+        statement.bind(7, blob: entry.body)
+        try statement.run()
+        if database.changes > 0 { return .stored(database.lastInsertRowID) }
+        let existing = try database.prepare("SELECT id FROM inbox WHERE dedupe_key = ?")
+        existing.bind(1, entry.dedupeKey)
+        guard try existing.step() else {
+            throw SQLiteStoreError(.query, path: path, "inbox insert was ignored but no duplicate exists")
+        }
+        let id = existing.int64(0)
+        try existing.run()
+        return .duplicate(id)
+    }
+
+    private func finish() {
+        if let database {
+            try? database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            database.close()
+        }
+        database = nil
+        condition.lock()
+        queue.finished = true
+        let waiters = closeWaiters
+        closeWaiters = []
+        condition.unlock()
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func closedError() -> SQLiteStoreError {
+        SQLiteStoreError(.closed, path: path, "the store is closed (the gateway is shutting down)")
+    }
+
+    /// Runs `body` on the database thread.
+    private func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteDatabase) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            condition.lock()
+            guard !queue.closing else {
+                condition.unlock()
+                continuation.resume(throwing: closedError())
+                return
+            }
+            let path = self.path
+            queue.jobs.append { database in
+                guard let database else {
+                    continuation.resume(throwing: SQLiteStoreError(.closed, path: path, "the store is closed"))
+                    return
+                }
+                continuation.resume(with: Result { try body(database) })
+            }
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    // MARK: InboxStore
+
+    /// Appends entries durably; returns after the group-commit transaction holding them committed.
+    public func append(_ entries: [InboxEntry]) async throws -> [InboxAppendResult] {
+        guard !entries.isEmpty else { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            condition.lock()
+            guard !queue.closing else {
+                condition.unlock()
+                continuation.resume(throwing: closedError())
+                return
+            }
+            queue.appends.append(PendingAppend(entries: entries, continuation: continuation))
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Unprocessed entries, oldest first.
+    public func pending(limit: Int) async throws -> [StoredInboxEntry] {
+        try await run { database in
+            let statement = try database.prepare("""
+                SELECT id, provider, channel_id, dedupe_key, kind, received_at_ms, headers, body, attempts
+                FROM inbox WHERE processed_at_ms IS NULL ORDER BY id LIMIT ?
+                """)
+            statement.bind(1, Int64(max(0, limit)))
+            var rows: [StoredInboxEntry] = []
+            while try statement.step() {
+                let provider = Provider(rawValue: statement.string(1) ?? "") ?? .google
+                let entry = InboxEntry(
+                    provider: provider,
+                    channelID: statement.string(2) ?? "",
+                    dedupeKey: statement.isNull(3) ? nil : statement.string(3),
+                    kind: statement.string(4) ?? "",
+                    receivedAt: Date(timeIntervalSince1970: Double(statement.int64(5)) / 1000),
+                    headers: Self.decodeHeaders(statement.string(6) ?? "{}"),
+                    body: statement.blob(7)
+                )
+                rows.append(StoredInboxEntry(id: statement.int64(0), entry: entry, attempts: Int(statement.int64(8))))
+            }
+            return rows
+        }
+    }
+
+    /// Marks entries processed.
+    public func markProcessed(_ ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        let now = Self.milliseconds(Date())
+        try await run { database in
+            try database.transaction {
+                for id in ids {
+                    let statement = try database.prepare("UPDATE inbox SET processed_at_ms = ? WHERE id = ? AND processed_at_ms IS NULL")
+                    statement.bind(1, now)
+                    statement.bind(2, id)
+                    try statement.run()
+                }
+            }
+        }
+    }
+
+    /// Count and age of unprocessed entries.
+    public func backlog() async throws -> InboxBacklog {
+        try await run { database in
+            let statement = try database.prepare("SELECT COUNT(*), MIN(received_at_ms) FROM inbox WHERE processed_at_ms IS NULL")
+            guard try statement.step() else { return InboxBacklog(count: 0, oldestReceivedAt: nil) }
+            let count = Int(statement.int64(0))
+            let oldest = statement.isNull(1) ? nil : Date(timeIntervalSince1970: Double(statement.int64(1)) / 1000)
+            try statement.run()
+            return InboxBacklog(count: count, oldestReceivedAt: oldest)
+        }
+    }
+
+    // MARK: GatewayStore
+
+    /// Schema version in the file.
+    public func schemaVersion() async throws -> Int {
+        try await run { try SQLiteMigrations.userVersion($0) }
+    }
+
+    /// Writes a heartbeat row in a real transaction; throws when the database cannot take a write.
+    public func checkWritable() async throws {
+        let now = Self.milliseconds(Date())
+        try await run { database in
+            try database.transaction {
+                let statement = try database.prepare("""
+                    INSERT INTO gateway_meta (key, value, updated_at_ms) VALUES ('health_probe', ?, ?)
+                    ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms
+                    """)
+                statement.bind(1, String(now))
+                statement.bind(2, now)
+                try statement.run()
+            }
+        }
+    }
+
+    /// Commits queued appends, then closes; later calls throw.
+    public func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            if queue.finished {
+                condition.unlock()
+                continuation.resume()
+                return
+            }
+            queue.closing = true
+            closeWaiters.append(continuation)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    // MARK: Encoding
+
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+
+    static func encodeHeaders(_ headers: [String: String]) -> String {
+        guard !headers.isEmpty,
+              let data = try? JSONSerialization.data(withJSONObject: headers, options: [.sortedKeys])
+        else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func decodeHeaders(_ text: String) -> [String: String] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] ?? [:]
+    }
+}
