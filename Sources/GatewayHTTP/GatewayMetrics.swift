@@ -14,14 +14,14 @@ public final class GatewayMetrics: Sendable {
     /// The swift-metrics factory over `registry`.
     public let factory: PrometheusMetricsFactory
 
-    private let requestCounters: Mutex<[String: Counter]>
-    private let rejectionCounters: Mutex<[String: Counter]>
-    private let cutCounters: [ConnectionGuardHandler.CutReason: Counter]
-    private let handshakeFailures: Counter
-    private let handshakesCompleted: Counter
+    private let requestCounters: Mutex<[String: CoreMetrics.Counter]>
+    private let rejectionCounters: Mutex<[String: CoreMetrics.Counter]>
+    private let cutCounters: [ConnectionGuardHandler.CutReason: CoreMetrics.Counter]
+    private let handshakeFailures: CoreMetrics.Counter
+    private let handshakesCompleted: CoreMetrics.Counter
     private let lastHandshakeCounts = Mutex<(completed: Int, failed: Int)>((0, 0))
-    private let certificateReloads: Counter
-    private let certificateReloadFailures: Counter
+    private let certificateReloads: CoreMetrics.Counter
+    private let certificateReloadFailures: CoreMetrics.Counter
 
     /// Creates the metric set over a fresh registry.
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -29,15 +29,15 @@ public final class GatewayMetrics: Sendable {
         self.factory = PrometheusMetricsFactory(registry: registry)
         self.requestCounters = Mutex([:])
         self.rejectionCounters = Mutex([:])
-        var cuts: [ConnectionGuardHandler.CutReason: Counter] = [:]
+        var cuts: [ConnectionGuardHandler.CutReason: CoreMetrics.Counter] = [:]
         for reason in [ConnectionGuardHandler.CutReason.slowHead, .slowBody] {
-            cuts[reason] = Counter(label: "calgate_http_connections_cut_total", dimensions: [("reason", reason.rawValue)], factory: factory)
+            cuts[reason] = CoreMetrics.Counter(label: "calgate_http_connections_cut_total", dimensions: [("reason", reason.rawValue)], factory: factory)
         }
         self.cutCounters = cuts
-        self.handshakeFailures = Counter(label: "calgate_tls_handshake_failures_total", factory: factory)
-        self.handshakesCompleted = Counter(label: "calgate_tls_handshakes_total", factory: factory)
-        self.certificateReloads = Counter(label: "calgate_tls_certificate_reloads_total", dimensions: [("result", "ok")], factory: factory)
-        self.certificateReloadFailures = Counter(
+        self.handshakeFailures = CoreMetrics.Counter(label: "calgate_tls_handshake_failures_total", factory: factory)
+        self.handshakesCompleted = CoreMetrics.Counter(label: "calgate_tls_handshakes_total", factory: factory)
+        self.certificateReloads = CoreMetrics.Counter(label: "calgate_tls_certificate_reloads_total", dimensions: [("result", "ok")], factory: factory)
+        self.certificateReloadFailures = CoreMetrics.Counter(
             label: "calgate_tls_certificate_reloads_total", dimensions: [("result", "failed")], factory: factory
         )
     }
@@ -48,7 +48,7 @@ public final class GatewayMetrics: Sendable {
         let key = handler + "|" + statusClass
         let counter = requestCounters.withLock { counters in
             if let existing = counters[key] { return existing }
-            let made = Counter(
+            let made = CoreMetrics.Counter(
                 label: "calgate_http_requests_total", dimensions: [("handler", handler), ("status", statusClass)], factory: factory
             )
             counters[key] = made
@@ -62,7 +62,7 @@ public final class GatewayMetrics: Sendable {
         let key = verifier + "|" + reason
         let counter = rejectionCounters.withLock { counters in
             if let existing = counters[key] { return existing }
-            let made = Counter(
+            let made = CoreMetrics.Counter(
                 label: "calgate_verification_rejected_total", dimensions: [("verifier", verifier), ("reason", reason)], factory: factory
             )
             counters[key] = made

@@ -37,8 +37,7 @@ public struct JSONLogHandler: LogHandler {
         var line = JSONValue.object(object).serialized()
         line.append(0x0A)
         Self.lock.withLock { _ in
-            line.withUnsafeBytes { _ = fwrite($0.baseAddress, 1, $0.count, stderr) }
-            fflush(stderr)
+            FileHandle.standardError.write(Data(line))
         }
     }
 

@@ -1,0 +1,153 @@
+import Foundation
+import Synchronization
+
+/// Runs the built `calgate` executable as a real child process and reads its JSON log lines.
+final class CalgateProcess: @unchecked Sendable {
+    // @unchecked: `process` and the pipes are set up in init and only read afterwards; `lines` is behind a Mutex.
+    let process = Process()
+    private let stderrPipe = Pipe()
+    private let stdoutPipe = Pipe()
+    private let collected = OutputCollector()
+
+    static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+    }
+
+    /// The debug binary `swift build --build-tests` produced next to the test bundle.
+    static var binary: String {
+        if let override = ProcessInfo.processInfo.environment["CALGATE_BINARY"] { return override }
+        let testBundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [
+            testBundle.appendingPathComponent("calgate").path,
+            repositoryRoot.appendingPathComponent(".build/debug/calgate").path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
+    }
+
+    init(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CALGATE_") }
+        env.merge(environment) { $1 }
+        process.environment = env
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        process.standardError = stderrPipe
+        process.standardOutput = stdoutPipe
+        let collected = self.collected
+        let append: @Sendable (FileHandle) -> Void = { handle in
+            let data = handle.availableData
+            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
+            collected.append(data)
+        }
+        stderrPipe.fileHandleForReading.readabilityHandler = append
+        stdoutPipe.fileHandleForReading.readabilityHandler = append
+        try process.run()
+    }
+
+    /// Every complete output line so far (stdout and stderr).
+    var lines: [String] { collected.lines }
+
+    /// All output as one string.
+    var output: String { lines.joined(separator: "\n") }
+
+    /// Waits until a line contains `needle`; returns it.
+    func waitForLine(containing needle: String, timeout: Duration = .seconds(30)) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let line = lines.first(where: { $0.contains(needle) }) { return line }
+            if !process.isRunning {
+                try await Task.sleep(for: .milliseconds(100))
+                if let line = lines.first(where: { $0.contains(needle) }) { return line }
+                throw ProcessFailure("calgate exited (\(process.terminationStatus)) before logging \"\(needle)\":\n\(output)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw ProcessFailure("timed out waiting for \"\(needle)\":\n\(output)")
+    }
+
+    /// Waits for `calgate ready` and returns the bound port.
+    func waitUntilReady() async throws -> Int {
+        let line = try await waitForLine(containing: "calgate ready")
+        guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let address = object["listen.address"] as? String,
+              let port = Int(address.split(separator: ":").last ?? "")
+        else { throw ProcessFailure("cannot read the port from: \(line)") }
+        return port
+    }
+
+    /// Waits for exit (killing after `timeout`) and returns the status.
+    func waitForExit(timeout: Duration = .seconds(30)) async -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? await Task.sleep(for: .milliseconds(50))
+        return process.terminationStatus
+    }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    /// Runs `calgate ARGS` to completion; returns exit status and output.
+    static func run(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil) async throws -> (status: Int32, output: String) {
+        let p = try CalgateProcess(arguments, environment: environment, directory: directory)
+        let status = await p.waitForExit()
+        return (status, p.output)
+    }
+}
+
+/// Splits a child's output into lines as it arrives.
+final class OutputCollector: Sendable {
+    private let state = Mutex<(lines: [String], partial: String)>(([], ""))
+
+    func append(_ data: Data) {
+        state.withLock { state in
+            state.partial += String(decoding: data, as: UTF8.self)
+            while let newline = state.partial.firstIndex(of: "\n") {
+                state.lines.append(String(state.partial[..<newline]))
+                state.partial = String(state.partial[state.partial.index(after: newline)...])
+            }
+        }
+    }
+
+    var lines: [String] { state.withLock { $0.lines + ($0.partial.isEmpty ? [] : [$0.partial]) } }
+}
+
+struct ProcessFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs an external tool (curl, openssl, sslscan) with a time bound.
+func runTool(_ path: String, _ arguments: [String], timeout: Duration = .seconds(30)) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let reader = Task.detached { pipe.fileHandleForReading.readDataToEndOfFile() }
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning, ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    if process.isRunning { process.terminate() }
+    process.waitUntilExit()
+    let data = await reader.value
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+func temporaryDirectory() -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("calgate-cli-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}

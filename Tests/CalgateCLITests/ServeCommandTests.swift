@@ -1,0 +1,200 @@
+import Foundation
+import Testing
+
+/// `calgate` as a real process: start-up, bad input, signals, and scans from outside.
+@Suite("calgate executable", .serialized)
+struct ServeCommandTests {
+    let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
+
+    func serveArguments(_ dir: String, extra: [String] = []) -> [String] {
+        ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir + "/data", "--routes", routes, "--log-format", "json"] + extra
+    }
+
+    func writeConfig(_ dir: String, _ json: String) -> String {
+        let path = dir + "/config.json"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+        return path
+    }
+
+    func curl(_ args: [String]) async throws -> (status: Int32, output: String) {
+        try await runTool("/usr/bin/curl", ["-sS", "--max-time", "10"] + args)
+    }
+
+    @Test func servesHealthOverTLSWithAGeneratedDevCertificateAndToken() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = writeConfig(dir, #"{"tls": {"dev_cert_dir": "\#(dir)/certs"}}"#)
+        let gateway = try CalgateProcess(serveArguments(dir, extra: ["--config", config]))
+        let port = try await gateway.waitUntilReady()
+        #expect(gateway.output.contains("generated a dev certificate"))
+        #expect(gateway.output.contains("generated the admin token"))
+        let token = try String(contentsOfFile: dir + "/data/admin-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!gateway.output.contains(token), "the admin token must never be logged")
+        let mode = try FileManager.default.attributesOfItem(atPath: dir + "/data/admin-token")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let keyMode = try FileManager.default.attributesOfItem(atPath: dir + "/certs/server.key")[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+
+        let anonymous = try await curl(["--cacert", dir + "/certs/dev-ca.pem", "https://127.0.0.1:\(port)/admin/health"])
+        #expect(anonymous.output == #"{"status":"ok"}"#)
+        let admin = try await curl([
+            "--cacert", dir + "/certs/dev-ca.pem", "-H", "Authorization: Bearer \(token)", "https://localhost:\(port)/admin/health",
+        ])
+        #expect(admin.output.contains(#""checks":{"#))
+        #expect(admin.output.contains(#""uptime_s":"#))
+        let metrics = try await curl([
+            "--cacert", dir + "/certs/dev-ca.pem", "-H", "Authorization: Bearer \(token)", "https://127.0.0.1:\(port)/admin/metrics",
+        ])
+        #expect(metrics.output.contains("calgate_http_requests_total"))
+
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit() == 0)
+        #expect(gateway.output.contains("store closed"))
+        #expect(gateway.output.contains("calgate stopped"))
+    }
+
+    @Test func protocolAndCipherScanFromOutside() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = writeConfig(dir, #"{"tls": {"dev_cert_dir": "\#(dir)/certs"}}"#)
+        let gateway = try CalgateProcess(serveArguments(dir, extra: ["--config", config]))
+        let port = try await gateway.waitUntilReady()
+        defer { gateway.signal(SIGKILL) }
+
+        for old in ["-tls1", "-tls1_1"] {
+            let result = try await runTool("/usr/bin/openssl", [
+                "s_client", "-connect", "127.0.0.1:\(port)", old, "-cipher", "DEFAULT@SECLEVEL=0",
+            ])
+            #expect(!result.output.contains("Cipher is ECDHE") && !result.output.contains("Protocol  : TLSv1\n"), "\(old) must be refused: \(result.output)")
+            #expect(result.output.contains("alert") || result.output.contains("no protocols available") || result.status != 0)
+        }
+        let nonAEAD = try await runTool("/usr/bin/openssl", [
+            "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:AES128-SHA",
+        ])
+        #expect(nonAEAD.output.contains("alert handshake failure") || nonAEAD.status != 0)
+        #expect(!nonAEAD.output.contains("New, TLSv1.2, Cipher is"))
+
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/sslscan") else {
+            Issue.record("sslscan is not installed (scripts/install-deps installs it)")
+            return
+        }
+        let scan = try await runTool("/usr/bin/sslscan", ["--no-colour", "127.0.0.1:\(port)"], timeout: .seconds(120))
+        let text = scan.output
+        #expect(text.contains("TLSv1.3   enabled"))
+        #expect(text.contains("TLSv1.2   enabled"))
+        #expect(text.contains("TLSv1.1   disabled"))
+        #expect(text.contains("TLSv1.0   disabled"))
+        #expect(text.contains("SSLv3     disabled"))
+        #expect(text.contains("Compression disabled"))
+        #expect(!text.contains("Insecure session renegotiation supported"))
+        let accepted = text.split(separator: "\n").filter { $0.hasPrefix("Preferred") || $0.hasPrefix("Accepted") }
+        #expect(!accepted.isEmpty)
+        for line in accepted {
+            let isTLS13 = line.contains("TLSv1.3")
+            let forwardSecretAEAD = line.contains("ECDHE") && (line.contains("GCM") || line.contains("CHACHA20"))
+            #expect(isTLS13 || forwardSecretAEAD, "weak suite accepted: \(line)")
+        }
+    }
+
+    @Test func badCertificateFilesStopStartUpNamingTheFile() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Two dev CAs, so a key can be mismatched with a certificate.
+        #expect(try await CalgateProcess.run(["certs", "dev", "--dir", dir + "/a"]).status == 0)
+        #expect(try await CalgateProcess.run(["certs", "dev", "--dir", dir + "/b"]).status == 0)
+        _ = FileManager.default.createFile(atPath: dir + "/garbage.pem", contents: Data("not a certificate\n".utf8))
+        let cases: [(cert: String, key: String, named: String)] = [
+            (dir + "/missing.pem", dir + "/a/server.key", dir + "/missing.pem"),
+            (dir + "/a/server.pem", dir + "/missing.key", dir + "/missing.key"),
+            (dir + "/garbage.pem", dir + "/a/server.key", dir + "/garbage.pem"),
+            (dir + "/a/server.pem", dir + "/garbage.pem", dir + "/garbage.pem"),
+            (dir + "/a/server.pem", dir + "/b/server.key", dir + "/b/server.key"),
+            (dir, dir + "/a/server.key", dir),
+        ]
+        for c in cases {
+            let result = try await CalgateProcess.run(
+                serveArguments(dir), environment: ["CALGATE_TLS_CERT": c.cert, "CALGATE_TLS_KEY": c.key]
+            )
+            #expect(result.status != 0, "started with \(c)")
+            #expect(result.output.contains(c.named), "message should name \(c.named): \(result.output)")
+        }
+    }
+
+    @Test func badConfigurationExitsNonZeroWithTheSettingNamed() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cases: [(args: [String], env: [String: String], expected: String)] = [
+            (["--listen", "nowhere"], [:], "--listen"),
+            (["--log-level", "loud"], [:], "--log-level"),
+            (["--log-format", "xml"], [:], "--log-format"),
+            (["--config", dir + "/nope.json"], [:], "nope.json"),
+            (["--config", writeConfig(dir, #"{"listen": "127.0.0.1:1", "colour": "blue"}"#)], [:], "colour"),
+            ([], ["CALGATE_LISTEN": "x"], "CALGATE_LISTEN"),
+            ([], ["CALGATE_ADMIN_TOKEN": "short"], "CALGATE_ADMIN_TOKEN"),
+            ([], ["CALGATE_ROUTES_DIR": dir + "/no-routes"], "no-routes"),
+        ]
+        for c in cases {
+            var args = serveArguments(dir) + c.args
+            if c.env["CALGATE_ROUTES_DIR"] != nil { args = args.filter { $0 != "--routes" && $0 != routes } }
+            let result = try await CalgateProcess.run(args, environment: c.env)
+            #expect(result.status != 0, "\(c.args) \(c.env) started")
+            #expect(result.output.contains(c.expected), "\(c.expected) not in: \(result.output)")
+        }
+    }
+
+    @Test func routesCheckReportsEveryProblemWithFileAndEntry() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let good = try await CalgateProcess.run(["routes", "check", routes])
+        #expect(good.status == 0)
+        #expect(good.output.contains("routes OK"))
+
+        try FileManager.default.createDirectory(atPath: dir + "/bad", withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: dir + "/bad/a.json", contents: Data(#"""
+        {"routes": [
+          {"method": "GET", "path": "/admin/health", "handler": "admin.health", "verifier": "admin_token_optional"},
+          {"method": "GET", "path": "/admin/health", "handler": "admin.health", "verifier": "admin_token_optional"},
+          {"method": "GET", "path": "/x", "handler": "nope.handler", "verifier": "none"},
+          {"method": "GET", "path": "/y", "handler": "admin.metrics", "verifier": "bogus"}
+        ]}
+        """#.utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/bad/b.json", contents: Data(#"{"routes": [], "surprise": true}"#.utf8))
+        let bad = try await CalgateProcess.run(["routes", "check", dir + "/bad"])
+        #expect(bad.status != 0)
+        #expect(bad.output.contains("a.json: route #2 (GET /admin/health): duplicates"))
+        #expect(bad.output.contains("a.json: route #3 (GET /x): unknown handler key \"nope.handler\""))
+        #expect(bad.output.contains("a.json: route #4 (GET /y): unknown verifier key \"bogus\""))
+        #expect(bad.output.contains("b.json: surprise: is not a known key"))
+
+        let missing = try await CalgateProcess.run(["routes", "check", dir + "/none"])
+        #expect(missing.status != 0)
+        #expect(missing.output.contains("does not exist"))
+
+        // serve refuses the same table.
+        let serve = try await CalgateProcess.run(serveArguments(dir).map { $0 == routes ? dir + "/bad" : $0 })
+        #expect(serve.status != 0)
+        #expect(serve.output.contains("unknown handler key"))
+    }
+
+    @Test func certsDevWritesKeysPrivately() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try await CalgateProcess.run(["certs", "dev", "--dir", dir + "/certs"])
+        #expect(result.status == 0)
+        for file in ["dev-ca.pem", "dev-ca.key", "server.pem", "server.key"] {
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/certs/\(file)"))
+        }
+        for key in ["dev-ca.key", "server.key"] {
+            let mode = try FileManager.default.attributesOfItem(atPath: "\(dir)/certs/\(key)")[.posixPermissions] as? Int
+            #expect(mode == 0o600)
+        }
+        let verify = try await runTool("/usr/bin/openssl", [
+            "verify", "-CAfile", dir + "/certs/dev-ca.pem", "-verify_hostname", "localhost", dir + "/certs/server.pem",
+        ])
+        #expect(verify.output.contains("OK"))
+        let verifyIP = try await runTool("/usr/bin/openssl", [
+            "verify", "-CAfile", dir + "/certs/dev-ca.pem", "-verify_ip", "::1", dir + "/certs/server.pem",
+        ])
+        #expect(verifyIP.output.contains("OK"))
+    }
+}

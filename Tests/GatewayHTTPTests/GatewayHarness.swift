@@ -1,0 +1,80 @@
+import Foundation
+import GatewayCore
+import GatewayHTTP
+import Hummingbird
+import Logging
+import NIOCore
+import OpenSSLTLS
+import SQLiteStore
+import ServiceLifecycle
+import Synchronization
+
+/// A whole gateway in-process on 127.0.0.1 with a free port, real TLS (dev CA), a real SQLite file and the
+/// repository's route table (or another one).
+final class GatewayHarness: Sendable {
+    let directory: String
+    let certificates: DevCertificatePaths
+    let tlsContext: TLSServerContext
+    let store: SQLiteStore
+    let metrics: GatewayMetrics
+    let adminToken = "test-admin-token-0123456789abcdef"
+    let port: Int
+    private let group: ServiceGroup
+    private let runTask: Task<Void, any Error>
+
+    static var repositoryRoutes: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../routes").standardized.path
+    }
+
+    static func makeTemporaryDirectory() -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("calgate-test-\(UUID().uuidString)").path
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    init(configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws {
+        directory = Self.makeTemporaryDirectory()
+        certificates = try DevCertificateAuthority.generate(directory: directory + "/certs")
+        tlsContext = try TLSServerContext(configuration: TLSServerConfiguration(
+            certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey,
+            handshakeTimeout: .seconds(3)
+        ))
+        var config = GatewayConfiguration()
+        config.listen = ListenAddress(host: "127.0.0.1", port: 0)
+        config.dataDirectory = directory
+        config.routesDirectory = Self.repositoryRoutes
+        configure(&config)
+        store = try SQLiteStore(path: config.effectiveDatabasePath)
+        metrics = GatewayMetrics()
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let deps = GatewayServerDependencies(
+            configuration: config, adminToken: adminToken, store: store, tlsContext: tlsContext, metrics: metrics,
+            version: "test", logger: logger
+        )
+        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let application = try GatewayServer.makeApplication(deps) { channel in
+            portContinuation.yield(channel.localAddress?.port ?? 0)
+            portContinuation.finish()
+        }
+        group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [
+                .init(service: StoreLifecycleService(store: store, logger: logger)),
+                .init(service: application),
+            ],
+            logger: logger
+        ))
+        let group = self.group
+        runTask = Task { try await group.run() }
+        var bound = 0
+        for await p in portStream { bound = p }
+        port = bound
+    }
+
+    /// Graceful shutdown, as SIGTERM would do it; waits until every service has stopped.
+    func shutdown() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await runTask.value
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import OpenSSLTLS
+import NIOConcurrencyHelpers
+
+/// Echoes plaintext back and records the handshake event; closes when it reads "quit".
+final class EchoHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let events: NIOLockedValueBox<[TLSHandshakeCompletedEvent]>
+
+    init(events: NIOLockedValueBox<[TLSHandshakeCompletedEvent]> = NIOLockedValueBox([])) { self.events = events }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        if String(buffer: buffer).contains("quit") {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "bye\n")), promise: nil)
+            context.close(promise: nil)
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "echo:" + String(buffer: buffer))), promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSHandshakeCompletedEvent { events.withLockedValue { $0.append(event) } }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// A NIO server with the OpenSSL handler in front of an echo handler, on 127.0.0.1 and a free port.
+final class TLSTestServer: Sendable {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let context: TLSServerContext
+    let channel: any Channel
+    let events = NIOLockedValueBox<[TLSHandshakeCompletedEvent]>([])
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    init(context: TLSServerContext) async throws {
+        self.context = context
+        let events = self.events
+        channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(context.makeServerHandler())
+                    try channel.pipeline.syncOperations.addHandler(EchoHandler(events: events))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    func stop() async {
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+    }
+}
+
+func temporaryDirectory() -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("calgate-tls-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// Runs `openssl s_client` against the server, feeding it `input`, and returns everything it printed.
+func sClient(port: Int, arguments: [String], input: String = "hello\n", holdOpen: Duration = .milliseconds(300), timeout: Duration = .seconds(10)) async throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+    process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)"] + arguments
+    let stdin = Pipe()
+    let stdout = Pipe()
+    process.standardInput = stdin
+    process.standardOutput = stdout
+    process.standardError = stdout
+    try process.run()
+    let reader = Task.detached { stdout.fileHandleForReading.readDataToEndOfFile() }
+    try await Task.sleep(for: .milliseconds(200))
+    stdin.fileHandleForWriting.write(Data(input.utf8))
+    try await Task.sleep(for: holdOpen)
+    try? stdin.fileHandleForWriting.close()
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+    if process.isRunning { process.terminate() }
+    return String(decoding: await reader.value, as: UTF8.self)
+}
