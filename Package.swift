@@ -76,11 +76,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Test support: child processes without blocking the cooperative pool, an openssl s_client raw client, curl.
+        .target(
+            name: "TestSupport",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Tests/Support/TestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
         .testTarget(
             name: "OpenSSLTLSTests",
             dependencies: [
-                "OpenSSLTLS",
+                "OpenSSLTLS", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -90,7 +97,7 @@ let package = Package(
         .testTarget(
             name: "GatewayHTTPTests",
             dependencies: [
-                "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SQLiteStore",
+                "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SQLiteStore", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -100,6 +107,6 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "CalgateCLITests", dependencies: ["OpenSSLTLS"], swiftSettings: strict),
+        .testTarget(name: "CalgateCLITests", dependencies: ["OpenSSLTLS", "TestSupport"], swiftSettings: strict),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 
 /// Runs the built `calgate` executable as a real child process and reads its JSON log lines.
 final class CalgateProcess: @unchecked Sendable {
@@ -83,7 +84,7 @@ final class CalgateProcess: @unchecked Sendable {
         }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
         }
         try? await Task.sleep(for: .milliseconds(50))
         return process.terminationStatus
@@ -127,23 +128,7 @@ struct ProcessFailure: Error, CustomStringConvertible {
 
 /// Runs an external tool (curl, openssl, sslscan) with a time bound.
 func runTool(_ path: String, _ arguments: [String], timeout: Duration = .seconds(30)) async throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let reader = Task.detached { pipe.fileHandleForReading.readDataToEndOfFile() }
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning, ContinuousClock.now < deadline {
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    if process.isRunning { process.terminate() }
-    process.waitUntilExit()
-    let data = await reader.value
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    try await ChildProcess.run(path, arguments, timeout: timeout)
 }
 
 func temporaryDirectory() -> String {

@@ -65,8 +65,8 @@ struct ServeCommandTests {
             let result = try await runTool("/usr/bin/openssl", [
                 "s_client", "-connect", "127.0.0.1:\(port)", old, "-cipher", "DEFAULT@SECLEVEL=0",
             ])
-            #expect(!result.output.contains("Cipher is ECDHE") && !result.output.contains("Protocol  : TLSv1\n"), "\(old) must be refused: \(result.output)")
-            #expect(result.output.contains("alert") || result.output.contains("no protocols available") || result.status != 0)
+            #expect(!result.output.contains("Cipher is ECDHE"), "\(old) must be refused: \(result.output)")
+            #expect(result.output.contains("alert protocol version") || result.output.contains("no protocols available"))
         }
         let nonAEAD = try await runTool("/usr/bin/openssl", [
             "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:AES128-SHA",
@@ -85,7 +85,9 @@ struct ServeCommandTests {
         #expect(text.contains("TLSv1.1   disabled"))
         #expect(text.contains("TLSv1.0   disabled"))
         #expect(text.contains("SSLv3     disabled"))
-        #expect(text.contains("Compression disabled"))
+        // Debian's sslscan is built without zlib and cannot probe compression; OpenSSLTLSTests checks it with s_client.
+        #expect(text.contains("Compression disabled") || text.contains("does not support compression"))
+        #expect(text.contains("Session renegotiation not supported") || text.contains("Secure session renegotiation supported"))
         #expect(!text.contains("Insecure session renegotiation supported"))
         let accepted = text.split(separator: "\n").filter { $0.hasPrefix("Preferred") || $0.hasPrefix("Accepted") }
         #expect(!accepted.isEmpty)

@@ -53,28 +53,28 @@ struct RouteTableTests {
             _ = try parse(#"{"routes": [], "extra": 1}"#)
             Issue.record("unknown top-level key accepted")
         } catch {
-            #expect(error.description.contains("extra is not a known key"))
+            #expect(error.description.contains("extra: is not a known key"))
         }
         do {
             _ = try parse(#"{"routes": [{"method": "GET", "path": "/a", "handler": "admin.health", "verifier": "none", "bodylimit": 5}]}"#)
             Issue.record("unknown entry key accepted")
         } catch {
-            #expect(error.description.contains("route #1.bodylimit is not a known key"))
+            #expect(error.description.contains("route #1.bodylimit: is not a known key"))
         }
     }
 
     @Test func rejectsMissingFieldsAndWrongTypes() throws {
         let cases: [(String, String)] = [
             (#"{}"#, "has no \"routes\" array"),
-            (#"{"routes": {}}"#, "routes must be an array"),
-            (#"{"routes": [5]}"#, "route #1 must be an object"),
+            (#"{"routes": {}}"#, "routes: must be an array"),
+            (#"{"routes": [5]}"#, "route #1: must be an object"),
             (#"{"routes": [{"path": "/a", "handler": "h", "verifier": "none"}]}"#, "route #1: is missing \"method\""),
             (#"{"routes": [{"method": "GET", "handler": "h", "verifier": "none"}]}"#, "is missing \"path\""),
             (#"{"routes": [{"method": "GET", "path": "/a", "verifier": "none"}]}"#, "is missing \"handler\""),
             (#"{"routes": [{"method": "GET", "path": "/a", "handler": "h"}]}"#, "is missing \"verifier\""),
-            (#"{"routes": [{"method": "GET", "path": "/a", "handler": "h", "verifier": "none", "body_limit": "1k"}]}"#, "body_limit must be an integer"),
-            (#"{"routes": [{"method": "GET", "path": "/a", "handler": "h", "verifier": "none", "body_limit": -1}]}"#, "body_limit must be between"),
-            (#"{"routes": [{"method": 1, "path": "/a", "handler": "h", "verifier": "none"}]}"#, "method must be a string"),
+            (#"{"routes": [{"method": "GET", "path": "/a", "handler": "h", "verifier": "none", "body_limit": "1k"}]}"#, "body_limit: must be an integer"),
+            (#"{"routes": [{"method": "GET", "path": "/a", "handler": "h", "verifier": "none", "body_limit": -1}]}"#, "body_limit: must be between"),
+            (#"{"routes": [{"method": 1, "path": "/a", "handler": "h", "verifier": "none"}]}"#, "method: must be a string"),
         ]
         for (json, expected) in cases {
             do {

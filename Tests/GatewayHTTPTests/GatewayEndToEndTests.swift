@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import GatewayHTTP
+import TestSupport
 import Testing
 
 /// The whole gateway over real TLS on loopback: admin endpoints, the token rule, HTTP limits.

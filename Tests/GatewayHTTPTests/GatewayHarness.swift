@@ -7,7 +7,7 @@ import NIOCore
 import OpenSSLTLS
 import SQLiteStore
 import ServiceLifecycle
-import Synchronization
+import TestSupport
 
 /// A whole gateway in-process on 127.0.0.1 with a free port, real TLS (dev CA), a real SQLite file and the
 /// repository's route table (or another one).

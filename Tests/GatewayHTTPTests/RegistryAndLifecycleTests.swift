@@ -4,6 +4,7 @@ import GatewayHTTP
 import Logging
 import SQLiteStore
 import ServiceLifecycle
+import TestSupport
 import Testing
 
 @Suite("Route registry and lifecycle")

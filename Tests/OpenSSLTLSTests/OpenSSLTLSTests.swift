@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import TestSupport
 import Testing
 @testable import OpenSSLTLS
 
@@ -115,7 +116,7 @@ struct OpenSSLTLSTests {
         let (server, first) = try await makeServer(dir)
         let oldFingerprint = server.context.certificateInfo.sha256Fingerprint
         // An old connection opened before the reload.
-        let old = try RawSClient(port: server.port, caFile: first.caCertificate)
+        let old = try RawTLSClient(port: server.port, caFile: first.caCertificate)
         old.send("before\n")
         #expect(await old.waitFor("echo:before"))
 
@@ -198,14 +199,5 @@ struct OpenSSLTLSTests {
 }
 
 func runOpenSSL(_ arguments: [String]) async throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = await Task.detached { pipe.fileHandleForReading.readDataToEndOfFile() }.value
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+    try await ChildProcess.run("/usr/bin/openssl", arguments).output
 }

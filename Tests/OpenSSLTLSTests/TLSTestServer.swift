@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import OpenSSLTLS
 import NIOConcurrencyHelpers
+import TestSupport
 
 /// Echoes plaintext back and records the handshake event; closes when it reads "quit".
 final class EchoHandler: ChannelInboundHandler, Sendable {
@@ -56,30 +57,33 @@ final class TLSTestServer: Sendable {
     }
 }
 
-func temporaryDirectory() -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("calgate-tls-\(UUID().uuidString)").path
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
+func temporaryDirectory() -> String { makeTemporaryDirectory("calgate-tls") }
 
 /// Runs `openssl s_client` against the server, feeding it `input`, and returns everything it printed.
 func sClient(port: Int, arguments: [String], input: String = "hello\n", holdOpen: Duration = .milliseconds(300), timeout: Duration = .seconds(10)) async throws -> String {
+    ignoreSIGPIPE()
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
     process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)"] + arguments
     let stdin = Pipe()
     let stdout = Pipe()
+    let output = OutputBuffer()
+    let exited = ExitSignal()
     process.standardInput = stdin
     process.standardOutput = stdout
     process.standardError = stdout
+    stdout.fileHandleForReading.readabilityHandler = { handle in
+        let data = handle.availableData
+        if data.isEmpty { handle.readabilityHandler = nil } else { output.append(data) }
+    }
+    process.terminationHandler = { _ in exited.fire() }
     try process.run()
-    let reader = Task.detached { stdout.fileHandleForReading.readDataToEndOfFile() }
     try await Task.sleep(for: .milliseconds(200))
-    stdin.fileHandleForWriting.write(Data(input.utf8))
+    try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
     try await Task.sleep(for: holdOpen)
     try? stdin.fileHandleForWriting.close()
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-    if process.isRunning { process.terminate() }
-    return String(decoding: await reader.value, as: UTF8.self)
+    if !(await exited.wait(timeout: timeout)) { process.terminate() }
+    _ = await exited.wait(timeout: .seconds(2))
+    try? await Task.sleep(for: .milliseconds(30))
+    return output.text
 }

@@ -26,7 +26,7 @@ public enum RouteTableParser {
             }
             return entries
         } catch let error as StrictJSONError {
-            throw RouteTableError(file: file, entry: nil, message: error.description)
+            throw RouteTableError(file: file, entry: error.path, message: error.message)
         } catch let error as RouteTableError {
             throw error
         } catch {
@@ -62,7 +62,7 @@ public enum RouteTableParser {
         } catch let error as RouteTableError {
             throw error
         } catch let error as StrictJSONError {
-            throw RouteTableError(file: file, entry: nil, message: error.description)
+            throw RouteTableError(file: file, entry: error.path, message: error.message)
         } catch {
             throw RouteTableError(file: file, entry: where_, message: "\(error)")
         }

@@ -1,0 +1,76 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// `openssl s_client` as a long-lived raw TLS client: the bytes a test writes reach the server verbatim, so
+/// malformed, oversized and trickled requests travel over a real TLS connection.
+public final class RawTLSClient: @unchecked Sendable {
+    // @unchecked: the process and pipes are configured in init and only used after; state is behind locks.
+    private let process = Process()
+    private let input = Pipe()
+    private let outputPipe = Pipe()
+    private let received = OutputBuffer()
+    private let closed = ExitSignal()
+
+    /// Connects to 127.0.0.1:`port`, verifying against `caFile`.
+    public init(port: Int, caFile: String, extraArguments: [String] = []) throws {
+        ignoreSIGPIPE()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = [
+            "s_client", "-connect", "127.0.0.1:\(port)", "-quiet", "-CAfile", caFile, "-verify_return_error", "-ign_eof",
+        ] + extraArguments
+        process.standardInput = input
+        process.standardOutput = outputPipe
+        process.standardError = FileHandle.nullDevice
+        let received = self.received
+        let closed = self.closed
+        outputPipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                closed.fire()
+                handle.readabilityHandler = nil
+            } else {
+                received.append(data)
+            }
+        }
+        process.terminationHandler = { _ in closed.fire() }
+        try process.run()
+    }
+
+    /// Sends text.
+    public func send(_ text: String) { send(Array(text.utf8)) }
+    /// Sends bytes (ignored once the connection closed).
+    public func send(_ bytes: [UInt8]) {
+        guard !closed.isFired else { return }
+        try? input.fileHandleForWriting.write(contentsOf: Data(bytes))
+    }
+
+    /// Everything received.
+    public var text: String { received.text }
+    /// True once the server closed the connection.
+    public var isClosed: Bool { closed.isFired }
+
+    /// Waits until the received text contains `needle`.
+    @discardableResult
+    public func waitFor(_ needle: String, timeout: Duration = .seconds(10)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if text.contains(needle) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return text.contains(needle)
+    }
+
+    /// Waits until the server has closed the connection.
+    @discardableResult
+    public func waitForClose(timeout: Duration = .seconds(10)) async -> Bool {
+        await closed.wait(timeout: timeout)
+    }
+
+    /// Closes the client.
+    public func close() {
+        try? input.fileHandleForWriting.close()
+        if process.isRunning { process.terminate() }
+    }
+
+    deinit { if process.isRunning { process.terminate() } }
+}
