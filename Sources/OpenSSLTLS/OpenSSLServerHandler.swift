@@ -122,6 +122,27 @@ public final class OpenSSLServerHandler: ChannelDuplexHandler, RemovableChannelH
         drainWriteBIO(context: context, promise: nil, flush: true)
     }
 
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The server runs with remote half-closure on; a client that sends FIN before finishing its handshake
+        // (a client that gave up while queued, a scanner) would otherwise hold a connection slot until the
+        // handshake timeout.
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            switch state {
+            case .idle, .handshaking:
+                owner.recordHandshake(success: false)
+                state = .closed
+                handshakeTimer?.cancel()
+                handshakeTimer = nil
+                failPendingWrites(ChannelError.ioOnClosedChannel)
+                context.close(promise: nil)
+                return
+            case .active, .closing, .closed:
+                break
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     public func channelReadComplete(context: ChannelHandlerContext) {
         context.fireChannelReadComplete()
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `calgate` as a real process: start-up, bad input, signals, and scans from outside.
@@ -198,5 +199,57 @@ struct ServeCommandTests {
             "verify", "-CAfile", dir + "/certs/dev-ca.pem", "-verify_ip", "::1", dir + "/certs/server.pem",
         ])
         #expect(verifyIP.output.contains("OK"))
+    }
+}
+
+/// SIGHUP on the real process: the new certificate for new connections, the old connection keeps working.
+@Suite("calgate certificate reload")
+struct CertificateReloadProcessTests {
+    @Test func sighupReloadsWhileAnOldConnectionKeepsWorking() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
+        #expect(try await CalgateProcess.run(["certs", "dev", "--dir", dir + "/a"]).status == 0)
+        #expect(try await CalgateProcess.run(["certs", "dev", "--dir", dir + "/b"]).status == 0)
+        try FileManager.default.copyItem(atPath: dir + "/a/server.pem", toPath: dir + "/server.pem")
+        try FileManager.default.copyItem(atPath: dir + "/a/server.key", toPath: dir + "/server.key")
+        let gateway = try CalgateProcess(
+            ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir + "/data", "--routes", routes, "--log-format", "json"],
+            environment: ["CALGATE_TLS_CERT": dir + "/server.pem", "CALGATE_TLS_KEY": dir + "/server.key"]
+        )
+        let port = try await gateway.waitUntilReady()
+        defer { gateway.signal(SIGKILL) }
+
+        let old = try RawTLSClient(port: port, caFile: dir + "/a/dev-ca.pem")
+        old.send("GET /admin/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(await old.waitFor("HTTP/1.1 200"))
+
+        // Replace the files with certificate B and reload.
+        try FileManager.default.removeItem(atPath: dir + "/server.pem")
+        try FileManager.default.removeItem(atPath: dir + "/server.key")
+        try FileManager.default.copyItem(atPath: dir + "/b/server.pem", toPath: dir + "/server.pem")
+        try FileManager.default.copyItem(atPath: dir + "/b/server.key", toPath: dir + "/server.key")
+        gateway.signal(SIGHUP)
+        _ = try await gateway.waitForLine(containing: "certificate reloaded")
+
+        let newCA = try await curlRequest("https://127.0.0.1:\(port)/admin/health", caFile: dir + "/b/dev-ca.pem")
+        #expect(newCA.status == 200)
+        let oldCA = try await curlRequest("https://127.0.0.1:\(port)/admin/health", caFile: dir + "/a/dev-ca.pem")
+        #expect(oldCA.status == 0, "new handshakes must present certificate B")
+
+        old.send("GET /admin/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let deadline = ContinuousClock.now + .seconds(5)
+        while old.text.components(separatedBy: "HTTP/1.1 200").count < 3, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(old.text.components(separatedBy: "HTTP/1.1 200").count == 3, "the old connection stopped working")
+        old.close()
+
+        // A broken file: reload refused, B still served.
+        _ = FileManager.default.createFile(atPath: dir + "/server.pem", contents: Data("garbage".utf8))
+        gateway.signal(SIGHUP)
+        _ = try await gateway.waitForLine(containing: "certificate reload failed")
+        let still = try await curlRequest("https://127.0.0.1:\(port)/admin/health", caFile: dir + "/b/dev-ca.pem")
+        #expect(still.status == 200)
     }
 }

@@ -170,3 +170,51 @@ struct GatewayEndToEndTests {
         await gateway.shutdown()
     }
 }
+
+/// Connection-level limits: idle keep-alive, body read deadline, connection cap.
+@Suite("Gateway connection limits", .serialized)
+struct GatewayConnectionLimitTests {
+    @Test func idleKeepAliveConnectionsAreClosed() async throws {
+        let gateway = try await GatewayHarness { $0.limits.idleTimeoutSeconds = 1 }
+        let client = try RawTLSClient(port: gateway.port, caFile: gateway.certificates.caCertificate)
+        client.send("GET /admin/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(await client.waitFor("HTTP/1.1 200"))
+        #expect(await client.waitForClose(timeout: .seconds(5)))
+        client.close()
+        await gateway.shutdown()
+    }
+
+    @Test func aBodyThatNeverArrivesIsCut() async throws {
+        let gateway = try await GatewayHarness { $0.limits.bodyTimeoutSeconds = 1 }
+        let client = try RawTLSClient(port: gateway.port, caFile: gateway.certificates.caCertificate)
+        let start = ContinuousClock.now
+        // A chunked body that starts and then stalls: within the route's limit, so only the deadline stops it.
+        client.send("GET /admin/health HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n0")
+        #expect(await client.waitForClose(timeout: .seconds(6)))
+        #expect(ContinuousClock.now - start < .seconds(5))
+        client.close()
+        await gateway.shutdown()
+    }
+
+    @Test func connectionsBeyondTheCapWaitUntilOneCloses() async throws {
+        let gateway = try await GatewayHarness { $0.limits.maxConnections = 2 }
+        let ca = gateway.certificates.caCertificate
+        let first = try RawTLSClient(port: gateway.port, caFile: ca)
+        let second = try RawTLSClient(port: gateway.port, caFile: ca)
+        for client in [first, second] {
+            client.send("GET /admin/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            #expect(await client.waitFor("HTTP/1.1 200"))
+        }
+        let refused = try await curlRequest("https://127.0.0.1:\(gateway.port)/admin/health", caFile: ca, arguments: ["--max-time", "1"])
+        #expect(refused.status == 0, "a third connection was served while two were open")
+        first.close()
+        // The slot frees once the server has seen the close; the connection that gave up may be accepted first.
+        var served = 0
+        for _ in 0..<5 where served != 200 {
+            served = try await curlRequest("https://127.0.0.1:\(gateway.port)/admin/health", caFile: ca, arguments: ["--max-time", "3"]).status
+        }
+        #expect(served == 200)
+        second.close()
+        await gateway.shutdown()
+    }
+}

@@ -82,7 +82,7 @@ func sClient(port: Int, arguments: [String], input: String = "hello\n", holdOpen
     try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
     try await Task.sleep(for: holdOpen)
     try? stdin.fileHandleForWriting.close()
-    if !(await exited.wait(timeout: timeout)) { process.terminate() }
+    if !(await exited.wait(timeout: timeout)) { kill(process.processIdentifier, SIGKILL) }
     _ = await exited.wait(timeout: .seconds(2))
     try? await Task.sleep(for: .milliseconds(30))
     return output.text

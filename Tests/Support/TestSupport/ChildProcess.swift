@@ -32,7 +32,7 @@ public enum ChildProcess {
             try? stdin.fileHandleForWriting.close()
         }
         if !(await exited.wait(timeout: timeout)) {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             _ = await exited.wait(timeout: .seconds(5))
         }
         // Let the last output arrive.

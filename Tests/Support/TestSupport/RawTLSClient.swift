@@ -67,10 +67,11 @@ public final class RawTLSClient: @unchecked Sendable {
     }
 
     /// Closes the client.
+    /// Closes the client. SIGKILL, because a test process that traps signals hands SIG_IGN for them to children.
     public func close() {
         try? input.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
-    deinit { if process.isRunning { process.terminate() } }
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
