@@ -49,6 +49,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CurlHTTP", dependencies: ["CCurl"], swiftSettings: strict),
+        .target(name: "GoogleCalendar", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "GatewayCore"], swiftSettings: strict),
         .target(
             name: "GatewayHTTP",
@@ -98,6 +99,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "GoogleCalendarTests", dependencies: ["GoogleCalendar", "GatewayCore"], swiftSettings: strict),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "GatewayCore", "CSQLite"], swiftSettings: strict),
         .testTarget(
             name: "GatewayHTTPTests",

@@ -2,6 +2,7 @@ import CurlHTTP
 import Foundation
 import NIOCore
 import NIOPosix
+import TestSupport
 import Testing
 
 /// The libcurl client against the real gateway over TLS (and a socket that never answers).
@@ -90,21 +91,20 @@ struct CurlHTTPClientTests {
             return error.kind == .connectFailed && !error.message.contains("secret")
         }
         // A server that accepts and never answers: the per-request timeout fires in milliseconds, not whole seconds.
-        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let silent = try SilentListener()
         let start = ContinuousClock.now
-        await #expect { try await http.execute(CurlHTTPRequest(url: "http://127.0.0.1:\(silent.localAddress?.port ?? 1)/", timeout: .milliseconds(300))) } throws: {
+        await #expect { try await http.execute(CurlHTTPRequest(url: "http://127.0.0.1:\(silent.port)/", timeout: .milliseconds(300))) } throws: {
             ($0 as? CurlHTTPError)?.kind == .timeout
         }
         #expect(ContinuousClock.now - start < .milliseconds(1500))
 
         // Cancellation stops a slow request promptly.
-        let task = Task { try await http.execute(CurlHTTPRequest(url: "http://127.0.0.1:\(silent.localAddress?.port ?? 1)/", timeout: .seconds(30))) }
+        let task = Task { try await http.execute(CurlHTTPRequest(url: "http://127.0.0.1:\(silent.port)/", timeout: .seconds(30))) }
         try await Task.sleep(for: .milliseconds(100))
         let cancelStart = ContinuousClock.now
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
         #expect(ContinuousClock.now - cancelStart < .seconds(2))
-        try await silent.close()
 
         await http.shutdown()
         await #expect { try await http.execute(CurlHTTPRequest(url: "https://127.0.0.1:\(gateway.port)/admin/health")) } throws: {
