@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "OpenSSLTLS",
             dependencies: [
-                "COpenSSL",
+                "COpenSSL", "GatewayCore",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "GatewayHTTP",
             dependencies: [
-                "GatewayCore", "OpenSSLTLS",
+                "GatewayCore", "OpenSSLTLS", "GoogleCalendar",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -16,6 +16,7 @@ public final class GatewayMetrics: Sendable {
 
     private let requestCounters: Mutex<[String: CoreMetrics.Counter]>
     private let rejectionCounters: Mutex<[String: CoreMetrics.Counter]>
+    private let acceptedCounters = Mutex<[String: CoreMetrics.Counter]>([:])
     private let cutCounters: [ConnectionGuardHandler.CutReason: CoreMetrics.Counter]
     private let handshakeFailures: CoreMetrics.Counter
     private let handshakesCompleted: CoreMetrics.Counter
@@ -64,6 +65,20 @@ public final class GatewayMetrics: Sendable {
             if let existing = counters[key] { return existing }
             let made = CoreMetrics.Counter(
                 label: "calgate_verification_rejected_total", dimensions: [("verifier", verifier), ("reason", reason)], factory: factory
+            )
+            counters[key] = made
+            return made
+        }
+        counter.increment()
+    }
+
+    /// Counts a verified, stored notification by provider and kind (kinds are a small fixed set per provider).
+    public func notificationAccepted(provider: String, kind: String) {
+        let key = provider + "|" + kind
+        let counter = acceptedCounters.withLock { counters in
+            if let existing = counters[key] { return existing }
+            let made = CoreMetrics.Counter(
+                label: "calgate_notifications_accepted_total", dimensions: [("provider", provider), ("kind", kind)], factory: factory
             )
             counters[key] = made
             return made

@@ -14,6 +14,8 @@ public struct GatewayServerDependencies: Sendable {
     public var adminToken: String
     /// The store every handler writes to.
     public var store: any GatewayStore
+    /// Seals and opens secrets kept in the store.
+    public var sealer: any SecretSealer
     /// The TLS context (reloadable).
     public var tlsContext: TLSServerContext
     /// Metrics served at `/admin/metrics`.
@@ -27,12 +29,14 @@ public struct GatewayServerDependencies: Sendable {
 
     /// Bundles the dependencies.
     public init(
-        configuration: GatewayConfiguration, adminToken: String, store: any GatewayStore, tlsContext: TLSServerContext,
+        configuration: GatewayConfiguration, adminToken: String, store: any GatewayStore, sealer: any SecretSealer,
+        tlsContext: TLSServerContext,
         metrics: GatewayMetrics, clock: any GatewayClock = SystemGatewayClock(), version: String, logger: Logger
     ) {
         self.configuration = configuration
         self.adminToken = adminToken
         self.store = store
+        self.sealer = sealer
         self.tlsContext = tlsContext
         self.metrics = metrics
         self.clock = clock
@@ -50,6 +54,9 @@ public enum GatewayServer {
             adminToken: deps.adminToken, store: deps.store, tlsContext: deps.tlsContext, metrics: deps.metrics,
             thresholds: deps.configuration.health, clock: deps.clock, version: deps.version
         ).register(into: &registry)
+        GoogleWebhookController(
+            store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger
+        ).register(into: &registry)
         return registry
     }
 
@@ -61,8 +68,9 @@ public enum GatewayServer {
             handlers: [
                 "admin.health": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET", "HEAD"]),
                 "admin.metrics": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET"]),
+                "webhook.google": RouteHandlerSpec(kind: .webhook, defaultBodyLimit: 1024, methods: ["POST"]),
             ],
-            verifiers: ["none", "admin_token", "admin_token_optional"]
+            verifiers: ["none", "admin_token", "admin_token_optional", "google_channel"]
         )
     }
 

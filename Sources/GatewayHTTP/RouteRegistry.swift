@@ -4,10 +4,12 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// Who a verifier decided the caller is.
-public struct VerifiedCaller: Sendable, Hashable {
+/// Who a verifier decided the caller is, and what it proved.
+public struct VerifiedCaller: Sendable {
     /// The caller proved it holds the admin token.
     public var isAdmin: Bool
+    /// What the verifier established (a verified webhook message), handed to the handler so it is not re-derived.
+    public var evidence: (any Sendable)?
 
     /// An anonymous caller.
     public static let anonymous = VerifiedCaller(isAdmin: false)
@@ -15,7 +17,10 @@ public struct VerifiedCaller: Sendable, Hashable {
     public static let admin = VerifiedCaller(isAdmin: true)
 
     /// Creates a caller.
-    public init(isAdmin: Bool) { self.isAdmin = isAdmin }
+    public init(isAdmin: Bool, evidence: (any Sendable)? = nil) {
+        self.isAdmin = isAdmin
+        self.evidence = evidence
+    }
 }
 
 /// What a verifier concluded about one request.

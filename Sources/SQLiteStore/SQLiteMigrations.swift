@@ -34,6 +34,17 @@ public enum SQLiteMigrations {
                 updated_at_ms INTEGER NOT NULL
             );
             """),
+        Migration(version: 3, name: "google push channels", sql: """
+            CREATE TABLE google_channels (
+                id TEXT PRIMARY KEY,
+                resource_id TEXT NOT NULL,
+                sealed_token BLOB NOT NULL,
+                calendar_key TEXT NOT NULL,
+                expires_at_ms INTEGER NOT NULL,
+                stopped_at_ms INTEGER
+            );
+            CREATE INDEX google_channels_calendar ON google_channels (calendar_key);
+            """),
     ]
 
     /// The newest version this build knows.

@@ -173,7 +173,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     }
 
     /// Runs `body` on the database thread.
-    private func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteDatabase) throws -> T) async throws -> T {
+    func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteDatabase) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             condition.lock()
             guard !queue.closing else {

@@ -78,6 +78,16 @@ struct Serve: AsyncParsableCommand {
         try prepareDataDirectory(config.dataDirectory)
         let tlsContext = try makeTLSContext(config, logger: logger)
         let adminToken = try resolveAdminToken(config, logger: logger)
+        let sealer: AESGCMSecretSealer
+        do {
+            let key = try AESGCMSecretSealer.loadOrCreateKeyFile(dataDirectory: config.dataDirectory)
+            sealer = key.sealer
+            if key.created {
+                logger.notice("generated the secret key that seals stored credentials; back it up with the database", metadata: ["secret_key.file": "\(key.path)"])
+            }
+        } catch {
+            throw CLIError("\(error)")
+        }
 
         let store: SQLiteStore
         do {
@@ -89,7 +99,7 @@ struct Serve: AsyncParsableCommand {
         MetricsSystem.bootstrap(metrics.factory)
 
         let deps = GatewayServerDependencies(
-            configuration: config, adminToken: adminToken, store: store, tlsContext: tlsContext, metrics: metrics,
+            configuration: config, adminToken: adminToken, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
             version: Calgate.version, logger: logger
         )
         let application: Application<RouterResponder<BasicRequestContext>>

@@ -18,6 +18,7 @@ final class GatewayHarness: Sendable {
     let store: SQLiteStore
     let metrics: GatewayMetrics
     let adminToken = "test-admin-token-0123456789abcdef"
+    let sealer = try! AESGCMSecretSealer(key: Array(repeating: 7, count: 32))
     let port: Int
     private let group: ServiceGroup
     private let runTask: Task<Void, any Error>
@@ -49,7 +50,7 @@ final class GatewayHarness: Sendable {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let deps = GatewayServerDependencies(
-            configuration: config, adminToken: adminToken, store: store, tlsContext: tlsContext, metrics: metrics,
+            configuration: config, adminToken: adminToken, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
             version: "test", logger: logger
         )
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)

@@ -13,7 +13,7 @@ struct RegistryAndLifecycleTests {
         let gateway = try await GatewayHarness()
         defer { Task { await gateway.shutdown() } }
         let deps = GatewayServerDependencies(
-            configuration: GatewayConfiguration(), adminToken: gateway.adminToken, store: gateway.store,
+            configuration: GatewayConfiguration(), adminToken: gateway.adminToken, store: gateway.store, sealer: gateway.sealer,
             tlsContext: gateway.tlsContext, metrics: gateway.metrics, version: "t", logger: Logger(label: "t")
         )
         let live = GatewayServer.makeRegistry(deps).catalog

@@ -211,3 +211,24 @@ struct SQLiteStoreTests {
         await store.close()
     }
 }
+
+@Suite("SQLite store: Google channels")
+struct SQLiteGoogleChannelTests {
+    @Test func savesFindsReplacesAndStopsChannels() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/db.sqlite")
+        let expires = Date(timeIntervalSince1970: 1_800_000_000.5)
+        let channel = StoredGoogleChannel(id: "ch-1", resourceID: "res-1", sealedToken: [1, 2, 3, 0], calendarKey: "c/primary", expiresAt: expires)
+        try await store.saveGoogleChannel(channel)
+        #expect(try await store.googleChannel(id: "ch-1") == channel)
+        #expect(try await store.googleChannel(id: "nope") == nil)
+        var renewed = channel
+        renewed.expiresAt = expires.addingTimeInterval(3600)
+        try await store.saveGoogleChannel(renewed)
+        #expect(try await store.googleChannel(id: "ch-1")?.expiresAt == renewed.expiresAt)
+        try await store.stopGoogleChannel(id: "ch-1", at: expires)
+        #expect(try await store.googleChannel(id: "ch-1")?.stoppedAt == expires)
+        await store.close()
+    }
+}
