@@ -50,6 +50,15 @@ let package = Package(
         ),
         .target(name: "CurlHTTP", dependencies: ["CCurl"], swiftSettings: strict),
         .target(name: "GoogleCalendar", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
+        .target(
+            name: "ProviderSimulators",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strict
+        ),
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "GatewayCore"], swiftSettings: strict),
         .target(
             name: "GatewayHTTP",
@@ -99,7 +108,16 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "GoogleCalendarTests", dependencies: ["GoogleCalendar", "GatewayCore"], swiftSettings: strict),
+        .testTarget(
+            name: "GoogleCalendarTests",
+            dependencies: [
+                "GoogleCalendar", "GatewayCore", "ProviderSimulators", "SQLiteStore", "CurlHTTP", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "GatewayCore", "CSQLite"], swiftSettings: strict),
         .testTarget(
             name: "GatewayHTTPTests",

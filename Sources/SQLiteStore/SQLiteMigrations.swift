@@ -45,6 +45,32 @@ public enum SQLiteMigrations {
             );
             CREATE INDEX google_channels_calendar ON google_channels (calendar_key);
             """),
+        Migration(version: 4, name: "imported appointments and sync cursors", sql: """
+            CREATE TABLE appointments (
+                calendar_key TEXT NOT NULL,
+                external_id TEXT NOT NULL,
+                source TEXT NOT NULL,
+                title TEXT NOT NULL,
+                all_day INTEGER NOT NULL,
+                start_ms INTEGER,
+                end_ms INTEGER,
+                start_date TEXT,
+                end_date TEXT,
+                time_zone TEXT,
+                status TEXT NOT NULL,
+                recurrence TEXT NOT NULL,
+                series_id TEXT,
+                original_start TEXT,
+                updated_at_ms INTEGER,
+                PRIMARY KEY (calendar_key, external_id)
+            );
+            CREATE INDEX appointments_series ON appointments (calendar_key, series_id);
+            CREATE TABLE sync_cursors (
+                calendar_key TEXT PRIMARY KEY,
+                cursor TEXT NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            );
+            """),
     ]
 
     /// The newest version this build knows.

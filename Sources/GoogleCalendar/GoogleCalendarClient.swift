@@ -1,0 +1,121 @@
+import CurlHTTP
+import Foundation
+
+/// Where the Google endpoints are (the real ones, or the loopback simulator).
+public struct GoogleEndpoints: Sendable, Hashable {
+    /// OAuth token endpoint.
+    public var tokenURL: String
+    /// Calendar API base, ending in `/calendar/v3`.
+    public var apiBaseURL: String
+
+    /// Google's production endpoints.
+    public static let production = GoogleEndpoints(
+        tokenURL: "https://oauth2.googleapis.com/token", apiBaseURL: "https://www.googleapis.com/calendar/v3"
+    )
+
+    /// Creates endpoints.
+    public init(tokenURL: String, apiBaseURL: String) {
+        self.tokenURL = tokenURL
+        self.apiBaseURL = apiBaseURL
+    }
+}
+
+/// An OAuth access token and when it stops working.
+public struct GoogleAccessToken: Sendable, Hashable {
+    /// The bearer token.
+    public var value: String
+    /// Expiry (refresh a minute before).
+    public var expiresAt: Date
+}
+
+/// The Google Calendar calls calgate makes, over libcurl.
+public struct GoogleCalendarClient: Sendable {
+    let http: CurlHTTPClient
+    let endpoints: GoogleEndpoints
+
+    /// Creates a client.
+    public init(http: CurlHTTPClient, endpoints: GoogleEndpoints = .production) {
+        self.http = http
+        self.endpoints = endpoints
+    }
+
+    /// Exchanges a refresh token for an access token; `invalid_grant` means the user must reconnect.
+    public func refreshAccessToken(clientID: String, clientSecret: String, refreshToken: String, now: Date = Date()) async throws -> GoogleAccessToken {
+        let form = [("grant_type", "refresh_token"), ("client_id", clientID), ("client_secret", clientSecret), ("refresh_token", refreshToken)]
+            .map { "\($0.0)=\(Self.formEncode($0.1))" }.joined(separator: "&")
+        let response = try await perform(CurlHTTPRequest(
+            method: "POST", url: endpoints.tokenURL,
+            headers: [CurlHTTPHeader("Content-Type", "application/x-www-form-urlencoded"), CurlHTTPHeader("Accept", "application/json")],
+            body: Array(form.utf8)
+        ), what: "token refresh")
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
+        guard response.status == 200 else {
+            if let error = object?["error"] as? String, error == "invalid_grant" {
+                throw GoogleAPIError(kind: .invalidGrant, message: "the refresh token was revoked or expired; the user must reconnect")
+            }
+            throw Self.classify(response, what: "token refresh")
+        }
+        guard let token = object?["access_token"] as? String, !token.isEmpty else {
+            throw GoogleAPIError(kind: .badResponse, message: "token response has no access_token")
+        }
+        let lifetime = (object?["expires_in"] as? NSNumber)?.doubleValue ?? 3600
+        return GoogleAccessToken(value: token, expiresAt: now.addingTimeInterval(lifetime))
+    }
+
+    /// One `events.list` page: incremental with `syncToken`, full without; `pageToken` continues either.
+    public func listEvents(calendarID: String, accessToken: String, syncToken: String?, pageToken: String?, maxResults: Int = 250) async throws -> GoogleEventsPage {
+        var query = ["maxResults=\(maxResults)"]
+        // Full syncs ask for cancelled items too, so incremental results mean the same thing (PROVIDERS.md §2.2).
+        if let syncToken { query.append("syncToken=\(Self.formEncode(syncToken))") } else { query.append("showDeleted=true") }
+        if let pageToken { query.append("pageToken=\(Self.formEncode(pageToken))") }
+        let url = "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events?" + query.joined(separator: "&")
+        let response = try await perform(CurlHTTPRequest(
+            url: url, headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
+        ), what: "events.list")
+        guard response.status == 200 else { throw Self.classify(response, what: "events.list") }
+        let page: GoogleEventsPage
+        do {
+            page = try JSONDecoder().decode(GoogleEventsPage.self, from: Data(response.body))
+        } catch {
+            throw GoogleAPIError(kind: .badResponse, message: "events.list page is not an Events collection (\(error))")
+        }
+        guard (page.nextPageToken == nil) != (page.nextSyncToken == nil) else {
+            throw GoogleAPIError(kind: .badResponse, message: "events.list page must carry exactly one of nextPageToken and nextSyncToken")
+        }
+        return page
+    }
+
+    private func perform(_ request: CurlHTTPRequest, what: String) async throws -> CurlHTTPResponse {
+        do {
+            return try await http.execute(request)
+        } catch let error as CurlHTTPError {
+            throw GoogleAPIError(kind: .transport, message: "\(what): \(error)")
+        }
+    }
+
+    /// Maps a non-2xx answer to what the caller should do.
+    static func classify(_ response: CurlHTTPResponse, what: String) -> GoogleAPIError {
+        let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
+        let errorObject = object?["error"] as? [String: Any]
+        let reasons = (errorObject?["errors"] as? [[String: Any]])?.compactMap { $0["reason"] as? String } ?? []
+        let retryAfter = response.header("Retry-After").flatMap(TimeInterval.init)
+        let message = "\(what) answered \(response.status)" + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: ", ")))")
+        switch response.status {
+        case 410: return GoogleAPIError(kind: .fullSyncRequired, message: message)
+        case 401: return GoogleAPIError(kind: .unauthorized, message: message)
+        case 429: return GoogleAPIError(kind: .rateLimited(retryAfter: retryAfter), message: message)
+        case 403 where reasons.contains("rateLimitExceeded") || reasons.contains("userRateLimitExceeded"):
+            return GoogleAPIError(kind: .rateLimited(retryAfter: retryAfter), message: message)
+        case 500...599: return GoogleAPIError(kind: .server, message: message)
+        default: return GoogleAPIError(kind: .other(status: response.status), message: message)
+        }
+    }
+
+    static func formEncode(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+
+    static func pathEncode(_ text: String) -> String { formEncode(text) }
+}

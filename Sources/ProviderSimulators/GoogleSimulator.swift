@@ -1,0 +1,246 @@
+import Foundation
+import GatewayCore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// A loopback stand-in for the parts of Google Calendar calgate uses: OAuth refresh, `events.list` with sync and
+/// page tokens exactly as Google hands them out, and a control API to change calendars and inject faults.
+///
+/// Every change bumps a global version; a sync token names the version it was issued at, so an incremental list
+/// returns exactly what changed since (deletions as `cancelled`). Page tokens pin the version of the first page,
+/// so a paged listing is one consistent snapshot.
+public final class GoogleSimulator: Sendable {
+    /// A fault the next API calls answer with.
+    public enum Fault: String, Sendable, CaseIterable {
+        /// 429 `rateLimitExceeded` with `Retry-After: 1`.
+        case rateLimit = "rate_limit"
+        /// 403 `rateLimitExceeded`.
+        case forbiddenRateLimit = "forbidden_rate_limit"
+        /// 503 `backendError`.
+        case serverError = "server_error"
+    }
+
+    struct StoredEvent {
+        var json: [String: JSONValue]
+        var version: Int
+        var deleted: Bool
+    }
+
+    struct State {
+        var version = 1
+        var calendars: [String: [String: StoredEvent]] = [:]
+        var refreshTokens: Set<String> = []
+        var accessTokens: Set<String> = []
+        var tokensValidFrom = 0
+        var faults: [Fault] = []
+        var listCalls = 0
+        var nextID = 1
+    }
+
+    private let state = Mutex(State())
+
+    /// Creates an empty simulator that accepts `refreshTokens`.
+    public init(refreshTokens: Set<String> = []) {
+        state.withLock { $0.refreshTokens = refreshTokens }
+    }
+
+    /// `events.list` calls answered so far (faults included).
+    public var listCalls: Int { state.withLock { $0.listCalls } }
+
+    // MARK: Control (also served over HTTP under /control)
+
+    /// Creates or replaces an event; returns its id.
+    @discardableResult
+    public func upsertEvent(calendar: String, _ fields: [String: JSONValue]) -> String {
+        state.withLock { state in
+            state.version += 1
+            var json = fields
+            let id: String
+            if case .string(let given)? = fields["id"] { id = given } else {
+                id = "ev\(state.nextID)"
+                state.nextID += 1
+            }
+            json["id"] = .string(id)
+            json["status"] = json["status"] ?? .string("confirmed")
+            json["updated"] = .string(ISO8601DateFormatter().string(from: Date()))
+            state.calendars[calendar, default: [:]][id] = StoredEvent(json: json, version: state.version, deleted: false)
+            return id
+        }
+    }
+
+    /// Deletes an event (later incremental lists return it as `cancelled`).
+    public func deleteEvent(calendar: String, id: String) {
+        state.withLock { state in
+            guard var event = state.calendars[calendar]?[id] else { return }
+            state.version += 1
+            event.deleted = true
+            event.version = state.version
+            event.json = ["id": .string(id), "status": .string("cancelled")]
+            state.calendars[calendar]?[id] = event
+        }
+    }
+
+    /// Makes every sync token issued so far answer 410 `fullSyncRequired`.
+    public func invalidateSyncTokens() {
+        state.withLock { $0.tokensValidFrom = $0.version + 1; $0.version += 1 }
+    }
+
+    /// Queues faults for the next API calls, in order.
+    public func inject(_ fault: Fault, count: Int = 1) {
+        state.withLock { $0.faults += Array(repeating: fault, count: count) }
+    }
+
+    /// Makes a refresh token answer `invalid_grant` from now on.
+    public func revoke(refreshToken: String) {
+        _ = state.withLock { $0.refreshTokens.remove(refreshToken) }
+    }
+
+    // MARK: HTTP
+
+    /// The simulator's router: `/token`, `/calendar/v3/...` and `/control/...`.
+    public func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.post("/token") { request, context in try await self.token(request, context: context) }
+        router.get("/calendar/v3/calendars/:calendar/events") { request, context in
+            try self.listEvents(request, calendar: context.parameters.get("calendar") ?? "")
+        }
+        router.post("/control/calendars/:calendar/events") { request, context in
+            let fields = try await Self.jsonObject(request, context: context)
+            let id = self.upsertEvent(calendar: context.parameters.get("calendar") ?? "", fields)
+            return Self.json(.object(["id": .string(id)]), status: .created)
+        }
+        router.delete("/control/calendars/:calendar/events/:id") { _, context in
+            self.deleteEvent(calendar: context.parameters.get("calendar") ?? "", id: context.parameters.get("id") ?? "")
+            return Response(status: .noContent)
+        }
+        router.post("/control/faults/:fault") { request, context in
+            guard let fault = Fault(rawValue: context.parameters.get("fault") ?? "") else {
+                return Self.json(.object(["error": .string("unknown fault; use one of \(Fault.allCases.map(\.rawValue))")]), status: .badRequest)
+            }
+            let count = request.uri.queryParameters.get("count").flatMap(Int.init) ?? 1
+            self.inject(fault, count: count)
+            return Response(status: .noContent)
+        }
+        router.post("/control/invalidate-sync-tokens") { _, _ in
+            self.invalidateSyncTokens()
+            return Response(status: .noContent)
+        }
+        return router
+    }
+
+    private func token(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 16_384)
+        var form: [String: String] = [:]
+        for pair in String(buffer: body).split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            if parts.count == 2 { form[parts[0]] = parts[1] }
+        }
+        guard form["grant_type"] == "refresh_token", let refresh = form["refresh_token"] else {
+            return Self.json(.object(["error": .string("unsupported_grant_type")]), status: .badRequest)
+        }
+        let issued: String? = state.withLock { state in
+            guard state.refreshTokens.contains(refresh) else { return nil }
+            let token = "ya29.sim-\(UUID().uuidString)"
+            state.accessTokens.insert(token)
+            return token
+        }
+        guard let issued else {
+            return Self.json(.object([
+                "error": .string("invalid_grant"), "error_description": .string("Token has been expired or revoked."),
+            ]), status: .badRequest)
+        }
+        return Self.json(.object(["access_token": .string(issued), "expires_in": .integer(3599), "token_type": .string("Bearer")]))
+    }
+
+    private func listEvents(_ request: Request, calendar: String) throws -> Response {
+        let query = request.uri.queryParameters
+        let authorized = state.withLock { state -> Bool in
+            state.listCalls += 1
+            guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
+            return state.accessTokens.contains(String(header.dropFirst(7)))
+        }
+        guard authorized else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+        if let fault = state.withLock({ $0.faults.isEmpty ? nil : $0.faults.removeFirst() }) {
+            switch fault {
+            case .rateLimit:
+                var response = Self.googleError(429, reason: "rateLimitExceeded", message: "Rate Limit Exceeded")
+                response.headers[.retryAfter] = "1"
+                return response
+            case .forbiddenRateLimit: return Self.googleError(403, reason: "rateLimitExceeded", message: "Rate Limit Exceeded")
+            case .serverError: return Self.googleError(503, reason: "backendError", message: "Backend Error")
+            }
+        }
+        let syncToken = query.get("syncToken")
+        if syncToken != nil {
+            for forbidden in ["iCalUID", "orderBy", "privateExtendedProperty", "q", "sharedExtendedProperty", "timeMin", "timeMax", "updatedMin"]
+            where query.get(forbidden) != nil {
+                return Self.googleError(400, reason: "invalid", message: "\(forbidden) cannot be used with syncToken")
+            }
+        }
+        let maxResults = min(max(query.get("maxResults").flatMap(Int.init) ?? 250, 1), 2500)
+        let showDeleted = query.get("showDeleted") == "true" || syncToken != nil
+        return state.withLock { state -> Response in
+            // Page tokens carry the snapshot version and the offset: "<since>:<snapshot>:<offset>".
+            var since = 0
+            var snapshot = state.version
+            var offset = 0
+            if let pageToken = query.get("pageToken") {
+                let parts = pageToken.split(separator: ":").compactMap { Int($0) }
+                guard parts.count == 3 else { return Self.googleError(400, reason: "invalid", message: "Invalid page token") }
+                (since, snapshot, offset) = (parts[0], parts[1], parts[2])
+            } else if let syncToken {
+                guard syncToken.hasPrefix("sync-"), let version = Int(syncToken.dropFirst(5)) else {
+                    return Self.googleError(400, reason: "invalid", message: "Invalid sync token")
+                }
+                guard version >= state.tokensValidFrom else {
+                    return Self.googleError(410, reason: "fullSyncRequired", message: "Sync token is no longer valid, a full sync is required.")
+                }
+                since = version
+            }
+            let events = (state.calendars[calendar] ?? [:]).values
+                .filter { $0.version > since && $0.version <= snapshot && (showDeleted || !$0.deleted) && (since > 0 || !$0.deleted || showDeleted) }
+                .sorted { ($0.version, Self.id($0)) < ($1.version, Self.id($1)) }
+            let page = Array(events.dropFirst(offset).prefix(maxResults))
+            var body: [String: JSONValue] = [
+                "kind": .string("calendar#events"), "summary": .string(calendar), "timeZone": .string("UTC"),
+                "items": .array(page.map { .object($0.json) }),
+            ]
+            if offset + page.count < events.count {
+                body["nextPageToken"] = .string("\(since):\(snapshot):\(offset + page.count)")
+            } else {
+                body["nextSyncToken"] = .string("sync-\(snapshot)")
+            }
+            return Self.json(.object(body))
+        }
+    }
+
+    static func id(_ event: StoredEvent) -> String {
+        if case .string(let id)? = event.json["id"] { return id }
+        return ""
+    }
+
+    static func jsonObject(_ request: Request, context: BasicRequestContext) async throws -> [String: JSONValue] {
+        var request = request
+        let body = try await request.collectBody(upTo: 1 << 20)
+        guard case .object(let object) = try JSONValue.parse(Data(buffer: body)) else {
+            throw HTTPError(.badRequest, message: "body must be a JSON object")
+        }
+        return object
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: value.serialized())))
+    }
+
+    static func googleError(_ code: Int, reason: String, message: String) -> Response {
+        let body = JSONValue.object(["error": .object([
+            "code": .integer(Int64(code)), "message": .string(message),
+            "errors": .array([.object(["domain": .string("global"), "reason": .string(reason), "message": .string(message)])]),
+        ])])
+        return json(body, status: HTTPResponse.Status(code: code))
+    }
+}

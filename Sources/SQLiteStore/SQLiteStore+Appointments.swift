@@ -1,0 +1,134 @@
+import Foundation
+import GatewayCore
+
+extension SQLiteStore: AppointmentStore {
+    /// Applies the changes and the cursor in one transaction: a crash leaves neither or both.
+    public func applySync(calendarKey: String, changes: [AppointmentChange], cursor: String, replaceAll: Bool) async throws -> CalendarSyncResult {
+        let now = Self.milliseconds(Date())
+        return try await run { database in
+            try database.transaction {
+                var result = CalendarSyncResult(upserted: 0, deleted: 0)
+                if replaceAll {
+                    let wipe = try database.prepare("DELETE FROM appointments WHERE calendar_key = ?")
+                    wipe.bind(1, calendarKey)
+                    try wipe.run()
+                    result.deleted += Int(database.changes)
+                }
+                for change in changes {
+                    switch change {
+                    case .upsert(let appointment):
+                        try Self.upsert(appointment, calendarKey: calendarKey, into: database)
+                        result.upserted += 1
+                    case .delete(let externalID):
+                        // Deleting a series master takes its exceptions with it.
+                        let statement = try database.prepare(
+                            "DELETE FROM appointments WHERE calendar_key = ? AND (external_id = ? OR series_id = ?)"
+                        )
+                        statement.bind(1, calendarKey)
+                        statement.bind(2, externalID)
+                        statement.bind(3, externalID)
+                        try statement.run()
+                        result.deleted += Int(database.changes)
+                    case .cancelInstance(let source, let externalID, let seriesID, let originalStart):
+                        let cancelled = Appointment(
+                            source: source, calendarKey: calendarKey, externalID: externalID, title: "",
+                            time: .allDay(startDate: originalStart, endDate: originalStart), status: "cancelled",
+                            seriesID: seriesID, originalStart: originalStart
+                        )
+                        try Self.upsert(cancelled, calendarKey: calendarKey, into: database)
+                        result.upserted += 1
+                    }
+                }
+                let saveCursor = try database.prepare("""
+                    INSERT INTO sync_cursors (calendar_key, cursor, updated_at_ms) VALUES (?, ?, ?)
+                    ON CONFLICT(calendar_key) DO UPDATE SET cursor = excluded.cursor, updated_at_ms = excluded.updated_at_ms
+                    """)
+                saveCursor.bind(1, calendarKey)
+                saveCursor.bind(2, cursor)
+                saveCursor.bind(3, now)
+                try saveCursor.run()
+                return result
+            }
+        }
+    }
+
+    /// The stored cursor.
+    public func syncCursor(calendarKey: String) async throws -> String? {
+        try await run { database in
+            let statement = try database.prepare("SELECT cursor FROM sync_cursors WHERE calendar_key = ?")
+            statement.bind(1, calendarKey)
+            guard try statement.step() else { return nil }
+            let cursor = statement.string(0)
+            try statement.run()
+            return cursor
+        }
+    }
+
+    /// The calendar's appointments.
+    public func appointments(calendarKey: String) async throws -> [Appointment] {
+        try await run { database in
+            let statement = try database.prepare("""
+                SELECT source, external_id, title, all_day, start_ms, end_ms, start_date, end_date, time_zone, status,
+                       recurrence, series_id, original_start, updated_at_ms
+                FROM appointments WHERE calendar_key = ? ORDER BY external_id
+                """)
+            statement.bind(1, calendarKey)
+            var rows: [Appointment] = []
+            while try statement.step() {
+                let time: AppointmentTime = statement.int64(3) != 0
+                    ? .allDay(startDate: statement.string(6) ?? "", endDate: statement.string(7) ?? "")
+                    : .timed(start: Self.date(statement.int64(4)), end: Self.date(statement.int64(5)), timeZone: statement.isNull(8) ? nil : statement.string(8))
+                let recurrence = (statement.string(10) ?? "").split(separator: "\n").map(String.init)
+                rows.append(Appointment(
+                    source: Provider(rawValue: statement.string(0) ?? "") ?? .google, calendarKey: calendarKey,
+                    externalID: statement.string(1) ?? "", title: statement.string(2) ?? "", time: time,
+                    status: statement.string(9) ?? "confirmed", recurrence: recurrence,
+                    seriesID: statement.isNull(11) ? nil : statement.string(11),
+                    originalStart: statement.isNull(12) ? nil : statement.string(12),
+                    updatedAt: statement.isNull(13) ? nil : Self.date(statement.int64(13))
+                ))
+            }
+            return rows
+        }
+    }
+
+    static func upsert(_ appointment: Appointment, calendarKey: String, into database: SQLiteDatabase) throws {
+        let statement = try database.prepare("""
+            INSERT INTO appointments (calendar_key, external_id, source, title, all_day, start_ms, end_ms, start_date, end_date,
+                time_zone, status, recurrence, series_id, original_start, updated_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(calendar_key, external_id) DO UPDATE SET
+                source = excluded.source,
+                title = excluded.title, all_day = excluded.all_day, start_ms = excluded.start_ms, end_ms = excluded.end_ms,
+                start_date = excluded.start_date, end_date = excluded.end_date, time_zone = excluded.time_zone,
+                status = excluded.status, recurrence = excluded.recurrence, series_id = excluded.series_id,
+                original_start = excluded.original_start, updated_at_ms = excluded.updated_at_ms
+            """)
+        statement.bind(1, calendarKey)
+        statement.bind(2, appointment.externalID)
+        statement.bind(3, appointment.source.rawValue)
+        statement.bind(4, appointment.title)
+        switch appointment.time {
+        case .timed(let start, let end, let zone):
+            statement.bind(5, Int64(0))
+            statement.bind(6, milliseconds(start))
+            statement.bind(7, milliseconds(end))
+            statement.bind(8, nil as String?)
+            statement.bind(9, nil as String?)
+            statement.bind(10, zone)
+        case .allDay(let startDate, let endDate):
+            statement.bind(5, Int64(1))
+            statement.bind(6, nil as Int64?)
+            statement.bind(7, nil as Int64?)
+            statement.bind(8, startDate)
+            statement.bind(9, endDate)
+            statement.bind(10, nil as String?)
+        }
+        statement.bind(11, appointment.status)
+        statement.bind(12, appointment.recurrence.joined(separator: "\n"))
+        statement.bind(13, appointment.seriesID)
+        statement.bind(14, appointment.originalStart)
+        statement.bind(15, appointment.updatedAt.map(milliseconds))
+        try statement.run()
+    }
+}
