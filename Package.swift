@@ -56,6 +56,17 @@ let package = Package(
                 "GatewayCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SyncEngine",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -79,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "calgate",
             dependencies: [
-                "GatewayCore", "OpenSSLTLS", "SQLiteStore", "GatewayHTTP",
+                "GatewayCore", "OpenSSLTLS", "SQLiteStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "SyncEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -123,6 +134,7 @@ let package = Package(
             name: "GatewayHTTPTests",
             dependencies: [
                 "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SQLiteStore", "CurlHTTP", "TestSupport",
+                "GoogleCalendar", "SyncEngine", "ProviderSimulators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,16 +1,17 @@
 import Foundation
 import GatewayCore
 
-/// Reads the admin token from `<dataDirectory>/admin-token`, generating it (mode 0600) on first start.
+/// Reads a bearer token from `<dataDirectory>/<name>` (`admin-token`, `api-token`), generating it (mode 0600) on
+/// first start.
 public enum AdminTokenFile {
     /// Where the token lives.
-    public static func path(dataDirectory: String) -> String {
-        (dataDirectory as NSString).appendingPathComponent("admin-token")
+    public static func path(dataDirectory: String, name: String = "admin-token") -> String {
+        (dataDirectory as NSString).appendingPathComponent(name)
     }
 
     /// The token and whether it was just generated.
-    public static func loadOrGenerate(dataDirectory: String) throws(ConfigurationError) -> (token: String, generated: Bool) {
-        let file = path(dataDirectory: dataDirectory)
+    public static func loadOrGenerate(dataDirectory: String, name: String = "admin-token") throws(ConfigurationError) -> (token: String, generated: Bool) {
+        let file = path(dataDirectory: dataDirectory, name: name)
         if FileManager.default.fileExists(atPath: file) {
             guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
                 throw ConfigurationError(setting: file, message: "cannot be read; fix its permissions or delete it to generate a new token")

@@ -16,6 +16,8 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
         case payloadTooLarge = "payload_too_large"
         case unsupportedMediaType = "unsupported_media_type"
         case unavailable = "unavailable"
+        case unprocessable = "unprocessable"
+        case badGateway = "bad_gateway"
         case internalError = "internal_error"
     }
 
@@ -54,6 +56,10 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
     }
     /// 503: a dependency (the store) cannot take the request now; providers retry.
     public static func unavailable(_ message: String) -> Self { .init(.unavailable, .serviceUnavailable, message) }
+    /// 422: the request is well-formed but cannot be carried out (refused credentials).
+    public static func unprocessable(_ message: String) -> Self { .init(.unprocessable, .unprocessableContent, message) }
+    /// 502: the provider failed while serving this request.
+    public static func badGateway(_ message: String) -> Self { .init(.badGateway, .badGateway, message) }
     /// 500: a bug or an unexpected failure; details go to the log, not the client.
     public static func internalError() -> Self { .init(.internalError, .internalServerError, "internal error; see the gateway log") }
 

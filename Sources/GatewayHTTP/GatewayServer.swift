@@ -1,4 +1,5 @@
 import Foundation
+import GoogleCalendar
 import GatewayCore
 import Hummingbird
 import HummingbirdCore
@@ -12,6 +13,10 @@ public struct GatewayServerDependencies: Sendable {
     public var configuration: GatewayConfiguration
     /// The admin bearer token.
     public var adminToken: String
+    /// The LeadCenter API bearer token.
+    public var apiToken: String
+    /// Google connections and sync; nil serves the API without Google.
+    public var google: GoogleConnectionSyncer?
     /// The store every handler writes to.
     public var store: any GatewayStore
     /// Seals and opens secrets kept in the store.
@@ -29,12 +34,15 @@ public struct GatewayServerDependencies: Sendable {
 
     /// Bundles the dependencies.
     public init(
-        configuration: GatewayConfiguration, adminToken: String, store: any GatewayStore, sealer: any SecretSealer,
+        configuration: GatewayConfiguration, adminToken: String, apiToken: String, google: GoogleConnectionSyncer?,
+        store: any GatewayStore, sealer: any SecretSealer,
         tlsContext: TLSServerContext,
         metrics: GatewayMetrics, clock: any GatewayClock = SystemGatewayClock(), version: String, logger: Logger
     ) {
         self.configuration = configuration
         self.adminToken = adminToken
+        self.apiToken = apiToken
+        self.google = google
         self.store = store
         self.sealer = sealer
         self.tlsContext = tlsContext
@@ -57,6 +65,8 @@ public enum GatewayServer {
         GoogleWebhookController(
             store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger
         ).register(into: &registry)
+        ConnectionsController(apiToken: deps.apiToken, store: deps.store, google: deps.google, logger: deps.logger)
+            .register(into: &registry)
         return registry
     }
 
@@ -69,8 +79,12 @@ public enum GatewayServer {
                 "admin.health": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET", "HEAD"]),
                 "admin.metrics": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET"]),
                 "webhook.google": RouteHandlerSpec(kind: .webhook, defaultBodyLimit: 1024, methods: ["POST"]),
+                "api.connections.create": ConnectionsController.spec(["POST"], body: 16_384),
+                "api.connections.list": ConnectionsController.spec(["GET"]),
+                "api.connections.get": ConnectionsController.spec(["GET"]),
+                "api.appointments.list": ConnectionsController.spec(["GET"]),
             ],
-            verifiers: ["none", "admin_token", "admin_token_optional", "google_channel"]
+            verifiers: ["none", "admin_token", "admin_token_optional", "google_channel", "api_token"]
         )
     }
 

@@ -85,6 +85,51 @@ public struct GoogleCalendarClient: Sendable {
         return page
     }
 
+    /// The user's calendars (`calendarList.list`), one page of up to 250 (enough for a user's own list).
+    public func listCalendars(accessToken: String) async throws -> [(id: String, name: String, primary: Bool)] {
+        let response = try await perform(CurlHTTPRequest(
+            url: "\(endpoints.apiBaseURL)/users/me/calendarList?maxResults=250",
+            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
+        ), what: "calendarList.list")
+        guard response.status == 200 else { throw Self.classify(response, what: "calendarList.list") }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] else {
+            throw GoogleAPIError(kind: .badResponse, message: "calendarList.list answer is not JSON")
+        }
+        let items = object["items"] as? [[String: Any]] ?? []
+        return items.compactMap { item in
+            guard let id = item["id"] as? String else { return nil }
+            return (id, item["summary"] as? String ?? id, item["primary"] as? Bool ?? false)
+        }
+    }
+
+    /// Opens a push channel on a calendar's events (`events.watch`); returns Google's resource id and expiry.
+    public func watch(calendarID: String, accessToken: String, channelID: String, token: String, address: String) async throws -> (resourceID: String, expiresAt: Date) {
+        let body = JSONSerialization.dataOrEmpty(["id": channelID, "type": "web_hook", "address": address, "token": token])
+        let response = try await perform(CurlHTTPRequest(
+            method: "POST", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/watch",
+            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
+            body: body
+        ), what: "events.watch")
+        guard response.status == 200 else { throw Self.classify(response, what: "events.watch") }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any],
+              let resourceID = object["resourceId"] as? String
+        else { throw GoogleAPIError(kind: .badResponse, message: "events.watch answer has no resourceId") }
+        // `expiration` is int64 milliseconds, sent as a number or a numeric string.
+        let milliseconds = (object["expiration"] as? NSNumber)?.doubleValue ?? (object["expiration"] as? String).flatMap(Double.init)
+        guard let milliseconds else { throw GoogleAPIError(kind: .badResponse, message: "events.watch answer has no expiration") }
+        return (resourceID, Date(timeIntervalSince1970: milliseconds / 1000))
+    }
+
+    /// Stops a channel (`channels.stop`); a channel Google no longer knows counts as stopped.
+    public func stop(channelID: String, resourceID: String, accessToken: String) async throws {
+        let response = try await perform(CurlHTTPRequest(
+            method: "POST", url: "\(endpoints.apiBaseURL)/channels/stop",
+            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
+            body: JSONSerialization.dataOrEmpty(["id": channelID, "resourceId": resourceID])
+        ), what: "channels.stop")
+        guard (200...299).contains(response.status) || response.status == 404 else { throw Self.classify(response, what: "channels.stop") }
+    }
+
     private func perform(_ request: CurlHTTPRequest, what: String) async throws -> CurlHTTPResponse {
         do {
             return try await http.execute(request)
@@ -118,4 +163,11 @@ public struct GoogleCalendarClient: Sendable {
     }
 
     static func pathEncode(_ text: String) -> String { formEncode(text) }
+}
+
+extension JSONSerialization {
+    /// JSON bytes of a string dictionary (cannot fail for strings).
+    static func dataOrEmpty(_ object: [String: String]) -> [UInt8] {
+        (try? Array(JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))) ?? Array("{}".utf8)
+    }
 }

@@ -38,6 +38,24 @@ public final class GoogleSimulator: Sendable {
         var faults: [Fault] = []
         var listCalls = 0
         var nextID = 1
+        var calendarNames: [String: String] = ["primary": "Primary"]
+        var channels: [String: WatchedChannel] = [:]
+    }
+
+    /// A channel opened with `events.watch`.
+    public struct WatchedChannel: Sendable, Hashable {
+        /// Channel id the caller chose.
+        public var id: String
+        /// The resource id the simulator assigned.
+        public var resourceID: String
+        /// Calendar watched.
+        public var calendar: String
+        /// Where pushes go.
+        public var address: String
+        /// The caller's token.
+        public var token: String
+        /// Whether `channels.stop` was called.
+        public var stopped: Bool
     }
 
     private let state = Mutex(State())
@@ -98,6 +116,14 @@ public final class GoogleSimulator: Sendable {
         _ = state.withLock { $0.refreshTokens.remove(refreshToken) }
     }
 
+    /// Adds a calendar to the user's calendar list.
+    public func addCalendar(id: String, name: String) {
+        state.withLock { $0.calendarNames[id] = name }
+    }
+
+    /// Channels opened so far.
+    public var channels: [WatchedChannel] { state.withLock { Array($0.channels.values) } }
+
     // MARK: HTTP
 
     /// The simulator's router: `/token`, `/calendar/v3/...` and `/control/...`.
@@ -106,6 +132,48 @@ public final class GoogleSimulator: Sendable {
         router.post("/token") { request, context in try await self.token(request, context: context) }
         router.get("/calendar/v3/calendars/:calendar/events") { request, context in
             try self.listEvents(request, calendar: context.parameters.get("calendar") ?? "")
+        }
+        router.get("/calendar/v3/users/me/calendarList") { request, _ in
+            guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            let items = self.state.withLock { state in
+                state.calendarNames.sorted { $0.key < $1.key }.map { id, name -> JSONValue in
+                    .object(["id": .string(id), "summary": .string(name), "primary": .bool(id == "primary")])
+                }
+            }
+            return Self.json(.object(["kind": .string("calendar#calendarList"), "items": .array(items)]))
+        }
+        router.post("/calendar/v3/calendars/:calendar/events/watch") { request, context in
+            guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            let fields = try await Self.jsonObject(request, context: context)
+            guard case .string(let id)? = fields["id"], case .string(let address)? = fields["address"], address.hasPrefix("https://") else {
+                return Self.googleError(400, reason: "invalid", message: "id and an https address are required")
+            }
+            var token = ""
+            if case .string(let given)? = fields["token"] { token = given }
+            let calendar = context.parameters.get("calendar") ?? ""
+            let resourceID = "res-\(calendar)-\(id.prefix(8))"
+            let expiration = Int64((Date().timeIntervalSince1970 + 7 * 86_400) * 1000)
+            self.state.withLock {
+                $0.channels[id] = WatchedChannel(id: id, resourceID: resourceID, calendar: calendar, address: address, token: token, stopped: false)
+            }
+            return Self.json(.object([
+                "kind": .string("api#channel"), "id": .string(id), "resourceId": .string(resourceID),
+                "resourceUri": .string("https://www.googleapis.com/calendar/v3/calendars/\(calendar)/events?alt=json"),
+                "token": .string(token), "expiration": .string(String(expiration)),
+            ]))
+        }
+        router.post("/calendar/v3/channels/stop") { request, context in
+            guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            let fields = try await Self.jsonObject(request, context: context)
+            guard case .string(let id)? = fields["id"], case .string(let resource)? = fields["resourceId"] else {
+                return Self.googleError(400, reason: "invalid", message: "id and resourceId are required")
+            }
+            let found = self.state.withLock { state -> Bool in
+                guard let channel = state.channels[id], channel.resourceID == resource else { return false }
+                state.channels[id]?.stopped = true
+                return true
+            }
+            return found ? Response(status: .noContent) : Self.googleError(404, reason: "notFound", message: "Channel not found")
         }
         router.post("/control/calendars/:calendar/events") { request, context in
             let fields = try await Self.jsonObject(request, context: context)
@@ -156,14 +224,15 @@ public final class GoogleSimulator: Sendable {
         return Self.json(.object(["access_token": .string(issued), "expires_in": .integer(3599), "token_type": .string("Bearer")]))
     }
 
+    private func authorized(_ request: Request) -> Bool {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
+        return state.withLock { $0.accessTokens.contains(String(header.dropFirst(7))) }
+    }
+
     private func listEvents(_ request: Request, calendar: String) throws -> Response {
         let query = request.uri.queryParameters
-        let authorized = state.withLock { state -> Bool in
-            state.listCalls += 1
-            guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return false }
-            return state.accessTokens.contains(String(header.dropFirst(7)))
-        }
-        guard authorized else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+        state.withLock { $0.listCalls += 1 }
+        guard authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
         if let fault = state.withLock({ $0.faults.isEmpty ? nil : $0.faults.removeFirst() }) {
             switch fault {
             case .rateLimit:

@@ -71,6 +71,27 @@ public enum SQLiteMigrations {
                 updated_at_ms INTEGER NOT NULL
             );
             """),
+        Migration(version: 5, name: "connections and their calendars", sql: """
+            CREATE TABLE connections (
+                id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                state TEXT NOT NULL,
+                state_reason TEXT,
+                created_at_ms INTEGER NOT NULL,
+                client_id TEXT NOT NULL,
+                sealed_client_secret BLOB NOT NULL,
+                sealed_refresh_token BLOB NOT NULL
+            );
+            CREATE INDEX connections_user ON connections (user_id);
+            CREATE TABLE connection_calendars (
+                connection_id TEXT NOT NULL REFERENCES connections (id) ON DELETE CASCADE,
+                calendar_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                selected INTEGER NOT NULL,
+                PRIMARY KEY (connection_id, calendar_id)
+            );
+            """),
     ]
 
     /// The newest version this build knows.

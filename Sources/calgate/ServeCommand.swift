@@ -6,8 +6,11 @@ import Hummingbird
 import Logging
 import Metrics
 import OpenSSLTLS
+import CurlHTTP
+import GoogleCalendar
 import SQLiteStore
 import ServiceLifecycle
+import SyncEngine
 
 /// `calgate serve`: the gateway.
 struct Serve: AsyncParsableCommand {
@@ -77,7 +80,8 @@ struct Serve: AsyncParsableCommand {
     func serve(_ config: GatewayConfiguration, logger: Logger) async throws {
         try prepareDataDirectory(config.dataDirectory)
         let tlsContext = try makeTLSContext(config, logger: logger)
-        let adminToken = try resolveAdminToken(config, logger: logger)
+        let adminToken = try resolveToken(config.adminToken, file: "admin-token", what: "admin", config, logger: logger)
+        let apiToken = try resolveToken(config.apiToken, file: "api-token", what: "API", config, logger: logger)
         let sealer: AESGCMSecretSealer
         do {
             let key = try AESGCMSecretSealer.loadOrCreateKeyFile(dataDirectory: config.dataDirectory)
@@ -97,9 +101,17 @@ struct Serve: AsyncParsableCommand {
         }
         let metrics = GatewayMetrics()
         MetricsSystem.bootstrap(metrics.factory)
+        let http: CurlHTTPClient
+        do { http = try CurlHTTPClient() } catch { throw CLIError("outbound HTTP: \(error)") }
+        let google = GoogleConnectionSyncer(
+            client: GoogleCalendarClient(http: http, endpoints: GoogleEndpoints(tokenURL: config.google.tokenURL, apiBaseURL: config.google.apiBaseURL)),
+            store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: config.effectivePublicURL + "/webhooks/google"
+        )
+        let scheduler = SyncScheduler(store: store, providers: [google], logger: logger)
 
         let deps = GatewayServerDependencies(
-            configuration: config, adminToken: adminToken, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
+            configuration: config, adminToken: adminToken, apiToken: apiToken, google: google, store: store, sealer: sealer,
+            tlsContext: tlsContext, metrics: metrics,
             version: Calgate.version, logger: logger
         )
         let application: Application<RouterResponder<BasicRequestContext>>
@@ -119,6 +131,7 @@ struct Serve: AsyncParsableCommand {
             services: [
                 .init(service: StoreLifecycleService(store: store, logger: logger)),
                 .init(service: CertificateReloadService(tlsContext: tlsContext, metrics: metrics, logger: logger)),
+                .init(service: scheduler),
                 .init(service: application),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -127,6 +140,7 @@ struct Serve: AsyncParsableCommand {
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds)
         groupConfiguration.maximumCancellationDuration = .seconds(5)
         try await ServiceGroup(configuration: groupConfiguration).run()
+        await http.shutdown()
         logger.notice("calgate stopped")
     }
 
@@ -179,15 +193,16 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    func resolveAdminToken(_ config: GatewayConfiguration, logger: Logger) throws -> String {
-        if let token = config.adminToken { return token }
+    /// A configured token, or the one in `<data_dir>/<file>` (generated on first start).
+    func resolveToken(_ configured: String?, file name: String, what: String, _ config: GatewayConfiguration, logger: Logger) throws -> String {
+        if let configured { return configured }
         do {
-            let (token, generated) = try AdminTokenFile.loadOrGenerate(dataDirectory: config.dataDirectory)
-            let file = AdminTokenFile.path(dataDirectory: config.dataDirectory)
+            let (token, generated) = try AdminTokenFile.loadOrGenerate(dataDirectory: config.dataDirectory, name: name)
+            let file = AdminTokenFile.path(dataDirectory: config.dataDirectory, name: name)
             if generated {
-                logger.notice("generated the admin token (send it as Authorization: Bearer)", metadata: ["admin_token.file": "\(file)"])
+                logger.notice("generated the \(what) token (send it as Authorization: Bearer)", metadata: ["token.file": "\(file)"])
             } else {
-                logger.info("admin token read from file", metadata: ["admin_token.file": "\(file)"])
+                logger.info("\(what) token read from file", metadata: ["token.file": "\(file)"])
             }
             return token
         } catch {

@@ -5,8 +5,10 @@ import Hummingbird
 import Logging
 import NIOCore
 import OpenSSLTLS
+import GoogleCalendar
 import SQLiteStore
 import ServiceLifecycle
+import SyncEngine
 import TestSupport
 
 /// A whole gateway in-process on 127.0.0.1 with a free port, real TLS (dev CA), a real SQLite file and the
@@ -18,6 +20,9 @@ final class GatewayHarness: Sendable {
     let store: SQLiteStore
     let metrics: GatewayMetrics
     let adminToken = "test-admin-token-0123456789abcdef"
+    let apiToken = "test-api-token-0123456789abcdef0123"
+    let google: GoogleConnectionSyncer?
+    let scheduler: SyncScheduler?
     let sealer = try! AESGCMSecretSealer(key: Array(repeating: 7, count: 32))
     let port: Int
     private let group: ServiceGroup
@@ -33,7 +38,10 @@ final class GatewayHarness: Sendable {
         return path
     }
 
-    init(configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws {
+    init(
+        configure: (inout GatewayConfiguration) -> Void = { _ in },
+        google makeGoogle: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GoogleConnectionSyncer)? = nil
+    ) async throws {
         directory = Self.makeTemporaryDirectory()
         certificates = try DevCertificateAuthority.generate(directory: directory + "/certs")
         tlsContext = try TLSServerContext(configuration: TLSServerConfiguration(
@@ -49,8 +57,14 @@ final class GatewayHarness: Sendable {
         metrics = GatewayMetrics()
         var logger = Logger(label: "test")
         logger.logLevel = .warning
+        let store = self.store
+        let madeGoogle = try makeGoogle?(store, sealer, config)
+        google = madeGoogle
+        var schedule = SyncScheduler.Configuration()
+        schedule.window = 0.05
+        scheduler = madeGoogle.map { SyncScheduler(store: store, providers: [$0], configuration: schedule, logger: logger) }
         let deps = GatewayServerDependencies(
-            configuration: config, adminToken: adminToken, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
+            configuration: config, adminToken: adminToken, apiToken: apiToken, google: google, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
             version: "test", logger: logger
         )
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
@@ -58,11 +72,11 @@ final class GatewayHarness: Sendable {
             portContinuation.yield(channel.localAddress?.port ?? 0)
             portContinuation.finish()
         }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: StoreLifecycleService(store: store, logger: logger))]
+        if let scheduler { services.append(.init(service: scheduler)) }
+        services.append(.init(service: application))
         group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [
-                .init(service: StoreLifecycleService(store: store, logger: logger)),
-                .init(service: application),
-            ],
+            services: services,
             logger: logger
         ))
         let group = self.group

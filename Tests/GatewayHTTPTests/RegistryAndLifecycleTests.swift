@@ -13,7 +13,8 @@ struct RegistryAndLifecycleTests {
         let gateway = try await GatewayHarness()
         defer { Task { await gateway.shutdown() } }
         let deps = GatewayServerDependencies(
-            configuration: GatewayConfiguration(), adminToken: gateway.adminToken, store: gateway.store, sealer: gateway.sealer,
+            configuration: GatewayConfiguration(), adminToken: gateway.adminToken, apiToken: gateway.apiToken, google: nil,
+            store: gateway.store, sealer: gateway.sealer,
             tlsContext: gateway.tlsContext, metrics: gateway.metrics, version: "t", logger: Logger(label: "t")
         )
         let live = GatewayServer.makeRegistry(deps).catalog

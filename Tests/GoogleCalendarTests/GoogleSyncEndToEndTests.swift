@@ -17,31 +17,13 @@ final class GoogleSyncFixture: Sendable {
     let store: SQLiteStore
     let http: CurlHTTPClient
     let client: GoogleCalendarClient
-    let port: Int
-    private let group: ServiceGroup
-    private let task: Task<Void, any Error>
+    let server: SimulatorServer
 
     init() async throws {
         store = try SQLiteStore(path: directory + "/db.sqlite")
         http = try CurlHTTPClient()
-        var logger = Logger(label: "sim")
-        logger.logLevel = .warning
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: simulator.makeRouter(),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: logger
-        )
-        group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let group = self.group
-        task = Task { try await group.run() }
-        var bound = 0
-        for await p in ports { bound = p }
-        port = bound
+        server = try await SimulatorServer(router: simulator.makeRouter())
+        let bound = server.port
         client = GoogleCalendarClient(http: http, endpoints: GoogleEndpoints(
             tokenURL: "http://127.0.0.1:\(bound)/token", apiBaseURL: "http://127.0.0.1:\(bound)/calendar/v3"
         ))
@@ -54,8 +36,7 @@ final class GoogleSyncFixture: Sendable {
     func stop() async {
         await http.shutdown()
         await store.close()
-        await group.triggerGracefulShutdown()
-        _ = try? await task.value
+        await server.stop()
         try? FileManager.default.removeItem(atPath: directory)
     }
 }

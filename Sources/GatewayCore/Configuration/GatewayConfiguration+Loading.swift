@@ -10,6 +10,8 @@ extension GatewayConfiguration {
         ("CALGATE_TLS_CERT", "tls.certificate"),
         ("CALGATE_TLS_KEY", "tls.private_key"),
         ("CALGATE_ADMIN_TOKEN", "admin_token"),
+        ("CALGATE_API_TOKEN", "api_token"),
+        ("CALGATE_PUBLIC_URL", "public_url"),
         ("CALGATE_LOG_LEVEL", "log.level"),
         ("CALGATE_LOG_FORMAT", "log.format"),
         ("CALGATE_MAX_CONNECTIONS", "limits.max_connections"),
@@ -36,8 +38,8 @@ extension GatewayConfiguration {
         var config = GatewayConfiguration()
         let top = try StrictJSONObject(document, path: "")
         try top.requireOnlyKeys([
-            "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "log", "limits", "health",
-            "shutdown_grace_s",
+            "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "api_token", "public_url", "google",
+            "log", "limits", "health", "shutdown_grace_s",
         ])
         if let listen = try top.string("listen") {
             do {
@@ -51,6 +53,13 @@ extension GatewayConfiguration {
         if let value = try top.string("routes_dir") { config.routesDirectory = try nonEmpty(value, top.qualified("routes_dir")) }
         if let value = try top.string("admin_token") { config.adminToken = try validToken(value, path: "admin_token") }
         if let value = try top.integer("shutdown_grace_s", in: 0...3600) { config.shutdownGraceSeconds = Int(value) }
+        if let value = try top.string("api_token") { config.apiToken = try validToken(value, path: "api_token") }
+        if let value = try top.string("public_url") { config.publicURL = try validURL(value, path: "public_url", https: true) }
+        if let google = try top.object("google") {
+            try google.requireOnlyKeys(["token_url", "api_base_url"])
+            if let v = try google.string("token_url") { config.google.tokenURL = try validURL(v, path: google.qualified("token_url"), https: false) }
+            if let v = try google.string("api_base_url") { config.google.apiBaseURL = try validURL(v, path: google.qualified("api_base_url"), https: false) }
+        }
         if let tls = try top.object("tls") {
             try tls.requireOnlyKeys(["certificate", "private_key", "dev_cert_dir", "session_resumption", "handshake_timeout_s"])
             config.tls.certificatePath = try tls.string("certificate")
@@ -105,6 +114,16 @@ extension GatewayConfiguration {
         if let v = try value("CALGATE_ADMIN_TOKEN") {
             do { config.adminToken = try Self.validToken(v, path: "CALGATE_ADMIN_TOKEN") } catch {
                 throw ConfigurationError(setting: "CALGATE_ADMIN_TOKEN", message: error.message)
+            }
+        }
+        if let v = try value("CALGATE_API_TOKEN") {
+            do { config.apiToken = try Self.validToken(v, path: "CALGATE_API_TOKEN") } catch {
+                throw ConfigurationError(setting: "CALGATE_API_TOKEN", message: error.message)
+            }
+        }
+        if let v = try value("CALGATE_PUBLIC_URL") {
+            do { config.publicURL = try Self.validURL(v, path: "", https: true) } catch {
+                throw ConfigurationError(setting: "CALGATE_PUBLIC_URL", message: error.message)
             }
         }
         if let v = try value("CALGATE_LOG_LEVEL") {
@@ -163,6 +182,17 @@ extension GatewayConfiguration {
             throw StrictJSONError(path: path, message: "must be printable ASCII without spaces")
         }
         return text
+    }
+
+    /// An absolute http(s) URL without a trailing slash; `https` demands TLS (providers push only to HTTPS).
+    static func validURL(_ text: String, path: String, https: Bool) throws(StrictJSONError) -> String {
+        let trimmed = text.hasSuffix("/") ? String(text.dropLast()) : text
+        guard let url = URL(string: trimmed), let scheme = url.scheme, url.host != nil, url.query == nil,
+              scheme == "https" || (!https && scheme == "http")
+        else {
+            throw StrictJSONError(path: path, message: "\"\(text)\" must be an absolute \(https ? "https" : "http(s)") URL without a query")
+        }
+        return trimmed
     }
 
     private static func nonEmpty(_ text: String, _ path: String) throws(StrictJSONError) -> String {

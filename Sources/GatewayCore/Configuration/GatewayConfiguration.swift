@@ -17,6 +17,12 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var tls = TLSSettings()
     /// Admin bearer token; `nil` means read or generate `<dataDirectory>/admin-token`.
     public var adminToken: String?
+    /// LeadCenter API bearer token; `nil` means read or generate `<dataDirectory>/api-token`.
+    public var apiToken: String?
+    /// The public HTTPS base URL providers push to; `nil` means `https://<listen>`.
+    public var publicURL: String?
+    /// Google endpoints (production unless pointed at the simulator).
+    public var google = GoogleSettings()
     /// Log level name (trace, debug, info, notice, warning, error, critical).
     public var logLevel: String = "info"
     /// Log line format.
@@ -34,6 +40,19 @@ public struct GatewayConfiguration: Sendable, Hashable {
     /// The SQLite path in force.
     public var effectiveDatabasePath: String {
         databasePath ?? (dataDirectory as NSString).appendingPathComponent("calgate.sqlite")
+    }
+
+    /// The public base URL in force.
+    public var effectivePublicURL: String { publicURL ?? "https://\(listen)" }
+
+    /// Where Google's OAuth and Calendar API live.
+    public struct GoogleSettings: Sendable, Hashable {
+        /// OAuth token endpoint.
+        public var tokenURL = "https://oauth2.googleapis.com/token"
+        /// Calendar API base URL.
+        public var apiBaseURL = "https://www.googleapis.com/calendar/v3"
+        /// Creates defaults.
+        public init() {}
     }
 
     /// Log line formats.

@@ -1,0 +1,94 @@
+import Foundation
+
+/// A LeadCenter user's link to one provider account.
+public struct Connection: Sendable, Hashable {
+    /// Whether sync runs.
+    public enum State: String, Sendable, Hashable {
+        /// Syncing.
+        case active
+        /// The provider refused the credentials (`invalid_grant`); sync stops until the user reconnects.
+        case needsReconnect = "needs_reconnect"
+    }
+
+    /// calgate's id for the connection.
+    public var id: String
+    /// The LeadCenter user.
+    public var userID: String
+    /// Which provider.
+    public var provider: Provider
+    /// Sync state.
+    public var state: State
+    /// Why the state is not `active`, in words for the user (never a token).
+    public var stateReason: String?
+    /// When it was created.
+    public var createdAt: Date
+
+    /// Creates a connection.
+    public init(id: String, userID: String, provider: Provider, state: State = .active, stateReason: String? = nil, createdAt: Date) {
+        self.id = id
+        self.userID = userID
+        self.provider = provider
+        self.state = state
+        self.stateReason = stateReason
+        self.createdAt = createdAt
+    }
+}
+
+/// OAuth client and refresh token for a connection; the secrets are sealed (`SecretSealer`, context
+/// `connection:<id>:client_secret` and `connection:<id>:refresh_token`).
+public struct SealedCredentials: Sendable, Hashable {
+    /// OAuth client id (not secret).
+    public var clientID: String
+    /// Sealed client secret.
+    public var sealedClientSecret: [UInt8]
+    /// Sealed refresh token.
+    public var sealedRefreshToken: [UInt8]
+
+    /// Creates credentials.
+    public init(clientID: String, sealedClientSecret: [UInt8], sealedRefreshToken: [UInt8]) {
+        self.clientID = clientID
+        self.sealedClientSecret = sealedClientSecret
+        self.sealedRefreshToken = sealedRefreshToken
+    }
+}
+
+/// One provider calendar of a connection.
+public struct ConnectionCalendar: Sendable, Hashable {
+    /// The connection.
+    public var connectionID: String
+    /// The provider's calendar id.
+    public var calendarID: String
+    /// Display name.
+    public var name: String
+    /// Whether calgate syncs it.
+    public var selected: Bool
+
+    /// Creates a calendar.
+    public init(connectionID: String, calendarID: String, name: String, selected: Bool) {
+        self.connectionID = connectionID
+        self.calendarID = calendarID
+        self.name = name
+        self.selected = selected
+    }
+
+    /// The key appointments, cursors and channels use.
+    public var calendarKey: String { "\(connectionID)/\(calendarID)" }
+}
+
+/// Connections, their sealed credentials and calendars.
+public protocol ConnectionStore: Sendable {
+    /// Stores a new connection with its credentials.
+    func createConnection(_ connection: Connection, credentials: SealedCredentials) async throws
+    /// One connection.
+    func connection(id: String) async throws -> Connection?
+    /// All connections, or one user's.
+    func connections(userID: String?) async throws -> [Connection]
+    /// A connection's sealed credentials.
+    func credentials(connectionID: String) async throws -> SealedCredentials?
+    /// Changes the sync state.
+    func setConnectionState(id: String, state: Connection.State, reason: String?) async throws
+    /// Replaces the connection's calendar list.
+    func saveCalendars(connectionID: String, _ calendars: [ConnectionCalendar]) async throws
+    /// The connection's calendars.
+    func calendars(connectionID: String) async throws -> [ConnectionCalendar]
+}

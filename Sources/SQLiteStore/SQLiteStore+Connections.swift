@@ -1,0 +1,132 @@
+import Foundation
+import GatewayCore
+
+extension SQLiteStore: ConnectionStore {
+    /// Inserts a connection; an existing id is an error.
+    public func createConnection(_ connection: Connection, credentials: SealedCredentials) async throws {
+        try await run { database in
+            try database.transaction {
+                let statement = try database.prepare("""
+                    INSERT INTO connections (id, user_id, provider, state, state_reason, created_at_ms, client_id,
+                        sealed_client_secret, sealed_refresh_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                statement.bind(1, connection.id)
+                statement.bind(2, connection.userID)
+                statement.bind(3, connection.provider.rawValue)
+                statement.bind(4, connection.state.rawValue)
+                statement.bind(5, connection.stateReason)
+                statement.bind(6, Self.milliseconds(connection.createdAt))
+                statement.bind(7, credentials.clientID)
+                statement.bind(8, blob: credentials.sealedClientSecret)
+                statement.bind(9, blob: credentials.sealedRefreshToken)
+                try statement.run()
+            }
+        }
+    }
+
+    /// One connection.
+    public func connection(id: String) async throws -> Connection? {
+        try await run { database in
+            let statement = try database.prepare(Self.connectionColumns + " WHERE id = ?")
+            statement.bind(1, id)
+            guard try statement.step() else { return nil }
+            let connection = Self.readConnection(statement)
+            try statement.run()
+            return connection
+        }
+    }
+
+    /// All connections, or one user's, oldest first.
+    public func connections(userID: String?) async throws -> [Connection] {
+        try await run { database in
+            let statement: SQLiteStatement
+            if let userID {
+                statement = try database.prepare(Self.connectionColumns + " WHERE user_id = ? ORDER BY created_at_ms, id")
+                statement.bind(1, userID)
+            } else {
+                statement = try database.prepare(Self.connectionColumns + " ORDER BY created_at_ms, id")
+            }
+            var rows: [Connection] = []
+            while try statement.step() { rows.append(Self.readConnection(statement)) }
+            return rows
+        }
+    }
+
+    /// Sealed credentials.
+    public func credentials(connectionID: String) async throws -> SealedCredentials? {
+        try await run { database in
+            let statement = try database.prepare(
+                "SELECT client_id, sealed_client_secret, sealed_refresh_token FROM connections WHERE id = ?"
+            )
+            statement.bind(1, connectionID)
+            guard try statement.step() else { return nil }
+            let credentials = SealedCredentials(
+                clientID: statement.string(0) ?? "", sealedClientSecret: statement.blob(1), sealedRefreshToken: statement.blob(2)
+            )
+            try statement.run()
+            return credentials
+        }
+    }
+
+    /// Sets the sync state.
+    public func setConnectionState(id: String, state: Connection.State, reason: String?) async throws {
+        try await run { database in
+            let statement = try database.prepare("UPDATE connections SET state = ?, state_reason = ? WHERE id = ?")
+            statement.bind(1, state.rawValue)
+            statement.bind(2, reason)
+            statement.bind(3, id)
+            try statement.run()
+        }
+    }
+
+    /// Replaces the calendar list.
+    public func saveCalendars(connectionID: String, _ calendars: [ConnectionCalendar]) async throws {
+        try await run { database in
+            try database.transaction {
+                let wipe = try database.prepare("DELETE FROM connection_calendars WHERE connection_id = ?")
+                wipe.bind(1, connectionID)
+                try wipe.run()
+                for calendar in calendars {
+                    let insert = try database.prepare(
+                        "INSERT INTO connection_calendars (connection_id, calendar_id, name, selected) VALUES (?, ?, ?, ?)"
+                    )
+                    insert.bind(1, connectionID)
+                    insert.bind(2, calendar.calendarID)
+                    insert.bind(3, calendar.name)
+                    insert.bind(4, Int64(calendar.selected ? 1 : 0))
+                    try insert.run()
+                }
+            }
+        }
+    }
+
+    /// The calendars, by id.
+    public func calendars(connectionID: String) async throws -> [ConnectionCalendar] {
+        try await run { database in
+            let statement = try database.prepare(
+                "SELECT calendar_id, name, selected FROM connection_calendars WHERE connection_id = ? ORDER BY calendar_id"
+            )
+            statement.bind(1, connectionID)
+            var rows: [ConnectionCalendar] = []
+            while try statement.step() {
+                rows.append(ConnectionCalendar(
+                    connectionID: connectionID, calendarID: statement.string(0) ?? "", name: statement.string(1) ?? "",
+                    selected: statement.int64(2) != 0
+                ))
+            }
+            return rows
+        }
+    }
+
+    static let connectionColumns = "SELECT id, user_id, provider, state, state_reason, created_at_ms FROM connections"
+
+    static func readConnection(_ statement: SQLiteStatement) -> Connection {
+        Connection(
+            id: statement.string(0) ?? "", userID: statement.string(1) ?? "",
+            provider: Provider(rawValue: statement.string(2) ?? "") ?? .google,
+            state: Connection.State(rawValue: statement.string(3) ?? "") ?? .needsReconnect,
+            stateReason: statement.isNull(4) ? nil : statement.string(4),
+            createdAt: date(statement.int64(5))
+        )
+    }
+}

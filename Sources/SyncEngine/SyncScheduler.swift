@@ -1,0 +1,177 @@
+import Foundation
+import GatewayCore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Turns inbox rows into coalesced per-calendar delta syncs, and marks rows processed only after a sync that
+/// started after them succeeded, so nothing acknowledged is lost across crashes (replayed rows cause one
+/// extra, idempotent sync).
+public final class SyncScheduler: Service, Sendable {
+    /// Tuning.
+    public struct Configuration: Sendable {
+        /// How long notifications are gathered before a fetch.
+        public var window: TimeInterval = 0.5
+        /// How often the inbox and timers are checked.
+        public var tick: Duration = .milliseconds(25)
+        /// Most syncs at once.
+        public var maxConcurrentSyncs: Int = 8
+        /// Backoff after failures.
+        public var backoff = BackoffPolicy(base: 1, cap: 300)
+        /// Creates defaults.
+        public init() {}
+    }
+
+    private struct State: Sendable {
+        var coalescer: SyncCoalescer<String>
+        var wakes: [String: Date] = [:]
+        /// Inbox rows per calendar not yet covered by a started sync.
+        var waiting: [String: [Int64]] = [:]
+        /// Rows a running sync covers.
+        var covering: [String: [Int64]] = [:]
+        var seen: Set<Int64> = []
+        /// Which provider syncs each calendar.
+        var providerOf: [String: Provider] = [:]
+        var running: Int = 0
+        var fetchCount: Int = 0
+    }
+
+    private let store: any InboxStore
+    private let providers: [Provider: any ProviderSyncing]
+    private let clock: any GatewayClock
+    private let configuration: Configuration
+    private let logger: Logger
+    private let state: Mutex<State>
+    private let random = Mutex(SystemRandomNumberGenerator())
+
+    /// Creates the scheduler.
+    public init(store: any InboxStore, providers: [any ProviderSyncing], clock: any GatewayClock = SystemGatewayClock(), configuration: Configuration = .init(), logger: Logger) {
+        self.store = store
+        self.providers = Dictionary(providers.map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
+        self.clock = clock
+        self.configuration = configuration
+        self.logger = logger
+        self.state = Mutex(State(coalescer: SyncCoalescer(window: configuration.window, backoff: configuration.backoff)))
+    }
+
+    /// Delta fetches started since start (benchmarks and tests read it).
+    public var fetchesStarted: Int { state.withLock { $0.fetchCount } }
+
+    /// Asks for a sync of `calendarKey` (connect, reconnect, the reconciliation sweep).
+    public func requestSync(calendarKey: String, provider: Provider) {
+        let now = clock.now()
+        state.withLock { state in
+            state.providerOf[calendarKey] = provider
+            if case .wake(_, let at) = state.coalescer.notify(calendarKey, now: now) { state.wakes[calendarKey] = at }
+        }
+    }
+
+    /// Runs until graceful shutdown; in-flight syncs finish (their rows stay unprocessed if they do not).
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                await pullInbox()
+                for key in dueCalendars() {
+                    group.addTask { await self.runSync(key) }
+                }
+                try? await Task.sleep(for: configuration.tick)
+            }
+        }
+    }
+
+    /// Reads new inbox rows and feeds them to the coalescer.
+    func pullInbox() async {
+        let rows: [StoredInboxEntry]
+        do {
+            rows = try await store.pending(limit: 1_000)
+        } catch {
+            logger.warning("cannot read the inbox", metadata: ["error": "\(error)"])
+            return
+        }
+        let fresh = state.withLock { state in rows.filter { !state.seen.contains($0.id) } }
+        guard !fresh.isEmpty else { return }
+        var orphans: [Int64] = []
+        var keyed: [(String, Int64, Provider)] = []
+        for row in fresh {
+            guard let provider = providers[row.entry.provider] else { continue }
+            do {
+                if let key = try await provider.calendarKey(for: row) { keyed.append((key, row.id, provider.provider)) } else { orphans.append(row.id) }
+            } catch {
+                logger.warning("cannot map a notification to a calendar", metadata: ["provider": "\(row.entry.provider.rawValue)", "error": "\(error)"])
+            }
+        }
+        let now = clock.now()
+        state.withLock { state in
+            for row in fresh { state.seen.insert(row.id) }
+            for (key, id, provider) in keyed {
+                state.providerOf[key] = provider
+                state.waiting[key, default: []].append(id)
+                if case .wake(_, let at) = state.coalescer.notify(key, now: now) { state.wakes[key] = at }
+            }
+        }
+        if !orphans.isEmpty {
+            // About a calendar calgate no longer syncs: nothing to do, ever.
+            try? await store.markProcessed(orphans)
+        }
+    }
+
+    /// Calendars whose wake-up is due and may start now (within the concurrency cap).
+    func dueCalendars() -> [String] {
+        let now = clock.now()
+        return state.withLock { state in
+            var started: [String] = []
+            for (key, at) in state.wakes.sorted(by: { $0.value < $1.value }) where at <= now {
+                guard state.running < configuration.maxConcurrentSyncs else { break }
+                state.wakes[key] = nil
+                switch state.coalescer.wake(key, now: now) {
+                case .fetch:
+                    state.running += 1
+                    state.fetchCount += 1
+                    state.covering[key] = state.waiting.removeValue(forKey: key) ?? []
+                    started.append(key)
+                case .wake(_, let next):
+                    state.wakes[key] = next
+                case .none:
+                    break
+                }
+            }
+            return started
+        }
+    }
+
+    func runSync(_ key: String) async {
+        let provider = state.withLock { $0.providerOf[key] }.flatMap { providers[$0] }
+        var succeeded = false
+        var retryAfter: TimeInterval?
+        do {
+            guard let provider else { throw SyncFailure(kind: .failed, message: "no provider syncs \(key)") }
+            _ = try await provider.sync(calendarKey: key)
+            succeeded = true
+        } catch let failure as SyncFailure {
+            if case .retry(let after) = failure.kind { retryAfter = after }
+            if failure.kind == .needsReconnect {
+                // Nothing will change until the user reconnects; the rows are done with.
+                succeeded = true
+            }
+            logger.warning("calendar sync failed", metadata: ["calendar.key": "\(key)", "error": "\(failure)"])
+        } catch {
+            logger.warning("calendar sync failed", metadata: ["calendar.key": "\(key)", "error": "\(error)"])
+        }
+        let unit = random.withLock { Double.random(in: 0..<1, using: &$0) }
+        let now = clock.now()
+        let covered: [Int64] = state.withLock { state in
+            state.running -= 1
+            let rows = state.covering.removeValue(forKey: key) ?? []
+            if !succeeded { state.waiting[key, default: []].insert(contentsOf: rows, at: 0) }
+            if case .wake(_, let at) = state.coalescer.fetchFinished(key, succeeded: succeeded, now: now, unit: unit, retryAfter: retryAfter) {
+                state.wakes[key] = at
+            }
+            return succeeded ? rows : []
+        }
+        if !covered.isEmpty {
+            do { try await store.markProcessed(covered) } catch {
+                logger.warning("cannot mark inbox rows processed; they will cause one more sync", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}

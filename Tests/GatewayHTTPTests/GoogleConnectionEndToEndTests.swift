@@ -1,0 +1,123 @@
+import CurlHTTP
+import Foundation
+import GatewayCore
+import GoogleCalendar
+import ProviderSimulators
+import TestSupport
+import Testing
+
+/// Connect a Google account through the API, watch its calendar, push through the webhook, read appointments back.
+@Suite("Google connection end to end", .serialized)
+struct GoogleConnectionEndToEndTests {
+    func start(_ simulator: GoogleSimulator) async throws -> (SimulatorServer, GatewayHarness) {
+        let server = try await SimulatorServer(router: simulator.makeRouter())
+        let gateway = try await GatewayHarness(google: { store, sealer, config in
+            GoogleConnectionSyncer(
+                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(
+                    tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
+                )),
+                store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost/webhooks/google"
+            )
+        })
+        return (server, gateway)
+    }
+
+    func api(_ gateway: GatewayHarness, _ path: String, _ arguments: [String] = []) async throws -> (status: Int, json: [String: Any]) {
+        let response = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)\(path)", caFile: gateway.certificates.caCertificate,
+            arguments: ["-H", "Authorization: Bearer \(gateway.apiToken)"] + arguments
+        )
+        let json = (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
+        return (response.status, json)
+    }
+
+    func connectBody(_ refresh: String = "1//refresh-ok") -> [String] {
+        ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+         #"{"user_id":"u1","provider":"google","client_id":"cid","client_secret":"csecret","refresh_token":"\#(refresh)"}"#]
+    }
+
+    @Test func connectSyncsWatchesAndPushesTriggerADeltaSync() async throws {
+        let simulator = GoogleSimulator(refreshTokens: ["1//refresh-ok"])
+        simulator.addCalendar(id: "team", name: "Team")
+        simulator.upsertEvent(calendar: "primary", timed("Kickoff", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("k1")]))
+        let (server, gateway) = try await start(simulator)
+
+        let created = try await api(gateway, "/api/v1/connections", connectBody())
+        #expect(created.status == 201)
+        let id = try #require(created.json["id"] as? String)
+        #expect(created.json["state"] as? String == "active")
+        let calendars = created.json["calendars"] as? [[String: Any]] ?? []
+        #expect(calendars.count == 2)
+        #expect(calendars.first { $0["id"] as? String == "primary" }?["selected"] as? Bool == true)
+
+        var listed = try await api(gateway, "/api/v1/appointments?user=u1")
+        var items = listed.json["appointments"] as? [[String: Any]] ?? []
+        #expect(items.map { $0["id"] as? String } == ["k1"])
+        #expect(items.first?["source"] as? String == "google")
+        #expect(items.first?["connection_id"] as? String == id)
+
+        // The connect flow opened a channel; a push through it (as Google would send) triggers a delta sync.
+        let channel = try #require(simulator.channels.first)
+        simulator.upsertEvent(calendar: "primary", timed("Kickoff (moved)", "2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z", extra: ["id": .string("k1")]))
+        let status = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)/webhooks/google", caFile: gateway.certificates.caCertificate,
+            arguments: ["-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(channel.id)", "-H", "X-Goog-Channel-Token: \(channel.token)",
+                        "-H", "X-Goog-Resource-ID: \(channel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 2"]
+        ).status
+        #expect(status == 200)
+        let deadline = ContinuousClock.now + .seconds(10)
+        repeat {
+            try await Task.sleep(for: .milliseconds(50))
+            listed = try await api(gateway, "/api/v1/appointments?user=u1")
+            items = listed.json["appointments"] as? [[String: Any]] ?? []
+        } while items.first?["title"] as? String != "Kickoff (moved)" && ContinuousClock.now < deadline
+        #expect(items.first?["title"] as? String == "Kickoff (moved)")
+        // The processed push leaves no backlog.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await gateway.store.backlog().count == 0)
+
+        // Range filter, and a bad range is a clear 400.
+        #expect((try await api(gateway, "/api/v1/appointments?user=u1&from=2026-12-03T00:00:00Z").json["appointments"] as? [Any])?.isEmpty == true)
+        #expect(try await api(gateway, "/api/v1/appointments?user=u1&from=tomorrow").status == 400)
+        #expect(try await api(gateway, "/api/v1/appointments").status == 400)
+
+        // A revoked refresh token puts the connection in needs_reconnect with the reason.
+        simulator.revoke(refreshToken: "1//refresh-ok")
+        let one = try await api(gateway, "/api/v1/connections/\(id)")
+        #expect(one.status == 200)
+        await server.stop()
+        await gateway.shutdown()
+    }
+
+    @Test func badConnectRequestsAreRefusedClearly() async throws {
+        let simulator = GoogleSimulator(refreshTokens: ["1//refresh-ok"])
+        let (server, gateway) = try await start(simulator)
+        let cases: [([String], Int)] = [
+            (["-X", "POST", "--data-binary", "{"], 400),
+            (["-X", "POST", "--data-binary", #"{"user_id":"u1","provider":"google"}"#], 400),
+            (["-X", "POST", "--data-binary", #"{"user_id":"u1","provider":"yahoo","client_id":"a","client_secret":"b","refresh_token":"c"}"#], 400),
+            (["-X", "POST", "--data-binary", #"{"user_id":"u1","provider":"google","client_id":"a","client_secret":"b","refresh_token":"c","extra":1}"#], 400),
+            (["-X", "POST", "--data-binary", #"{"user_id":5,"provider":"google","client_id":"a","client_secret":"b","refresh_token":"c"}"#], 400),
+            (connectBody("1//revoked"), 422),
+        ]
+        for (arguments, status) in cases {
+            #expect(try await api(gateway, "/api/v1/connections", arguments).status == status, "\(arguments)")
+        }
+        #expect(try await api(gateway, "/api/v1/connections").json["connections"] as? [Any] != nil)
+        #expect(try await api(gateway, "/api/v1/connections/nope").status == 404)
+        let noToken = try await curlRequest("https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate)
+        #expect(noToken.status == 401)
+        await server.stop()
+        await gateway.shutdown()
+    }
+}
+
+func timed(_ summary: String, _ start: String, _ end: String, extra: [String: JSONValue] = [:]) -> [String: JSONValue] {
+    var fields: [String: JSONValue] = [
+        "summary": .string(summary),
+        "start": .object(["dateTime": .string(start), "timeZone": .string("UTC")]),
+        "end": .object(["dateTime": .string(end), "timeZone": .string("UTC")]),
+    ]
+    for (k, v) in extra { fields[k] = v }
+    return fields
+}
