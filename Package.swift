@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "ProviderSimulators",
             dependencies: [
-                "GatewayCore",
+                "GatewayCore", "CurlHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,6 +91,7 @@ let package = Package(
             name: "calgate",
             dependencies: [
                 "GatewayCore", "OpenSSLTLS", "SQLiteStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "SyncEngine",
+                "ProviderSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

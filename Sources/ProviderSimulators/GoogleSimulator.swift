@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import GatewayCore
 import HTTPTypes
@@ -59,10 +60,52 @@ public final class GoogleSimulator: Sendable {
     }
 
     private let state = Mutex(State())
+    private let pushClient: CurlHTTPClient?
+    private let pushes = Mutex<(sent: Int, delivered: Int, messageNumber: UInt64)>((0, 0, 1))
 
-    /// Creates an empty simulator that accepts `refreshTokens`.
-    public init(refreshTokens: Set<String> = []) {
+    /// Creates an empty simulator that accepts `refreshTokens`. With `pushClient` (trusting the gateway's CA, as
+    /// Google trusts only real certificates) it sends push notifications to every watched calendar's channel.
+    public init(refreshTokens: Set<String> = [], pushClient: CurlHTTPClient? = nil) {
+        self.pushClient = pushClient
         state.withLock { $0.refreshTokens = refreshTokens }
+    }
+
+    /// Pushes attempted and pushes the receiver acknowledged with 2xx.
+    public var pushStatistics: (sent: Int, delivered: Int) { pushes.withLock { ($0.sent, $0.delivered) } }
+
+    /// Sends `state` to every live channel on `calendar`, as Google does: empty body, `X-Goog-*` headers, message
+    /// numbers that grow with gaps; 500/502/503/504 are retried with backoff, anything else is dropped.
+    func notifyChannels(calendar: String, state resourceState: String = "exists", only channelID: String? = nil) {
+        guard let pushClient else { return }
+        let targets = state.withLock { $0.channels.values.filter { $0.calendar == calendar && !$0.stopped && (channelID == nil || $0.id == channelID) } }
+        for channel in targets {
+            let number: UInt64 = resourceState == "sync" ? 1 : pushes.withLock { counters in
+                counters.messageNumber += UInt64.random(in: 1...3)
+                return counters.messageNumber
+            }
+            var headers = [
+                CurlHTTPHeader("X-Goog-Channel-ID", channel.id), CurlHTTPHeader("X-Goog-Resource-ID", channel.resourceID),
+                CurlHTTPHeader("X-Goog-Resource-URI", "https://www.googleapis.com/calendar/v3/calendars/\(calendar)/events?alt=json"),
+                CurlHTTPHeader("X-Goog-Resource-State", resourceState), CurlHTTPHeader("X-Goog-Message-Number", String(number)),
+                CurlHTTPHeader("User-Agent", "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"),
+            ]
+            if !channel.token.isEmpty { headers.append(CurlHTTPHeader("X-Goog-Channel-Token", channel.token)) }
+            let request = CurlHTTPRequest(method: "POST", url: channel.address, headers: headers, body: [], timeout: .seconds(10))
+            Task {
+                var delay = Duration.milliseconds(200)
+                for _ in 0..<6 {
+                    self.pushes.withLock { $0.sent += 1 }
+                    let status = (try? await pushClient.execute(request))?.status ?? 503
+                    if [200, 201, 202, 204, 102].contains(status) {
+                        self.pushes.withLock { $0.delivered += 1 }
+                        return
+                    }
+                    guard [500, 502, 503, 504].contains(status) else { return }
+                    try? await Task.sleep(for: delay)
+                    delay *= 2
+                }
+            }
+        }
     }
 
     /// `events.list` calls answered so far (faults included).
@@ -73,7 +116,7 @@ public final class GoogleSimulator: Sendable {
     /// Creates or replaces an event; returns its id.
     @discardableResult
     public func upsertEvent(calendar: String, _ fields: [String: JSONValue]) -> String {
-        state.withLock { state in
+        let id = state.withLock { state in
             state.version += 1
             var json = fields
             let id: String
@@ -87,6 +130,8 @@ public final class GoogleSimulator: Sendable {
             state.calendars[calendar, default: [:]][id] = StoredEvent(json: json, version: state.version, deleted: false)
             return id
         }
+        notifyChannels(calendar: calendar)
+        return id
     }
 
     /// Deletes an event (later incremental lists return it as `cancelled`).
@@ -99,6 +144,7 @@ public final class GoogleSimulator: Sendable {
             event.json = ["id": .string(id), "status": .string("cancelled")]
             state.calendars[calendar]?[id] = event
         }
+        notifyChannels(calendar: calendar)
     }
 
     /// Makes every sync token issued so far answer 410 `fullSyncRequired`.
@@ -156,6 +202,8 @@ public final class GoogleSimulator: Sendable {
             self.state.withLock {
                 $0.channels[id] = WatchedChannel(id: id, resourceID: resourceID, calendar: calendar, address: address, token: token, stopped: false)
             }
+            // Google announces a new channel with a `sync` message, possibly before the watch response arrives.
+            self.notifyChannels(calendar: calendar, state: "sync", only: id)
             return Self.json(.object([
                 "kind": .string("api#channel"), "id": .string(id), "resourceId": .string(resourceID),
                 "resourceUri": .string("https://www.googleapis.com/calendar/v3/calendars/\(calendar)/events?alt=json"),
@@ -313,3 +361,4 @@ public final class GoogleSimulator: Sendable {
         return json(body, status: HTTPResponse.Status(code: code))
     }
 }
+

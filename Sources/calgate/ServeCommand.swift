@@ -10,14 +10,31 @@ import CurlHTTP
 import GoogleCalendar
 import SQLiteStore
 import ServiceLifecycle
+import Synchronization
 import SyncEngine
 
 /// `calgate serve`: the gateway.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the gateway: TLS listener, route table, durable inbox, admin endpoints."
+        abstract: "Run the gateway: TLS listener, route table, durable inbox, sync, admin endpoints."
     )
 
+    @OptionGroup var options: ServeOptions
+
+    func run() async throws {
+        let configuration = try options.loadConfiguration()
+        let logger = LoggingSetup.bootstrap(level: configuration.logLevel, format: configuration.logFormat)
+        do {
+            try await GatewayRunner(logger: logger).serve(configuration)
+        } catch let error as CLIError {
+            logger.critical("calgate cannot start", metadata: ["error": "\(error.description)"])
+            throw error
+        }
+    }
+}
+
+/// The flags `serve` and `demo` share.
+struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("config"), help: "JSON configuration file (unknown keys are rejected).")
     var configFile: String?
 
@@ -35,17 +52,6 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .customLong("routes"), help: "Routes directory. Default ./routes.")
     var routesDirectory: String?
-
-    func run() async throws {
-        let configuration = try loadConfiguration()
-        let logger = LoggingSetup.bootstrap(level: configuration.logLevel, format: configuration.logFormat)
-        do {
-            try await serve(configuration, logger: logger)
-        } catch let error as CLIError {
-            logger.critical("calgate cannot start", metadata: ["error": "\(error.description)"])
-            throw error
-        }
-    }
 
     /// Defaults, then the file, then `CALGATE_*`, then flags.
     func loadConfiguration() throws -> GatewayConfiguration {
@@ -77,7 +83,46 @@ struct Serve: AsyncParsableCommand {
         return config
     }
 
-    func serve(_ config: GatewayConfiguration, logger: Logger) async throws {
+}
+
+/// What a running gateway is made of, for add-ons such as the demo driver.
+struct GatewayRuntime: Sendable {
+    let configuration: GatewayConfiguration
+    let apiToken: String
+    let adminToken: String
+    let google: GoogleConnectionSyncer
+    let scheduler: SyncScheduler
+    let ready: ReadySignal
+}
+
+/// Fires once the listener is bound.
+final class ReadySignal: Sendable {
+    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    func fire() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.fired = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let fired = state.withLock { state -> Bool in
+                if !state.fired { state.waiters.append(continuation) }
+                return state.fired
+            }
+            if fired { continuation.resume() }
+        }
+    }
+}
+
+/// Builds and runs the gateway from a configuration (shared by `serve` and `demo`).
+struct GatewayRunner {
+    let logger: Logger
+
+    func serve(_ config: GatewayConfiguration, extraServices: (GatewayRuntime) -> [any Service] = { _ in [] }) async throws {
+        let logger = self.logger
         try prepareDataDirectory(config.dataDirectory)
         let tlsContext = try makeTLSContext(config, logger: logger)
         let adminToken = try resolveToken(config.adminToken, file: "admin-token", what: "admin", config, logger: logger)
@@ -114,9 +159,14 @@ struct Serve: AsyncParsableCommand {
             tlsContext: tlsContext, metrics: metrics,
             version: Calgate.version, logger: logger
         )
+        let ready = ReadySignal()
+        let runtime = GatewayRuntime(
+            configuration: config, apiToken: apiToken, adminToken: adminToken, google: google, scheduler: scheduler, ready: ready
+        )
         let application: Application<RouterResponder<BasicRequestContext>>
         do {
             application = try GatewayServer.makeApplication(deps) { channel in
+                ready.fire()
                 let bound = channel.localAddress.map { "\($0.ipAddress ?? config.listen.host):\($0.port ?? config.listen.port)" }
                 logger.notice("calgate ready", metadata: [
                     "listen.address": "\(bound ?? config.listen.description)",
@@ -133,7 +183,7 @@ struct Serve: AsyncParsableCommand {
                 .init(service: CertificateReloadService(tlsContext: tlsContext, metrics: metrics, logger: logger)),
                 .init(service: scheduler),
                 .init(service: application),
-            ],
+            ] + extraServices(runtime).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

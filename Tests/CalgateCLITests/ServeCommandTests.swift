@@ -253,3 +253,37 @@ struct CertificateReloadProcessTests {
         #expect(still.status == 200)
     }
 }
+
+/// `calgate demo` as the README runs it: simulator pushes reach the gateway and changes show up in the API.
+@Suite("calgate demo")
+struct DemoCommandTests {
+    @Test func demoSyncsTheChangingCalendarEndToEnd() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try SilentListener().port  // a free port (the listener closes when released)
+        let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
+        let config = dir + "/config.json"
+        _ = FileManager.default.createFile(atPath: config, contents: Data(#"{"tls": {"dev_cert_dir": "\#(dir)/certs"}}"#.utf8))
+        let demo = try CalgateProcess([
+            "demo", "--listen", "127.0.0.1:\(port)", "--data-dir", dir + "/data", "--routes", routes, "--config", config,
+            "--log-format", "json", "--change-every", "0.3",
+        ])
+        defer { demo.signal(SIGKILL) }
+        _ = try await demo.waitForLine(containing: "demo user connected")
+        #expect(demo.output.contains("appointments:"))
+        let token = try String(contentsOfFile: dir + "/data/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        var body = ""
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !body.contains("(moved)"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            body = try await curlRequest(
+                "https://localhost:\(port)/api/v1/appointments?user=demo-user", caFile: dir + "/certs/dev-ca.pem",
+                arguments: ["-H", "Authorization: Bearer \(token)"]
+            ).body
+        }
+        #expect(body.contains("Client call: Smith household (moved)"), "the pushed change never arrived: \(body)")
+        #expect(body.contains(#""source":"google""#))
+        demo.signal(SIGTERM)
+        #expect(await demo.waitForExit() == 0)
+    }
+}

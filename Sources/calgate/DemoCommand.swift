@@ -1,0 +1,158 @@
+import ArgumentParser
+import CurlHTTP
+import Foundation
+import GatewayCore
+import GoogleCalendar
+import Logging
+import OpenSSLTLS
+import ProviderSimulators
+import ServiceLifecycle
+
+/// `calgate demo`: the Google simulator and the gateway wired together on loopback, with a demo user whose
+/// calendar keeps changing, so the whole pipeline can be watched without a Google account.
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway against the bundled Google simulator with a demo user whose calendar keeps changing."
+    )
+
+    @OptionGroup var options: ServeOptions
+
+    @Option(name: .customLong("change-every"), help: "Seconds between demo calendar changes.")
+    var changeEvery: Double = 5
+
+    func run() async throws {
+        var config = try options.loadConfiguration()
+        let logger = LoggingSetup.bootstrap(level: config.logLevel, format: config.logFormat)
+        guard config.listen.port != 0 else { throw CLIError("--listen: the demo needs a fixed port (the simulator pushes to it)") }
+        guard changeEvery >= 0.2 else { throw CLIError("--change-every must be at least 0.2 seconds") }
+        // The simulator trusts only the gateway's dev CA, as Google trusts only real certificates.
+        let devCA = (config.tls.devCertificateDirectory as NSString).appendingPathComponent("dev-ca.pem")
+        if config.tls.certificatePath == nil, !FileManager.default.fileExists(atPath: devCA) {
+            do { _ = try DevCertificateAuthority.generate(directory: config.tls.devCertificateDirectory) } catch {
+                throw CLIError("cannot create the dev certificate: \(error)")
+            }
+        }
+        var pushConfiguration = CurlHTTPClient.Configuration()
+        pushConfiguration.caBundlePath = config.tls.certificatePath == nil ? devCA : nil
+        let pushClient = try CurlHTTPClient(configuration: pushConfiguration)
+        let simulator = GoogleSimulator(refreshTokens: [DemoDriver.refreshToken], pushClient: pushClient)
+        simulator.addCalendar(id: "team", name: "Team calendar")
+        DemoDriver.seed(simulator)
+        let server: SimulatorServer
+        do { server = try await SimulatorServer(router: simulator.makeRouter()) } catch { throw CLIError("cannot start the Google simulator: \(error)") }
+        logger.notice("Google simulator listening", metadata: ["simulator.url": "\(server.baseURL)"])
+        config.google.tokenURL = server.baseURL + "/token"
+        config.google.apiBaseURL = server.baseURL + "/calendar/v3"
+        if config.publicURL == nil { config.publicURL = "https://localhost:\(config.listen.port)" }
+        do {
+            try await GatewayRunner(logger: logger).serve(config) { runtime in
+                [DemoDriver(runtime: runtime, simulator: simulator, interval: changeEvery, logger: logger)]
+            }
+        } catch let error as CLIError {
+            logger.critical("calgate demo cannot start", metadata: ["error": "\(error.description)"])
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+        await pushClient.shutdown()
+    }
+}
+
+/// Connects the demo user, prints where to look, then keeps changing the demo calendar.
+struct DemoDriver: Service {
+    static let refreshToken = "1//demo-refresh-token"
+    let runtime: GatewayRuntime
+    let simulator: GoogleSimulator
+    let interval: Double
+    let logger: Logger
+
+    static func seed(_ simulator: GoogleSimulator) {
+        simulator.upsertEvent(calendar: "primary", event("demo-weekly", "Weekly pipeline review", dayOffset: 1, hour: 9, extra: [
+            "recurrence": .array([.string("RRULE:FREQ=WEEKLY;COUNT=8")]),
+        ]))
+        simulator.upsertEvent(calendar: "primary", event("demo-client", "Client call: Smith household", dayOffset: 2, hour: 14))
+        simulator.upsertEvent(calendar: "primary", [
+            "id": .string("demo-offsite"), "summary": .string("Team offsite"),
+            "start": .object(["date": .string(day(5))]), "end": .object(["date": .string(day(7))]),
+        ])
+    }
+
+    func run() async throws {
+        await runtime.ready.wait()
+        let connection: Connection
+        do {
+            connection = try await runtime.google.connect(
+                userID: "demo-user", clientID: "demo-client", clientSecret: "demo-secret", refreshToken: Self.refreshToken
+            )
+        } catch {
+            logger.error("demo: connecting the demo user failed", metadata: ["error": "\(error)"])
+            return
+        }
+        let base = runtime.configuration.effectivePublicURL
+        let ca = runtime.configuration.tls.certificatePath == nil
+            ? (runtime.configuration.tls.devCertificateDirectory as NSString).appendingPathComponent("dev-ca.pem") : "<your CA>"
+        let instructions = """
+
+        calgate demo is running. The demo user's Google calendar (simulated) changes every \(interval) s;
+        each change is pushed to \(base)/webhooks/google, stored, and synced.
+
+          health:        curl --cacert \(ca) -H "Authorization: Bearer \(runtime.adminToken)" \(base)/admin/health
+          connection:    curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/\(connection.id)
+          appointments:  curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" "\(base)/api/v1/appointments?user=demo-user"
+          metrics:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.adminToken)" \(base)/admin/metrics
+
+        Press Ctrl-C to stop.
+
+        """
+        // Unbuffered: the instructions must show even when stdout is a pipe.
+        FileHandle.standardOutput.write(Data(instructions.utf8))
+        logger.notice("demo user connected", metadata: ["connection.id": "\(connection.id)"])
+        var step = 0
+        while !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: .seconds(interval))
+            if Task.isShuttingDownGracefully || Task.isCancelled { break }
+            step += 1
+            change(step)
+        }
+    }
+
+    /// One change per step, cycling through the kinds a calendar sees.
+    func change(_ step: Int) {
+        switch step % 4 {
+        case 1:
+            simulator.upsertEvent(calendar: "primary", Self.event("demo-new-\(step)", "Prospect meeting #\(step)", dayOffset: 3, hour: 10 + step % 6))
+        case 2:
+            simulator.upsertEvent(calendar: "primary", Self.event("demo-client", "Client call: Smith household (moved)", dayOffset: 2, hour: 15 + step % 3))
+        case 3:
+            simulator.upsertEvent(calendar: "primary", [
+                "id": .string("demo-weekly_exception"), "summary": .string("Weekly pipeline review (this week only: room \(step))"),
+                "recurringEventId": .string("demo-weekly"),
+                "originalStartTime": .object(["dateTime": .string(Self.instant(dayOffset: 8, hour: 9))]),
+                "start": .object(["dateTime": .string(Self.instant(dayOffset: 8, hour: 10)), "timeZone": .string("UTC")]),
+                "end": .object(["dateTime": .string(Self.instant(dayOffset: 8, hour: 11)), "timeZone": .string("UTC")]),
+            ])
+        default:
+            simulator.deleteEvent(calendar: "primary", id: "demo-new-\(step - 3)")
+        }
+        logger.info("demo: changed the demo calendar", metadata: ["demo.step": "\(step)"])
+    }
+
+    static func event(_ id: String, _ summary: String, dayOffset: Int, hour: Int, extra: [String: JSONValue] = [:]) -> [String: JSONValue] {
+        var fields: [String: JSONValue] = [
+            "id": .string(id), "summary": .string(summary),
+            "start": .object(["dateTime": .string(instant(dayOffset: dayOffset, hour: hour)), "timeZone": .string("UTC")]),
+            "end": .object(["dateTime": .string(instant(dayOffset: dayOffset, hour: hour + 1)), "timeZone": .string("UTC")]),
+        ]
+        for (key, value) in extra { fields[key] = value }
+        return fields
+    }
+
+    static func instant(dayOffset: Int, hour: Int) -> String {
+        let midnight = Calendar(identifier: .gregorian).startOfDay(for: Date()).addingTimeInterval(Double(dayOffset) * 86_400)
+        return ISO8601DateFormatter().string(from: midnight.addingTimeInterval(Double(hour) * 3600))
+    }
+
+    static func day(_ offset: Int) -> String {
+        String(instant(dayOffset: offset, hour: 0).prefix(10))
+    }
+}
