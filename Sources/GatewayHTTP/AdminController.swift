@@ -105,11 +105,25 @@ public struct AdminController: Sendable {
         } catch {
             inbox = evaluator.inbox(backlog: nil, error: String(describing: error), now: now)
         }
+        var connectionsCheck = HealthCheck(name: "connections", status: .ok)
+        do {
+            let all = try await store.connections(userID: nil)
+            let broken = all.filter { $0.state != .active }
+            connectionsCheck.details = [
+                "total": .integer(Int64(all.count)),
+                "needs_reconnect": .integer(Int64(broken.count)),
+                "needs_reconnect_ids": .array(broken.prefix(20).map { .string($0.id) }),
+            ]
+            // A connection the user must fix is the user's problem, not the gateway's: degraded, not failing.
+            connectionsCheck.status = broken.isEmpty ? .ok : .degraded
+        } catch {
+            connectionsCheck = HealthCheck(name: "connections", status: .failing, details: ["error": .string(String(describing: error))])
+        }
         let tls = HealthCheck(name: "tls", status: .ok, details: [
             "handshakes": .integer(Int64(tlsContext.handshakesCompleted)),
             "handshake_failures": .integer(Int64(tlsContext.handshakeFailures)),
         ])
-        return HealthReport(checks: [database, certificate, inbox, tls])
+        return HealthReport(checks: [database, certificate, inbox, connectionsCheck, tls])
     }
 
     func metricsResponse() -> Response {

@@ -26,6 +26,11 @@ public final class GoogleConnectionSyncer: ProviderSyncing, Sendable {
         self.pageSize = pageSize
     }
 
+    /// The same syncer without cached access tokens (every next sync refreshes first).
+    public func withEmptyTokenCache() -> GoogleConnectionSyncer {
+        GoogleConnectionSyncer(client: client, store: store, sealer: sealer, clock: clock, webhookAddress: webhookAddress, pageSize: pageSize)
+    }
+
     // MARK: Connect
 
     /// Registers a Google account: proves the refresh token works, stores the connection with sealed secrets,

@@ -10,8 +10,9 @@ import Synchronization
 public final class SyncScheduler: Service, Sendable {
     /// Tuning.
     public struct Configuration: Sendable {
-        /// How long notifications are gathered before a fetch.
-        public var window: TimeInterval = 0.5
+        /// How long notifications are gathered before a fetch: a burst of any size within one window causes at
+        /// most two fetches.
+        public var window: TimeInterval = 1
         /// How often the inbox and timers are checked.
         public var tick: Duration = .milliseconds(25)
         /// Most syncs at once.

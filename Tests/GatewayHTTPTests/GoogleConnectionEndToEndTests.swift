@@ -81,10 +81,22 @@ struct GoogleConnectionEndToEndTests {
         #expect(try await api(gateway, "/api/v1/appointments?user=u1&from=tomorrow").status == 400)
         #expect(try await api(gateway, "/api/v1/appointments").status == 400)
 
-        // A revoked refresh token puts the connection in needs_reconnect with the reason.
+        // A revoked refresh token puts the connection in needs_reconnect with the reason, visible in the API
+        // and in /admin/health. (A fresh syncer has no cached access token, so the next sync must refresh.)
         simulator.revoke(refreshToken: "1//refresh-ok")
+        let coldSyncer = try #require(gateway.google).withEmptyTokenCache()
+        await #expect { _ = try await coldSyncer.sync(calendarKey: "\(id)/primary") } throws: {
+            ($0 as? SyncFailure)?.kind == .needsReconnect
+        }
         let one = try await api(gateway, "/api/v1/connections/\(id)")
-        #expect(one.status == 200)
+        #expect(one.json["state"] as? String == "needs_reconnect")
+        #expect((one.json["state_reason"] as? String)?.contains("invalid_grant") == true)
+        let health = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)/admin/health", caFile: gateway.certificates.caCertificate,
+            arguments: ["-H", "Authorization: Bearer \(gateway.adminToken)"]
+        )
+        #expect(health.body.contains(#""status":"degraded""#))
+        #expect(health.body.contains(#""needs_reconnect":1"#))
         await server.stop()
         await gateway.shutdown()
     }
