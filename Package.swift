@@ -145,6 +145,6 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "CalgateCLITests", dependencies: ["OpenSSLTLS", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "CalgateCLITests", dependencies: ["OpenSSLTLS", "TestSupport", "CurlHTTP", "ProviderSimulators"], swiftSettings: strict),
     ]
 )

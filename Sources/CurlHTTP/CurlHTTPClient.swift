@@ -21,6 +21,10 @@ public final class CurlHTTPClient: Sendable {
         public var verifyPeer: Bool = true
         /// User-Agent header.
         public var userAgent: String = "calgate"
+        /// Most open connections in all; further requests wait for one.
+        public var maxConnections: Int = 64
+        /// Most open connections to one host.
+        public var maxConnectionsPerHost: Int = 16
         /// Creates defaults.
         public init() {}
     }

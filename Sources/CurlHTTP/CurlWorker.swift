@@ -66,6 +66,9 @@ final class CurlWorker: @unchecked Sendable {
         }
         self.configuration = configuration
         self.multi = multi
+        // Past these, curl queues transfers itself instead of flooding a provider (or its accept backlog).
+        calgate_curl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, configuration.maxConnections)
+        calgate_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, configuration.maxConnectionsPerHost)
         let thread = Thread { [self] in self.loop() }
         thread.name = "calgate-curl"
         thread.start()

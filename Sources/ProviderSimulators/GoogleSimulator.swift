@@ -22,6 +22,14 @@ public final class GoogleSimulator: Sendable {
         case forbiddenRateLimit = "forbidden_rate_limit"
         /// 503 `backendError`.
         case serverError = "server_error"
+        /// The answer comes two seconds late.
+        case slow = "slow"
+        /// The next push notification is never sent.
+        case dropPush = "drop_push"
+        /// The next push notification is sent twice.
+        case duplicatePush = "duplicate_push"
+        /// The next push notification is sent three seconds late.
+        case delayPush = "delay_push"
     }
 
     struct StoredEvent {
@@ -37,6 +45,7 @@ public final class GoogleSimulator: Sendable {
         var accessTokens: Set<String> = []
         var tokensValidFrom = 0
         var faults: [Fault] = []
+        var pushFaults: [Fault] = []
         var listCalls = 0
         var nextID = 1
         var calendarNames: [String: String] = ["primary": "Primary"]
@@ -60,14 +69,19 @@ public final class GoogleSimulator: Sendable {
     }
 
     private let state = Mutex(State())
-    private let pushClient: CurlHTTPClient?
+    private let pushClientBox: Mutex<CurlHTTPClient?>
     private let pushes = Mutex<(sent: Int, delivered: Int, messageNumber: UInt64)>((0, 0, 1))
 
     /// Creates an empty simulator that accepts `refreshTokens`. With `pushClient` (trusting the gateway's CA, as
     /// Google trusts only real certificates) it sends push notifications to every watched calendar's channel.
     public init(refreshTokens: Set<String> = [], pushClient: CurlHTTPClient? = nil) {
-        self.pushClient = pushClient
+        self.pushClientBox = Mutex(pushClient)
         state.withLock { $0.refreshTokens = refreshTokens }
+    }
+
+    /// Sets (or removes) the client pushes go out with, e.g. once the gateway's CA exists.
+    public func setPushClient(_ client: CurlHTTPClient?) {
+        pushClientBox.withLock { $0 = client }
     }
 
     /// Pushes attempted and pushes the receiver acknowledged with 2xx.
@@ -76,7 +90,7 @@ public final class GoogleSimulator: Sendable {
     /// Sends `state` to every live channel on `calendar`, as Google does: empty body, `X-Goog-*` headers, message
     /// numbers that grow with gaps; 500/502/503/504 are retried with backoff, anything else is dropped.
     func notifyChannels(calendar: String, state resourceState: String = "exists", only channelID: String? = nil) {
-        guard let pushClient else { return }
+        guard let pushClient = pushClientBox.withLock({ $0 }) else { return }
         let targets = state.withLock { $0.channels.values.filter { $0.calendar == calendar && !$0.stopped && (channelID == nil || $0.id == channelID) } }
         for channel in targets {
             let number: UInt64 = resourceState == "sync" ? 1 : pushes.withLock { counters in
@@ -91,7 +105,17 @@ public final class GoogleSimulator: Sendable {
             ]
             if !channel.token.isEmpty { headers.append(CurlHTTPHeader("X-Goog-Channel-Token", channel.token)) }
             let request = CurlHTTPRequest(method: "POST", url: channel.address, headers: headers, body: [], timeout: .seconds(10))
+            let fault = state.withLock { $0.pushFaults.isEmpty ? nil : $0.pushFaults.removeFirst() }
+            if fault == .dropPush { continue }
+            let copies = fault == .duplicatePush ? 2 : 1
+            let delay: Duration = fault == .delayPush ? .seconds(3) : .zero
+            for _ in 0..<copies { send(request, after: delay, with: pushClient) }
+        }
+    }
+
+    private func send(_ request: CurlHTTPRequest, after initialDelay: Duration, with pushClient: CurlHTTPClient) {
             Task {
+                if initialDelay > .zero { try? await Task.sleep(for: initialDelay) }
                 var delay = Duration.milliseconds(200)
                 for _ in 0..<6 {
                     self.pushes.withLock { $0.sent += 1 }
@@ -105,7 +129,6 @@ public final class GoogleSimulator: Sendable {
                     delay *= 2
                 }
             }
-        }
     }
 
     /// `events.list` calls answered so far (faults included).
@@ -152,14 +175,38 @@ public final class GoogleSimulator: Sendable {
         state.withLock { $0.tokensValidFrom = $0.version + 1; $0.version += 1 }
     }
 
-    /// Queues faults for the next API calls, in order.
+    /// Queues faults for the next API calls (or, for push faults, the next pushes), in order.
     public func inject(_ fault: Fault, count: Int = 1) {
-        state.withLock { $0.faults += Array(repeating: fault, count: count) }
+        state.withLock { state in
+            switch fault {
+            case .dropPush, .duplicatePush, .delayPush: state.pushFaults += Array(repeating: fault, count: count)
+            case .rateLimit, .forbiddenRateLimit, .serverError, .slow: state.faults += Array(repeating: fault, count: count)
+            }
+        }
     }
 
     /// Makes a refresh token answer `invalid_grant` from now on.
     public func revoke(refreshToken: String) {
         _ = state.withLock { $0.refreshTokens.remove(refreshToken) }
+    }
+
+    /// A live event's fields, or nil when it does not exist or was deleted.
+    public func event(calendar: String, id: String) -> [String: JSONValue]? {
+        state.withLock { state in
+            guard let event = state.calendars[calendar]?[id], !event.deleted else { return nil }
+            return event.json
+        }
+    }
+
+    /// Every live event of a calendar: id → summary (the truth a synced store must equal).
+    public func liveEvents(calendar: String) -> [String: String] {
+        state.withLock { state in
+            var result: [String: String] = [:]
+            for (id, event) in state.calendars[calendar] ?? [:] where !event.deleted {
+                if case .string(let summary)? = event.json["summary"] { result[id] = summary } else { result[id] = "" }
+            }
+            return result
+        }
     }
 
     /// Adds a calendar to the user's calendar list.
@@ -177,7 +224,36 @@ public final class GoogleSimulator: Sendable {
         let router = Router(context: BasicRequestContext.self)
         router.post("/token") { request, context in try await self.token(request, context: context) }
         router.get("/calendar/v3/calendars/:calendar/events") { request, context in
-            try self.listEvents(request, calendar: context.parameters.get("calendar") ?? "")
+            if self.state.withLock({ $0.faults.first == .slow ? $0.faults.removeFirst() : nil }) != nil {
+                try await Task.sleep(for: .seconds(2))
+            }
+            return try self.listEvents(request, calendar: context.parameters.get("calendar") ?? "")
+        }
+        router.post("/calendar/v3/calendars/:calendar/events") { request, context in
+            guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            var fields = try await Self.jsonObject(request, context: context)
+            fields["id"] = nil
+            guard fields["start"] != nil, fields["end"] != nil else { return Self.googleError(400, reason: "required", message: "Missing end time.") }
+            let calendar = context.parameters.get("calendar") ?? ""
+            let id = self.upsertEvent(calendar: calendar, fields)
+            return Self.json(.object(self.event(calendar: calendar, id: id) ?? [:]))
+        }
+        router.patch("/calendar/v3/calendars/:calendar/events/:id") { request, context in
+            guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            let calendar = context.parameters.get("calendar") ?? ""
+            let id = context.parameters.get("id") ?? ""
+            guard var current = self.event(calendar: calendar, id: id) else { return Self.googleError(404, reason: "notFound", message: "Not Found") }
+            for (key, value) in try await Self.jsonObject(request, context: context) where key != "id" { current[key] = value }
+            self.upsertEvent(calendar: calendar, current)
+            return Self.json(.object(self.event(calendar: calendar, id: id) ?? [:]))
+        }
+        router.delete("/calendar/v3/calendars/:calendar/events/:id") { request, context in
+            guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            let calendar = context.parameters.get("calendar") ?? ""
+            let id = context.parameters.get("id") ?? ""
+            guard self.event(calendar: calendar, id: id) != nil else { return Self.googleError(410, reason: "deleted", message: "Resource has been deleted") }
+            self.deleteEvent(calendar: calendar, id: id)
+            return Response(status: .noContent)
         }
         router.get("/calendar/v3/users/me/calendarList") { request, _ in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
@@ -227,6 +303,16 @@ public final class GoogleSimulator: Sendable {
             let fields = try await Self.jsonObject(request, context: context)
             let id = self.upsertEvent(calendar: context.parameters.get("calendar") ?? "", fields)
             return Self.json(.object(["id": .string(id)]), status: .created)
+        }
+        router.patch("/control/calendars/:calendar/events/:id") { request, context in
+            let calendar = context.parameters.get("calendar") ?? ""
+            let id = context.parameters.get("id") ?? ""
+            guard var current = self.event(calendar: calendar, id: id) else {
+                return Self.json(.object(["error": .string("no such event")]), status: .notFound)
+            }
+            for (key, value) in try await Self.jsonObject(request, context: context) where key != "id" { current[key] = value }
+            self.upsertEvent(calendar: calendar, current)
+            return Response(status: .noContent)
         }
         router.delete("/control/calendars/:calendar/events/:id") { _, context in
             self.deleteEvent(calendar: context.parameters.get("calendar") ?? "", id: context.parameters.get("id") ?? "")
@@ -289,6 +375,7 @@ public final class GoogleSimulator: Sendable {
                 return response
             case .forbiddenRateLimit: return Self.googleError(403, reason: "rateLimitExceeded", message: "Rate Limit Exceeded")
             case .serverError: return Self.googleError(503, reason: "backendError", message: "Backend Error")
+            case .slow, .dropPush, .duplicatePush, .delayPush: break
             }
         }
         let syncToken = query.get("syncToken")

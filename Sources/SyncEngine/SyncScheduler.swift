@@ -17,6 +17,9 @@ public final class SyncScheduler: Service, Sendable {
         public var tick: Duration = .milliseconds(25)
         /// Most syncs at once.
         public var maxConcurrentSyncs: Int = 8
+        /// Most syncs at once for one connection (calendar keys are `<connection>/<calendar>`), so one account
+        /// with many calendars cannot use up a provider's per-user quota or the whole pool.
+        public var maxConcurrentSyncsPerConnection: Int = 2
         /// Backoff after failures.
         public var backoff = BackoffPolicy(base: 1, cap: 300)
         /// Creates defaults.
@@ -34,6 +37,7 @@ public final class SyncScheduler: Service, Sendable {
         /// Which provider syncs each calendar.
         var providerOf: [String: Provider] = [:]
         var running: Int = 0
+        var runningPerConnection: [Substring: Int] = [:]
         var fetchCount: Int = 0
     }
 
@@ -123,10 +127,14 @@ public final class SyncScheduler: Service, Sendable {
             var started: [String] = []
             for (key, at) in state.wakes.sorted(by: { $0.value < $1.value }) where at <= now {
                 guard state.running < configuration.maxConcurrentSyncs else { break }
+                let connection = Self.connection(of: key)
+                // Over the connection's cap: stays due and is picked up when one of its syncs ends.
+                guard state.runningPerConnection[connection, default: 0] < configuration.maxConcurrentSyncsPerConnection else { continue }
                 state.wakes[key] = nil
                 switch state.coalescer.wake(key, now: now) {
                 case .fetch:
                     state.running += 1
+                    state.runningPerConnection[connection, default: 0] += 1
                     state.fetchCount += 1
                     state.covering[key] = state.waiting.removeValue(forKey: key) ?? []
                     started.append(key)
@@ -162,6 +170,9 @@ public final class SyncScheduler: Service, Sendable {
         let now = clock.now()
         let covered: [Int64] = state.withLock { state in
             state.running -= 1
+            let connection = Self.connection(of: key)
+            state.runningPerConnection[connection, default: 1] -= 1
+            if state.runningPerConnection[connection] == 0 { state.runningPerConnection[connection] = nil }
             let rows = state.covering.removeValue(forKey: key) ?? []
             if !succeeded { state.waiting[key, default: []].insert(contentsOf: rows, at: 0) }
             if case .wake(_, let at) = state.coalescer.fetchFinished(key, succeeded: succeeded, now: now, unit: unit, retryAfter: retryAfter) {
@@ -174,5 +185,9 @@ public final class SyncScheduler: Service, Sendable {
                 logger.warning("cannot mark inbox rows processed; they will cause one more sync", metadata: ["error": "\(error)"])
             }
         }
+    }
+
+    static func connection(of key: String) -> Substring {
+        key.split(separator: "/", maxSplits: 1).first ?? Substring(key)
     }
 }

@@ -42,7 +42,7 @@ final class CalgateProcess: @unchecked Sendable {
         }
         stderrPipe.fileHandleForReading.readabilityHandler = append
         stdoutPipe.fileHandleForReading.readabilityHandler = append
-        try process.run()
+        try ProcessSpawn.run(process)
     }
 
     /// Every complete output line so far (stdout and stderr).

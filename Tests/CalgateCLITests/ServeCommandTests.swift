@@ -1,3 +1,5 @@
+import CurlHTTP
+import ProviderSimulators
 import Foundation
 import TestSupport
 import Testing
@@ -285,5 +287,86 @@ struct DemoCommandTests {
         #expect(body.contains(#""source":"google""#))
         demo.signal(SIGTERM)
         #expect(await demo.waitForExit() == 0)
+    }
+}
+
+/// The gateway killed with SIGKILL while pushes and syncs are in flight, then restarted on the same data.
+@Suite("calgate crash safety")
+struct CrashRecoveryTests {
+    @Test func sigkillMidSyncLosesNothingAcknowledgedAndAppliesNothingTwice() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try await CalgateProcess.run(["certs", "dev", "--dir", dir + "/certs"]).status == 0)
+        var pushConfiguration = CurlHTTPClient.Configuration()
+        pushConfiguration.caBundlePath = dir + "/certs/dev-ca.pem"
+        let pushClient = try CurlHTTPClient(configuration: pushConfiguration)
+        let simulator = GoogleSimulator(refreshTokens: ["1//crash-refresh"], pushClient: pushClient)
+        let server = try await SimulatorServer(router: simulator.makeRouter())
+        let port = try SilentListener().port
+        let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
+        let config = dir + "/config.json"
+        _ = FileManager.default.createFile(atPath: config, contents: Data("""
+            {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
+             "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
+             "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}}
+            """.utf8))
+        func start() async throws -> CalgateProcess {
+            let gateway = try CalgateProcess(["serve", "--config", config, "--log-format", "json"])
+            _ = try await gateway.waitUntilReady()
+            return gateway
+        }
+        var gateway = try await start()
+        let apiToken = try String(contentsOfFile: dir + "/data/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let adminToken = try String(contentsOfFile: dir + "/data/admin-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let connect = try await curlRequest("https://localhost:\(port)/api/v1/connections", caFile: dir + "/certs/dev-ca.pem", arguments: [
+            "-X", "POST", "-H", "Authorization: Bearer \(apiToken)", "--data-binary",
+            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//crash-refresh"}"#,
+        ])
+        #expect(connect.status == 201)
+
+        // Changes (each pushed by the simulator) before, during and after a SIGKILL.
+        for round in 0..<30 {
+            let id = "ev\(round % 12)"
+            if round % 5 == 4 {
+                simulator.deleteEvent(calendar: "primary", id: "ev\((round + 3) % 12)")
+            } else {
+                simulator.upsertEvent(calendar: "primary", [
+                    "id": .string(id), "summary": .string("\(id) v\(round)"),
+                    "start": .object(["dateTime": .string("2026-12-01T10:00:00Z")]), "end": .object(["dateTime": .string("2026-12-01T11:00:00Z")]),
+                ])
+            }
+            if round == 12 {
+                gateway.signal(SIGKILL)
+                _ = await gateway.waitForExit()
+                gateway = try await start()
+            }
+            try await Task.sleep(for: .milliseconds(40))
+        }
+
+        // Converges to the simulator's truth, with nothing left in the inbox.
+        let truth = simulator.liveEvents(calendar: "primary")
+        var stored: [String: String] = [:]
+        var ids: [String] = []
+        let deadline = ContinuousClock.now + .seconds(40)
+        repeat {
+            try await Task.sleep(for: .milliseconds(300))
+            let body = try await curlRequest(
+                "https://localhost:\(port)/api/v1/appointments?user=u1", caFile: dir + "/certs/dev-ca.pem",
+                arguments: ["-H", "Authorization: Bearer \(apiToken)"]
+            ).body
+            let items = ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])?["appointments"] as? [[String: Any]] ?? []
+            ids = items.compactMap { $0["id"] as? String }
+            stored = Dictionary(items.compactMap { item in (item["id"] as? String).map { ($0, item["title"] as? String ?? "") } }, uniquingKeysWith: { a, _ in a })
+        } while stored != truth && ContinuousClock.now < deadline
+        #expect(stored == truth, "store \(stored) differs from the simulator's \(truth)")
+        #expect(ids.count == Set(ids).count, "an appointment exists twice")
+        let health = try await curlRequest(
+            "https://localhost:\(port)/admin/health", caFile: dir + "/certs/dev-ca.pem", arguments: ["-H", "Authorization: Bearer \(adminToken)"]
+        ).body
+        #expect(health.contains(#""backlog":0"#), "acknowledged notifications left unprocessed: \(health)")
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit() == 0)
+        await server.stop()
+        await pushClient.shutdown()
     }
 }

@@ -40,6 +40,7 @@ final class GatewayHarness: Sendable {
 
     init(
         configure: (inout GatewayConfiguration) -> Void = { _ in },
+        syncWindow: TimeInterval = 0.05,
         google makeGoogle: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GoogleConnectionSyncer)? = nil
     ) async throws {
         directory = Self.makeTemporaryDirectory()
@@ -61,7 +62,7 @@ final class GatewayHarness: Sendable {
         let madeGoogle = try makeGoogle?(store, sealer, config)
         google = madeGoogle
         var schedule = SyncScheduler.Configuration()
-        schedule.window = 0.05
+        schedule.window = syncWindow
         scheduler = madeGoogle.map { SyncScheduler(store: store, providers: [$0], configuration: schedule, logger: logger) }
         let deps = GatewayServerDependencies(
             configuration: config, adminToken: adminToken, apiToken: apiToken, google: google, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,

@@ -9,14 +9,15 @@ import Testing
 /// Connect a Google account through the API, watch its calendar, push through the webhook, read appointments back.
 @Suite("Google connection end to end", .serialized)
 struct GoogleConnectionEndToEndTests {
-    func start(_ simulator: GoogleSimulator) async throws -> (SimulatorServer, GatewayHarness) {
+    func start(_ simulator: GoogleSimulator, port: Int = 0, syncWindow: TimeInterval = 0.05) async throws -> (SimulatorServer, GatewayHarness) {
         let server = try await SimulatorServer(router: simulator.makeRouter())
-        let gateway = try await GatewayHarness(google: { store, sealer, config in
+        let gateway = try await GatewayHarness(configure: { $0.listen.port = port }, syncWindow: syncWindow, google: { store, sealer, config in
             GoogleConnectionSyncer(
                 client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(
                     tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
                 )),
-                store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost/webhooks/google"
+                store: store, sealer: sealer, clock: SystemGatewayClock(),
+                webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
             )
         })
         return (server, gateway)
@@ -97,6 +98,100 @@ struct GoogleConnectionEndToEndTests {
         )
         #expect(health.body.contains(#""status":"degraded""#))
         #expect(health.body.contains(#""needs_reconnect":1"#))
+        await server.stop()
+        await gateway.shutdown()
+    }
+
+    /// Waits until `condition` holds or `seconds` pass.
+    func eventually(_ seconds: Double = 15, _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    func title(_ gateway: GatewayHarness, _ id: String) async throws -> String? {
+        let items = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
+        return items.first { $0["id"] as? String == id }?["title"] as? String
+    }
+
+    @Test func aThousandPushesWithinOneWindowCauseAtMostTwoFetches() async throws {
+        let simulator = GoogleSimulator(refreshTokens: ["1//refresh-ok"])
+        simulator.upsertEvent(calendar: "primary", timed("A", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("a")]))
+        // A debug build on two cores needs a few seconds for 1,000 TLS requests: make the window cover the burst.
+        let (server, gateway) = try await start(simulator, syncWindow: 6)
+        #expect(try await api(gateway, "/api/v1/connections", connectBody()).status == 201)
+        let channel = try #require(simulator.channels.first)
+        let fetchesBefore = try #require(gateway.scheduler).fetchesStarted
+        var configuration = CurlHTTPClient.Configuration()
+        configuration.caBundlePath = gateway.certificates.caCertificate
+        let http = try CurlHTTPClient(configuration: configuration)
+        let started = ContinuousClock.now
+        // All 1,000 are queued at once; the client's connection cap (16 per host) keeps the flood orderly.
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for n in 0..<1000 {
+                group.addTask {
+                    try await http.execute(CurlHTTPRequest(method: "POST", url: "https://localhost:\(gateway.port)/webhooks/google", headers: [
+                        CurlHTTPHeader("X-Goog-Channel-ID", channel.id), CurlHTTPHeader("X-Goog-Channel-Token", channel.token),
+                        CurlHTTPHeader("X-Goog-Resource-ID", channel.resourceID), CurlHTTPHeader("X-Goog-Resource-State", "exists"),
+                        CurlHTTPHeader("X-Goog-Message-Number", String(10 + n)),
+                    ], body: [])).status
+                }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        let burst = ContinuousClock.now - started
+        #expect(statuses.allSatisfy { $0 == 200 })
+        #expect(burst < .seconds(6), "the burst took \(burst), longer than one coalescing window")
+        #expect(await eventually { (try? await gateway.store.backlog().count) == 0 })
+        let fetches = try #require(gateway.scheduler).fetchesStarted - fetchesBefore
+        #expect(fetches >= 1 && fetches <= 2, "\(fetches) fetches for 1,000 pushes")
+        await http.shutdown()
+        await server.stop()
+        await gateway.shutdown()
+    }
+
+    @Test func rateLimitsAnd5xxConvergeAndPushFaultsAreSurvived() async throws {
+        let port = try SilentListener().port
+        let simulator = GoogleSimulator(refreshTokens: ["1//refresh-ok"], pushClient: nil)
+        simulator.upsertEvent(calendar: "primary", timed("A", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("a")]))
+        let (server, gateway) = try await start(simulator, port: port)
+        #expect(try await api(gateway, "/api/v1/connections", connectBody()).status == 201)
+        let channel = try #require(simulator.channels.first)
+
+        simulator.inject(.rateLimit, count: 2)
+        simulator.inject(.serverError)
+        simulator.upsertEvent(calendar: "primary", timed("A (edited)", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("a")]))
+        let status = try await curlRequest(
+            "https://localhost:\(gateway.port)/webhooks/google", caFile: gateway.certificates.caCertificate,
+            arguments: ["-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(channel.id)", "-H", "X-Goog-Channel-Token: \(channel.token)",
+                        "-H", "X-Goog-Resource-ID: \(channel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 900000"]
+        ).status
+        #expect(status == 200)
+        #expect(await eventually(20) { (try? await title(gateway, "a")) == "A (edited)" }, "sync did not converge through 429, 429, 503")
+        #expect(await eventually { (try? await gateway.store.backlog().count) == 0 })
+
+        // Now the simulator pushes by itself, like Google, trusting only the gateway's CA: a dropped push is
+        // covered by the next one's delta sync, a duplicated one is stored once.
+        var pushConfiguration = CurlHTTPClient.Configuration()
+        pushConfiguration.caBundlePath = gateway.certificates.caCertificate
+        let pushClient = try CurlHTTPClient(configuration: pushConfiguration)
+        simulator.setPushClient(pushClient)
+        simulator.inject(.dropPush)
+        simulator.upsertEvent(calendar: "primary", timed("B", "2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z", extra: ["id": .string("b")]))
+        simulator.inject(.duplicatePush)
+        simulator.upsertEvent(calendar: "primary", timed("C", "2026-12-03T10:00:00Z", "2026-12-03T11:00:00Z", extra: ["id": .string("c")]))
+        let converged = await eventually {
+            let b = try? await title(gateway, "b")
+            let c = try? await title(gateway, "c")
+            return b == "B" && c == "C"
+        }
+        #expect(converged, "changes behind a dropped push arrive with the next push's delta sync (pushes: \(simulator.pushStatistics))")
+        let delivered = await eventually { simulator.pushStatistics.delivered == 2 }
+        #expect(delivered, "one dropped push, one duplicated: two deliveries")
+        await pushClient.shutdown()
         await server.stop()
         await gateway.shutdown()
     }

@@ -77,7 +77,7 @@ func sClient(port: Int, arguments: [String], input: String = "hello\n", holdOpen
         if data.isEmpty { handle.readabilityHandler = nil } else { output.append(data) }
     }
     process.terminationHandler = { _ in exited.fire() }
-    try process.run()
+    try ProcessSpawn.run(process)
     try await Task.sleep(for: .milliseconds(200))
     try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
     try await Task.sleep(for: holdOpen)

@@ -26,7 +26,7 @@ public enum ChildProcess {
         }
         let exited = ExitSignal()
         process.terminationHandler = { _ in exited.fire() }
-        try process.run()
+        try ProcessSpawn.run(process)
         if let input {
             try? stdin.fileHandleForWriting.write(contentsOf: Data(input))
             try? stdin.fileHandleForWriting.close()

@@ -33,7 +33,7 @@ public final class RawTLSClient: @unchecked Sendable {
             }
         }
         process.terminationHandler = { _ in closed.fire() }
-        try process.run()
+        try ProcessSpawn.run(process)
     }
 
     /// Sends text.

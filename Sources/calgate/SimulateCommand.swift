@@ -1,0 +1,52 @@
+import ArgumentParser
+import CurlHTTP
+import Foundation
+import GatewayCore
+import Logging
+import ProviderSimulators
+import ServiceLifecycle
+import UnixSignals
+
+/// `calgate simulate`: the Google simulator on its own, for pointing a gateway (or curl) at it by hand.
+struct Simulate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the loopback Google Calendar simulator (OAuth, calendarList, events, watch/stop, pushes, control API)."
+    )
+
+    @Option(name: .customLong("listen"), help: "HOST:PORT to listen on (plain HTTP, loopback only).")
+    var listen: String = "127.0.0.1:8600"
+
+    @Option(name: .customLong("ca"), help: "CA file the simulator trusts when it pushes to a gateway (e.g. certs/dev-ca.pem).")
+    var caFile: String = "certs/dev-ca.pem"
+
+    @Option(name: .customLong("refresh-token"), help: "A refresh token the OAuth endpoint accepts (repeatable).")
+    var refreshTokens: [String] = ["1//demo-refresh-token"]
+
+    func run() async throws {
+        let address: ListenAddress
+        do { address = try ListenAddress(parsing: listen) } catch { throw CLIError("--listen: \(error.message)") }
+        guard ["127.0.0.1", "::1", "localhost"].contains(address.host) else {
+            throw CLIError("--listen: the simulator serves loopback only (127.0.0.1, ::1 or localhost)")
+        }
+        guard FileManager.default.isReadableFile(atPath: caFile) else {
+            throw CLIError("--ca \(caFile): file does not exist; run `calgate certs dev` first or point --ca at the gateway's CA")
+        }
+        var pushConfiguration = CurlHTTPClient.Configuration()
+        pushConfiguration.caBundlePath = caFile
+        let pushClient = try CurlHTTPClient(configuration: pushConfiguration)
+        let simulator = GoogleSimulator(refreshTokens: Set(refreshTokens), pushClient: pushClient)
+        let server = try await SimulatorServer(router: simulator.makeRouter(), host: address.host, port: address.port)
+        FileHandle.standardOutput.write(Data("""
+        Google simulator on \(server.baseURL)
+          gateway settings:  "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}
+          change an event:   curl -X POST \(server.baseURL)/control/calendars/primary/events -d '{"summary":"x","start":{"dateTime":"2026-12-01T10:00:00Z"},"end":{"dateTime":"2026-12-01T11:00:00Z"}}'
+          inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(GoogleSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+        Ctrl-C stops it.
+
+        """.utf8))
+        let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+        for await _ in signals { break }
+        await server.stop()
+        await pushClient.shutdown()
+    }
+}
