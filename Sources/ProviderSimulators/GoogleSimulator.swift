@@ -22,6 +22,8 @@ public final class GoogleSimulator: Sendable {
         case forbiddenRateLimit = "forbidden_rate_limit"
         /// 503 `backendError`.
         case serverError = "server_error"
+        /// 500 `backendError`.
+        case internalError = "internal_error"
         /// The answer comes two seconds late.
         case slow = "slow"
         /// The next push notification is never sent.
@@ -66,6 +68,8 @@ public final class GoogleSimulator: Sendable {
         public var token: String
         /// Whether `channels.stop` was called.
         public var stopped: Bool
+        /// When the channel expires.
+        public var expiresAt: Date = Date().addingTimeInterval(7 * 86_400)
     }
 
     private let state = Mutex(State())
@@ -102,6 +106,7 @@ public final class GoogleSimulator: Sendable {
                 CurlHTTPHeader("X-Goog-Resource-URI", "https://www.googleapis.com/calendar/v3/calendars/\(calendar)/events?alt=json"),
                 CurlHTTPHeader("X-Goog-Resource-State", resourceState), CurlHTTPHeader("X-Goog-Message-Number", String(number)),
                 CurlHTTPHeader("User-Agent", "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"),
+                CurlHTTPHeader("X-Goog-Channel-Expiration", Self.rfc1123(channel.expiresAt)),
             ]
             if !channel.token.isEmpty { headers.append(CurlHTTPHeader("X-Goog-Channel-Token", channel.token)) }
             let request = CurlHTTPRequest(method: "POST", url: channel.address, headers: headers, body: [], timeout: .seconds(10))
@@ -180,7 +185,7 @@ public final class GoogleSimulator: Sendable {
         state.withLock { state in
             switch fault {
             case .dropPush, .duplicatePush, .delayPush: state.pushFaults += Array(repeating: fault, count: count)
-            case .rateLimit, .forbiddenRateLimit, .serverError, .slow: state.faults += Array(repeating: fault, count: count)
+            case .rateLimit, .forbiddenRateLimit, .serverError, .internalError, .slow: state.faults += Array(repeating: fault, count: count)
             }
         }
     }
@@ -326,6 +331,17 @@ public final class GoogleSimulator: Sendable {
             self.inject(fault, count: count)
             return Response(status: .noContent)
         }
+        router.get("/control/channels") { _, _ in
+            // What Google would put in its pushes: enough to send honest (and, by changing it, forged) ones by hand.
+            let channels = self.channels.sorted { $0.id < $1.id }.map { channel -> JSONValue in
+                .object([
+                    "id": .string(channel.id), "resource_id": .string(channel.resourceID), "calendar": .string(channel.calendar),
+                    "address": .string(channel.address), "token": .string(channel.token), "stopped": .bool(channel.stopped),
+                    "expiration": .string(Self.rfc1123(channel.expiresAt)),
+                ])
+            }
+            return Self.json(.object(["channels": .array(channels)]))
+        }
         router.post("/control/invalidate-sync-tokens") { _, _ in
             self.invalidateSyncTokens()
             return Response(status: .noContent)
@@ -375,6 +391,7 @@ public final class GoogleSimulator: Sendable {
                 return response
             case .forbiddenRateLimit: return Self.googleError(403, reason: "rateLimitExceeded", message: "Rate Limit Exceeded")
             case .serverError: return Self.googleError(503, reason: "backendError", message: "Backend Error")
+            case .internalError: return Self.googleError(500, reason: "backendError", message: "Backend Error")
             case .slow, .dropPush, .duplicatePush, .delayPush: break
             }
         }
@@ -420,6 +437,15 @@ public final class GoogleSimulator: Sendable {
             }
             return Self.json(.object(body))
         }
+    }
+
+    /// `Fri, 31 Mar 2023 14:56:37 GMT`, as Google formats `X-Goog-Channel-Expiration`.
+    static func rfc1123(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.string(from: date)
     }
 
     static func id(_ event: StoredEvent) -> String {

@@ -46,7 +46,7 @@ struct Demo: AsyncParsableCommand {
         if config.publicURL == nil { config.publicURL = "https://localhost:\(config.listen.port)" }
         do {
             try await GatewayRunner(logger: logger).serve(config) { runtime in
-                [DemoDriver(runtime: runtime, simulator: simulator, interval: changeEvery, logger: logger)]
+                [DemoDriver(runtime: runtime, simulator: simulator, simulatorURL: server.baseURL, interval: changeEvery, logger: logger)]
             }
         } catch let error as CLIError {
             logger.critical("calgate demo cannot start", metadata: ["error": "\(error.description)"])
@@ -63,6 +63,7 @@ struct DemoDriver: Service {
     static let refreshToken = "1//demo-refresh-token"
     let runtime: GatewayRuntime
     let simulator: GoogleSimulator
+    let simulatorURL: String
     let interval: Double
     let logger: Logger
 
@@ -100,6 +101,12 @@ struct DemoDriver: Service {
           connection:    curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/\(connection.id)
           appointments:  curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" "\(base)/api/v1/appointments?user=demo-user"
           metrics:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.adminToken)" \(base)/admin/metrics
+
+        The Google simulator is at \(simulatorURL):
+          channels (id, token, resource id, for pushes by hand):  curl \(simulatorURL)/control/channels
+          change the calendar:   curl -X POST \(simulatorURL)/control/calendars/primary/events -H 'Content-Type: application/json' \\
+                                   -d '{"summary":"Call","start":{"dateTime":"2026-12-01T10:00:00Z"},"end":{"dateTime":"2026-12-01T11:00:00Z"}}'
+          inject a fault:        curl -X POST \(simulatorURL)/control/faults/rate_limit   (\(GoogleSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
 
         Press Ctrl-C to stop.
 
