@@ -46,44 +46,30 @@ public final class GatewayMetrics: Sendable {
     /// Counts a served request by handler key and status class (never by path or id).
     public func requestServed(handler: String, status: HTTPResponse.Status) {
         let statusClass = "\(status.code / 100)xx"
-        let key = handler + "|" + statusClass
-        let counter = requestCounters.withLock { counters in
-            if let existing = counters[key] { return existing }
-            let made = CoreMetrics.Counter(
-                label: "calgate_http_requests_total", dimensions: [("handler", handler), ("status", statusClass)], factory: factory
-            )
-            counters[key] = made
-            return made
-        }
-        counter.increment()
+        counter(requestCounters, "calgate_http_requests_total", [("handler", handler), ("status", statusClass)]).increment()
     }
 
     /// Counts a request a verifier refused.
     public func verificationRejected(verifier: String, reason: String) {
-        let key = verifier + "|" + reason
-        let counter = rejectionCounters.withLock { counters in
-            if let existing = counters[key] { return existing }
-            let made = CoreMetrics.Counter(
-                label: "calgate_verification_rejected_total", dimensions: [("verifier", verifier), ("reason", reason)], factory: factory
-            )
-            counters[key] = made
-            return made
-        }
-        counter.increment()
+        counter(rejectionCounters, "calgate_verification_rejected_total", [("verifier", verifier), ("reason", reason)]).increment()
     }
 
     /// Counts a verified, stored notification by provider and kind (kinds are a small fixed set per provider).
     public func notificationAccepted(provider: String, kind: String) {
-        let key = provider + "|" + kind
-        let counter = acceptedCounters.withLock { counters in
+        counter(acceptedCounters, "calgate_notifications_accepted_total", [("provider", provider), ("kind", kind)]).increment()
+    }
+
+    /// The counter for these dimension values, created on first use (values come from fixed small sets).
+    private func counter(
+        _ cache: borrowing Mutex<[String: CoreMetrics.Counter]>, _ label: String, _ dimensions: [(String, String)]
+    ) -> CoreMetrics.Counter {
+        let key = dimensions.map(\.1).joined(separator: "|")
+        return cache.withLock { counters in
             if let existing = counters[key] { return existing }
-            let made = CoreMetrics.Counter(
-                label: "calgate_notifications_accepted_total", dimensions: [("provider", provider), ("kind", kind)], factory: factory
-            )
+            let made = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
             counters[key] = made
             return made
         }
-        counter.increment()
     }
 
     /// Counts a connection cut for reading too slowly.
