@@ -105,6 +105,8 @@ struct CurlHTTPClientTests {
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
         #expect(ContinuousClock.now - cancelStart < .seconds(2))
+        // The listener must outlive both requests: closing it resets the connections queued on it.
+        withExtendedLifetime(silent) {}
 
         await http.shutdown()
         await #expect { try await http.execute(CurlHTTPRequest(url: "https://127.0.0.1:\(gateway.port)/admin/health")) } throws: {
