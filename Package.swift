@@ -49,6 +49,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CurlHTTP", dependencies: ["CCurl"], swiftSettings: strict),
+        .target(name: "MicrosoftGraph", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
         .target(name: "GoogleCalendar", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
         .target(
             name: "ProviderSimulators",
@@ -74,7 +75,7 @@ let package = Package(
         .target(
             name: "GatewayHTTP",
             dependencies: [
-                "GatewayCore", "OpenSSLTLS", "GoogleCalendar",
+                "GatewayCore", "OpenSSLTLS", "GoogleCalendar", "MicrosoftGraph",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -130,6 +131,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "MicrosoftGraphTests", dependencies: ["MicrosoftGraph", "GatewayCore"], swiftSettings: strict),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "GatewayCore", "CSQLite"], swiftSettings: strict),
         .testTarget(
             name: "GatewayHTTPTests",

@@ -65,6 +65,9 @@ public enum GatewayServer {
         GoogleWebhookController(
             store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger
         ).register(into: &registry)
+        MicrosoftWebhookController(
+            store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger
+        ).register(into: &registry)
         ConnectionsController(apiToken: deps.apiToken, store: deps.store, google: deps.google, logger: deps.logger)
             .register(into: &registry)
         return registry
@@ -79,12 +82,14 @@ public enum GatewayServer {
                 "admin.health": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET", "HEAD"]),
                 "admin.metrics": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET"]),
                 "webhook.google": RouteHandlerSpec(kind: .webhook, defaultBodyLimit: 1024, methods: ["POST"]),
+                "webhook.microsoft": RouteHandlerSpec(kind: .webhook, defaultBodyLimit: 256 * 1024, methods: ["POST"]),
+                "webhook.microsoft.lifecycle": RouteHandlerSpec(kind: .webhook, defaultBodyLimit: 256 * 1024, methods: ["POST"]),
                 "api.connections.create": ConnectionsController.spec(["POST"], body: 16_384),
                 "api.connections.list": ConnectionsController.spec(["GET"]),
                 "api.connections.get": ConnectionsController.spec(["GET"]),
                 "api.appointments.list": ConnectionsController.spec(["GET"]),
             ],
-            verifiers: ["none", "admin_token", "admin_token_optional", "google_channel", "api_token"]
+            verifiers: ["none", "admin_token", "admin_token_optional", "google_channel", "graph_client_state", "api_token"]
         )
     }
 

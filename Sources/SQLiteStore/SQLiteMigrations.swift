@@ -92,6 +92,16 @@ public enum SQLiteMigrations {
                 PRIMARY KEY (connection_id, calendar_id)
             );
             """),
+        Migration(version: 6, name: "microsoft graph subscriptions", sql: """
+            CREATE TABLE graph_subscriptions (
+                id TEXT PRIMARY KEY,
+                calendar_key TEXT NOT NULL,
+                sealed_client_state BLOB NOT NULL,
+                expires_at_ms INTEGER NOT NULL,
+                removed_at_ms INTEGER
+            );
+            CREATE INDEX graph_subscriptions_calendar ON graph_subscriptions (calendar_key);
+            """),
     ]
 
     /// The newest version this build knows.

@@ -1,0 +1,32 @@
+import Foundation
+
+/// A Microsoft Graph subscription row; `clientState` is sealed (context `graph_subscription:<id>`).
+public struct StoredGraphSubscription: Sendable, Hashable {
+    /// Graph's subscription id.
+    public var id: String
+    /// The calendar it watches.
+    public var calendarKey: String
+    /// The sealed `clientState` secret every notification must carry.
+    public var sealedClientState: [UInt8]
+    /// When Graph said it expires.
+    public var expiresAt: Date
+    /// When calgate deleted it, or Graph said it was removed.
+    public var removedAt: Date?
+
+    /// Creates a row.
+    public init(id: String, calendarKey: String, sealedClientState: [UInt8], expiresAt: Date, removedAt: Date? = nil) {
+        self.id = id
+        self.calendarKey = calendarKey
+        self.sealedClientState = sealedClientState
+        self.expiresAt = expiresAt
+        self.removedAt = removedAt
+    }
+}
+
+/// Where Graph subscriptions are kept so notifications can be verified against them.
+public protocol GraphSubscriptionStore: Sendable {
+    /// Inserts or replaces a subscription.
+    func saveGraphSubscription(_ subscription: StoredGraphSubscription) async throws
+    /// One subscription, removed or not.
+    func graphSubscription(id: String) async throws -> StoredGraphSubscription?
+}
