@@ -104,6 +104,8 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Test support: a blocking OpenSSL client that can offer any protocol version, suite or fragmenting.
+        .target(name: "TLSTestClient", dependencies: ["COpenSSL"], path: "Tests/Support/TLSTestClient", swiftSettings: strict),
         // Test support: child processes without blocking the cooperative pool, an openssl s_client raw client, curl.
         .target(
             name: "TestSupport",
@@ -115,7 +117,7 @@ let package = Package(
         .testTarget(
             name: "OpenSSLTLSTests",
             dependencies: [
-                "OpenSSLTLS", "TestSupport",
+                "OpenSSLTLS", "TestSupport", "TLSTestClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -40,4 +40,22 @@ static inline EVP_PKEY *calgate_generate_p256_key(void) { return EVP_EC_gen("P-2
 
 /* X509V3_set_ctx_nodb is a macro. */
 static inline void calgate_X509V3_set_ctx_nodb(X509V3_CTX *ctx) { X509V3_set_ctx_nodb(ctx); }
+
+/* Client-side and inspection helpers (used by OpenSSLTLS and the TLSTestClient test support library). */
+
+static inline int calgate_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
+static inline int calgate_SSL_set_min_proto_version(SSL *ssl, int version) {
+    return (int)SSL_set_min_proto_version(ssl, version);
+}
+static inline int calgate_SSL_set_max_proto_version(SSL *ssl, int version) {
+    return (int)SSL_set_max_proto_version(ssl, version);
+}
+static inline int calgate_SSL_CTX_get_min_proto_version(SSL_CTX *ctx) { return (int)SSL_CTX_get_min_proto_version(ctx); }
+static inline int calgate_SSL_CTX_get_max_proto_version(SSL_CTX *ctx) { return (int)SSL_CTX_get_max_proto_version(ctx); }
+static inline long calgate_SSL_CTX_get_session_cache_mode(SSL_CTX *ctx) { return SSL_CTX_get_session_cache_mode(ctx); }
+static inline unsigned long calgate_XN_FLAG_RFC2253(void) { return XN_FLAG_RFC2253; }
+static inline int calgate_SSL_get_negotiated_group(SSL *ssl) { return (int)SSL_get_negotiated_group(ssl); }
+
 #endif

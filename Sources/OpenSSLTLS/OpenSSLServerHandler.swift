@@ -3,52 +3,81 @@ import NIOCore
 
 /// Server-side TLS on OpenSSL, as a NIO channel handler over memory BIOs.
 ///
-/// Ciphertext from the socket goes into the read BIO and OpenSSL's output is drained from the write BIO. Plaintext
+/// Ciphertext from the socket goes into the read BIO; OpenSSL's output is drained from the write BIO. Plaintext
 /// writes are buffered with their promises and encrypted at `flush`, so each flush becomes one ciphertext write.
-/// Everything runs on the channel's event loop; the `SSL` object never leaves it.
+/// Writes made before the handshake completes wait for it. Everything runs on the channel's event loop and the
+/// `SSL` object never leaves it, so the handler takes no locks. Make one per connection with
+/// `TLSServerContext.makeServerHandler()`.
 public final class OpenSSLServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    /// Ciphertext from the socket.
     public typealias InboundIn = ByteBuffer
+    /// Plaintext for the next handler.
     public typealias InboundOut = ByteBuffer
+    /// Plaintext from the application.
     public typealias OutboundIn = ByteBuffer
+    /// Ciphertext for the socket.
     public typealias OutboundOut = ByteBuffer
 
     private enum State {
         /// Waiting for the connection to become active.
         case idle
-        /// Handshake in progress.
+        /// Handshake in progress; writes wait.
         case handshaking
-        /// Application data flows.
+        /// Application data flows both ways.
         case active
-        /// close_notify sent or received; no more application data.
+        /// We sent close_notify and closed our output (`close(mode: .output)`); reads go on.
+        case outputClosed
+        /// close_notify sent or received and the channel is closing; no more application data.
         case closing
-        /// Channel closed or handler removed.
+        /// Handshake failed, channel closed, or handler removed.
         case closed
     }
 
     private let owner: TLSServerContext
+    /// Keeps the `SSL_CTX` and the ALPN list our `SSL` uses alive, even if a reload replaced them.
     private let box: SSLContextBox
     private var ssl: OpaquePointer?
     private var readBIO: OpaquePointer?
     private var writeBIO: OpaquePointer?
     private var state: State = .idle
-    private var pendingWrites: [(ByteBuffer, EventLoopPromise<Void>?)] = []
-    private var flushPending = false
+    private var pendingWrites: [(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)] = []
+    private var spareWrites: [(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)] = []
+    /// A flush arrived during the handshake; honoured once it completes.
+    private var flushRequested = false
     private var handshakeTimer: Scheduled<Void>?
-    private var closePromise: EventLoopPromise<Void>?
+    /// Plaintext went to the next handler since the last channelReadComplete.
+    private var deliveredPlaintext = false
 
-    init(context owner: TLSServerContext, box: SSLContextBox) {
+    init(owner: TLSServerContext, box: SSLContextBox) {
         self.owner = owner
         self.box = box
     }
 
+    deinit {
+        // Normally freed in handlerRemoved; this covers a handler that was added to no pipeline.
+        if let ssl { SSL_free(ssl) }
+    }
+
+    // MARK: Lifecycle
+
+    /// Creates the `SSL` object and its memory BIOs; starts the handshake clock if the channel is already active.
     public func handlerAdded(context: ChannelHandlerContext) {
-        guard let ssl = SSL_new(box.ctx), let rbio = BIO_new(BIO_s_mem()), let wbio = BIO_new(BIO_s_mem()) else {
-            ERR_clear_error()
-            context.fireErrorCaught(OpenSSLHandlerError.cannotCreateSession)
+        guard let ssl = SSL_new(box.ctx) else {
+            let reason = OpenSSLErrorQueue.drain()
+            state = .closed
+            context.fireErrorCaught(OpenSSLHandlerError.cannotCreateSession.with(reason: reason))
             context.close(promise: nil)
             return
         }
-        SSL_set_bio(ssl, rbio, wbio)
+        guard let rbio = BIO_new(BIO_s_mem()), let wbio = BIO_new(BIO_s_mem()) else {
+            SSL_free(ssl)
+            let reason = OpenSSLErrorQueue.drain()
+            state = .closed
+            context.fireErrorCaught(OpenSSLHandlerError.cannotCreateSession.with(reason: reason))
+            context.close(promise: nil)
+            return
+        }
+        SSL_set_bio(ssl, rbio, wbio)  // the SSL owns both BIOs from here on
         SSL_set_accept_state(ssl)
         self.ssl = ssl
         self.readBIO = rbio
@@ -56,237 +85,275 @@ public final class OpenSSLServerHandler: ChannelDuplexHandler, RemovableChannelH
         if context.channel.isActive { startHandshake(context: context) }
     }
 
+    /// Frees the `SSL` object (and its BIOs) and fails writes still waiting.
     public func handlerRemoved(context: ChannelHandlerContext) {
-        handshakeTimer?.cancel()
-        handshakeTimer = nil
+        cancelHandshakeTimer()
         failPendingWrites(ChannelError.ioOnClosedChannel)
-        if let ssl { SSL_free(ssl) }  // frees both BIOs too
+        if let ssl { SSL_free(ssl) }
         ssl = nil
         readBIO = nil
         writeBIO = nil
         state = .closed
     }
 
+    /// Starts the handshake clock.
     public func channelActive(context: ChannelHandlerContext) {
         startHandshake(context: context)
         context.fireChannelActive()
     }
 
-    private func startHandshake(context: ChannelHandlerContext) {
-        guard case .idle = state else { return }
-        state = .handshaking
-        let timeout = owner.handshakeTimeout
-        handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-            self.handshakeTimer = nil
-            if case .handshaking = self.state {
-                self.owner.recordHandshake(success: false)
-                self.state = .closed
-                context.close(promise: nil)
-            }
-        }
-    }
-
+    /// Counts a handshake cut short by the disconnect and fails writes still waiting.
     public func channelInactive(context: ChannelHandlerContext) {
-        if case .handshaking = state {
-            owner.recordHandshake(success: false)
-        }
-        handshakeTimer?.cancel()
-        handshakeTimer = nil
+        // A client that disconnects mid-handshake failed it; an unclean EOF after it is simply the end.
+        if case .handshaking = state { owner.recordHandshake(success: false) }
+        cancelHandshakeTimer()
         state = .closed
         failPendingWrites(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
 
+    private func startHandshake(context: ChannelHandlerContext) {
+        guard case .idle = state, ssl != nil else { return }
+        state = .handshaking
+        handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: owner.handshakeTimeout) { [self] in
+            self.handshakeTimer = nil
+            guard case .handshaking = self.state else { return }
+            self.failHandshake(context: context, error: OpenSSLHandlerError.handshakeTimedOut)
+        }
+    }
+
+    private func cancelHandshakeTimer() {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+    }
+
+    // MARK: Inbound
+
+    /// Feeds ciphertext to OpenSSL, advances the handshake, and passes on the plaintext it yields.
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        guard let readBIO, ssl != nil else { return }
+        guard let readBIO else { return }
         switch state {
-        case .closed:
+        case .closing, .closed:
             return
         case .idle:
             startHandshake(context: context)
-        case .handshaking, .active, .closing:
+        case .handshaking, .active, .outputClosed:
             break
         }
-        let received = buffer.readableBytes
-        buffer.withUnsafeReadableBytes { bytes in
-            _ = BIO_write(readBIO, bytes.baseAddress, Int32(bytes.count))
+        let written = buffer.withUnsafeReadableBytes { bytes in
+            bytes.isEmpty ? 0 : BIO_write(readBIO, bytes.baseAddress, Int32(bytes.count))
         }
-        if case .handshaking = state {
-            guard continueHandshake(context: context) else { return }
+        guard written == buffer.readableBytes else {
+            // Only an allocation failure inside OpenSSL gets here.
+            fail(context: context, error: OpenSSLHandlerError.protocolError.with(reason: OpenSSLErrorQueue.drain()))
+            return
         }
-        if case .active = state {
-            readPlaintext(context: context, hint: received)
+        if case .handshaking = state { advanceHandshake(context: context) }
+        switch state {
+        case .active, .outputClosed:
+            readPlaintext(context: context)
+        case .idle, .handshaking, .closing, .closed:
+            break
         }
-        // Reading can produce output (alerts, session tickets, key updates).
-        drainWriteBIO(context: context, promise: nil, flush: true)
+        // Handshake flights, alerts, session tickets and key-update replies.
+        flushOutput(context: context, promise: nil)
     }
 
+    /// Passes on read-complete only after plaintext was delivered; otherwise asks for more when autoRead is off.
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        if deliveredPlaintext {
+            deliveredPlaintext = false
+            context.fireChannelReadComplete()
+            return
+        }
+        // Nothing reached the next handler (handshake flights, half a record), so it has no reason to ask for more;
+        // with autoRead off the connection would stall. Ask on its behalf. (With autoRead on, reads continue anyway.)
+        switch state {
+        case .idle, .handshaking, .active, .outputClosed:
+            if (try? context.channel.syncOptions?.getOption(.autoRead)) == false { context.read() }
+        case .closing, .closed:
+            break
+        }
+    }
+
+    /// Ends a handshake whose client half-closed; passes every other event on.
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // The server runs with remote half-closure on; a client that sends FIN before finishing its handshake
-        // (a client that gave up while queued, a scanner) would otherwise hold a connection slot until the
-        // handshake timeout.
+        // With remote half-closure allowed, a client that sends FIN before finishing its handshake (one that gave
+        // up while queued, a scanner) would otherwise hold the connection until the handshake timeout.
         if let event = event as? ChannelEvent, event == .inputClosed {
             switch state {
             case .idle, .handshaking:
-                owner.recordHandshake(success: false)
-                state = .closed
-                handshakeTimer?.cancel()
-                handshakeTimer = nil
-                failPendingWrites(ChannelError.ioOnClosedChannel)
-                context.close(promise: nil)
+                failHandshake(context: context, error: OpenSSLHandlerError.handshakeFailed.with(reason: "client closed its side during the handshake"))
                 return
-            case .active, .closing, .closed:
+            case .active, .outputClosed, .closing, .closed:
                 break
             }
         }
         context.fireUserInboundEventTriggered(event)
     }
 
-    public func channelReadComplete(context: ChannelHandlerContext) {
-        context.fireChannelReadComplete()
-    }
-
-    /// Advances the handshake; false when the connection is being closed.
-    private func continueHandshake(context: ChannelHandlerContext) -> Bool {
-        guard let ssl else { return false }
-        ERR_clear_error()
+    /// Advances the handshake with what the read BIO holds.
+    private func advanceHandshake(context: ChannelHandlerContext) {
+        guard let ssl else { return }
+        OpenSSLErrorQueue.clear()
         let rc = SSL_do_handshake(ssl)
         if rc == 1 {
-            handshakeTimer?.cancel()
-            handshakeTimer = nil
+            cancelHandshakeTimer()
             state = .active
             owner.recordHandshake(success: true)
-            drainWriteBIO(context: context, promise: nil, flush: true)
-            context.fireUserInboundEventTriggered(handshakeEvent(ssl))
-            if flushPending { encryptAndFlush(context: context) }
-            return true
+            context.fireUserInboundEventTriggered(Self.handshakeEvent(ssl))
+            // Writes buffered during the handshake go out now, in the same ciphertext write as its last flight.
+            if flushRequested, case .active = state { encryptAndFlush(context: context) }
+            return
         }
         let error = SSL_get_error(ssl, rc)
-        if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE {
-            drainWriteBIO(context: context, promise: nil, flush: true)
-            return true
-        }
-        // Refused (old protocol, no shared AEAD suite, garbage): send the alert OpenSSL queued, then close.
-        ERR_clear_error()
-        owner.recordHandshake(success: false)
-        handshakeTimer?.cancel()
-        handshakeTimer = nil
-        state = .closed
-        drainWriteBIO(context: context, promise: nil, flush: true)
-        failPendingWrites(OpenSSLHandlerError.handshakeFailed)
-        context.close(promise: nil)
-        return false
+        if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { return }
+        // Refused (old protocol, no shared AEAD suite) or malformed: OpenSSL queued an alert, which failHandshake sends.
+        failHandshake(context: context, error: OpenSSLHandlerError.handshakeFailed.with(reason: OpenSSLErrorQueue.drain()))
     }
 
-    private func handshakeEvent(_ ssl: OpaquePointer) -> TLSHandshakeCompletedEvent {
+    private func failHandshake(context: ChannelHandlerContext, error: OpenSSLHandlerError) {
+        owner.recordHandshake(success: false)
+        cancelHandshakeTimer()
+        flushOutput(context: context, promise: nil)
+        state = .closed
+        failPendingWrites(error)
+        context.close(promise: nil)
+    }
+
+    static func handshakeEvent(_ ssl: OpaquePointer) -> TLSHandshakeCompletedEvent {
         let version = SSL_get_version(ssl).map { String(cString: $0) } ?? "unknown"
         let cipher = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? "unknown"
         var alpn: UnsafePointer<UInt8>?
         var alpnLength: UInt32 = 0
         SSL_get0_alpn_selected(ssl, &alpn, &alpnLength)
-        let negotiated = alpn.map { String(decoding: UnsafeBufferPointer(start: $0, count: Int(alpnLength)), as: UTF8.self) }
+        let negotiated = alpn.flatMap { alpnLength == 0 ? nil : String(decoding: UnsafeBufferPointer(start: $0, count: Int(alpnLength)), as: UTF8.self) }
         return TLSHandshakeCompletedEvent(protocolVersion: version, cipher: cipher, negotiatedALPN: negotiated)
     }
 
-    /// Decrypts everything available; buffers are sized to what arrived, not a fixed 16 KiB.
-    private func readPlaintext(context: ChannelHandlerContext, hint: Int) {
-        guard let ssl else { return }
-        while case .active = state {
-            let capacity = max(Int(SSL_pending(ssl)), min(max(hint, 512), 16_384))
-            var plaintext = context.channel.allocator.buffer(capacity: capacity)
-            ERR_clear_error()
+    /// Decrypts everything available, each buffer sized to the ciphertext waiting rather than a fixed 16 KiB.
+    private func readPlaintext(context: ChannelHandlerContext) {
+        while let ssl, let readBIO {
+            switch state {
+            case .active, .outputClosed: break
+            case .idle, .handshaking, .closing, .closed: return
+            }
+            // Plaintext never exceeds the ciphertext it came from; a record split across reads leaves the rest in
+            // SSL_pending for the next turn of the loop.
+            let available = max(Int(SSL_pending(ssl)), min(Int(calgate_BIO_pending(readBIO)), 16_384))
+            guard available > 0 else { return }
+            var plaintext = context.channel.allocator.buffer(capacity: available)
+            OpenSSLErrorQueue.clear()
             var rc: Int32 = 0
-            plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { bytes in
-                rc = SSL_read(ssl, bytes.baseAddress, Int32(min(bytes.count, Int(Int32.max))))
+            plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: available) { bytes in
+                rc = SSL_read(ssl, bytes.baseAddress, Int32(min(bytes.count, 16_384)))
                 return rc > 0 ? Int(rc) : 0
             }
             if rc > 0 {
+                deliveredPlaintext = true
                 context.fireChannelRead(wrapInboundOut(plaintext))
                 continue
             }
-            let error = SSL_get_error(ssl, rc)
-            switch error {
+            switch SSL_get_error(ssl, rc) {
             case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
                 return
             case SSL_ERROR_ZERO_RETURN:
-                // The peer sent close_notify: answer with ours and close.
+                // The peer sent close_notify: answer with ours (unless already sent) and close.
+                if case .active = state {
+                    OpenSSLErrorQueue.clear()
+                    _ = SSL_shutdown(ssl)
+                    OpenSSLErrorQueue.clear()
+                }
                 state = .closing
-                ERR_clear_error()
-                _ = SSL_shutdown(ssl)
-                drainWriteBIO(context: context, promise: nil, flush: true)
+                failPendingWrites(ChannelError.ioOnClosedChannel)
+                flushOutput(context: context, promise: nil)
                 context.close(promise: nil)
                 return
             default:
-                // Corrupt record or protocol violation: OpenSSL queued an alert; send it and close.
-                ERR_clear_error()
-                state = .closed
-                drainWriteBIO(context: context, promise: nil, flush: true)
-                context.fireErrorCaught(OpenSSLHandlerError.protocolError)
-                context.close(promise: nil)
+                // Bad record MAC, unexpected message, renegotiation attempt: OpenSSL queued an alert; send it and close.
+                fail(context: context, error: OpenSSLHandlerError.protocolError.with(reason: OpenSSLErrorQueue.drain()))
                 return
             }
         }
+    }
+
+    /// Ends a broken connection: the alert OpenSSL queued goes out, the error goes down the pipeline.
+    private func fail(context: ChannelHandlerContext, error: OpenSSLHandlerError) {
+        flushOutput(context: context, promise: nil)
+        state = .closed
+        failPendingWrites(error)
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
     }
 
     // MARK: Outbound
 
+    /// Buffers plaintext until the next flush (and until the handshake is done).
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch state {
-        case .closing, .closed:
-            promise?.fail(ChannelError.ioOnClosedChannel)
         case .idle, .handshaking, .active:
             pendingWrites.append((unwrapOutboundIn(data), promise))
+        case .outputClosed:
+            promise?.fail(ChannelError.outputClosed)
+        case .closing, .closed:
+            promise?.fail(ChannelError.ioOnClosedChannel)
         }
     }
 
+    /// Encrypts the buffered writes and sends them as one ciphertext write.
     public func flush(context: ChannelHandlerContext) {
         switch state {
         case .active:
             encryptAndFlush(context: context)
         case .idle, .handshaking:
-            flushPending = true
-        case .closing, .closed:
+            flushRequested = true
+        case .outputClosed, .closing, .closed:
             break
         }
     }
 
-    /// Encrypts every buffered write and sends the ciphertext as one write, with the promises combined.
+    /// Encrypts every buffered write and sends the ciphertext as one write, its promise completing all of theirs.
     private func encryptAndFlush(context: ChannelHandlerContext) {
-        flushPending = false
-        guard let ssl, !pendingWrites.isEmpty else { return }
-        let writes = pendingWrites
-        pendingWrites.removeAll(keepingCapacity: true)
-        var promises: [EventLoopPromise<Void>] = []
-        for (buffer, promise) in writes {
-            if let promise { promises.append(promise) }
-            guard buffer.readableBytes > 0 else { continue }
-            ERR_clear_error()
-            let rc = buffer.withUnsafeReadableBytes { bytes in
-                SSL_write(ssl, bytes.baseAddress, Int32(bytes.count))
+        flushRequested = false
+        guard let ssl else { return }
+        var combined: EventLoopPromise<Void>?
+        // Two arrays traded back and forth, so a flush allocates no array storage once both have grown.
+        var writes: [(buffer: ByteBuffer, promise: EventLoopPromise<Void>?)] = []
+        swap(&writes, &spareWrites)
+        swap(&writes, &pendingWrites)
+        defer {
+            writes.removeAll(keepingCapacity: true)
+            swap(&writes, &spareWrites)
+        }
+        for (index, write) in writes.enumerated() {
+            if write.buffer.readableBytes > 0 {
+                OpenSSLErrorQueue.clear()
+                let rc = write.buffer.withUnsafeReadableBytes { bytes in
+                    SSL_write(ssl, bytes.baseAddress, Int32(bytes.count))
+                }
+                // Memory BIOs grow as needed and partial writes are off, so anything but a full write is fatal.
+                if rc <= 0 {
+                    let error = OpenSSLHandlerError.protocolError.with(reason: OpenSSLErrorQueue.drain())
+                    combined?.fail(error)
+                    for later in writes[index...] { later.promise?.fail(error) }
+                    fail(context: context, error: error)
+                    return
+                }
             }
-            if rc <= 0 {
-                ERR_clear_error()
-                for p in promises { p.fail(OpenSSLHandlerError.protocolError) }
-                for (_, later) in writes.dropFirst(promises.count) { later?.fail(OpenSSLHandlerError.protocolError) }
-                context.close(promise: nil)
-                return
+            if let promise = write.promise {
+                if let combined {
+                    combined.futureResult.cascade(to: promise)
+                } else {
+                    combined = promise
+                }
             }
         }
-        let combined: EventLoopPromise<Void>?
-        switch promises.count {
-        case 0: combined = nil
-        case 1: combined = promises[0]
-        default:
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            for p in promises { promise.futureResult.cascade(to: p) }
-            combined = promise
-        }
-        drainWriteBIO(context: context, promise: combined, flush: true)
+        flushOutput(context: context, promise: combined)
     }
 
-    /// Moves OpenSSL's output to the channel as one buffer of exactly the pending size.
-    private func drainWriteBIO(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?, flush: Bool) {
+    /// Moves OpenSSL's output to the channel as one buffer of exactly the pending size, and flushes.
+    private func flushOutput(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         guard let writeBIO else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
@@ -301,49 +368,54 @@ public final class OpenSSLServerHandler: ChannelDuplexHandler, RemovableChannelH
             Int(max(0, BIO_read(writeBIO, bytes.baseAddress, Int32(pending))))
         }
         context.write(wrapOutboundOut(out), promise: promise)
-        if flush { context.flush() }
+        context.flush()
     }
 
+    /// Sends what is buffered and close_notify, then closes (output only for `.output`).
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard mode != .input else {
-            context.close(mode: mode, promise: promise)
+        if mode == .input {
+            context.close(mode: .input, promise: promise)
             return
         }
         switch state {
         case .active:
-            // Send what is buffered, then close_notify, then close the socket without waiting for the peer's.
+            // What the application wrote goes out first, then close_notify; we do not wait for the peer's reply
+            // (RFC 8446 §6.1 allows it, and waiting would let a silent peer hold the connection).
             encryptAndFlush(context: context)
-            state = .closing
-            if let ssl {
-                ERR_clear_error()
-                _ = SSL_shutdown(ssl)
-                ERR_clear_error()
+            guard case .active = state, let ssl else {
+                context.close(mode: .all, promise: promise)
+                return
             }
-            drainWriteBIO(context: context, promise: nil, flush: true)
-            context.close(mode: .all, promise: promise)
-        case .idle, .handshaking, .closing, .closed:
-            if case .handshaking = state {
-                owner.recordHandshake(success: false)
+            OpenSSLErrorQueue.clear()
+            _ = SSL_shutdown(ssl)
+            OpenSSLErrorQueue.clear()
+            flushOutput(context: context, promise: nil)
+            if mode == .output {
+                state = .outputClosed
+                context.close(mode: .output, promise: promise)
+            } else {
+                state = .closing
+                context.close(mode: .all, promise: promise)
             }
+        case .outputClosed:
+            if mode == .all { state = .closing }
+            context.close(mode: mode, promise: promise)
+        case .idle, .handshaking:
+            if case .handshaking = state { owner.recordHandshake(success: false) }
+            cancelHandshakeTimer()
             state = .closed
             failPendingWrites(ChannelError.ioOnClosedChannel)
             context.close(mode: .all, promise: promise)
+        case .closing, .closed:
+            context.close(mode: mode, promise: promise)
         }
     }
 
     private func failPendingWrites(_ error: any Error) {
+        guard !pendingWrites.isEmpty else { return }
         let writes = pendingWrites
         pendingWrites.removeAll()
-        for (_, promise) in writes { promise?.fail(error) }
+        flushRequested = false
+        for write in writes { write.promise?.fail(error) }
     }
-}
-
-/// Errors the TLS handler reports down the pipeline.
-public enum OpenSSLHandlerError: Error, Sendable {
-    /// OpenSSL could not allocate a session.
-    case cannotCreateSession
-    /// The handshake was refused or broken.
-    case handshakeFailed
-    /// A record could not be decrypted or the peer broke the protocol.
-    case protocolError
 }

@@ -1,17 +1,16 @@
-import Foundation
 import NIOCore
 
 /// Certificate files and handshake settings for `TLSServerContext`.
 public struct TLSServerConfiguration: Sendable {
     /// PEM certificate chain: the leaf first, then intermediates.
     public var certificateChainPath: String
-    /// PEM private key (EC or RSA).
+    /// PEM private key (EC or RSA, unencrypted).
     public var privateKeyPath: String
-    /// ALPN protocols the server accepts, in preference order.
+    /// ALPN protocols the server accepts, in the server's order of preference.
     public var alpnProtocols: [String]
-    /// Session tickets and the session cache; off to measure full handshakes.
+    /// Session tickets and the server session cache; `false` turns both off so every handshake is a full one.
     public var sessionResumption: Bool
-    /// A client that has not finished its handshake by then is cut.
+    /// A client that has not finished its handshake by then is disconnected.
     public var handshakeTimeout: TimeAmount
 
     /// Creates a configuration.
@@ -25,24 +24,4 @@ public struct TLSServerConfiguration: Sendable {
         self.sessionResumption = sessionResumption
         self.handshakeTimeout = handshakeTimeout
     }
-}
-
-/// What the served certificate is.
-public struct TLSCertificateInfo: Sendable, Hashable {
-    /// Subject in OpenSSL's one-line form.
-    public let subject: String
-    /// End of validity.
-    public let notAfter: Date
-    /// SHA-256 of the DER certificate, lower-case hex.
-    public let sha256Fingerprint: String
-}
-
-/// Fired as a user inbound event once a handshake completes.
-public struct TLSHandshakeCompletedEvent: Sendable, Hashable {
-    /// `TLSv1.3` or `TLSv1.2`.
-    public let protocolVersion: String
-    /// OpenSSL cipher name.
-    public let cipher: String
-    /// The ALPN protocol agreed, if any.
-    public let negotiatedALPN: String?
 }

@@ -3,32 +3,14 @@ import Foundation
 import NIOCore
 import Synchronization
 
-/// Owns one configured `SSL_CTX`; freed when the last handler and the context let go of it.
-final class SSLContextBox: @unchecked Sendable {
-    // @unchecked: an SSL_CTX is safe to share once configured (OpenSSL locks its internals); we never mutate it after init.
-    let ctx: OpaquePointer
-    let info: TLSCertificateInfo
-    /// ALPN protocols in wire format, read by the select callback through its `arg` pointer.
-    let alpnWire: UnsafeMutableBufferPointer<UInt8>
-
-    init(ctx: OpaquePointer, info: TLSCertificateInfo, alpnWire: UnsafeMutableBufferPointer<UInt8>) {
-        self.ctx = ctx
-        self.info = info
-        self.alpnWire = alpnWire
-    }
-
-    deinit {
-        SSL_CTX_free(ctx)
-        alpnWire.deallocate()
-    }
-}
-
-/// The server's TLS configuration on OpenSSL 3: TLS 1.2–1.3, ECDHE+AEAD suites, ALPN, reloadable certificate.
+/// The server's TLS configuration on OpenSSL 3: TLS 1.2–1.3, forward-secret AEAD suites only, ALPN, and a
+/// certificate that can be reloaded while serving.
 ///
-/// `reload()` swaps the `SSL_CTX`; connections already open keep the one their `SSL` object references, new
-/// handshakes use the new one.
+/// `reload()` swaps the `SSL_CTX`: connections already open keep the one their `SSL` object references, new
+/// handshakes use the new one. Handlers are made per connection with `makeServerHandler()`.
 public final class TLSServerContext: Sendable {
-    /// Only forward-secret AEAD suites for TLS 1.2; TLS 1.3 suites are all AEAD and keep OpenSSL's defaults.
+    /// TLS 1.2 suites: ECDHE key exchange with AES-GCM or ChaCha20-Poly1305, in server preference order. TLS 1.3
+    /// suites are all AEAD with ephemeral key exchange and keep OpenSSL's defaults.
     static let tls12Ciphers = [
         "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
         "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
@@ -40,14 +22,16 @@ public final class TLSServerContext: Sendable {
     private let completed = Atomic<Int>(0)
     private let failed = Atomic<Int>(0)
 
-    /// Loads and checks the certificate and key; throws `TLSConfigurationError` naming the file at fault.
+    /// Loads and checks the certificate chain and key; throws `TLSConfigurationError` naming the file at fault.
     public init(configuration: TLSServerConfiguration) throws {
         self.configuration = configuration
         self.current = Mutex(try Self.makeContext(configuration))
     }
 
-    /// Re-reads the files; on failure keeps the current certificate and throws.
+    /// Re-reads the configured files; new handshakes use them. On failure the current certificate stays in
+    /// service and the `TLSConfigurationError` says what is wrong.
     public func reload() throws {
+        // Built outside the lock: loading files and keys is slow, and handlers only take the lock to copy a reference.
         let box = try Self.makeContext(configuration)
         current.withLock { $0 = box }
     }
@@ -56,10 +40,15 @@ public final class TLSServerContext: Sendable {
     public var certificateInfo: TLSCertificateInfo { current.withLock { $0.info } }
     /// Handshakes completed since start.
     public var handshakesCompleted: Int { completed.load(ordering: .relaxed) }
-    /// Handshakes that failed (refused protocol or suite, bad data, timeout, disconnect before completion).
+    /// Handshakes that failed: refused protocol or suites, malformed data, timeout, or a disconnect before the end.
     public var handshakeFailures: Int { failed.load(ordering: .relaxed) }
-    /// How long a handshake may take.
+    /// How long a client may take to finish its handshake.
     public var handshakeTimeout: TimeAmount { configuration.handshakeTimeout }
+
+    /// A handler for one new connection, on the current (possibly reloaded) certificate.
+    public func makeServerHandler() -> OpenSSLServerHandler {
+        OpenSSLServerHandler(owner: self, box: current.withLock { $0 })
+    }
 
     func recordHandshake(success: Bool) {
         if success {
@@ -69,21 +58,44 @@ public final class TLSServerContext: Sendable {
         }
     }
 
-    var contextBox: SSLContextBox { current.withLock { $0 } }
+    /// The settings OpenSSL holds for new handshakes, read back from the current `SSL_CTX` (tests check them).
+    struct AppliedSettings: Equatable {
+        var minimumVersion: Int32
+        var maximumVersion: Int32
+        var noCompression: Bool
+        var noRenegotiation: Bool
+        var serverCipherPreference: Bool
+        var noTickets: Bool
+        var sessionCacheOff: Bool
+    }
 
-    /// A handler for one new connection, on the current certificate.
-    public func makeServerHandler() -> OpenSSLServerHandler {
-        OpenSSLServerHandler(context: self, box: contextBox)
+    var appliedSettings: AppliedSettings {
+        let box = current.withLock { $0 }
+        let options = SSL_CTX_get_options(box.ctx)
+        return AppliedSettings(
+            minimumVersion: calgate_SSL_CTX_get_min_proto_version(box.ctx),
+            maximumVersion: calgate_SSL_CTX_get_max_proto_version(box.ctx),
+            noCompression: options & calgate_SSL_OP_NO_COMPRESSION() != 0,
+            noRenegotiation: options & calgate_SSL_OP_NO_RENEGOTIATION() != 0,
+            serverCipherPreference: options & calgate_SSL_OP_CIPHER_SERVER_PREFERENCE() != 0,
+            noTickets: options & calgate_SSL_OP_NO_TICKET() != 0,
+            sessionCacheOff: calgate_SSL_CTX_get_session_cache_mode(box.ctx) == Int(SSL_SESS_CACHE_OFF)
+        )
     }
 
     // MARK: Building an SSL_CTX
 
     static func makeContext(_ configuration: TLSServerConfiguration) throws -> SSLContextBox {
-        ERR_clear_error()
-        try checkReadable(configuration.certificateChainPath, what: "certificate")
-        try checkReadable(configuration.privateKeyPath, what: "private key")
+        let certPath = configuration.certificateChainPath
+        let keyPath = configuration.privateKeyPath
+        let certText = try readPEMFile(certPath, what: "certificate")
+        let keyText = try readPEMFile(keyPath, what: "private key")
+        try checkCertificateFileShape(certText, path: certPath)
+        try checkKeyFileShape(keyText, path: keyPath)
+
+        OpenSSLErrorQueue.clear()
         guard let ctx = SSL_CTX_new(TLS_server_method()) else {
-            throw TLSConfigurationError(file: configuration.certificateChainPath, problem: "OpenSSL could not create a context: \(drainOpenSSLErrors())")
+            throw TLSConfigurationError(file: certPath, problem: "OpenSSL could not create a TLS context (\(OpenSSLErrorQueue.drain()))")
         }
         var handedOver = false
         defer { if !handedOver { SSL_CTX_free(ctx) } }
@@ -93,61 +105,63 @@ public final class TLSServerContext: Sendable {
               SSL_CTX_set_cipher_list(ctx, tls12Ciphers) == 1,
               calgate_SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") == 1
         else {
-            throw TLSConfigurationError(file: configuration.certificateChainPath, problem: "OpenSSL refused the protocol settings: \(drainOpenSSLErrors())")
+            throw TLSConfigurationError(file: certPath, problem: "OpenSSL refused the protocol settings (\(OpenSSLErrorQueue.drain()))")
         }
         var options = calgate_SSL_OP_NO_COMPRESSION() | calgate_SSL_OP_NO_RENEGOTIATION()
             | calgate_SSL_OP_CIPHER_SERVER_PREFERENCE() | calgate_SSL_OP_NO_SSL_MASK()
         if !configuration.sessionResumption { options |= calgate_SSL_OP_NO_TICKET() }
         _ = SSL_CTX_set_options(ctx, options)
+        // Idle keep-alive connections then hold no 16 KiB record buffers (what nginx does too).
         _ = calgate_SSL_CTX_set_mode(ctx, Int(SSL_MODE_RELEASE_BUFFERS))
         if configuration.sessionResumption {
             _ = calgate_SSL_CTX_set_session_cache_mode(ctx, Int(SSL_SESS_CACHE_SERVER))
             let sessionContext: [UInt8] = Array("calgate".utf8)
             _ = SSL_CTX_set_session_id_context(ctx, sessionContext, UInt32(sessionContext.count))
         } else {
+            // Both mechanisms off, so every handshake is a full one (benchmarks measure exactly that).
             _ = calgate_SSL_CTX_set_session_cache_mode(ctx, Int(SSL_SESS_CACHE_OFF))
             _ = SSL_CTX_set_num_tickets(ctx, 0)
         }
+        // Without this, OpenSSL asks for an encrypted key's passphrase on the terminal and start-up hangs.
+        SSL_CTX_set_default_passwd_cb(ctx) { _, _, _, _ in 0 }
 
-        guard SSL_CTX_use_certificate_chain_file(ctx, configuration.certificateChainPath) == 1 else {
+        guard SSL_CTX_use_certificate_chain_file(ctx, certPath) == 1 else {
             throw TLSConfigurationError(
-                file: configuration.certificateChainPath,
-                problem: "is not a PEM certificate chain (\(drainOpenSSLErrors())); expected the leaf certificate first, then intermediates"
+                file: certPath,
+                problem: "is not a readable PEM certificate chain (\(OpenSSLErrorQueue.drain())); expected the leaf certificate first, then intermediates"
             )
         }
-        guard SSL_CTX_use_PrivateKey_file(ctx, configuration.privateKeyPath, SSL_FILETYPE_PEM) == 1 else {
-            let reason = drainOpenSSLErrors()
-            if reason.contains("values mismatch") || reason.contains("key values mismatch") {
-                throw TLSConfigurationError(
-                    file: configuration.privateKeyPath,
-                    problem: "private key does not match the certificate in \(configuration.certificateChainPath)"
-                )
+        guard SSL_CTX_use_PrivateKey_file(ctx, keyPath, SSL_FILETYPE_PEM) == 1 else {
+            let reason = OpenSSLErrorQueue.drain()
+            if reason.contains("key values mismatch") {
+                throw mismatch(configuration)
             }
-            throw TLSConfigurationError(file: configuration.privateKeyPath, problem: "is not a PEM private key (\(reason)); an encrypted key is not supported")
+            throw TLSConfigurationError(file: keyPath, problem: "is not a readable PEM private key (\(reason))")
         }
         guard SSL_CTX_check_private_key(ctx) == 1 else {
-            _ = drainOpenSSLErrors()
-            throw TLSConfigurationError(
-                file: configuration.privateKeyPath,
-                problem: "private key does not match the certificate in \(configuration.certificateChainPath)"
-            )
+            // Also reached for a key of another type (an RSA key beside an ECDSA certificate).
+            OpenSSLErrorQueue.clear()
+            throw mismatch(configuration)
         }
         guard let leaf = SSL_CTX_get0_certificate(ctx) else {
-            throw TLSConfigurationError(file: configuration.certificateChainPath, problem: "holds no certificate")
+            OpenSSLErrorQueue.clear()
+            throw TLSConfigurationError(file: certPath, problem: "holds no certificate")
         }
         let info = certificateInfo(leaf)
-
-        // Zero-terminated so the C callback can find the end without a length.
-        let wire = alpnWireFormat(configuration.alpnProtocols) + [0]
-        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: wire.count)
-        _ = buffer.initialize(from: wire)
-        SSL_CTX_set_alpn_select_cb(ctx, alpnSelect, UnsafeMutableRawPointer(buffer.baseAddress))
-        ERR_clear_error()
+        OpenSSLErrorQueue.clear()
         handedOver = true
-        return SSLContextBox(ctx: ctx, info: info, alpnWire: buffer)
+        return SSLContextBox(ctx: ctx, info: info, alpnWire: SSLContextBox.alpnWireFormat(configuration.alpnProtocols))
     }
 
-    static func checkReadable(_ path: String, what: String) throws {
+    private static func mismatch(_ configuration: TLSServerConfiguration) -> TLSConfigurationError {
+        TLSConfigurationError(
+            file: configuration.privateKeyPath,
+            problem: "private key does not match the certificate in \(configuration.certificateChainPath)"
+        )
+    }
+
+    /// Reads a small text file, turning each way it can be unusable into a message about that file.
+    static func readPEMFile(_ path: String, what: String) throws -> String {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw TLSConfigurationError(file: path, problem: "\(what) file does not exist")
@@ -155,25 +169,52 @@ public final class TLSServerContext: Sendable {
         guard !isDirectory.boolValue else {
             throw TLSConfigurationError(file: path, problem: "is a directory, not a \(what) file")
         }
-        guard FileManager.default.isReadableFile(atPath: path), FileManager.default.contents(atPath: path) != nil else {
+        guard let data = FileManager.default.contents(atPath: path) else {
             throw TLSConfigurationError(file: path, problem: "\(what) file cannot be read; check its permissions")
         }
-    }
-
-    static func alpnWireFormat(_ protocols: [String]) -> [UInt8] {
-        var wire: [UInt8] = []
-        for name in protocols where !name.isEmpty && name.utf8.count < 256 {
-            wire.append(UInt8(name.utf8.count))
-            wire += Array(name.utf8)
+        guard !data.isEmpty else {
+            throw TLSConfigurationError(file: path, problem: "\(what) file is empty")
         }
-        return wire
+        return String(decoding: data, as: UTF8.self)
     }
 
+    /// Catches the common mistakes before OpenSSL does, with a clearer message than its reason strings.
+    static func checkCertificateFileShape(_ text: String, path: String) throws {
+        if text.contains("-----BEGIN CERTIFICATE-----") { return }
+        if text.contains("PRIVATE KEY-----") {
+            throw TLSConfigurationError(file: path, problem: "holds a private key, not a certificate; are the certificate and key paths swapped?")
+        }
+        if !text.contains("-----BEGIN ") {
+            throw TLSConfigurationError(file: path, problem: "is not PEM (no -----BEGIN CERTIFICATE----- line); convert DER with `openssl x509 -inform der`")
+        }
+        throw TLSConfigurationError(file: path, problem: "holds no certificate (no -----BEGIN CERTIFICATE----- block)")
+    }
+
+    /// See `checkCertificateFileShape`; encrypted keys are refused because a server cannot prompt for a passphrase.
+    static func checkKeyFileShape(_ text: String, path: String) throws {
+        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED") {
+            throw TLSConfigurationError(
+                file: path, problem: "private key is encrypted; store it unencrypted with mode 0600 (`openssl pkey -in KEY -out KEY.plain`)"
+            )
+        }
+        if text.contains("PRIVATE KEY-----") { return }
+        if text.contains("-----BEGIN CERTIFICATE-----") {
+            throw TLSConfigurationError(file: path, problem: "holds a certificate, not a private key; are the certificate and key paths swapped?")
+        }
+        if !text.contains("-----BEGIN ") {
+            throw TLSConfigurationError(file: path, problem: "is not PEM (no -----BEGIN PRIVATE KEY----- line)")
+        }
+        throw TLSConfigurationError(file: path, problem: "holds no private key (no -----BEGIN … PRIVATE KEY----- block)")
+    }
+
+    /// Subject, expiry and fingerprint of a certificate.
     static func certificateInfo(_ certificate: OpaquePointer) -> TLSCertificateInfo {
         var subject = "unknown"
-        if let name = X509_get_subject_name(certificate), let line = X509_NAME_oneline(name, nil, 0) {
-            subject = String(cString: line)
-            CRYPTO_free(line, #fileID, #line)
+        if let name = X509_get_subject_name(certificate), let bio = BIO_new(BIO_s_mem()) {
+            defer { BIO_free(bio) }
+            if X509_NAME_print_ex(bio, name, 0, calgate_XN_FLAG_RFC2253()) >= 0 {
+                subject = String(decoding: readAll(bio), as: UTF8.self)
+            }
         }
         var notAfter = Date.distantPast
         if let time = X509_get0_notAfter(certificate) {
@@ -184,43 +225,26 @@ public final class TLSServerContext: Sendable {
         }
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
-        X509_digest(certificate, EVP_sha256(), &digest, &length)
-        let fingerprint = digest.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
-        return TLSCertificateInfo(subject: subject, notAfter: notAfter, sha256Fingerprint: fingerprint)
+        _ = X509_digest(certificate, EVP_sha256(), &digest, &length)
+        OpenSSLErrorQueue.clear()
+        return TLSCertificateInfo(subject: subject, notAfter: notAfter, sha256Fingerprint: hex(digest.prefix(Int(length))))
     }
-}
 
-/// ALPN: pick the first of the client's protocols that we support; without one, carry on without ALPN.
-private func alpnSelect(
-    _ ssl: OpaquePointer?,
-    _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
-    _ outLength: UnsafeMutablePointer<UInt8>?,
-    _ clientList: UnsafePointer<UInt8>?,
-    _ clientLength: UInt32,
-    _ arg: UnsafeMutableRawPointer?
-) -> Int32 {
-    guard let out, let outLength, let clientList, let arg else { return SSL_TLSEXT_ERR_NOACK }
-    // Our list starts with the length of "http/1.1"; read it back from the buffer the context owns.
-    let ours = arg.assumingMemoryBound(to: UInt8.self)
-    var supported: [[UInt8]] = []
-    var index = 0
-    while ours[index] != 0, supported.count < 8 {
-        let length = Int(ours[index])
-        supported.append(Array(UnsafeBufferPointer(start: ours + index + 1, count: length)))
-        index += length + 1
+    static func readAll(_ bio: OpaquePointer) -> [UInt8] {
+        let length = Int(calgate_BIO_pending(bio))
+        guard length > 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: length)
+        let read = bytes.withUnsafeMutableBytes { BIO_read(bio, $0.baseAddress, Int32(length)) }
+        return Array(bytes.prefix(max(0, Int(read))))
     }
-    var offset = 0
-    let total = Int(clientLength)
-    while offset < total {
-        let length = Int(clientList[offset])
-        guard offset + 1 + length <= total else { break }
-        let candidate = Array(UnsafeBufferPointer(start: clientList + offset + 1, count: length))
-        if supported.contains(candidate) {
-            out.pointee = clientList + offset + 1
-            outLength.pointee = UInt8(length)
-            return SSL_TLSEXT_ERR_OK
+
+    static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
         }
-        offset += 1 + length
+        return String(decoding: out, as: UTF8.self)
     }
-    return SSL_TLSEXT_ERR_NOACK
 }

@@ -360,9 +360,16 @@ struct CrashRecoveryTests {
         } while stored != truth && ContinuousClock.now < deadline
         #expect(stored == truth, "store \(stored) differs from the simulator's \(truth)")
         #expect(ids.count == Set(ids).count, "an appointment exists twice")
-        let health = try await curlRequest(
-            "https://localhost:\(port)/admin/health", caFile: dir + "/certs/dev-ca.pem", arguments: ["-H", "Authorization: Bearer \(adminToken)"]
-        ).body
+        // Pushes retried after the restart may still be arriving; every one must be processed.
+        var health = ""
+        let drained = ContinuousClock.now + .seconds(20)
+        repeat {
+            health = try await curlRequest(
+                "https://localhost:\(port)/admin/health", caFile: dir + "/certs/dev-ca.pem", arguments: ["-H", "Authorization: Bearer \(adminToken)"]
+            ).body
+            if health.contains(#""backlog":0"#) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        } while ContinuousClock.now < drained
         #expect(health.contains(#""backlog":0"#), "acknowledged notifications left unprocessed: \(health)")
         gateway.signal(SIGTERM)
         #expect(await gateway.waitForExit() == 0)
