@@ -134,6 +134,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "MicrosoftGraphTests", dependencies: ["MicrosoftGraph", "GatewayCore"], swiftSettings: strict),
+        .testTarget(
+            name: "CurlHTTPTests",
+            dependencies: [
+                "CurlHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "GatewayCore", "CSQLite"], swiftSettings: strict),
         .testTarget(
             name: "GatewayHTTPTests",

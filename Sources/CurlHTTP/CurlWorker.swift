@@ -2,73 +2,58 @@ import CCurl
 import Foundation
 import Synchronization
 
-/// One request in flight, owned by the curl thread; curl's callbacks reach it through an `Unmanaged` pointer.
-final class CurlTransfer {
-    let id: Int
-    let handle: UnsafeMutableRawPointer
-    let url: String
-    let continuation: CheckedContinuation<CurlHTTPResponse, any Error>
-    let limit: Int
-    var headerList: UnsafeMutablePointer<curl_slist>?
-    var status = 0
-    var headers: [CurlHTTPHeader] = []
-    var body: [UInt8] = []
-    var tooLarge = false
-    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
-
-    init(id: Int, handle: UnsafeMutableRawPointer, url: String, limit: Int, continuation: CheckedContinuation<CurlHTTPResponse, any Error>) {
-        self.id = id
-        self.handle = handle
-        self.url = url
-        self.limit = limit
-        self.continuation = continuation
-        errorBuffer.initialize(to: 0)
-    }
-
-    deinit {
-        if let headerList { curl_slist_free_all(headerList) }
-        errorBuffer.deallocate()
-    }
-}
-
-/// Runs the `curl_multi` loop on its own thread.
+/// Runs one client's `curl_multi` loop on its own thread.
 ///
-/// `@unchecked Sendable`: `multi` is only driven on the loop thread except for `curl_multi_wakeup`, which libcurl
-/// documents as thread-safe; `active` and `pool` are loop-thread-only; everything else crosses under `shared`.
+/// `@unchecked Sendable` because it owns C handles confined to the loop thread: `multi`, `share`, every easy handle,
+/// and the loop-only tables (`running`, `runningByID`, `waiting`, `pool`) are touched only there. Other threads reach
+/// the loop only through `inbox`, and call `curl_multi_wakeup` (which libcurl allows from any thread) only under
+/// `inbox`'s lock while `stopped` is false; the loop sets `stopped` under that lock before it frees `multi`.
 final class CurlWorker: @unchecked Sendable {
-    private struct Submission {
+    struct Submission {
         let id: Int
         let request: CurlHTTPRequest
         let continuation: CheckedContinuation<CurlHTTPResponse, any Error>
+        /// The request's whole budget counts from `execute`, so time spent queued is not granted twice.
+        let deadline: ContinuousClock.Instant
     }
 
-    private struct Shared {
+    private struct Inbox {
         var submissions: [Submission] = []
         var cancellations: [Int] = []
         var shuttingDown = false
         var stopped = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let configuration: CurlHTTPClient.Configuration
     private let multi: UnsafeMutableRawPointer
-    private let shared = Mutex(Shared())
+    /// DNS answers and TLS sessions shared by all pooled handles (connections are shared by `multi` itself).
+    private let share: UnsafeMutableRawPointer
+    private let inbox = Mutex(Inbox())
     private let ids = Atomic<Int>(0)
-    // Loop-thread state.
-    private var active: [Int: CurlTransfer] = [:]
-    private var byHandle: [UnsafeMutableRawPointer: Int] = [:]
-    private var pool: [UnsafeMutableRawPointer] = []
-    private var cancelledBeforeStart: Set<Int> = []
 
-    init(configuration: CurlHTTPClient.Configuration) throws {
-        guard let multi = curl_multi_init() else {
-            throw CurlHTTPError(kind: .other, message: "curl_multi_init failed")
+    // Loop thread only.
+    private var running: [UnsafeMutableRawPointer: CurlTransfer] = [:]
+    private var runningByID: [Int: UnsafeMutableRawPointer] = [:]
+    private var waiting: [Submission] = []
+    private var pool: [UnsafeMutableRawPointer] = []
+
+    init(configuration: CurlHTTPClient.Configuration) throws(CurlHTTPError) {
+        guard let multi = curl_multi_init() else { throw CurlHTTPError(.other, "curl_multi_init failed") }
+        guard let share = curl_share_init() else {
+            curl_multi_cleanup(multi)
+            throw CurlHTTPError(.other, "curl_share_init failed")
         }
+        // One thread uses the share, so it needs no lock callbacks.
+        calgate_curl_share_setopt_long(share, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_DNS.rawValue))
+        calgate_curl_share_setopt_long(share, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_SSL_SESSION.rawValue))
+        // Keep enough idle connections for every concurrent request plus a few hosts (token, API, gateway).
+        calgate_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(8, configuration.maxConcurrentRequests))
+        var configuration = configuration
+        configuration.maxConcurrentRequests = max(1, configuration.maxConcurrentRequests)
         self.configuration = configuration
         self.multi = multi
-        // Past these, curl queues transfers itself instead of flooding a provider (or its accept backlog).
-        calgate_curl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, configuration.maxConnections)
-        calgate_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, configuration.maxConnectionsPerHost)
+        self.share = share
         let thread = Thread { [self] in self.loop() }
         thread.name = "calgate-curl"
         thread.start()
@@ -76,230 +61,331 @@ final class CurlWorker: @unchecked Sendable {
 
     func nextID() -> Int { ids.wrappingAdd(1, ordering: .relaxed).newValue }
 
-    func submit(id: Int, request: CurlHTTPRequest, continuation: CheckedContinuation<CurlHTTPResponse, any Error>) {
-        let accepted = shared.withLock { state -> Bool in
-            guard !state.shuttingDown else { return false }
-            state.submissions.append(Submission(id: id, request: request, continuation: continuation))
+    /// Hands a request to the loop, or fails it at once if the client is shutting down.
+    func enqueue(id: Int, request: CurlHTTPRequest, continuation: CheckedContinuation<CurlHTTPResponse, any Error>) {
+        let deadline = ContinuousClock.now + Self.clamp(request.timeout ?? configuration.requestTimeout)
+        let accepted = inbox.withLock { inbox -> Bool in
+            guard !inbox.shuttingDown else { return false }
+            inbox.submissions.append(Submission(id: id, request: request, continuation: continuation, deadline: deadline))
+            curl_multi_wakeup(multi)
             return true
         }
-        guard accepted else {
-            continuation.resume(throwing: CurlHTTPError(kind: .shutDown, message: "the HTTP client is shut down"))
-            return
+        if !accepted {
+            continuation.resume(throwing: CurlHTTPError(.shutDown, "\(request.method) \(CurlHTTPError.redact(request.url)): the HTTP client is shut down"))
         }
-        curl_multi_wakeup(multi)
     }
 
+    /// Asks the loop to drop a request, wherever it is; unknown (finished) ids are ignored there.
     func cancel(id: Int) {
-        shared.withLock { $0.cancellations.append(id) }
-        curl_multi_wakeup(multi)
+        inbox.withLock { inbox in
+            guard !inbox.stopped else { return }
+            inbox.cancellations.append(id)
+            curl_multi_wakeup(multi)
+        }
     }
 
+    /// Starts shutting down without waiting (the client's deinit).
+    func requestShutdown() {
+        inbox.withLock { inbox in
+            guard !inbox.shuttingDown else { return }
+            inbox.shuttingDown = true
+            if !inbox.stopped { curl_multi_wakeup(multi) }
+        }
+    }
+
+    /// Fails everything outstanding, stops the loop and waits until curl's handles are freed.
     func shutdown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let alreadyStopped = shared.withLock { state -> Bool in
-                if state.stopped { return true }
-                state.shuttingDown = true
-                state.waiters.append(continuation)
+            let stopped = inbox.withLock { inbox -> Bool in
+                guard !inbox.stopped else { return true }
+                inbox.shuttingDown = true
+                inbox.shutdownWaiters.append(continuation)
+                curl_multi_wakeup(multi)
                 return false
             }
-            if alreadyStopped { continuation.resume() } else { curl_multi_wakeup(multi) }
+            if stopped { continuation.resume() }
         }
     }
 
-    // MARK: The loop (curl thread only)
+    // MARK: - The loop (curl thread only)
 
     private func loop() {
+        var stillRunning: Int32 = 0
         while true {
-            let (submissions, cancellations, shuttingDown) = shared.withLock { state in
+            let (submissions, cancellations, shuttingDown) = inbox.withLock { inbox in
                 defer {
-                    state.submissions.removeAll()
-                    state.cancellations.removeAll()
+                    inbox.submissions.removeAll()
+                    inbox.cancellations.removeAll()
                 }
-                return (state.submissions, state.cancellations, state.shuttingDown)
+                return (inbox.submissions, inbox.cancellations, inbox.shuttingDown)
             }
-            for id in cancellations {
-                if let transfer = active[id] {
-                    finish(transfer, with: .failure(CancellationError()))
-                } else {
-                    cancelledBeforeStart.insert(id)
-                }
-            }
-            for submission in submissions {
-                if shuttingDown {
-                    submission.continuation.resume(throwing: CurlHTTPError(kind: .shutDown, message: "the HTTP client is shut down"))
-                } else if cancelledBeforeStart.remove(submission.id) != nil {
-                    submission.continuation.resume(throwing: CancellationError())
-                } else {
-                    start(submission)
-                }
-            }
-            if shuttingDown {
-                for transfer in Array(active.values) {
-                    finish(transfer, with: .failure(CurlHTTPError(kind: .shutDown, message: "the HTTP client was shut down during \(CurlHTTPError.redact(transfer.url))")))
-                }
-                break
-            }
-            var running: Int32 = 0
-            curl_multi_perform(multi, &running)
-            var left: Int32 = 0
-            while let message = curl_multi_info_read(multi, &left) {
-                guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle,
-                      let id = byHandle[handle], let transfer = active[id]
-                else { continue }
-                complete(transfer, code: calgate_curl_msg_result(message))
-            }
-            curl_multi_poll(multi, nil, 0, 1000, nil)
+            // Submissions first: a cancellation taken in the same batch must find its request.
+            waiting.append(contentsOf: submissions)
+            for id in cancellations { cancelRequest(id) }
+            if shuttingDown { break }
+
+            failExpiredWaiting()
+            startWaiting()
+            curl_multi_perform(multi, &stillRunning)
+            readCompletions()
+            // Slots freed above go to queued requests now; a newly added handle makes the poll return at once.
+            startWaiting()
+            curl_multi_poll(multi, nil, 0, pollTimeoutMilliseconds(), nil)
         }
+        failEverything()
+        let waiters = inbox.withLock { inbox in
+            inbox.stopped = true
+            defer { inbox.shutdownWaiters.removeAll() }
+            return inbox.shutdownWaiters
+        }
+        // No thread calls curl_multi_wakeup once `stopped` is set, so the handles can go.
         for handle in pool { curl_easy_cleanup(handle) }
         pool.removeAll()
         curl_multi_cleanup(multi)
-        let waiters = shared.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.stopped = true
-            defer { state.waiters.removeAll() }
-            return state.waiters
-        }
+        curl_share_cleanup(share)
         for waiter in waiters { waiter.resume() }
+    }
+
+    private func pollTimeoutMilliseconds() -> Int32 {
+        // Queued requests have no curl timer; wake up in time to fail them at their deadline.
+        guard let nearest = waiting.lazy.map(\.deadline).min() else { return 1000 }
+        return Int32(clamping: min(1000, max(1, Self.milliseconds(nearest - .now))))
+    }
+
+    private func cancelRequest(_ id: Int) {
+        if let handle = runningByID[id], let transfer = running[handle] {
+            finish(transfer, with: .failure(CancellationError()))
+        } else if let index = waiting.firstIndex(where: { $0.id == id }) {
+            waiting.remove(at: index).continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    private func failEverything() {
+        for submission in waiting {
+            let what = "\(submission.request.method) \(CurlHTTPError.redact(submission.request.url))"
+            submission.continuation.resume(throwing: CurlHTTPError(.shutDown, "\(what): the HTTP client shut down before the request started"))
+        }
+        waiting.removeAll()
+        for transfer in Array(running.values) {
+            finish(transfer, with: .failure(CurlHTTPError(.shutDown, "\(transfer.what): the HTTP client shut down during the request")))
+        }
+    }
+
+    private func failExpiredWaiting() {
+        guard !waiting.isEmpty else { return }
+        let now = ContinuousClock.now
+        waiting.removeAll { submission in
+            guard submission.deadline <= now else { return false }
+            let what = "\(submission.request.method) \(CurlHTTPError.redact(submission.request.url))"
+            submission.continuation.resume(throwing: CurlHTTPError(
+                .timeout, "\(what): timed out waiting for one of \(configuration.maxConcurrentRequests) request slots"
+            ))
+            return true
+        }
+    }
+
+    private func startWaiting() {
+        while running.count < configuration.maxConcurrentRequests, !waiting.isEmpty {
+            start(waiting.removeFirst())
+        }
     }
 
     private func start(_ submission: Submission) {
         let request = submission.request
+        let remaining = submission.deadline - .now
+        guard remaining > .zero else {
+            submission.continuation.resume(throwing: CurlHTTPError(
+                .timeout, "\(request.method) \(CurlHTTPError.redact(request.url)): timed out waiting for a request slot"
+            ))
+            return
+        }
         guard let handle = pool.popLast() ?? curl_easy_init() else {
-            submission.continuation.resume(throwing: CurlHTTPError(kind: .other, message: "curl_easy_init failed"))
+            submission.continuation.resume(throwing: CurlHTTPError(.other, "\(request.method) \(CurlHTTPError.redact(request.url)): curl_easy_init failed"))
             return
         }
         let transfer = CurlTransfer(
-            id: submission.id, handle: handle, url: request.url, limit: configuration.maxResponseBodyBytes,
+            id: submission.id, handle: handle, request: request, limit: configuration.maxResponseBodyBytes,
             continuation: submission.continuation
         )
-        configure(handle, for: request, transfer: transfer)
-        active[transfer.id] = transfer
-        byHandle[handle] = transfer.id
-        let rc = curl_multi_add_handle(multi, handle)
-        if rc != CURLM_OK {
-            finish(transfer, with: .failure(CurlHTTPError(kind: .other, message: "cannot start \(CurlHTTPError.redact(request.url)) (multi code \(rc.rawValue))")))
+        running[handle] = transfer
+        runningByID[transfer.id] = handle
+        do {
+            try configure(handle, for: request, transfer: transfer, timeout: remaining)
+        } catch {
+            finish(transfer, with: .failure(error), added: false)
+            return
+        }
+        let code = curl_multi_add_handle(multi, handle)
+        guard code == CURLM_OK else {
+            let reason = String(cString: curl_multi_strerror(code))
+            finish(transfer, with: .failure(CurlHTTPError(.other, "\(transfer.what): cannot start: \(reason)")), added: false)
+            return
         }
     }
 
-    private func configure(_ handle: UnsafeMutableRawPointer, for request: CurlHTTPRequest, transfer: CurlTransfer) {
-        func milliseconds(_ duration: Duration) -> Int {
-            let (seconds, attoseconds) = duration.components
-            return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
-        }
-        calgate_curl_easy_setopt_string(handle, CURLOPT_URL, request.url)
-        calgate_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        calgate_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
-        calgate_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds(request.timeout ?? configuration.requestTimeout))
-        calgate_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(configuration.connectTimeout))
-        calgate_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, configuration.userAgent)
-        calgate_curl_easy_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "")
-        calgate_curl_easy_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
-        calgate_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, configuration.verifyPeer ? 1 : 0)
-        calgate_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, configuration.verifyPeer ? 2 : 0)
-        if let ca = configuration.caBundlePath { calgate_curl_easy_setopt_string(handle, CURLOPT_CAINFO, ca) }
-        calgate_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
-        let context = Unmanaged.passUnretained(transfer).toOpaque()
-        calgate_curl_easy_setopt_callback(handle, CURLOPT_WRITEFUNCTION, curlWriteBody)
-        calgate_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
-        calgate_curl_easy_setopt_callback(handle, CURLOPT_HEADERFUNCTION, curlWriteHeader)
-        calgate_curl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, context)
-
-        // POST, PUT and PATCH without a body send an empty one (curl would otherwise read stdin for a bare POST).
-        let method = request.method.uppercased()
-        let body = request.body ?? (["POST", "PUT", "PATCH"].contains(method) ? [] : nil)
-        if let body {
-            // COPYPOSTFIELDS: curl keeps its own copy, since Swift's array storage may move after this call.
-            calgate_curl_easy_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
-            body.withUnsafeBytes { raw in
-                _ = calgate_curl_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(("" as StaticString).utf8Start)))
+    private func configure(_ handle: UnsafeMutableRawPointer, for request: CurlHTTPRequest, transfer: CurlTransfer, timeout: Duration) throws(CurlHTTPError) {
+        func check(_ code: CURLcode, _ option: String) throws(CurlHTTPError) {
+            guard code == CURLE_OK else {
+                throw CurlHTTPError(.other, "\(transfer.what): cannot set \(option): \(String(cString: curl_easy_strerror(code)))")
             }
         }
-        // Setting a body makes curl POST; the method line is then overridden for everything but POST.
+        let url = request.url
+        try check(calgate_curl_easy_setopt_string(handle, CURLOPT_URL, url), "URL")
+        // Belt and braces with the scheme check in `validate`: never let a URL reach file://, ftp:// and the like.
+        _ = calgate_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
+        // No signals: curl's SIGALRM-based DNS timeouts are unsafe in a threaded process.
+        try check(calgate_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "NOSIGNAL")
+        // Redirects are returned, never followed: a 3xx to another host must not receive our Authorization header.
+        try check(calgate_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0), "FOLLOWLOCATION")
+        try check(calgate_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout)), "TIMEOUT_MS")
+        try check(calgate_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(Self.clamp(configuration.connectTimeout))), "CONNECTTIMEOUT_MS")
+        try check(calgate_curl_easy_setopt_share(handle, CURLOPT_SHARE, share), "SHARE")
+        _ = calgate_curl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
+        try check(calgate_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, configuration.userAgent), "USERAGENT")
+        // "" offers every encoding this libcurl decodes, and curl hands us decoded bytes.
+        try check(calgate_curl_easy_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, ""), "ACCEPT_ENCODING")
+        _ = calgate_curl_easy_setopt_long(handle, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        // Over TLS, wait for a connection that may multiplex (HTTP/2) rather than opening one per request at once.
+        if url.utf8.count > 5, url.prefix(5).lowercased() == "https" {
+            _ = calgate_curl_easy_setopt_long(handle, CURLOPT_PIPEWAIT, 1)
+        }
+        try check(calgate_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, configuration.verifyPeer ? 1 : 0), "SSL_VERIFYPEER")
+        try check(calgate_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, configuration.verifyPeer ? 2 : 0), "SSL_VERIFYHOST")
+        if let ca = configuration.caBundlePath { try check(calgate_curl_easy_setopt_string(handle, CURLOPT_CAINFO, ca), "CAINFO") }
+        // Bodies over the limit announced by Content-Length fail before any byte arrives; the write callback
+        // enforces the same limit on the decoded bytes, for chunked and compressed bodies.
+        // (Not for HEAD, whose Content-Length describes a body that never comes.)
+        if request.method != "HEAD" {
+            _ = calgate_curl_easy_setopt_off(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(configuration.maxResponseBodyBytes))
+        }
+        try check(calgate_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, transfer.errorBuffer), "ERRORBUFFER")
+        let context = Unmanaged.passUnretained(transfer).toOpaque()
+        try check(calgate_curl_easy_setopt_callback(handle, CURLOPT_WRITEFUNCTION, curlReceiveBody), "WRITEFUNCTION")
+        try check(calgate_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context), "WRITEDATA")
+        try check(calgate_curl_easy_setopt_callback(handle, CURLOPT_HEADERFUNCTION, curlReceiveHeader), "HEADERFUNCTION")
+        try check(calgate_curl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, context), "HEADERDATA")
+
+        // POST, PUT and PATCH without a body send an empty one: Content-Length: 0, which servers expect (411 otherwise).
+        // Methods are case-sensitive (RFC 9110), so they are compared and sent exactly as given.
+        let method = request.method
+        let body = method == "HEAD" ? nil : request.body ?? (["POST", "PUT", "PATCH"].contains(method) ? [] : nil)
+        if let body {
+            // Size first: with it set, COPYPOSTFIELDS copies exactly that many bytes (binary-safe). COPYPOSTFIELDS,
+            // never POSTFIELDS: curl keeps its own copy, as the array's storage is only valid inside this closure.
+            try check(calgate_curl_easy_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)), "POSTFIELDSIZE_LARGE")
+            let code = body.withUnsafeBytes { raw -> CURLcode in
+                var empty: UInt8 = 0
+                guard let base = raw.baseAddress else {
+                    return withUnsafeMutablePointer(to: &empty) { calgate_curl_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, $0) }
+                }
+                return calgate_curl_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: base))
+            }
+            try check(code, "COPYPOSTFIELDS")
+        }
+        // A body makes curl send POST; every other method line is set explicitly.
         switch (method, body) {
-        case ("GET", nil): calgate_curl_easy_setopt_long(handle, CURLOPT_HTTPGET, 1)
-        case ("HEAD", _): calgate_curl_easy_setopt_long(handle, CURLOPT_NOBODY, 1)
-        case ("POST", _): break
-        case (let method, _): calgate_curl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method)
+        case ("GET", nil): try check(calgate_curl_easy_setopt_long(handle, CURLOPT_HTTPGET, 1), "HTTPGET")
+        case ("HEAD", _): try check(calgate_curl_easy_setopt_long(handle, CURLOPT_NOBODY, 1), "NOBODY")
+        case ("POST", .some): break
+        default: try check(calgate_curl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method), "CUSTOMREQUEST")
         }
+
         var list: UnsafeMutablePointer<curl_slist>?
-        for header in request.headers where !header.name.isEmpty {
-            list = curl_slist_append(list, "\(header.name): \(header.value)")
+        func append(_ line: String) throws(CurlHTTPError) {
+            guard let grown = curl_slist_append(list, line) else {
+                throw CurlHTTPError(.other, "\(transfer.what): out of memory building headers")
+            }
+            list = grown
         }
-        // No `Expect: 100-continue` round trip for bodies.
-        list = curl_slist_append(list, "Expect:")
-        transfer.headerList = list
-        calgate_curl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, list)
+        defer { transfer.headerList = list }
+        var hasContentType = false
+        var hasExpect = false
+        for header in request.headers {
+            let name = header.name.lowercased()
+            // curl frames the body itself; a caller's Content-Length could only disagree with it.
+            if name == "content-length" { continue }
+            hasContentType = hasContentType || name == "content-type"
+            hasExpect = hasExpect || name == "expect"
+            // "Name:" would tell curl to remove the header; "Name;" is curl's spelling of an empty value.
+            try append(header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)")
+        }
+        // No `Expect: 100-continue` round trip before bodies (curl adds it above 1 MiB).
+        if !hasExpect { try append("Expect:") }
+        // A body is opaque bytes: drop curl's default `application/x-www-form-urlencoded` unless the caller chose one.
+        if body != nil, !hasContentType { try append("Content-Type:") }
+        try check(calgate_curl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, list), "HTTPHEADER")
+    }
+
+    private func readCompletions() {
+        var left: Int32 = 0
+        while let message = curl_multi_info_read(multi, &left) {
+            guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle,
+                  let transfer = running[handle]
+            else { continue }
+            complete(transfer, code: calgate_curl_msg_result(message))
+        }
     }
 
     private func complete(_ transfer: CurlTransfer, code: CURLcode) {
-        let url = CurlHTTPError.redact(transfer.url)
-        if code == CURLE_OK {
-            var version = 0
-            calgate_curl_easy_getinfo_long(transfer.handle, CURLINFO_HTTP_VERSION, &version)
-            let response = CurlHTTPResponse(
-                status: transfer.status, headers: transfer.headers, body: transfer.body,
-                httpVersion: version == Int(CURL_HTTP_VERSION_2_0) ? "HTTP/2" : "HTTP/1.1"
-            )
-            finish(transfer, with: .success(response))
+        guard code == CURLE_OK else {
+            finish(transfer, with: .failure(error(for: transfer, code: code)))
             return
         }
-        let detail = String(cString: transfer.errorBuffer)
-        let reason = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-        let kind: CurlHTTPError.Kind
-        switch code {
-        case CURLE_WRITE_ERROR where transfer.tooLarge: kind = .responseTooLarge
-        case CURLE_OPERATION_TIMEDOUT: kind = .timeout
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: kind = .connectFailed
-        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CERTPROBLEM: kind = .tlsFailed
-        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: kind = .invalidURL
-        default: kind = .other
+        var status = 0
+        calgate_curl_easy_getinfo_long(transfer.handle, CURLINFO_RESPONSE_CODE, &status)
+        var version = 0
+        calgate_curl_easy_getinfo_long(transfer.handle, CURLINFO_HTTP_VERSION, &version)
+        let httpVersion = switch version {
+        case Int(CURL_HTTP_VERSION_1_0): "HTTP/1.0"
+        case Int(CURL_HTTP_VERSION_2_0): "HTTP/2"
+        case Int(CURL_HTTP_VERSION_3): "HTTP/3"
+        default: "HTTP/1.1"
         }
-        let message = kind == .responseTooLarge
-            ? "\(url): response body is larger than \(transfer.limit) bytes"
-            : "\(url): \(reason)"
-        finish(transfer, with: .failure(CurlHTTPError(kind: kind, message: message)))
+        let response = CurlHTTPResponse(status: status, headers: transfer.headers, body: transfer.body, httpVersion: httpVersion)
+        finish(transfer, with: .success(response))
     }
 
-    /// Detaches the handle, returns it to the pool and resumes the caller.
-    private func finish(_ transfer: CurlTransfer, with result: Result<CurlHTTPResponse, any Error>) {
-        curl_multi_remove_handle(multi, transfer.handle)
-        active[transfer.id] = nil
-        byHandle[transfer.handle] = nil
-        // reset keeps the connection cache (it lives in the multi handle) but drops per-request options.
+    private func error(for transfer: CurlTransfer, code: CURLcode) -> CurlHTTPError {
+        if (code == CURLE_WRITE_ERROR && transfer.tooLarge) || code == CURLE_FILESIZE_EXCEEDED {
+            return CurlHTTPError(.responseTooLarge, "\(transfer.what): response body is larger than the \(transfer.limit)-byte limit")
+        }
+        let kind: CurlHTTPError.Kind = switch code {
+        case CURLE_OPERATION_TIMEDOUT: .timeout
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .connectFailed
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+             CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CRL_BADFILE, CURLE_SSL_ENGINE_NOTFOUND,
+             CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_ENGINE_INITFAILED, CURLE_USE_SSL_FAILED, CURLE_SSL_SHUTDOWN_FAILED:
+            .tlsFailed
+        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: .invalidURL
+        default: .other
+        }
+        let detail = String(cString: transfer.errorBuffer)
+        let reason = transfer.scrub(detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)
+        return CurlHTTPError(kind, "\(transfer.what): \(reason) (curl error \(code.rawValue))")
+    }
+
+    /// Detaches the handle, returns it to the pool and resumes the caller, exactly once per transfer.
+    private func finish(_ transfer: CurlTransfer, with result: Result<CurlHTTPResponse, any Error>, added: Bool = true) {
+        if added { curl_multi_remove_handle(multi, transfer.handle) }
+        running[transfer.handle] = nil
+        runningByID[transfer.id] = nil
+        // Reset drops our options, callbacks and context pointer; the connection stays in the multi's cache.
         curl_easy_reset(transfer.handle)
         pool.append(transfer.handle)
         transfer.continuation.resume(with: result)
     }
-}
 
-/// Body bytes from curl; returning less than given aborts the transfer (the size limit).
-private func curlWriteBody(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
-    guard let data, let context else { return 0 }
-    let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
-    let length = size * count
-    if transfer.body.count + length > transfer.limit {
-        transfer.tooLarge = true
-        return 0
-    }
-    data.withMemoryRebound(to: UInt8.self, capacity: length) { transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length)) }
-    return length
-}
+    // MARK: - Durations
 
-/// One header line; a status line starts a new response (after a 1xx), so earlier headers are dropped.
-private func curlWriteHeader(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
-    guard let data, let context else { return 0 }
-    let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
-    let length = size * count
-    let line = data.withMemoryRebound(to: UInt8.self, capacity: length) {
-        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
-    }.trimmingCharacters(in: .whitespacesAndNewlines)
-    if line.hasPrefix("HTTP/") {
-        transfer.headers.removeAll()
-        let parts = line.split(separator: " ")
-        transfer.status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
-    } else if let colon = line.firstIndex(of: ":") {
-        let name = String(line[..<colon])
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        transfer.headers.append(CurlHTTPHeader(name, value))
+    /// Bounds a duration to what curl's millisecond `long` and the clock arithmetic take without overflow.
+    static func clamp(_ duration: Duration) -> Duration {
+        min(max(duration, .milliseconds(1)), .seconds(86_400 * 24))
     }
-    return length
+
+    /// Whole milliseconds, rounded up so a sub-millisecond remainder never becomes "no timeout" (0).
+    static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = clamp(duration).components
+        return Int(seconds) * 1000 + Int((attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+    }
 }

@@ -79,7 +79,7 @@ struct DemoDriver: Service {
     }
 
     func run() async throws {
-        await runtime.ready.wait()
+        guard await runtime.ready.wait() else { return }
         let connection: Connection
         do {
             connection = try await runtime.google.connect(

@@ -97,23 +97,18 @@ struct GatewayRuntime: Sendable {
 
 /// Fires once the listener is bound.
 final class ReadySignal: Sendable {
-    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-    func fire() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.fired = true
-            defer { state.waiters = [] }
-            return state.waiters
+    private let fired = Mutex(false)
+
+    func fire() { fired.withLock { $0 = true } }
+
+    /// Waits until fired; returns false when the task is cancelled or the service group shuts down first
+    /// (a listener that never came up must not hold shutdown hostage).
+    func wait() async -> Bool {
+        while !fired.withLock({ $0 }) {
+            if Task.isCancelled || Task.isShuttingDownGracefully { return false }
+            try? await Task.sleep(for: .milliseconds(20))
         }
-        for waiter in waiters { waiter.resume() }
-    }
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let fired = state.withLock { state -> Bool in
-                if !state.fired { state.waiters.append(continuation) }
-                return state.fired
-            }
-            if fired { continuation.resume() }
-        }
+        return true
     }
 }
 
