@@ -21,7 +21,9 @@ struct CurlWorkerTests {
         let start = ContinuousClock.now
         await client.shutdown()
         await client.shutdown()
-        #expect(ContinuousClock.now - start < .milliseconds(500))
+        // Guards against a shutdown that waits on its poll timeout or hangs, not a speed target: the parallel
+        // suite on two cores delayed the thread's wake-up past 0.5 s.
+        #expect(ContinuousClock.now - start < .seconds(3))
     }
 
     @Test func millisecondsRoundUpAndStayInRange() {
