@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "ProviderSimulators",
             dependencies: [
-                "GatewayCore", "CurlHTTP",
+                "GatewayCore", "CurlHTTP", "MicrosoftGraph",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "calgate",
             dependencies: [
-                "GatewayCore", "OpenSSLTLS", "SQLiteStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "SyncEngine",
+                "GatewayCore", "OpenSSLTLS", "SQLiteStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph", "SyncEngine",
                 "ProviderSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -133,7 +133,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "MicrosoftGraphTests", dependencies: ["MicrosoftGraph", "GatewayCore"], swiftSettings: strict),
+        .testTarget(
+            name: "MicrosoftGraphTests",
+            dependencies: [
+                "MicrosoftGraph", "GatewayCore", "ProviderSimulators", "SQLiteStore", "CurlHTTP", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "CurlHTTPTests",
             dependencies: [
@@ -149,7 +157,7 @@ let package = Package(
             name: "GatewayHTTPTests",
             dependencies: [
                 "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SQLiteStore", "CurlHTTP", "TestSupport",
-                "GoogleCalendar", "SyncEngine", "ProviderSimulators",
+                "GoogleCalendar", "MicrosoftGraph", "SyncEngine", "ProviderSimulators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

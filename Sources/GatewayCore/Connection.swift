@@ -85,6 +85,8 @@ public protocol ConnectionStore: Sendable {
     func connections(userID: String?) async throws -> [Connection]
     /// A connection's sealed credentials.
     func credentials(connectionID: String) async throws -> SealedCredentials?
+    /// Replaces the sealed credentials (providers such as Entra ID rotate the refresh token on every refresh).
+    func updateCredentials(connectionID: String, _ credentials: SealedCredentials) async throws
     /// Changes the sync state.
     func setConnectionState(id: String, state: Connection.State, reason: String?) async throws
     /// Replaces the connection's calendar list.

@@ -34,4 +34,6 @@ public protocol GoogleChannelStore: Sendable {
     func googleChannel(id: String) async throws -> StoredGoogleChannel?
     /// Marks a channel stopped.
     func stopGoogleChannel(id: String, at: Date) async throws
+    /// The calendar's channels not yet stopped.
+    func liveGoogleChannels(calendarKey: String) async throws -> [StoredGoogleChannel]
 }

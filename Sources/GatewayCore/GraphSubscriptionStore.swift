@@ -29,4 +29,10 @@ public protocol GraphSubscriptionStore: Sendable {
     func saveGraphSubscription(_ subscription: StoredGraphSubscription) async throws
     /// One subscription, removed or not.
     func graphSubscription(id: String) async throws -> StoredGraphSubscription?
+    /// The calendar's subscriptions not yet removed, newest expiry first.
+    func liveGraphSubscriptions(calendarKey: String) async throws -> [StoredGraphSubscription]
+    /// Marks a subscription removed (deleted by calgate, or Graph said it is gone); notifications for it are then dropped.
+    func markGraphSubscriptionRemoved(id: String, at: Date) async throws
+    /// Records a renewal: the new expiry Graph answered.
+    func updateGraphSubscriptionExpiry(id: String, expiresAt: Date) async throws
 }

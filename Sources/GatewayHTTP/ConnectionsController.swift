@@ -10,14 +10,14 @@ import NIOCore
 public struct ConnectionsController: Sendable {
     let apiToken: String
     let store: any GatewayStore
-    let google: GoogleConnectionSyncer?
+    let connectors: [Provider: any ConnectionManaging]
     let logger: Logger
 
-    /// Creates the controller; without `google`, connecting a Google account answers 503.
-    public init(apiToken: String, store: any GatewayStore, google: GoogleConnectionSyncer?, logger: Logger) {
+    /// Creates the controller; a provider without a connector answers 503 when asked to connect.
+    public init(apiToken: String, store: any GatewayStore, connectors: [any ConnectionManaging], logger: Logger) {
         self.apiToken = apiToken
         self.store = store
-        self.google = google
+        self.connectors = Dictionary(connectors.map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
     }
 
@@ -43,6 +43,23 @@ public struct ConnectionsController: Sendable {
                 throw GatewayHTTPError.notFound("no connection with this id")
             }
             return Self.json(try await representation(connection))
+        })
+        registry.register(RouteHandler(key: "api.connections.calendars.list", spec: Self.spec(["GET"])) { call in
+            let connection = try await existing(call)
+            return Self.json(.object(["calendars": .array(try await store.calendars(connectionID: connection.id).map(Self.representation))]))
+        })
+        registry.register(RouteHandler(key: "api.connections.calendars.refresh", spec: Self.spec(["POST"])) { call in
+            let connection = try await existing(call)
+            let calendars = try await providerCall(connection.provider) { try await $0.refreshCalendars(connectionID: connection.id) }
+            return Self.json(.object(["calendars": .array(calendars.map(Self.representation))]))
+        })
+        registry.register(RouteHandler(key: "api.connections.calendars.select", spec: Self.spec(["PUT"], body: 65_536)) { call in
+            let connection = try await existing(call)
+            let selected = try Self.selection(call.body)
+            let calendars = try await providerCall(connection.provider) {
+                try await $0.selectCalendars(connectionID: connection.id, calendarIDs: selected)
+            }
+            return Self.json(.object(["calendars": .array(calendars.map(Self.representation))]))
         })
         registry.register(RouteHandler(key: "api.appointments.list", spec: Self.spec(["GET"])) { call in
             try await appointments(call)
@@ -71,31 +88,88 @@ public struct ConnectionsController: Sendable {
             guard value.utf8.count <= 4096 else { throw GatewayHTTPError.badRequest("\(name) is too long") }
             return value
         }
-        let provider = try field("provider")
-        guard provider == "google" else {
-            throw GatewayHTTPError.badRequest("provider \"\(provider)\" cannot be connected yet (supported: google)")
+        let name = try field("provider")
+        guard let provider = Provider(rawValue: name), provider != .redtail else {
+            throw GatewayHTTPError.badRequest("provider \"\(name)\" cannot be connected through OAuth (supported: google, microsoft)")
         }
-        guard let google else { throw GatewayHTTPError.unavailable("Google is not configured on this gateway") }
+        let (user, client, secret, refresh) = (try field("user_id"), try field("client_id"), try field("client_secret"), try field("refresh_token"))
+        let connection = try await providerCall(provider, connecting: true) {
+            try await $0.connect(userID: user, clientID: client, clientSecret: secret, refreshToken: refresh)
+        }
+        var response = Self.json(try await representation(connection))
+        response.status = .created
+        return response
+    }
+
+    /// The connection named by the `{id}` path parameter.
+    func existing(_ call: RouteCall) async throws -> Connection {
+        guard let id = call.parameters["id"], let connection = try await store.connection(id: id) else {
+            throw GatewayHTTPError.notFound("no connection with this id")
+        }
+        return connection
+    }
+
+    /// Runs a provider operation and maps its failures to answers: bad input 400/404, refused credentials 422 when
+    /// connecting (409 for an existing connection that needs reconnecting), provider trouble 502.
+    func providerCall<T: Sendable>(
+        _ provider: Provider, connecting: Bool = false, _ body: (any ConnectionManaging) async throws -> T
+    ) async throws -> T {
+        guard let connector = connectors[provider] else {
+            throw GatewayHTTPError.unavailable("\(Self.displayName(provider)) is not configured on this gateway")
+        }
         do {
-            let connection = try await google.connect(
-                userID: try field("user_id"), clientID: try field("client_id"), clientSecret: try field("client_secret"),
-                refreshToken: try field("refresh_token")
-            )
-            var response = Self.json(try await representation(connection))
-            response.status = .created
-            return response
+            return try await body(connector)
+        } catch let error as ConnectionInputError {
+            throw error.connectionNotFound ? GatewayHTTPError.notFound(error.description) : GatewayHTTPError.badRequest(error.description)
         } catch let failure as SyncFailure {
-            if failure.kind == .needsReconnect { throw GatewayHTTPError.unprocessable(failure.message) }
-            throw GatewayHTTPError.badGateway("Google could not complete the connection: \(failure.message)")
-        } catch let error as GoogleAPIError {
-            throw GatewayHTTPError.badGateway("Google could not complete the connection: \(error.message)")
+            if failure.kind == .needsReconnect {
+                throw connecting ? GatewayHTTPError.unprocessable(failure.message) : GatewayHTTPError.conflict(failure.message)
+            }
+            throw GatewayHTTPError.badGateway("\(Self.displayName(provider)) could not complete the request: \(failure.message)")
+        } catch let error as GatewayHTTPError {
+            throw error
+        } catch {
+            logger.error("provider request failed", metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"])
+            throw GatewayHTTPError.badGateway("\(Self.displayName(provider)) could not complete the request: \(error)")
         }
     }
 
-    func representation(_ connection: Connection) async throws -> JSONValue {
-        let calendars = try await store.calendars(connectionID: connection.id).map { calendar -> JSONValue in
-            .object(["id": .string(calendar.calendarID), "name": .string(calendar.name), "selected": .bool(calendar.selected)])
+    static func displayName(_ provider: Provider) -> String {
+        switch provider {
+        case .google: "Google"
+        case .microsoft: "Microsoft"
+        case .redtail: "Redtail"
         }
+    }
+
+    /// `{"selected": ["calendar id", ...]}`: strict keys, strings only, no duplicates, at most 200.
+    static func selection(_ body: ByteBuffer) throws -> Set<String> {
+        do {
+            let object = try StrictJSONObject(try JSONValue.parse(Data(buffer: body)), path: "")
+            try object.requireOnlyKeys(["selected"])
+            guard let items = try object.array("selected") else { throw GatewayHTTPError.badRequest("selected is required (an array of calendar ids)") }
+            guard items.count <= 200 else { throw GatewayHTTPError.badRequest("selected has more than 200 calendars") }
+            var ids: Set<String> = []
+            for (index, item) in items.enumerated() {
+                guard case .string(let id) = item, !id.isEmpty, id.utf8.count <= 1024 else {
+                    throw GatewayHTTPError.badRequest("selected[\(index)] must be a non-empty calendar id string")
+                }
+                guard ids.insert(id).inserted else { throw GatewayHTTPError.badRequest("selected names \"\(id)\" twice") }
+            }
+            return ids
+        } catch let error as JSONDocumentError {
+            throw GatewayHTTPError.badRequest("body \(error.message)")
+        } catch let error as StrictJSONError {
+            throw GatewayHTTPError.badRequest(error.description)
+        }
+    }
+
+    static func representation(_ calendar: ConnectionCalendar) -> JSONValue {
+        .object(["id": .string(calendar.calendarID), "name": .string(calendar.name), "selected": .bool(calendar.selected)])
+    }
+
+    func representation(_ connection: Connection) async throws -> JSONValue {
+        let calendars = try await store.calendars(connectionID: connection.id).map(Self.representation)
         return .object([
             "id": .string(connection.id), "user_id": .string(connection.userID), "provider": .string(connection.provider.rawValue),
             "state": .string(connection.state.rawValue), "state_reason": connection.stateReason.map(JSONValue.string) ?? .null,

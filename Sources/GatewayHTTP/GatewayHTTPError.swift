@@ -13,6 +13,7 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
         case unauthorized = "unauthorized"
         case forbidden = "forbidden"
         case notFound = "not_found"
+        case conflict = "conflict"
         case payloadTooLarge = "payload_too_large"
         case unsupportedMediaType = "unsupported_media_type"
         case unavailable = "unavailable"
@@ -47,6 +48,9 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
     /// 404: no such route or resource.
     public static func notFound(_ message: String = "no such resource") -> Self { .init(.notFound, .notFound, message) }
     /// 413: the body is larger than the route allows; the connection closes.
+    /// 409: the resource is in a state that does not allow this (e.g. a connection that needs reconnecting).
+    public static func conflict(_ message: String) -> Self { .init(.conflict, .conflict, message) }
+    /// 413: the body is over the route's limit.
     public static func payloadTooLarge(limit: Int) -> Self {
         .init(.payloadTooLarge, .contentTooLarge, "request body is larger than this route's limit of \(limit) bytes", close: true)
     }

@@ -1,5 +1,4 @@
 import Foundation
-import GoogleCalendar
 import GatewayCore
 import Hummingbird
 import HummingbirdCore
@@ -15,8 +14,8 @@ public struct GatewayServerDependencies: Sendable {
     public var adminToken: String
     /// The LeadCenter API bearer token.
     public var apiToken: String
-    /// Google connections and sync; nil serves the API without Google.
-    public var google: GoogleConnectionSyncer?
+    /// The providers accounts can be connected with (Google, Microsoft); a missing one answers 503.
+    public var connectors: [any ConnectionManaging]
     /// The store every handler writes to.
     public var store: any GatewayStore
     /// Seals and opens secrets kept in the store.
@@ -34,7 +33,7 @@ public struct GatewayServerDependencies: Sendable {
 
     /// Bundles the dependencies.
     public init(
-        configuration: GatewayConfiguration, adminToken: String, apiToken: String, google: GoogleConnectionSyncer?,
+        configuration: GatewayConfiguration, adminToken: String, apiToken: String, connectors: [any ConnectionManaging],
         store: any GatewayStore, sealer: any SecretSealer,
         tlsContext: TLSServerContext,
         metrics: GatewayMetrics, clock: any GatewayClock = SystemGatewayClock(), version: String, logger: Logger
@@ -42,7 +41,7 @@ public struct GatewayServerDependencies: Sendable {
         self.configuration = configuration
         self.adminToken = adminToken
         self.apiToken = apiToken
-        self.google = google
+        self.connectors = connectors
         self.store = store
         self.sealer = sealer
         self.tlsContext = tlsContext
@@ -68,7 +67,7 @@ public enum GatewayServer {
         MicrosoftWebhookController(
             store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger
         ).register(into: &registry)
-        ConnectionsController(apiToken: deps.apiToken, store: deps.store, google: deps.google, logger: deps.logger)
+        ConnectionsController(apiToken: deps.apiToken, store: deps.store, connectors: deps.connectors, logger: deps.logger)
             .register(into: &registry)
         return registry
     }
@@ -87,6 +86,9 @@ public enum GatewayServer {
                 "api.connections.create": ConnectionsController.spec(["POST"], body: 16_384),
                 "api.connections.list": ConnectionsController.spec(["GET"]),
                 "api.connections.get": ConnectionsController.spec(["GET"]),
+                "api.connections.calendars.list": ConnectionsController.spec(["GET"]),
+                "api.connections.calendars.refresh": ConnectionsController.spec(["POST"]),
+                "api.connections.calendars.select": ConnectionsController.spec(["PUT"], body: 65_536),
                 "api.appointments.list": ConnectionsController.spec(["GET"]),
             ],
             verifiers: ["none", "admin_token", "admin_token_optional", "google_channel", "graph_client_state", "api_token"]

@@ -9,8 +9,9 @@ import NIOCore
 /// `POST /webhooks/microsoft` and `POST /webhooks/microsoft/lifecycle`: Graph's validation handshake, then
 /// notifications verified item by item against their subscription's `clientState`, stored, and answered 202.
 ///
-/// Graph retries anything but a 2xx for hours, so items about subscriptions calgate no longer has are dropped
-/// with a 202 (and counted); a batch in which nothing verifies because a `clientState` is wrong is refused 403.
+/// Items are verified one by one (a POST may mix subscriptions): items naming an unknown or removed subscription, or
+/// carrying the wrong `clientState`, are counted and dropped; the rest are stored and the answer is 202 after the
+/// commit. A batch in which nothing verifies is refused 403 and triggers nothing.
 public struct MicrosoftWebhookController: Sendable {
     /// What the verifier established.
     enum Evidence: Sendable {
@@ -51,8 +52,12 @@ public struct MicrosoftWebhookController: Sendable {
 
     func verify(_ request: Request, body: ByteBuffer) async -> VerificationOutcome {
         if let token = request.uri.query.flatMap(GraphNotificationDecoder.validationToken(inQuery:)) {
-            guard token.utf8.count <= 1024 else {
-                return .rejected(.badRequest("validationToken is too long"), reason: "bad_validation")
+            guard !token.isEmpty, token.utf8.count <= 1024 else {
+                return .rejected(.badRequest("validationToken must be 1 to 1024 bytes"), reason: "bad_validation")
+            }
+            // Echoed verbatim, so nothing that could split or smuggle a response: no control characters at all.
+            guard !token.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                return .rejected(.badRequest("validationToken contains control characters"), reason: "bad_validation")
             }
             return .accepted(VerifiedCaller(isAdmin: false, evidence: Evidence.validation(token)))
         }
@@ -95,11 +100,15 @@ public struct MicrosoftWebhookController: Sendable {
             }
             accepted.append(GraphNotificationDecoder.inboxEntry(for: notification, receivedAt: now))
         }
-        if accepted.isEmpty && forged > 0 {
-            return .rejected(.forbidden("notifications do not match their subscriptions"), reason: "client_state_mismatch")
-        }
         for _ in 0..<unknown { metrics.verificationRejected(verifier: "graph_client_state", reason: "unknown_subscription") }
         for _ in 0..<forged { metrics.verificationRejected(verifier: "graph_client_state", reason: "client_state_mismatch") }
+        if accepted.isEmpty {
+            // Nothing verifies: refuse without saying which subscriptions exist.
+            return .rejected(
+                .forbidden("no notification in the batch matches a live subscription and its clientState"),
+                reason: forged > 0 ? "client_state_mismatch" : "unknown_subscription"
+            )
+        }
         return .accepted(VerifiedCaller(isAdmin: false, evidence: Evidence.notifications(accepted, dropped: unknown + forged)))
     }
 

@@ -4,7 +4,7 @@ import Synchronization
 
 /// Google connections end to end: connect (verify credentials, list calendars, full sync, open channels) and the
 /// `ProviderSyncing` port the scheduler drives.
-public final class GoogleConnectionSyncer: ProviderSyncing, Sendable {
+public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, Sendable {
     /// Always `.google`.
     public let provider = Provider.google
     let client: GoogleCalendarClient
@@ -61,6 +61,81 @@ public final class GoogleConnectionSyncer: ProviderSyncing, Sendable {
         return connection
     }
 
+    /// Re-reads the calendar list, keeping choices; selected calendars that vanished are deactivated.
+    public func refreshCalendars(connectionID: String) async throws -> [ConnectionCalendar] {
+        let current = try await existingCalendars(connectionID)
+        return try await withAccessToken(connectionID) { token in
+            let listed = try await self.client.listCalendars(accessToken: token)
+            let selected = Set(current.filter(\.selected).map(\.calendarID))
+            let calendars = listed.map {
+                ConnectionCalendar(connectionID: connectionID, calendarID: $0.id, name: $0.name, selected: selected.contains($0.id))
+            }
+            try await self.store.saveCalendars(connectionID: connectionID, calendars)
+            let remaining = Set(listed.map(\.id))
+            for gone in current where gone.selected && !remaining.contains(gone.calendarID) { try await self.deactivate(gone, accessToken: token) }
+            return calendars
+        }
+    }
+
+    /// Makes exactly `calendarIDs` the synced calendars: new ones are full-synced and watched, dropped ones have
+    /// their channels stopped and appointments removed.
+    public func selectCalendars(connectionID: String, calendarIDs: Set<String>) async throws -> [ConnectionCalendar] {
+        let current = try await existingCalendars(connectionID)
+        if let unknown = calendarIDs.subtracting(current.map(\.calendarID)).sorted().first {
+            throw ConnectionInputError("calendar \"\(unknown)\" is not one of this connection's calendars (refresh the list first)")
+        }
+        let updated = current.map { calendar in
+            var calendar = calendar
+            calendar.selected = calendarIDs.contains(calendar.calendarID)
+            return calendar
+        }
+        try await store.saveCalendars(connectionID: connectionID, updated)
+        return try await withAccessToken(connectionID) { token in
+            for (before, after) in zip(current, updated) where before.selected != after.selected {
+                if after.selected {
+                    _ = try await self.sync(calendarKey: after.calendarKey)
+                    try await self.openChannel(calendar: after, accessToken: token)
+                } else {
+                    try await self.deactivate(after, accessToken: token)
+                }
+            }
+            return updated
+        }
+    }
+
+    func existingCalendars(_ connectionID: String) async throws -> [ConnectionCalendar] {
+        guard let connection = try await store.connection(id: connectionID), connection.provider == .google else {
+            throw ConnectionInputError("no Google connection with id \(connectionID)", connectionNotFound: true)
+        }
+        guard connection.state == .active else {
+            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
+        }
+        return try await store.calendars(connectionID: connectionID)
+    }
+
+    /// Stops the calendar's channels and removes its imported appointments.
+    func deactivate(_ calendar: ConnectionCalendar, accessToken: String) async throws {
+        for channel in try await store.liveGoogleChannels(calendarKey: calendar.calendarKey) {
+            try await client.stop(channelID: channel.id, resourceID: channel.resourceID, accessToken: accessToken)
+            try await store.stopGoogleChannel(id: channel.id, at: clock.now())
+        }
+        _ = try await store.clearCalendar(calendarKey: calendar.calendarKey)
+    }
+
+    /// Runs `body` with an access token (fresh after a 401) and maps Google failures to `SyncFailure`.
+    func withAccessToken<T: Sendable>(_ connectionID: String, _ body: @Sendable (String) async throws -> T) async throws -> T {
+        do {
+            do {
+                return try await body(try await accessToken(connectionID: connectionID))
+            } catch let error as GoogleAPIError where error.kind == .unauthorized {
+                _ = tokens.withLock { $0.removeValue(forKey: connectionID) }
+                return try await body(try await accessToken(connectionID: connectionID))
+            }
+        } catch let error as GoogleAPIError {
+            throw try await failure(error, connectionID: connectionID)
+        }
+    }
+
     /// `events.watch` with a fresh channel id and a random per-channel token, stored sealed.
     func openChannel(calendar: ConnectionCalendar, accessToken: String) async throws {
         let channelID = UUID().uuidString.lowercased()
@@ -98,6 +173,10 @@ public final class GoogleConnectionSyncer: ProviderSyncing, Sendable {
         guard connection.state == .active else {
             throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
         }
+        guard try await store.calendars(connectionID: connectionID).contains(where: { $0.calendarID == calendarID && $0.selected }) else {
+            // Deselected since the push came: nothing to sync.
+            return 0
+        }
         let syncer = GoogleCalendarSyncer(client: client, store: store, pageSize: pageSize)
         do {
             do {
@@ -109,18 +188,23 @@ public final class GoogleConnectionSyncer: ProviderSyncing, Sendable {
                 return try await syncer.sync(calendarKey: calendarKey, calendarID: calendarID, accessToken: token).pages
             }
         } catch let error as GoogleAPIError {
-            switch error.kind {
-            case .invalidGrant:
-                let reason = "Google refused the stored refresh token (invalid_grant); the user must reconnect"
-                try await store.setConnectionState(id: connectionID, state: .needsReconnect, reason: reason)
-                throw SyncFailure(kind: .needsReconnect, message: reason)
-            case .rateLimited(let after):
-                throw SyncFailure(kind: .retry(retryAfter: after), message: error.description)
-            case .server, .transport:
-                throw SyncFailure(kind: .retry(retryAfter: nil), message: error.description)
-            case .fullSyncRequired, .unauthorized, .badResponse, .other:
-                throw SyncFailure(kind: .failed, message: error.description)
-            }
+            throw try await failure(error, connectionID: connectionID)
+        }
+    }
+
+    /// What the scheduler and the API make of a Google failure; `invalid_grant` also marks the connection.
+    func failure(_ error: GoogleAPIError, connectionID: String) async throws -> SyncFailure {
+        switch error.kind {
+        case .invalidGrant:
+            let reason = "Google refused the stored refresh token (invalid_grant); the user must reconnect"
+            try await store.setConnectionState(id: connectionID, state: .needsReconnect, reason: reason)
+            return SyncFailure(kind: .needsReconnect, message: reason)
+        case .rateLimited(let after):
+            return SyncFailure(kind: .retry(retryAfter: after), message: error.description)
+        case .server, .transport:
+            return SyncFailure(kind: .retry(retryAfter: nil), message: error.description)
+        case .fullSyncRequired, .unauthorized, .badResponse, .other:
+            return SyncFailure(kind: .failed, message: error.description)
         }
     }
 

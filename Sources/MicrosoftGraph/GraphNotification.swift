@@ -78,19 +78,22 @@ public enum GraphNotificationDecoder {
         return notifications
     }
 
-    /// The inbox entry for a verified notification; retries of the same notification share the dedupe key.
+    /// The inbox entry for a verified notification; retries of the same change notification share the dedupe key.
+    /// Lifecycle notifications are never deduplicated: a second `reauthorizationRequired` a day later looks the same
+    /// as a retry, and acting twice is harmless.
     public static func inboxEntry(for notification: GraphNotification, receivedAt: Date) -> InboxEntry {
         let kind = notification.lifecycleEvent ?? notification.changeType ?? "unknown"
         let identity = notification.notificationID
             ?? [notification.changeType ?? notification.lifecycleEvent ?? "", notification.resourceID ?? "", notification.etag ?? ""]
                 .joined(separator: ":")
+        let dedupeKey = notification.lifecycleEvent == nil ? "graph:\(notification.subscriptionID):\(identity)" : nil
         var headers: [String: String] = [:]
         if let resource = notification.resource { headers["resource"] = resource }
         if let id = notification.resourceID { headers["resource_id"] = id }
         if let tenant = notification.tenantID { headers["tenant_id"] = tenant }
         return InboxEntry(
             provider: .microsoft, channelID: notification.subscriptionID,
-            dedupeKey: "graph:\(notification.subscriptionID):\(identity)", kind: kind, receivedAt: receivedAt, headers: headers
+            dedupeKey: dedupeKey, kind: kind, receivedAt: receivedAt, headers: headers
         )
     }
 

@@ -52,6 +52,22 @@ extension SQLiteStore: AppointmentStore {
         }
     }
 
+    /// Removes the calendar's appointments and cursor in one transaction.
+    public func clearCalendar(calendarKey: String) async throws -> Int {
+        try await run { database in
+            try database.transaction {
+                let wipe = try database.prepare("DELETE FROM appointments WHERE calendar_key = ?")
+                wipe.bind(1, calendarKey)
+                try wipe.run()
+                let removed = Int(database.changes)
+                let cursor = try database.prepare("DELETE FROM sync_cursors WHERE calendar_key = ?")
+                cursor.bind(1, calendarKey)
+                try cursor.run()
+                return removed
+            }
+        }
+    }
+
     /// The stored cursor.
     public func syncCursor(calendarKey: String) async throws -> String? {
         try await run { database in

@@ -68,6 +68,21 @@ extension SQLiteStore: ConnectionStore {
         }
     }
 
+    /// Replaces the sealed credentials.
+    public func updateCredentials(connectionID: String, _ credentials: SealedCredentials) async throws {
+        try await run { database in
+            let statement = try database.prepare(
+                "UPDATE connections SET client_id = ?, sealed_client_secret = ?, sealed_refresh_token = ? WHERE id = ?"
+            )
+            statement.bind(1, credentials.clientID)
+            statement.bind(2, blob: credentials.sealedClientSecret)
+            statement.bind(3, blob: credentials.sealedRefreshToken)
+            statement.bind(4, connectionID)
+            try statement.run()
+            guard database.changes == 1 else { throw SQLiteStoreError(.notFound, path: database.path, "connection \(connectionID) does not exist") }
+        }
+    }
+
     /// Sets the sync state.
     public func setConnectionState(id: String, state: Connection.State, reason: String?) async throws {
         try await run { database in

@@ -53,5 +53,24 @@ extension SQLiteStore: GoogleChannelStore {
         }
     }
 
+    /// The calendar's channels not yet stopped, newest expiry first.
+    public func liveGoogleChannels(calendarKey: String) async throws -> [StoredGoogleChannel] {
+        try await run { database in
+            let statement = try database.prepare("""
+                SELECT id, resource_id, sealed_token, calendar_key, expires_at_ms, stopped_at_ms FROM google_channels
+                WHERE calendar_key = ? AND stopped_at_ms IS NULL ORDER BY expires_at_ms DESC, id
+                """)
+            statement.bind(1, calendarKey)
+            var rows: [StoredGoogleChannel] = []
+            while try statement.step() {
+                rows.append(StoredGoogleChannel(
+                    id: statement.string(0) ?? "", resourceID: statement.string(1) ?? "", sealedToken: statement.blob(2),
+                    calendarKey: statement.string(3) ?? "", expiresAt: Self.date(statement.int64(4)), stoppedAt: nil
+                ))
+            }
+            return rows
+        }
+    }
+
     static func date(_ milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 }

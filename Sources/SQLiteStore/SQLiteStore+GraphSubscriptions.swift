@@ -24,17 +24,56 @@ extension SQLiteStore: GraphSubscriptionStore {
     /// One subscription, or nil.
     public func graphSubscription(id: String) async throws -> StoredGraphSubscription? {
         try await run { database in
-            let statement = try database.prepare(
-                "SELECT id, calendar_key, sealed_client_state, expires_at_ms, removed_at_ms FROM graph_subscriptions WHERE id = ?"
-            )
+            let statement = try database.prepare(Self.subscriptionColumns + " WHERE id = ?")
             statement.bind(1, id)
             guard try statement.step() else { return nil }
-            let row = StoredGraphSubscription(
-                id: statement.string(0) ?? "", calendarKey: statement.string(1) ?? "", sealedClientState: statement.blob(2),
-                expiresAt: Self.date(statement.int64(3)), removedAt: statement.isNull(4) ? nil : Self.date(statement.int64(4))
-            )
+            let row = Self.readSubscription(statement)
             try statement.run()
             return row
         }
+    }
+
+    /// The calendar's subscriptions not yet removed, newest expiry first.
+    public func liveGraphSubscriptions(calendarKey: String) async throws -> [StoredGraphSubscription] {
+        try await run { database in
+            let statement = try database.prepare(
+                Self.subscriptionColumns + " WHERE calendar_key = ? AND removed_at_ms IS NULL ORDER BY expires_at_ms DESC, id"
+            )
+            statement.bind(1, calendarKey)
+            var rows: [StoredGraphSubscription] = []
+            while try statement.step() { rows.append(Self.readSubscription(statement)) }
+            return rows
+        }
+    }
+
+    /// Marks the subscription removed (first removal time wins).
+    public func markGraphSubscriptionRemoved(id: String, at: Date) async throws {
+        let when = Self.milliseconds(at)
+        try await run { database in
+            let statement = try database.prepare("UPDATE graph_subscriptions SET removed_at_ms = ? WHERE id = ? AND removed_at_ms IS NULL")
+            statement.bind(1, when)
+            statement.bind(2, id)
+            try statement.run()
+        }
+    }
+
+    /// Stores a renewed expiry.
+    public func updateGraphSubscriptionExpiry(id: String, expiresAt: Date) async throws {
+        let when = Self.milliseconds(expiresAt)
+        try await run { database in
+            let statement = try database.prepare("UPDATE graph_subscriptions SET expires_at_ms = ? WHERE id = ?")
+            statement.bind(1, when)
+            statement.bind(2, id)
+            try statement.run()
+        }
+    }
+
+    static let subscriptionColumns = "SELECT id, calendar_key, sealed_client_state, expires_at_ms, removed_at_ms FROM graph_subscriptions"
+
+    static func readSubscription(_ statement: SQLiteStatement) -> StoredGraphSubscription {
+        StoredGraphSubscription(
+            id: statement.string(0) ?? "", calendarKey: statement.string(1) ?? "", sealedClientState: statement.blob(2),
+            expiresAt: date(statement.int64(3)), removedAt: statement.isNull(4) ? nil : date(statement.int64(4))
+        )
     }
 }

@@ -7,6 +7,7 @@ public struct SQLiteStoreError: Error, Sendable, CustomStringConvertible {
         case migration
         case query
         case closed
+        case notFound
     }
 
     let code: Code

@@ -8,6 +8,7 @@ import Metrics
 import OpenSSLTLS
 import CurlHTTP
 import GoogleCalendar
+import MicrosoftGraph
 import SQLiteStore
 import ServiceLifecycle
 import Synchronization
@@ -91,6 +92,7 @@ struct GatewayRuntime: Sendable {
     let apiToken: String
     let adminToken: String
     let google: GoogleConnectionSyncer
+    let microsoft: GraphConnectionSyncer
     let scheduler: SyncScheduler
     let ready: ReadySignal
 }
@@ -147,16 +149,21 @@ struct GatewayRunner {
             client: GoogleCalendarClient(http: http, endpoints: GoogleEndpoints(tokenURL: config.google.tokenURL, apiBaseURL: config.google.apiBaseURL)),
             store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: config.effectivePublicURL + "/webhooks/google"
         )
-        let scheduler = SyncScheduler(store: store, providers: [google], logger: logger)
+        let microsoft = GraphConnectionSyncer(
+            client: GraphClient(http: http, endpoints: GraphEndpoints(tokenURL: config.microsoft.tokenURL, apiBaseURL: config.microsoft.apiBaseURL)),
+            store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: config.effectivePublicURL
+        )
+        let scheduler = SyncScheduler(store: store, providers: [google, microsoft], logger: logger)
 
         let deps = GatewayServerDependencies(
-            configuration: config, adminToken: adminToken, apiToken: apiToken, google: google, store: store, sealer: sealer,
+            configuration: config, adminToken: adminToken, apiToken: apiToken, connectors: [google, microsoft], store: store, sealer: sealer,
             tlsContext: tlsContext, metrics: metrics,
             version: Calgate.version, logger: logger
         )
         let ready = ReadySignal()
         let runtime = GatewayRuntime(
-            configuration: config, apiToken: apiToken, adminToken: adminToken, google: google, scheduler: scheduler, ready: ready
+            configuration: config, apiToken: apiToken, adminToken: adminToken, google: google, microsoft: microsoft,
+            scheduler: scheduler, ready: ready
         )
         let application: Application<RouterResponder<BasicRequestContext>>
         do {

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import OpenSSLTLS
 import GoogleCalendar
+import MicrosoftGraph
 import SQLiteStore
 import ServiceLifecycle
 import SyncEngine
@@ -22,6 +23,7 @@ final class GatewayHarness: Sendable {
     let adminToken = "test-admin-token-0123456789abcdef"
     let apiToken = "test-api-token-0123456789abcdef0123"
     let google: GoogleConnectionSyncer?
+    let microsoft: GraphConnectionSyncer?
     let scheduler: SyncScheduler?
     let sealer = try! AESGCMSecretSealer(key: Array(repeating: 7, count: 32))
     let port: Int
@@ -41,7 +43,8 @@ final class GatewayHarness: Sendable {
     init(
         configure: (inout GatewayConfiguration) -> Void = { _ in },
         syncWindow: TimeInterval = 0.05,
-        google makeGoogle: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GoogleConnectionSyncer)? = nil
+        google makeGoogle: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GoogleConnectionSyncer)? = nil,
+        microsoft makeMicrosoft: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GraphConnectionSyncer)? = nil
     ) async throws {
         directory = Self.makeTemporaryDirectory()
         certificates = try DevCertificateAuthority.generate(directory: directory + "/certs")
@@ -61,11 +64,15 @@ final class GatewayHarness: Sendable {
         let store = self.store
         let madeGoogle = try makeGoogle?(store, sealer, config)
         google = madeGoogle
+        let madeMicrosoft = try makeMicrosoft?(store, sealer, config)
+        microsoft = madeMicrosoft
         var schedule = SyncScheduler.Configuration()
         schedule.window = syncWindow
-        scheduler = madeGoogle.map { SyncScheduler(store: store, providers: [$0], configuration: schedule, logger: logger) }
+        let providers: [any ProviderSyncing] = [madeGoogle as (any ProviderSyncing)?, madeMicrosoft].compactMap { $0 }
+        scheduler = providers.isEmpty ? nil : SyncScheduler(store: store, providers: providers, configuration: schedule, logger: logger)
         let deps = GatewayServerDependencies(
-            configuration: config, adminToken: adminToken, apiToken: apiToken, google: google, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
+            configuration: config, adminToken: adminToken, apiToken: apiToken,
+            connectors: [madeGoogle as (any ConnectionManaging)?, madeMicrosoft].compactMap { $0 }, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
             version: "test", logger: logger
         )
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)

@@ -13,7 +13,7 @@ struct RegistryAndLifecycleTests {
         let gateway = try await GatewayHarness()
         defer { Task { await gateway.shutdown() } }
         let deps = GatewayServerDependencies(
-            configuration: GatewayConfiguration(), adminToken: gateway.adminToken, apiToken: gateway.apiToken, google: nil,
+            configuration: GatewayConfiguration(), adminToken: gateway.adminToken, apiToken: gateway.apiToken, connectors: [],
             store: gateway.store, sealer: gateway.sealer,
             tlsContext: gateway.tlsContext, metrics: gateway.metrics, version: "t", logger: Logger(label: "t")
         )

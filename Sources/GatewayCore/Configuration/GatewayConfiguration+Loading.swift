@@ -38,7 +38,7 @@ extension GatewayConfiguration {
         var config = GatewayConfiguration()
         let top = try StrictJSONObject(document, path: "")
         try top.requireOnlyKeys([
-            "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "api_token", "public_url", "google",
+            "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "api_token", "public_url", "google", "microsoft",
             "log", "limits", "health", "shutdown_grace_s",
         ])
         if let listen = try top.string("listen") {
@@ -59,6 +59,15 @@ extension GatewayConfiguration {
             try google.requireOnlyKeys(["token_url", "api_base_url"])
             if let v = try google.string("token_url") { config.google.tokenURL = try validURL(v, path: google.qualified("token_url"), https: false) }
             if let v = try google.string("api_base_url") { config.google.apiBaseURL = try validURL(v, path: google.qualified("api_base_url"), https: false) }
+        }
+        if let microsoft = try top.object("microsoft") {
+            try microsoft.requireOnlyKeys(["token_url", "api_base_url"])
+            if let v = try microsoft.string("token_url") {
+                config.microsoft.tokenURL = try validURL(v, path: microsoft.qualified("token_url"), https: false)
+            }
+            if let v = try microsoft.string("api_base_url") {
+                config.microsoft.apiBaseURL = try validURL(v, path: microsoft.qualified("api_base_url"), https: false)
+            }
         }
         if let tls = try top.object("tls") {
             try tls.requireOnlyKeys(["certificate", "private_key", "dev_cert_dir", "session_resumption", "handshake_timeout_s"])

@@ -23,6 +23,8 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var publicURL: String?
     /// Google endpoints (production unless pointed at the simulator).
     public var google = GoogleSettings()
+    /// Microsoft endpoints (production unless pointed at the simulator).
+    public var microsoft = MicrosoftSettings()
     /// Log level name (trace, debug, info, notice, warning, error, critical).
     public var logLevel: String = "info"
     /// Log line format.
@@ -51,6 +53,16 @@ public struct GatewayConfiguration: Sendable, Hashable {
         public var tokenURL = "https://oauth2.googleapis.com/token"
         /// Calendar API base URL.
         public var apiBaseURL = "https://www.googleapis.com/calendar/v3"
+        /// Creates defaults.
+        public init() {}
+    }
+
+    /// Where Entra ID's token endpoint and Microsoft Graph live.
+    public struct MicrosoftSettings: Sendable, Hashable {
+        /// Entra ID v2 token endpoint (`common` accepts work, school and personal accounts).
+        public var tokenURL = "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+        /// Graph base URL, ending in `/v1.0`.
+        public var apiBaseURL = "https://graph.microsoft.com/v1.0"
         /// Creates defaults.
         public init() {}
     }

@@ -36,3 +36,32 @@ public protocol ProviderSyncing: Sendable {
     /// One delta sync of the calendar; throws `SyncFailure`.
     func sync(calendarKey: String) async throws -> Int
 }
+
+/// A request about a connection that names something that does not exist or is not allowed (answered 400/404).
+public struct ConnectionInputError: Error, Sendable, CustomStringConvertible {
+    /// Whether the connection itself is unknown (404) rather than the request being wrong (400).
+    public let connectionNotFound: Bool
+    /// What is wrong.
+    public let description: String
+
+    /// Creates an error.
+    public init(_ description: String, connectionNotFound: Bool = false) {
+        self.description = description
+        self.connectionNotFound = connectionNotFound
+    }
+}
+
+/// A provider as LeadCenter's API sees it: connect an account, re-read its calendars, choose which ones sync.
+public protocol ConnectionManaging: Sendable {
+    /// The provider.
+    var provider: Provider { get }
+    /// Proves the credentials, stores the connection (secrets sealed), lists calendars (the default one selected),
+    /// full-syncs and subscribes each selected calendar. Throws `SyncFailure` (`needsReconnect` when refused).
+    func connect(userID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection
+    /// Re-reads the account's calendar list, keeping choices; a selected calendar that disappeared is unsubscribed
+    /// and its appointments removed.
+    func refreshCalendars(connectionID: String) async throws -> [ConnectionCalendar]
+    /// Makes exactly `calendarIDs` the synced calendars: newly chosen ones are full-synced and subscribed, dropped
+    /// ones unsubscribed and their appointments removed. Unknown ids throw `ConnectionInputError`.
+    func selectCalendars(connectionID: String, calendarIDs: Set<String>) async throws -> [ConnectionCalendar]
+}

@@ -1,0 +1,311 @@
+import Foundation
+import GatewayCore
+import Synchronization
+
+/// Microsoft 365 connections end to end: connect, calendar choice, subscriptions (with their lifecycle events) and
+/// the `ProviderSyncing` port the scheduler drives.
+///
+/// Lifecycle notifications are stored in the inbox like change notifications. When the scheduler maps one to its
+/// calendar, the recovery it asks for (reauthorize, or recreate a removed subscription) is noted; the calendar's
+/// next sync carries it out before its delta round, and only a successful sync marks the rows processed, so a crash
+/// or a failure repeats the recovery instead of losing it.
+public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, Sendable {
+    /// What a lifecycle event asks of a calendar before its next delta round.
+    enum Recovery: Hashable, Sendable {
+        case reauthorize(subscriptionID: String)
+        case recreate(subscriptionID: String)
+    }
+
+    /// Always `.microsoft`.
+    public let provider = Provider.microsoft
+    let client: GraphClient
+    let store: any GatewayStore
+    let sealer: any SecretSealer
+    let clock: any GatewayClock
+    /// `…/webhooks/microsoft`.
+    let notificationURL: String
+    /// `…/webhooks/microsoft/lifecycle`.
+    let lifecycleURL: String
+    let pageSize: Int
+    /// How long new subscriptions are asked to live (Graph's maximum for Outlook events is 10,080 minutes).
+    let subscriptionLifetime: TimeInterval
+    private let tokens = Mutex<[String: GraphAccessToken]>([:])
+    private let recoveries = Mutex<[String: Set<Recovery>]>([:])
+
+    /// Creates the syncer. `publicURL` is the gateway's HTTPS base that Graph reaches.
+    public init(
+        client: GraphClient, store: any GatewayStore, sealer: any SecretSealer, clock: any GatewayClock, publicURL: String,
+        pageSize: Int = 100, subscriptionLifetime: TimeInterval = 10_000 * 60
+    ) {
+        self.client = client
+        self.store = store
+        self.sealer = sealer
+        self.clock = clock
+        self.notificationURL = publicURL + "/webhooks/microsoft"
+        self.lifecycleURL = publicURL + "/webhooks/microsoft/lifecycle"
+        self.pageSize = pageSize
+        self.subscriptionLifetime = subscriptionLifetime
+    }
+
+    /// The same syncer without cached access tokens or noted recoveries (as after a restart).
+    public func restarted() -> GraphConnectionSyncer {
+        GraphConnectionSyncer(
+            client: client, store: store, sealer: sealer, clock: clock, publicURL: String(notificationURL.dropLast("/webhooks/microsoft".count)),
+            pageSize: pageSize, subscriptionLifetime: subscriptionLifetime
+        )
+    }
+
+    /// The window of the first delta round: a year back, two years ahead.
+    func syncWindow() -> ClosedRange<Date> {
+        let now = clock.now()
+        return now.addingTimeInterval(-365 * 86_400)...now.addingTimeInterval(2 * 365 * 86_400)
+    }
+
+    // MARK: ConnectionManaging
+
+    /// Connects a Microsoft account: redeems the refresh token (storing the rotated one), lists calendars with the
+    /// default one selected, then subscribes and full-syncs each selected calendar.
+    public func connect(userID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection {
+        let token: GraphAccessToken
+        do {
+            token = try await client.refreshAccessToken(clientID: clientID, clientSecret: clientSecret, refreshToken: refreshToken, now: clock.now())
+        } catch let error as GraphAPIError {
+            throw Self.failure(error)
+        }
+        let id = "mc_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let connection = Connection(id: id, userID: userID, provider: .microsoft, createdAt: clock.now())
+        try await store.createConnection(connection, credentials: try seal(
+            connectionID: id, clientID: clientID, clientSecret: clientSecret, refreshToken: token.refreshToken ?? refreshToken
+        ))
+        tokens.withLock { $0[id] = token }
+        let auth = GraphAuthorization(accessToken: token.value, mailbox: id)
+        do {
+            let calendars = try await client.listCalendars(auth).map {
+                ConnectionCalendar(connectionID: id, calendarID: $0.id, name: $0.name, selected: $0.isDefault)
+            }
+            try await store.saveCalendars(connectionID: id, calendars)
+            for calendar in calendars where calendar.selected { try await activate(calendar, auth) }
+        } catch let error as GraphAPIError {
+            throw Self.failure(error)
+        }
+        return connection
+    }
+
+    /// Re-reads the calendar list, keeping choices; selected calendars that vanished are deactivated.
+    public func refreshCalendars(connectionID: String) async throws -> [ConnectionCalendar] {
+        let current = try await existingCalendars(connectionID)
+        return try await withAuthorization(connectionID) { auth in
+            let listed = try await self.client.listCalendars(auth)
+            let selected = Set(current.filter(\.selected).map(\.calendarID))
+            let calendars = listed.map {
+                ConnectionCalendar(connectionID: connectionID, calendarID: $0.id, name: $0.name, selected: selected.contains($0.id))
+            }
+            try await self.store.saveCalendars(connectionID: connectionID, calendars)
+            let remaining = Set(listed.map(\.id))
+            for gone in current where gone.selected && !remaining.contains(gone.calendarID) { try await self.deactivate(gone, auth) }
+            return calendars
+        }
+    }
+
+    /// Makes exactly `calendarIDs` the synced calendars.
+    public func selectCalendars(connectionID: String, calendarIDs: Set<String>) async throws -> [ConnectionCalendar] {
+        let current = try await existingCalendars(connectionID)
+        let known = Set(current.map(\.calendarID))
+        if let unknown = calendarIDs.subtracting(known).sorted().first {
+            throw ConnectionInputError("calendar \"\(unknown)\" is not one of this connection's calendars (refresh the list first)")
+        }
+        let updated = current.map { calendar in
+            var calendar = calendar
+            calendar.selected = calendarIDs.contains(calendar.calendarID)
+            return calendar
+        }
+        try await store.saveCalendars(connectionID: connectionID, updated)
+        return try await withAuthorization(connectionID) { auth in
+            for (before, after) in zip(current, updated) where before.selected != after.selected {
+                if after.selected { try await self.activate(after, auth) } else { try await self.deactivate(after, auth) }
+            }
+            return updated
+        }
+    }
+
+    func existingCalendars(_ connectionID: String) async throws -> [ConnectionCalendar] {
+        guard let connection = try await store.connection(id: connectionID), connection.provider == .microsoft else {
+            throw ConnectionInputError("no Microsoft connection with id \(connectionID)", connectionNotFound: true)
+        }
+        guard connection.state == .active else {
+            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
+        }
+        return try await store.calendars(connectionID: connectionID)
+    }
+
+    /// Subscribes the calendar, then runs a full delta round (changes during the round arrive as notifications).
+    func activate(_ calendar: ConnectionCalendar, _ auth: GraphAuthorization) async throws {
+        try await subscribe(calendar, auth)
+        _ = try await GraphCalendarSyncer(client: client, store: store, pageSize: pageSize, window: syncWindow())
+            .sync(calendarKey: calendar.calendarKey, calendarID: calendar.calendarID, auth)
+    }
+
+    /// Deletes the calendar's subscriptions (Graph first, then the rows) and its imported appointments.
+    func deactivate(_ calendar: ConnectionCalendar, _ auth: GraphAuthorization) async throws {
+        for subscription in try await store.liveGraphSubscriptions(calendarKey: calendar.calendarKey) {
+            try await client.deleteSubscription(id: subscription.id, auth)
+            try await store.markGraphSubscriptionRemoved(id: subscription.id, at: clock.now())
+        }
+        _ = try await store.clearCalendar(calendarKey: calendar.calendarKey)
+        recoveries.withLock { $0[calendar.calendarKey] = nil }
+    }
+
+    /// `POST /subscriptions` for one calendar with a fresh random `clientState`, stored sealed.
+    func subscribe(_ calendar: ConnectionCalendar, _ auth: GraphAuthorization) async throws {
+        var generator = SystemRandomNumberGenerator()
+        let clientState = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let created = try await client.createSubscription(
+            resource: "/me/calendars/\(calendar.calendarID)/events", notificationURL: notificationURL, lifecycleURL: lifecycleURL,
+            clientState: clientState, expiresAt: clock.now().addingTimeInterval(subscriptionLifetime), auth
+        )
+        try await store.saveGraphSubscription(StoredGraphSubscription(
+            id: created.id, calendarKey: calendar.calendarKey,
+            sealedClientState: try sealer.seal(Array(clientState.utf8), context: "graph_subscription:\(created.id)"),
+            expiresAt: created.expiresAt
+        ))
+    }
+
+    // MARK: ProviderSyncing
+
+    /// The calendar a stored notification is about; lifecycle events also note the recovery the next sync runs.
+    public func calendarKey(for entry: StoredInboxEntry) async throws -> String? {
+        guard let row = try await store.graphSubscription(id: entry.entry.channelID) else { return nil }
+        switch entry.entry.kind {
+        case "reauthorizationRequired", "subscriptionRemoved", "missed":
+            // A lifecycle row replayed after a crash may name a subscription already replaced: the calendar still
+            // gets its delta round, which is what closes the gap.
+            if row.removedAt == nil {
+                let recovery: Recovery? = switch entry.entry.kind {
+                case "reauthorizationRequired": .reauthorize(subscriptionID: row.id)
+                case "subscriptionRemoved": .recreate(subscriptionID: row.id)
+                default: nil
+                }
+                if let recovery { _ = recoveries.withLock { $0[row.calendarKey, default: []].insert(recovery) } }
+            }
+            return row.calendarKey
+        default:
+            return row.removedAt == nil ? row.calendarKey : nil
+        }
+    }
+
+    /// Carries out noted recoveries, then one delta round; refreshes the access token when needed (and once on 401).
+    public func sync(calendarKey: String) async throws -> Int {
+        guard let slash = calendarKey.firstIndex(of: "/") else {
+            throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>")
+        }
+        let connectionID = String(calendarKey[..<slash])
+        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
+        guard let connection = try await store.connection(id: connectionID) else {
+            throw SyncFailure(kind: .failed, message: "connection \(connectionID) no longer exists")
+        }
+        guard connection.state == .active else {
+            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
+        }
+        guard let calendar = try await store.calendars(connectionID: connectionID).first(where: { $0.calendarID == calendarID }), calendar.selected else {
+            // Deselected since the notification came: nothing to sync.
+            recoveries.withLock { $0[calendarKey] = nil }
+            return 0
+        }
+        return try await withAuthorization(connectionID) { auth in
+            try await self.recover(calendar, auth)
+            return try await GraphCalendarSyncer(client: self.client, store: self.store, pageSize: self.pageSize, window: self.syncWindow())
+                .sync(calendarKey: calendarKey, calendarID: calendarID, auth).pages
+        }
+    }
+
+    func recover(_ calendar: ConnectionCalendar, _ auth: GraphAuthorization) async throws {
+        let key = calendar.calendarKey
+        for recovery in recoveries.withLock({ $0[key] ?? [] }).sorted(by: { "\($0)" < "\($1)" }) {
+            switch recovery {
+            case .reauthorize(let id):
+                do {
+                    try await client.reauthorizeSubscription(id: id, auth)
+                } catch let error as GraphAPIError where error.kind == .notFound {
+                    // Gone meanwhile (expired or removed): replace it.
+                    try await replace(subscriptionID: id, calendar, auth)
+                }
+            case .recreate(let id):
+                try await replace(subscriptionID: id, calendar, auth)
+            }
+            _ = recoveries.withLock { $0[key]?.remove(recovery) }
+        }
+    }
+
+    /// Marks `subscriptionID` removed and subscribes the calendar again unless another live subscription covers it.
+    func replace(subscriptionID: String, _ calendar: ConnectionCalendar, _ auth: GraphAuthorization) async throws {
+        try await store.markGraphSubscriptionRemoved(id: subscriptionID, at: clock.now())
+        let others = try await store.liveGraphSubscriptions(calendarKey: calendar.calendarKey)
+        if others.isEmpty { try await subscribe(calendar, auth) }
+    }
+
+    // MARK: Tokens
+
+    /// Runs `body` with a valid authorization, once more with a fresh token after a 401; maps Graph failures to
+    /// `SyncFailure` and records `needs_reconnect` when the refresh token is refused.
+    func withAuthorization<T: Sendable>(_ connectionID: String, _ body: @Sendable (GraphAuthorization) async throws -> T) async throws -> T {
+        do {
+            do {
+                return try await body(try await authorization(connectionID))
+            } catch let error as GraphAPIError where error.kind == .unauthorized {
+                _ = tokens.withLock { $0.removeValue(forKey: connectionID) }
+                return try await body(try await authorization(connectionID))
+            }
+        } catch let error as GraphAPIError {
+            let failure = Self.failure(error)
+            if failure.kind == .needsReconnect {
+                try await store.setConnectionState(id: connectionID, state: .needsReconnect, reason: failure.message)
+            }
+            throw failure
+        }
+    }
+
+    /// A cached access token, refreshed five minutes before it lapses; a rotated refresh token replaces the stored one.
+    func authorization(_ connectionID: String) async throws -> GraphAuthorization {
+        let now = clock.now()
+        if let cached = tokens.withLock({ $0[connectionID] }), cached.expiresAt.timeIntervalSince(now) > 300 {
+            return GraphAuthorization(accessToken: cached.value, mailbox: connectionID)
+        }
+        guard let credentials = try await store.credentials(connectionID: connectionID) else {
+            throw SyncFailure(kind: .failed, message: "connection \(connectionID) has no credentials")
+        }
+        let secret = String(decoding: try sealer.open(credentials.sealedClientSecret, context: "connection:\(connectionID):client_secret"), as: UTF8.self)
+        let refresh = String(decoding: try sealer.open(credentials.sealedRefreshToken, context: "connection:\(connectionID):refresh_token"), as: UTF8.self)
+        let token = try await client.refreshAccessToken(clientID: credentials.clientID, clientSecret: secret, refreshToken: refresh, now: now)
+        if let rotated = token.refreshToken, rotated != refresh {
+            try await store.updateCredentials(connectionID: connectionID, try seal(
+                connectionID: connectionID, clientID: credentials.clientID, clientSecret: secret, refreshToken: rotated
+            ))
+        }
+        tokens.withLock { $0[connectionID] = token }
+        return GraphAuthorization(accessToken: token.value, mailbox: connectionID)
+    }
+
+    func seal(connectionID: String, clientID: String, clientSecret: String, refreshToken: String) throws -> SealedCredentials {
+        SealedCredentials(
+            clientID: clientID,
+            sealedClientSecret: try sealer.seal(Array(clientSecret.utf8), context: "connection:\(connectionID):client_secret"),
+            sealedRefreshToken: try sealer.seal(Array(refreshToken.utf8), context: "connection:\(connectionID):refresh_token")
+        )
+    }
+
+    /// What the scheduler and the API make of a Graph failure.
+    static func failure(_ error: GraphAPIError) -> SyncFailure {
+        switch error.kind {
+        case .invalidGrant:
+            return SyncFailure(kind: .needsReconnect, message: "Microsoft refused the stored refresh token (invalid_grant); the user must connect the account again")
+        case .interactionRequired:
+            return SyncFailure(kind: .needsReconnect, message: "Microsoft requires the user to sign in again interactively (interaction_required: multi-factor or conditional access)")
+        case .rateLimited(let after):
+            return SyncFailure(kind: .retry(retryAfter: after), message: error.description)
+        case .server, .transport, .validationFailed:
+            return SyncFailure(kind: .retry(retryAfter: nil), message: error.description)
+        case .resyncRequired, .unauthorized, .notFound, .badResponse, .other:
+            return SyncFailure(kind: .failed, message: error.description)
+        }
+    }
+}
