@@ -157,6 +157,13 @@ public final class GraphSimulator: Sendable {
         state.withLock { $0.refreshTokens[refreshToken] = mode }
     }
 
+    /// Sets what the token endpoint answers for every refresh token issued or accepted so far (rotated ones included).
+    public func setTokenModeForAll(_ mode: TokenMode) {
+        state.withLock { state in
+            for token in state.refreshTokens.keys { state.refreshTokens[token] = mode }
+        }
+    }
+
     /// How many refresh tokens were rotated (issued in place of a presented one).
     public var rotations: Int { state.withLock { $0.rotations } }
 
@@ -436,7 +443,7 @@ public final class GraphSimulator: Sendable {
             }
         }
         router.get("/v1.0/me/calendars/:calendar/events/delta") { request, context in
-            let calendar = context.parameters.get("calendar") ?? ""
+            let calendar = Self.parameter(context, "calendar") ?? ""
             return try await self.api(request) { try self.delta(request, scope: .calendar(calendar), path: "/v1.0/me/calendars/\(calendar)/events/delta") }
         }
         router.get("/v1.0/me/calendarView/delta") { request, _ in
@@ -444,11 +451,11 @@ public final class GraphSimulator: Sendable {
         }
         router.get("/v1.0/me/calendars/:calendar/events/:id") { request, context in
             try await self.api(request) {
-                self.getEvent(calendar: context.parameters.get("calendar") ?? "", id: context.parameters.get("id") ?? "")
+                self.getEvent(calendar: Self.parameter(context, "calendar") ?? "", id: Self.parameter(context, "id") ?? "")
             }
         }
         router.get("/v1.0/me/events/:id") { request, context in
-            try await self.api(request) { self.getEvent(calendar: Self.defaultCalendarID, id: context.parameters.get("id") ?? "") }
+            try await self.api(request) { self.getEvent(calendar: Self.defaultCalendarID, id: Self.parameter(context, "id") ?? "") }
         }
         router.post("/v1.0/subscriptions") { request, context in
             var request = request
@@ -457,18 +464,18 @@ public final class GraphSimulator: Sendable {
         }
         router.get("/v1.0/subscriptions/:id") { request, context in
             try await self.api(request) {
-                guard let subscription = self.liveSubscription(context.parameters.get("id") ?? "") else { return Self.notFound() }
+                guard let subscription = self.liveSubscription(Self.parameter(context, "id") ?? "") else { return Self.notFound() }
                 return Self.json(Self.representation(subscription))
             }
         }
         router.patch("/v1.0/subscriptions/:id") { request, context in
             var request = request
             let body = try await request.collectBody(upTo: 64 * 1024)
-            return try await self.api(request) { try await self.renew(context.parameters.get("id") ?? "", body: body) }
+            return try await self.api(request) { try await self.renew(Self.parameter(context, "id") ?? "", body: body) }
         }
         router.delete("/v1.0/subscriptions/:id") { request, context in
             try await self.api(request) {
-                let id = context.parameters.get("id") ?? ""
+                let id = Self.parameter(context, "id") ?? ""
                 let found = self.state.withLock { state -> Bool in
                     Self.purgeExpired(&state)
                     return state.subscriptions.removeValue(forKey: id) != nil
@@ -478,7 +485,7 @@ public final class GraphSimulator: Sendable {
         }
         router.post("/v1.0/subscriptions/:id/reauthorize") { request, context in
             try await self.api(request) {
-                let id = context.parameters.get("id") ?? ""
+                let id = Self.parameter(context, "id") ?? ""
                 guard let subscription = self.liveSubscription(id) else { return Self.notFound() }
                 if let failure = await self.validate(subscription.notificationURL) { return Self.graphError(400, "InvalidRequest", failure) }
                 self.state.withLock { $0.subscriptions[id]?.needsReauthorization = false }
@@ -499,7 +506,7 @@ public final class GraphSimulator: Sendable {
             return Response(status: .created)
         }
         router.post("/control/calendars/:calendar/events") { request, context in
-            let calendar = context.parameters.get("calendar") ?? ""
+            let calendar = Self.parameter(context, "calendar") ?? ""
             guard self.state.withLock({ $0.calendars[calendar] != nil }) else {
                 return Self.json(.object(["error": .string("no such calendar")]), status: .notFound)
             }
@@ -510,8 +517,8 @@ public final class GraphSimulator: Sendable {
             return Self.json(.object(["id": .string(self.upsertEvent(calendar: calendar, fields))]), status: .created)
         }
         router.patch("/control/calendars/:calendar/events/:id") { request, context in
-            let calendar = context.parameters.get("calendar") ?? ""
-            let id = context.parameters.get("id") ?? ""
+            let calendar = Self.parameter(context, "calendar") ?? ""
+            let id = Self.parameter(context, "id") ?? ""
             guard var current = self.event(calendar: calendar, id: id) else {
                 return Self.json(.object(["error": .string("no such event")]), status: .notFound)
             }
@@ -520,22 +527,22 @@ public final class GraphSimulator: Sendable {
             return Response(status: .noContent)
         }
         router.delete("/control/calendars/:calendar/events/:id") { _, context in
-            self.deleteEvent(calendar: context.parameters.get("calendar") ?? "", id: context.parameters.get("id") ?? "")
+            self.deleteEvent(calendar: Self.parameter(context, "calendar") ?? "", id: Self.parameter(context, "id") ?? "")
             return Response(status: .noContent)
         }
         router.post("/control/faults/:fault") { request, context in
-            guard let fault = Fault(rawValue: context.parameters.get("fault") ?? "") else {
+            guard let fault = Fault(rawValue: Self.parameter(context, "fault") ?? "") else {
                 return Self.json(.object(["error": .string("unknown fault; use one of \(Fault.allCases.map(\.rawValue))")]), status: .badRequest)
             }
             self.inject(fault, count: min(max(request.uri.queryParameters.get("count").flatMap(Int.init) ?? 1, 1), 1000))
             return Response(status: .noContent)
         }
         router.post("/control/subscriptions/:id/lifecycle/:event") { _, context in
-            let event = context.parameters.get("event") ?? ""
+            let event = Self.parameter(context, "event") ?? ""
             guard ["reauthorizationRequired", "subscriptionRemoved", "missed"].contains(event) else {
                 return Self.json(.object(["error": .string("event must be reauthorizationRequired, subscriptionRemoved or missed")]), status: .badRequest)
             }
-            return self.sendLifecycle(subscriptionID: context.parameters.get("id") ?? "", event: event)
+            return self.sendLifecycle(subscriptionID: Self.parameter(context, "id") ?? "", event: event)
                 ? Response(status: .accepted)
                 : Self.json(.object(["error": .string("no such subscription, or it has no lifecycleNotificationUrl")]), status: .notFound)
         }
@@ -543,10 +550,10 @@ public final class GraphSimulator: Sendable {
             Self.json(.object(["subscriptions": .array(self.subscriptions.map { Self.representation($0) })]))
         }
         router.post("/control/refresh-tokens/:token/:mode") { _, context in
-            guard let mode = TokenMode(rawValue: context.parameters.get("mode") ?? "") else {
+            guard let mode = TokenMode(rawValue: Self.parameter(context, "mode") ?? "") else {
                 return Self.json(.object(["error": .string("mode must be one of \(TokenMode.allCases.map(\.rawValue))")]), status: .badRequest)
             }
-            self.setTokenMode(mode, for: context.parameters.get("token") ?? "")
+            self.setTokenMode(mode, for: Self.parameter(context, "token") ?? "")
             return Response(status: .noContent)
         }
         router.post("/control/invalidate-delta-tokens") { _, _ in
@@ -1013,6 +1020,11 @@ public final class GraphSimulator: Sendable {
     }
 
     // MARK: Helpers
+
+    /// A path parameter, percent-decoded (Graph ids end in `=`, which clients send as `%3D`).
+    static func parameter(_ context: BasicRequestContext, _ name: String) -> String? {
+        context.parameters.get(name).map { $0.removingPercentEncoding ?? $0 }
+    }
 
     static func base(_ request: Request) -> String {
         "http://\(request.head.authority ?? "127.0.0.1")"

@@ -39,6 +39,12 @@ struct MicrosoftWebhookTests {
             #expect(response.headers.lowercased().contains("content-type: text/plain"))
             #expect(response.headers.lowercased().contains("x-content-type-options: nosniff"))
         }
+        // Control characters (a CR/LF pair, a NUL, an escape) and empty or absurdly long tokens are refused.
+        for bad in ["a%0D%0AInjected:+1", "a%00b", "%1B%5B31m", "", String(repeating: "x", count: 1025)] {
+            let response = try await post(gateway, "/webhooks/microsoft/lifecycle", "", query: "?validationToken=\(bad)")
+            #expect(response.status == 400, "token \(bad.prefix(20)) answered \(response.status)")
+        }
+        #expect(try await gateway.store.pending(limit: 10).isEmpty)
         await gateway.shutdown()
     }
 
@@ -59,8 +65,8 @@ struct MicrosoftWebhookTests {
     @Test func forgedUnknownAndMalformedNotificationsStoreNothing() async throws {
         let gateway = try await harness()
         #expect(try await post(gateway, "/webhooks/microsoft", #"{"value":[\#(change("updated", state: "forged"))]}"#).status == 403)
-        #expect(try await post(gateway, "/webhooks/microsoft", #"{"value":[\#(change("updated", subscription: "gone"))]}"#).status == 202,
-                "unknown subscriptions are dropped with a 2xx so Graph stops retrying")
+        #expect(try await post(gateway, "/webhooks/microsoft", #"{"value":[\#(change("updated", subscription: "gone"))]}"#).status == 403,
+                "a batch naming only unknown subscriptions verifies nothing")
         #expect(try await post(gateway, "/webhooks/microsoft", #"{"value":[{"subscriptionId":"\#(subscription)","changeType":"updated"}]}"#).status == 403,
                 "a missing clientState is a mismatch")
         #expect(try await post(gateway, "/webhooks/microsoft", "{not json").status == 400)
