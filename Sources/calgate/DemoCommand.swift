@@ -3,16 +3,17 @@ import CurlHTTP
 import Foundation
 import GatewayCore
 import GoogleCalendar
+import MicrosoftGraph
 import Logging
 import OpenSSLTLS
 import ProviderSimulators
 import ServiceLifecycle
 
-/// `calgate demo`: the Google simulator and the gateway wired together on loopback, with a demo user whose
-/// calendar keeps changing, so the whole pipeline can be watched without a Google account.
+/// `calgate demo`: the Google and Microsoft Graph simulators and the gateway wired together on loopback, with a demo
+/// user whose calendars keep changing, so the whole pipeline can be watched without provider accounts.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the gateway against the bundled Google simulator with a demo user whose calendar keeps changing."
+        abstract: "Run the gateway against the bundled Google and Microsoft simulators with a demo user whose calendars keep changing."
     )
 
     @OptionGroup var options: ServeOptions
@@ -43,17 +44,35 @@ struct Demo: AsyncParsableCommand {
         logger.notice("Google simulator listening", metadata: ["simulator.url": "\(server.baseURL)"])
         config.google.tokenURL = server.baseURL + "/token"
         config.google.apiBaseURL = server.baseURL + "/calendar/v3"
+        // The Microsoft account has two calendars; the default one is selected when it connects.
+        let graph = GraphSimulator(refreshTokens: [DemoDriver.microsoftRefreshToken], pushClient: pushClient)
+        graph.addCalendar(id: DemoDriver.teamCalendar, name: "Team (not synced until chosen)")
+        DemoDriver.seed(graph)
+        let graphServer: SimulatorServer
+        do { graphServer = try await SimulatorServer(router: graph.makeRouter()) } catch {
+            await server.stop()
+            throw CLIError("cannot start the Microsoft Graph simulator: \(error)")
+        }
+        logger.notice("Microsoft Graph simulator listening", metadata: ["simulator.url": "\(graphServer.baseURL)"])
+        config.microsoft.tokenURL = graphServer.baseURL + "/common/oauth2/v2.0/token"
+        config.microsoft.apiBaseURL = graphServer.baseURL + "/v1.0"
         if config.publicURL == nil { config.publicURL = "https://localhost:\(config.listen.port)" }
         do {
             try await GatewayRunner(logger: logger).serve(config) { runtime in
-                [DemoDriver(runtime: runtime, simulator: simulator, simulatorURL: server.baseURL, interval: changeEvery, logger: logger)]
+                [DemoDriver(
+                    runtime: runtime, simulator: simulator, simulatorURL: server.baseURL, graph: graph, graphURL: graphServer.baseURL,
+                    interval: changeEvery, logger: logger
+                )]
             }
         } catch let error as CLIError {
             logger.critical("calgate demo cannot start", metadata: ["error": "\(error.description)"])
             await server.stop()
+            await graphServer.stop()
             throw error
         }
+        graph.setPushClient(nil)
         await server.stop()
+        await graphServer.stop()
         await pushClient.shutdown()
     }
 }
@@ -61,9 +80,13 @@ struct Demo: AsyncParsableCommand {
 /// Connects the demo user, prints where to look, then keeps changing the demo calendar.
 struct DemoDriver: Service {
     static let refreshToken = "1//demo-refresh-token"
+    static let microsoftRefreshToken = "0.AAAA-demo-refresh-token"
+    static let teamCalendar = "AAMkDemoTeam="
     let runtime: GatewayRuntime
     let simulator: GoogleSimulator
     let simulatorURL: String
+    let graph: GraphSimulator
+    let graphURL: String
     let interval: Double
     let logger: Logger
 
@@ -78,12 +101,27 @@ struct DemoDriver: Service {
         ])
     }
 
+    static func seed(_ graph: GraphSimulator) {
+        graph.upsertEvent(calendar: GraphSimulator.defaultCalendarID, graphEvent("ms-review", "Quarterly review (Outlook)", dayOffset: 4, hour: 13))
+        graph.upsertEvent(calendar: GraphSimulator.defaultCalendarID, graphEvent("ms-standup", "Advisor standup (Outlook)", dayOffset: 1, hour: 8, extra: [
+            "recurrence": .object([
+                "pattern": .object(["type": .string("daily"), "interval": .integer(1)]),
+                "range": .object(["type": .string("numbered"), "startDate": .string(day(1)), "numberOfOccurrences": .integer(10)]),
+            ]),
+        ]))
+        graph.upsertEvent(calendar: teamCalendar, graphEvent("ms-team", "Team lunch (Outlook, unselected calendar)", dayOffset: 2, hour: 12))
+    }
+
     func run() async throws {
         guard await runtime.ready.wait() else { return }
         let connection: Connection
+        let microsoft: Connection
         do {
             connection = try await runtime.google.connect(
                 userID: "demo-user", clientID: "demo-client", clientSecret: "demo-secret", refreshToken: Self.refreshToken
+            )
+            microsoft = try await runtime.microsoft.connect(
+                userID: "demo-user", clientID: "demo-ms-client", clientSecret: "demo-ms-secret", refreshToken: Self.microsoftRefreshToken
             )
         } catch {
             logger.error("demo: connecting the demo user failed", metadata: ["error": "\(error)"])
@@ -94,11 +132,14 @@ struct DemoDriver: Service {
             ? (runtime.configuration.tls.devCertificateDirectory as NSString).appendingPathComponent("dev-ca.pem") : "<your CA>"
         let instructions = """
 
-        calgate demo is running. The demo user's Google calendar (simulated) changes every \(interval) s;
-        each change is pushed to \(base)/webhooks/google, stored, and synced.
+        calgate demo is running. The demo user's Google calendar and Outlook calendar (both simulated) change every
+        \(interval) s; each change is pushed to \(base)/webhooks/google or /webhooks/microsoft, stored, and synced.
 
           health:        curl --cacert \(ca) -H "Authorization: Bearer \(runtime.adminToken)" \(base)/admin/health
           connection:    curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/\(connection.id)
+          Outlook:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/\(microsoft.id)/calendars
+          choose both:   curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" -X PUT \\
+                           -d '{"selected":["\(GraphSimulator.defaultCalendarID)","\(Self.teamCalendar)"]}' \(base)/api/v1/connections/\(microsoft.id)/calendars
           appointments:  curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" "\(base)/api/v1/appointments?user=demo-user"
           metrics:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.adminToken)" \(base)/admin/metrics
 
@@ -108,12 +149,17 @@ struct DemoDriver: Service {
                                    -d '{"summary":"Call","start":{"dateTime":"2026-12-01T10:00:00Z"},"end":{"dateTime":"2026-12-01T11:00:00Z"}}'
           inject a fault:        curl -X POST \(simulatorURL)/control/faults/rate_limit   (\(GoogleSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
 
+        The Microsoft Graph simulator is at \(graphURL):
+          subscriptions:         curl \(graphURL)/control/subscriptions
+          lifecycle event:       curl -X POST \(graphURL)/control/subscriptions/<id>/lifecycle/subscriptionRemoved
+          inject a fault:        curl -X POST \(graphURL)/control/faults/sync_state_not_found   (\(GraphSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+
         Press Ctrl-C to stop.
 
         """
         // Unbuffered: the instructions must show even when stdout is a pipe.
         FileHandle.standardOutput.write(Data(instructions.utf8))
-        logger.notice("demo user connected", metadata: ["connection.id": "\(connection.id)"])
+        logger.notice("demo user connected", metadata: ["connection.id": "\(connection.id)", "microsoft.connection.id": "\(microsoft.id)"])
         var step = 0
         while !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: .seconds(interval))
@@ -141,6 +187,13 @@ struct DemoDriver: Service {
         default:
             simulator.deleteEvent(calendar: "primary", id: "demo-new-\(step - 3)")
         }
+        // The Outlook calendar changes too: a new event, a move, a deletion, in turn.
+        let outlook = GraphSimulator.defaultCalendarID
+        switch step % 3 {
+        case 1: graph.upsertEvent(calendar: outlook, Self.graphEvent("ms-new-\(step)", "Outlook meeting #\(step)", dayOffset: 3, hour: 9 + step % 8))
+        case 2: graph.upsertEvent(calendar: outlook, Self.graphEvent("ms-review", "Quarterly review (Outlook, moved)", dayOffset: 4, hour: 14 + step % 3))
+        default: graph.deleteEvent(calendar: outlook, id: "ms-new-\(step - 2)")
+        }
         logger.info("demo: changed the demo calendar", metadata: ["demo.step": "\(step)"])
     }
 
@@ -149,6 +202,18 @@ struct DemoDriver: Service {
             "id": .string(id), "summary": .string(summary),
             "start": .object(["dateTime": .string(instant(dayOffset: dayOffset, hour: hour)), "timeZone": .string("UTC")]),
             "end": .object(["dateTime": .string(instant(dayOffset: dayOffset, hour: hour + 1)), "timeZone": .string("UTC")]),
+        ]
+        for (key, value) in extra { fields[key] = value }
+        return fields
+    }
+
+    /// A Graph-shaped event (wall clock in UTC, as `Prefer: outlook.timezone="UTC"` returns them).
+    static func graphEvent(_ id: String, _ subject: String, dayOffset: Int, hour: Int, extra: [String: JSONValue] = [:]) -> [String: JSONValue] {
+        func wall(_ hour: Int) -> String { String(instant(dayOffset: dayOffset, hour: hour).dropLast()) + ".0000000" }
+        var fields: [String: JSONValue] = [
+            "id": .string(id), "subject": .string(subject),
+            "start": .object(["dateTime": .string(wall(hour)), "timeZone": .string("UTC")]),
+            "end": .object(["dateTime": .string(wall(hour + 1)), "timeZone": .string("UTC")]),
         ]
         for (key, value) in extra { fields[key] = value }
         return fields

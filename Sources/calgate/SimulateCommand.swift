@@ -7,11 +7,20 @@ import ProviderSimulators
 import ServiceLifecycle
 import UnixSignals
 
-/// `calgate simulate`: the Google simulator on its own, for pointing a gateway (or curl) at it by hand.
+/// `calgate simulate`: a provider simulator on its own, for pointing a gateway (or curl) at it by hand.
 struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve the loopback Google Calendar simulator (OAuth, calendarList, events, watch/stop, pushes, control API)."
+        abstract: "Serve a loopback provider simulator: Google Calendar (OAuth, calendarList, events, watch/stop, pushes) or Microsoft Graph (Entra token, calendars, subscriptions with the validation handshake, notifications, lifecycle events, delta), each with a control API."
     )
+
+    /// Which provider to simulate.
+    enum SimulatedProvider: String, ExpressibleByArgument, CaseIterable {
+        case google
+        case microsoft
+    }
+
+    @Option(name: .customLong("provider"), help: "google or microsoft.")
+    var provider: SimulatedProvider = .google
 
     @Option(name: .customLong("listen"), help: "HOST:PORT to listen on (plain HTTP, loopback only).")
     var listen: String = "127.0.0.1:8600"
@@ -19,8 +28,8 @@ struct Simulate: AsyncParsableCommand {
     @Option(name: .customLong("ca"), help: "CA file the simulator trusts when it pushes to a gateway (e.g. certs/dev-ca.pem).")
     var caFile: String = "certs/dev-ca.pem"
 
-    @Option(name: .customLong("refresh-token"), help: "A refresh token the OAuth endpoint accepts (repeatable).")
-    var refreshTokens: [String] = ["1//demo-refresh-token"]
+    @Option(name: .customLong("refresh-token"), help: "A refresh token the OAuth endpoint accepts (repeatable; default 1//demo-refresh-token, or 0.AAAA-demo-refresh-token for microsoft).")
+    var refreshTokens: [String] = []
 
     func run() async throws {
         let address: ListenAddress
@@ -34,16 +43,31 @@ struct Simulate: AsyncParsableCommand {
         var pushConfiguration = CurlHTTPClient.Configuration()
         pushConfiguration.caBundlePath = caFile
         let pushClient = try CurlHTTPClient(configuration: pushConfiguration)
-        let simulator = GoogleSimulator(refreshTokens: Set(refreshTokens), pushClient: pushClient)
-        let server = try await SimulatorServer(router: simulator.makeRouter(), host: address.host, port: address.port)
-        FileHandle.standardOutput.write(Data("""
-        Google simulator on \(server.baseURL)
-          gateway settings:  "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}
-          change an event:   curl -X POST \(server.baseURL)/control/calendars/primary/events -d '{"summary":"x","start":{"dateTime":"2026-12-01T10:00:00Z"},"end":{"dateTime":"2026-12-01T11:00:00Z"}}'
-          inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(GoogleSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
-        Ctrl-C stops it.
-
-        """.utf8))
+        let server: SimulatorServer
+        let banner: String
+        switch provider {
+        case .google:
+            let simulator = GoogleSimulator(refreshTokens: Set(refreshTokens.isEmpty ? ["1//demo-refresh-token"] : refreshTokens), pushClient: pushClient)
+            server = try await SimulatorServer(router: simulator.makeRouter(), host: address.host, port: address.port)
+            banner = """
+            Google simulator on \(server.baseURL)
+              gateway settings:  "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}
+              change an event:   curl -X POST \(server.baseURL)/control/calendars/primary/events -d '{"summary":"x","start":{"dateTime":"2026-12-01T10:00:00Z"},"end":{"dateTime":"2026-12-01T11:00:00Z"}}'
+              inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(GoogleSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+            """
+        case .microsoft:
+            let simulator = GraphSimulator(refreshTokens: Set(refreshTokens.isEmpty ? ["0.AAAA-demo-refresh-token"] : refreshTokens), pushClient: pushClient)
+            server = try await SimulatorServer(router: simulator.makeRouter(), host: address.host, port: address.port)
+            banner = """
+            Microsoft Graph simulator on \(server.baseURL)
+              gateway settings:  "microsoft": {"token_url": "\(server.baseURL)/common/oauth2/v2.0/token", "api_base_url": "\(server.baseURL)/v1.0"}
+              change an event:   curl -X POST \(server.baseURL)/control/calendars/\(GraphSimulator.defaultCalendarID)/events -d '{"subject":"x","start":{"dateTime":"2026-12-01T10:00:00.0000000","timeZone":"UTC"},"end":{"dateTime":"2026-12-01T11:00:00.0000000","timeZone":"UTC"}}'
+              subscriptions:     curl \(server.baseURL)/control/subscriptions
+              lifecycle event:   curl -X POST \(server.baseURL)/control/subscriptions/<id>/lifecycle/reauthorizationRequired
+              inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(GraphSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+            """
+        }
+        FileHandle.standardOutput.write(Data((banner + "\nCtrl-C stops it.\n\n").utf8))
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
         for await _ in signals { break }
         await server.stop()

@@ -285,6 +285,17 @@ struct DemoCommandTests {
         }
         #expect(body.contains("Client call: Smith household (moved)"), "the pushed change never arrived: \(body)")
         #expect(body.contains(#""source":"google""#))
+        // The Outlook side: the connected Microsoft account's default calendar, changed and notified by the Graph simulator.
+        while !body.contains("Quarterly review (Outlook, moved)"), ContinuousClock.now < deadline + .seconds(10) {
+            try await Task.sleep(for: .milliseconds(200))
+            body = try await curlRequest(
+                "https://localhost:\(port)/api/v1/appointments?user=demo-user", caFile: dir + "/certs/dev-ca.pem",
+                arguments: ["-H", "Authorization: Bearer \(token)"]
+            ).body
+        }
+        #expect(body.contains("Quarterly review (Outlook, moved)"), "the Graph notification never arrived: \(body)")
+        #expect(body.contains(#""source":"microsoft""#))
+        #expect(!body.contains("unselected calendar"), "the unselected Outlook calendar leaked into the store")
         demo.signal(SIGTERM)
         #expect(await demo.waitForExit() == 0)
     }
@@ -371,6 +382,96 @@ struct CrashRecoveryTests {
             try await Task.sleep(for: .milliseconds(200))
         } while ContinuousClock.now < drained
         #expect(health.contains(#""backlog":0"#), "acknowledged notifications left unprocessed: \(health)")
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit() == 0)
+        await server.stop()
+        await pushClient.shutdown()
+    }
+}
+
+/// The same for Microsoft Graph: notifications acknowledged before a SIGKILL are synced after the restart.
+@Suite("calgate crash safety (Graph)")
+struct GraphCrashRecoveryTests {
+    @Test func sigkillMidSyncLosesNothingAcknowledged() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try await CalgateProcess.run(["certs", "dev", "--dir", dir + "/certs"]).status == 0)
+        var pushConfiguration = CurlHTTPClient.Configuration()
+        pushConfiguration.caBundlePath = dir + "/certs/dev-ca.pem"
+        let pushClient = try CurlHTTPClient(configuration: pushConfiguration)
+        // Graph retries undelivered notifications for hours; compressed here to cover a restart.
+        let simulator = GraphSimulator(
+            refreshTokens: ["0.AAAA-crash"], pushClient: pushClient,
+            retryDelays: [.milliseconds(500), .seconds(1), .seconds(2), .seconds(3), .seconds(5), .seconds(8)]
+        )
+        let server = try await SimulatorServer(router: simulator.makeRouter())
+        let port = try SilentListener().port
+        let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
+        let config = dir + "/config.json"
+        _ = FileManager.default.createFile(atPath: config, contents: Data("""
+            {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
+             "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
+             "microsoft": {"token_url": "\(server.baseURL)/common/oauth2/v2.0/token", "api_base_url": "\(server.baseURL)/v1.0"}}
+            """.utf8))
+        func start() async throws -> CalgateProcess {
+            let gateway = try CalgateProcess(["serve", "--config", config, "--log-format", "json"])
+            _ = try await gateway.waitUntilReady()
+            return gateway
+        }
+        var gateway = try await start()
+        let apiToken = try String(contentsOfFile: dir + "/data/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let adminToken = try String(contentsOfFile: dir + "/data/admin-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let connect = try await curlRequest("https://localhost:\(port)/api/v1/connections", caFile: dir + "/certs/dev-ca.pem", arguments: [
+            "-X", "POST", "-H", "Authorization: Bearer \(apiToken)", "--data-binary",
+            #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-crash"}"#,
+        ])
+        #expect(connect.status == 201, "\(connect.body)")
+        let calendar = GraphSimulator.defaultCalendarID
+        for round in 0..<30 {
+            let id = "ev\(round % 12)"
+            if round % 5 == 4 {
+                simulator.deleteEvent(calendar: calendar, id: "ev\((round + 3) % 12)")
+            } else {
+                simulator.upsertEvent(calendar: calendar, [
+                    "id": .string(id), "subject": .string("\(id) v\(round)"),
+                    "start": .object(["dateTime": .string("2026-12-01T10:00:00.0000000"), "timeZone": .string("UTC")]),
+                    "end": .object(["dateTime": .string("2026-12-01T11:00:00.0000000"), "timeZone": .string("UTC")]),
+                ])
+            }
+            if round == 12 {
+                gateway.signal(SIGKILL)
+                _ = await gateway.waitForExit()
+                gateway = try await start()
+            }
+            try await Task.sleep(for: .milliseconds(40))
+        }
+        let truth = simulator.liveEvents(calendar: calendar)
+        var stored: [String: String] = [:]
+        var ids: [String] = []
+        let deadline = ContinuousClock.now + .seconds(40)
+        repeat {
+            try await Task.sleep(for: .milliseconds(300))
+            let body = try await curlRequest(
+                "https://localhost:\(port)/api/v1/appointments?user=u1", caFile: dir + "/certs/dev-ca.pem",
+                arguments: ["-H", "Authorization: Bearer \(apiToken)"]
+            ).body
+            let items = ((try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any])?["appointments"] as? [[String: Any]] ?? []
+            ids = items.compactMap { $0["id"] as? String }
+            stored = Dictionary(items.compactMap { item in (item["id"] as? String).map { ($0, item["title"] as? String ?? "") } }, uniquingKeysWith: { a, _ in a })
+        } while stored != truth && ContinuousClock.now < deadline
+        #expect(stored == truth, "store \(stored) differs from the simulator's \(truth)")
+        #expect(ids.count == Set(ids).count, "an appointment exists twice")
+        var health = ""
+        let drained = ContinuousClock.now + .seconds(30)
+        repeat {
+            health = try await curlRequest(
+                "https://localhost:\(port)/admin/health", caFile: dir + "/certs/dev-ca.pem", arguments: ["-H", "Authorization: Bearer \(adminToken)"]
+            ).body
+            if health.contains(#""backlog":0"#) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        } while ContinuousClock.now < drained
+        #expect(health.contains(#""backlog":0"#), "acknowledged notifications left unprocessed: \(health)")
+        simulator.setPushClient(nil)
         gateway.signal(SIGTERM)
         #expect(await gateway.waitForExit() == 0)
         await server.stop()
