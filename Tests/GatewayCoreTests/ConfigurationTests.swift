@@ -31,9 +31,13 @@ struct ConfigurationTests {
          "limits": {"max_header_bytes": 8192, "max_header_count": 50, "idle_timeout_s": 30, "header_timeout_s": 5,
                     "body_timeout_s": 10, "max_connections": 100},
          "health": {"certificate_warning_days": 30, "inbox_backlog_degraded": 10, "inbox_backlog_failing": 20},
-         "shutdown_grace_s": 3}
+         "shutdown_grace_s": 3,
+         "microsoft": {"token_url": "http://127.0.0.1:8601/common/oauth2/v2.0/token", "api_base_url": "http://127.0.0.1:8601/v1.0"}}
         """
         let config = try GatewayConfiguration.parse(Data(json.utf8), file: "c.json")
+        #expect(config.microsoft.apiBaseURL == "http://127.0.0.1:8601/v1.0")
+        #expect(config.microsoft.tokenURL.hasSuffix("/common/oauth2/v2.0/token"))
+        #expect(GatewayConfiguration().microsoft.apiBaseURL == "https://graph.microsoft.com/v1.0")
         #expect(config.listen == ListenAddress(host: "::1", port: 9443))
         #expect(config.effectiveDatabasePath == "/var/lib/calgate/calgate.sqlite")
         #expect(config.tls.certificatePath == "/etc/c.pem")
@@ -62,6 +66,10 @@ struct ConfigurationTests {
             (#"{"admin_token": "has spaces in it but is long enough"}"#, "printable ASCII"),
             (#"{"health": {"inbox_backlog_degraded": 10, "inbox_backlog_failing": 10}}"#, "must be larger"),
             (#"{"data_dir": ""}"#, "data_dir: must not be empty"),
+            (#"{"microsoft": {"tenant": "common"}}"#, "microsoft.tenant: is not a known key"),
+            (#"{"microsoft": {"api_base_url": "graph.microsoft.com"}}"#, "microsoft.api_base_url"),
+            (#"{"microsoft": {"token_url": 5}}"#, "microsoft.token_url: must be a string"),
+            (#"{"microsoft": "https://graph.microsoft.com"}"#, "microsoft"),
         ]
         for (json, expected) in cases {
             do {

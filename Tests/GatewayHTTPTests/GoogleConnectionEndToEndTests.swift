@@ -196,6 +196,39 @@ struct GoogleConnectionEndToEndTests {
         await gateway.shutdown()
     }
 
+    @Test func choosingCalendarsWatchesNewOnesAndStopsDroppedOnes() async throws {
+        let simulator = GoogleSimulator(refreshTokens: ["1//refresh-ok"])
+        simulator.addCalendar(id: "team", name: "Team")
+        simulator.upsertEvent(calendar: "primary", timed("Mine", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("p1")]))
+        simulator.upsertEvent(calendar: "team", timed("Ours", "2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z", extra: ["id": .string("t1")]))
+        let (server, gateway) = try await start(simulator)
+        let created = try await api(gateway, "/api/v1/connections", connectBody())
+        let id = try #require(created.json["id"] as? String)
+        let primaryChannel = try #require(simulator.channels.first)
+
+        let chosen = try await api(gateway, "/api/v1/connections/\(id)/calendars", [
+            "-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", #"{"selected":["team"]}"#,
+        ])
+        #expect(chosen.status == 200)
+        let items = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
+        #expect(items.compactMap { $0["id"] as? String } == ["t1"])
+        #expect(simulator.channels.first { $0.id == primaryChannel.id }?.stopped == true, "the dropped calendar's channel was stopped")
+        #expect(simulator.channels.contains { $0.calendar == "team" && !$0.stopped })
+        #expect(try await gateway.store.liveGoogleChannels(calendarKey: "\(id)/primary").isEmpty)
+        // A push on the stopped channel is refused and triggers nothing.
+        let pushed = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)/webhooks/google", caFile: gateway.certificates.caCertificate,
+            arguments: ["-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(primaryChannel.id)", "-H", "X-Goog-Channel-Token: \(primaryChannel.token)",
+                        "-H", "X-Goog-Resource-ID: \(primaryChannel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 77"]
+        )
+        #expect(pushed.status == 404)
+        let listed = try await api(gateway, "/api/v1/connections/\(id)/calendars")
+        #expect((listed.json["calendars"] as? [[String: Any]])?.first { $0["id"] as? String == "team" }?["selected"] as? Bool == true)
+        #expect(try await api(gateway, "/api/v1/connections/\(id)/calendars", ["-X", "PUT", "--data-binary", #"{"selected":["nope"]}"#]).status == 400)
+        await server.stop()
+        await gateway.shutdown()
+    }
+
     @Test func badConnectRequestsAreRefusedClearly() async throws {
         let simulator = GoogleSimulator(refreshTokens: ["1//refresh-ok"])
         let (server, gateway) = try await start(simulator)
