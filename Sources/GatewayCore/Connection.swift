@@ -6,8 +6,15 @@ public struct Connection: Sendable, Hashable {
     public enum State: String, Sendable, Hashable {
         /// Syncing.
         case active
+        /// Syncing, but syncs or renewals are failing; `nextRetryAt` says when the next attempt runs.
+        case degraded
         /// The provider refused the credentials (`invalid_grant`); sync stops until the user reconnects.
         case needsReconnect = "needs_reconnect"
+        /// The user disconnected the account; nothing runs.
+        case disconnected
+
+        /// Whether syncs and renewals run.
+        public var syncs: Bool { self == .active || self == .degraded }
     }
 
     /// calgate's id for the connection.
@@ -22,15 +29,32 @@ public struct Connection: Sendable, Hashable {
     public var stateReason: String?
     /// When it was created.
     public var createdAt: Date
+    /// For `degraded`: when the next attempt runs.
+    public var nextRetryAt: Date?
+    /// For `degraded`: since when it has been failing.
+    public var failingSince: Date?
+    /// What kind of LeadCenter account owns it (`financial_advisor`, …), when the provider needs to know (Redtail).
+    public var accountType: String?
 
     /// Creates a connection.
-    public init(id: String, userID: String, provider: Provider, state: State = .active, stateReason: String? = nil, createdAt: Date) {
+    public init(
+        id: String, userID: String, provider: Provider, state: State = .active, stateReason: String? = nil, createdAt: Date,
+        nextRetryAt: Date? = nil, failingSince: Date? = nil, accountType: String? = nil
+    ) {
         self.id = id
         self.userID = userID
         self.provider = provider
         self.state = state
         self.stateReason = stateReason
         self.createdAt = createdAt
+        self.nextRetryAt = nextRetryAt
+        self.failingSince = failingSince
+        self.accountType = accountType
+    }
+
+    /// The health fields as a state-machine value.
+    public var health: ConnectionHealth {
+        ConnectionHealth(state: state, reason: stateReason, nextRetryAt: nextRetryAt, failingSince: failingSince)
     }
 }
 
@@ -87,6 +111,8 @@ public protocol ConnectionStore: Sendable {
     func credentials(connectionID: String) async throws -> SealedCredentials?
     /// Replaces the sealed credentials (providers such as Entra ID rotate the refresh token on every refresh).
     func updateCredentials(connectionID: String, _ credentials: SealedCredentials) async throws
+    /// Stores the connection's health (state, reason, next retry, failing since).
+    func setConnectionHealth(id: String, _ health: ConnectionHealth) async throws
     /// Changes the sync state.
     func setConnectionState(id: String, state: Connection.State, reason: String?) async throws
     /// Replaces the connection's calendar list.

@@ -14,9 +14,14 @@ public struct StoredGoogleChannel: Sendable, Hashable {
     public var expiresAt: Date
     /// When calgate stopped the channel (pushes for it are then refused without a retry status).
     public var stoppedAt: Date?
+    /// When calgate opened it (nil for rows older than that column).
+    public var createdAt: Date?
 
     /// Creates a row.
-    public init(id: String, resourceID: String, sealedToken: [UInt8], calendarKey: String, expiresAt: Date, stoppedAt: Date? = nil) {
+    public init(
+        id: String, resourceID: String, sealedToken: [UInt8], calendarKey: String, expiresAt: Date, stoppedAt: Date? = nil, createdAt: Date? = nil
+    ) {
+        self.createdAt = createdAt
         self.id = id
         self.resourceID = resourceID
         self.sealedToken = sealedToken
@@ -34,6 +39,8 @@ public protocol GoogleChannelStore: Sendable {
     func googleChannel(id: String) async throws -> StoredGoogleChannel?
     /// Marks a channel stopped.
     func stopGoogleChannel(id: String, at: Date) async throws
-    /// The calendar's channels not yet stopped.
+    /// The calendar's channels not yet stopped, newest expiry first.
     func liveGoogleChannels(calendarKey: String) async throws -> [StoredGoogleChannel]
+    /// Every channel not yet stopped, by calendar then newest expiry first.
+    func allLiveGoogleChannels() async throws -> [StoredGoogleChannel]
 }

@@ -12,9 +12,12 @@ public struct StoredGraphSubscription: Sendable, Hashable {
     public var expiresAt: Date
     /// When calgate deleted it, or Graph said it was removed.
     public var removedAt: Date?
+    /// When calgate created it (nil for rows older than that column).
+    public var createdAt: Date?
 
     /// Creates a row.
-    public init(id: String, calendarKey: String, sealedClientState: [UInt8], expiresAt: Date, removedAt: Date? = nil) {
+    public init(id: String, calendarKey: String, sealedClientState: [UInt8], expiresAt: Date, removedAt: Date? = nil, createdAt: Date? = nil) {
+        self.createdAt = createdAt
         self.id = id
         self.calendarKey = calendarKey
         self.sealedClientState = sealedClientState
@@ -31,6 +34,8 @@ public protocol GraphSubscriptionStore: Sendable {
     func graphSubscription(id: String) async throws -> StoredGraphSubscription?
     /// The calendar's subscriptions not yet removed, newest expiry first.
     func liveGraphSubscriptions(calendarKey: String) async throws -> [StoredGraphSubscription]
+    /// Every subscription not yet removed, by calendar then newest expiry first.
+    func allLiveGraphSubscriptions() async throws -> [StoredGraphSubscription]
     /// Marks a subscription removed (deleted by calgate, or Graph said it is gone); notifications for it are then dropped.
     func markGraphSubscriptionRemoved(id: String, at: Date) async throws
     /// Records a renewal: the new expiry Graph answered.

@@ -108,14 +108,20 @@ public struct AdminController: Sendable {
         var connectionsCheck = HealthCheck(name: "connections", status: .ok)
         do {
             let all = try await store.connections(userID: nil)
-            let broken = all.filter { $0.state != .active }
+            let broken = all.filter { $0.state == .needsReconnect }
+            let degraded = all.filter { $0.state == .degraded }
             connectionsCheck.details = [
                 "total": .integer(Int64(all.count)),
+                "active": .integer(Int64(all.filter { $0.state == .active }.count)),
+                "degraded": .integer(Int64(degraded.count)),
+                "degraded_ids": .array(degraded.prefix(20).map { .string($0.id) }),
                 "needs_reconnect": .integer(Int64(broken.count)),
                 "needs_reconnect_ids": .array(broken.prefix(20).map { .string($0.id) }),
+                "disconnected": .integer(Int64(all.filter { $0.state == .disconnected }.count)),
             ]
-            // A connection the user must fix is the user's problem, not the gateway's: degraded, not failing.
-            connectionsCheck.status = broken.isEmpty ? .ok : .degraded
+            // Failing syncs or renewals, or a connection the user must fix: degraded, never failing (the gateway
+            // itself still works).
+            connectionsCheck.status = broken.isEmpty && degraded.isEmpty ? .ok : .degraded
         } catch {
             connectionsCheck = HealthCheck(name: "connections", status: .failing, details: ["error": .string(String(describing: error))])
         }

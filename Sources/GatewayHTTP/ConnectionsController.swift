@@ -174,6 +174,9 @@ public struct ConnectionsController: Sendable {
             "id": .string(connection.id), "user_id": .string(connection.userID), "provider": .string(connection.provider.rawValue),
             "state": .string(connection.state.rawValue), "state_reason": connection.stateReason.map(JSONValue.string) ?? .null,
             "created_at": .string(ISO8601DateFormatter().string(from: connection.createdAt)), "calendars": .array(calendars),
+            "next_retry_at": connection.nextRetryAt.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null,
+            "failing_since": connection.failingSince.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null,
+            "account_type": connection.accountType.map(JSONValue.string) ?? .null,
         ])
     }
 

@@ -4,7 +4,7 @@ import Synchronization
 
 /// Google connections end to end: connect (verify credentials, list calendars, full sync, open channels) and the
 /// `ProviderSyncing` port the scheduler drives.
-public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, Sendable {
+public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, SubscriptionMaintaining, Sendable {
     /// Always `.google`.
     public let provider = Provider.google
     let client: GoogleCalendarClient
@@ -14,21 +14,35 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
     /// The HTTPS address Google pushes to (`…/webhooks/google`).
     let webhookAddress: String
     let pageSize: Int
+    /// When channels are renewed.
+    let renewal: RenewalPolicy
+    /// Delays after failed channel maintenance.
+    let maintenanceBackoff: BackoffPolicy
     private let tokens = Mutex<[String: GoogleAccessToken]>([:])
+    /// Per calendar: when maintenance may try again after a failure, and how many failures in a row.
+    private let maintenanceRetry = Mutex<[String: (at: Date, attempt: Int)]>([:])
 
     /// Creates the syncer.
-    public init(client: GoogleCalendarClient, store: any GatewayStore, sealer: any SecretSealer, clock: any GatewayClock, webhookAddress: String, pageSize: Int = 250) {
+    public init(
+        client: GoogleCalendarClient, store: any GatewayStore, sealer: any SecretSealer, clock: any GatewayClock, webhookAddress: String,
+        pageSize: Int = 250, renewal: RenewalPolicy = RenewalPolicy(), maintenanceBackoff: BackoffPolicy = BackoffPolicy(base: 60, cap: 3600)
+    ) {
         self.client = client
         self.store = store
         self.sealer = sealer
         self.clock = clock
         self.webhookAddress = webhookAddress
         self.pageSize = pageSize
+        self.renewal = renewal
+        self.maintenanceBackoff = maintenanceBackoff
     }
 
     /// The same syncer without cached access tokens (every next sync refreshes first).
     public func withEmptyTokenCache() -> GoogleConnectionSyncer {
-        GoogleConnectionSyncer(client: client, store: store, sealer: sealer, clock: clock, webhookAddress: webhookAddress, pageSize: pageSize)
+        GoogleConnectionSyncer(
+            client: client, store: store, sealer: sealer, clock: clock, webhookAddress: webhookAddress, pageSize: pageSize,
+            renewal: renewal, maintenanceBackoff: maintenanceBackoff
+        )
     }
 
     // MARK: Connect
@@ -107,7 +121,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
         guard let connection = try await store.connection(id: connectionID), connection.provider == .google else {
             throw ConnectionInputError("no Google connection with id \(connectionID)", connectionNotFound: true)
         }
-        guard connection.state == .active else {
+        guard connection.state.syncs else {
             throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
         }
         return try await store.calendars(connectionID: connectionID)
@@ -148,8 +162,79 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
         try await store.saveGoogleChannel(StoredGoogleChannel(
             id: channelID, resourceID: opened.resourceID,
             sealedToken: try sealer.seal(Array(token.utf8), context: "google_channel:\(channelID)"),
-            calendarKey: calendar.calendarKey, expiresAt: opened.expiresAt
+            calendarKey: calendar.calendarKey, expiresAt: opened.expiresAt, createdAt: clock.now()
         ))
+    }
+
+    // MARK: SubscriptionMaintaining
+
+    /// Channels cannot be renewed, only replaced (PROVIDERS.md §1.7): a due channel gets a successor, which is
+    /// switched to once Google confirmed it; then every older channel of the calendar is stopped (a failed stop is
+    /// retried on the next pass). A calendar whose channel expired anyway, or that has none, gets a new one and a
+    /// delta sync for what pushes may have missed.
+    public func maintainSubscriptions(now: Date) async -> MaintenanceReport {
+        var report = MaintenanceReport()
+        let connections: [Connection]
+        do { connections = try await store.connections(userID: nil).filter { $0.provider == .google && $0.state.syncs } } catch {
+            report.failures += 1
+            return report
+        }
+        for connection in connections {
+            guard let calendars = try? await store.calendars(connectionID: connection.id) else {
+                report.failed(connection.id, .failed(reason: "the store could not list calendars", nextRetryAt: now.addingTimeInterval(60), at: now))
+                continue
+            }
+            for calendar in calendars where calendar.selected {
+                let key = calendar.calendarKey
+                if let retry = maintenanceRetry.withLock({ $0[key] }), retry.at > now { continue }
+                do {
+                    try await maintain(calendar, connectionID: connection.id, now: now, report: &report)
+                    maintenanceRetry.withLock { $0[key] = nil }
+                    report.succeeded(connection.id)
+                } catch {
+                    let attempt = (maintenanceRetry.withLock { $0[key]?.attempt } ?? 0) + 1
+                    let retryAfter: TimeInterval?
+                    if let failure = error as? SyncFailure, case .retry(let after) = failure.kind { retryAfter = after } else { retryAfter = nil }
+                    let next = now.addingTimeInterval(maintenanceBackoff.delay(attempt: attempt, unit: Double.random(in: 0.5..<1), retryAfter: retryAfter))
+                    maintenanceRetry.withLock { $0[key] = (next, attempt) }
+                    if let failure = error as? SyncFailure, failure.kind == .needsReconnect {
+                        report.failed(connection.id, .credentialsRefused(reason: failure.message))
+                    } else {
+                        report.failed(connection.id, .failed(reason: "channel renewal failed: \(error)", nextRetryAt: next, at: now))
+                    }
+                }
+            }
+        }
+        return report
+    }
+
+    func maintain(_ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport) async throws {
+        let key = calendar.calendarKey
+        var live = try await store.liveGoogleChannels(calendarKey: key)
+        let expired = live.filter { $0.expiresAt <= now }
+        for channel in expired { try await store.stopGoogleChannel(id: channel.id, at: now) }
+        live.removeAll { $0.expiresAt <= now }
+        var opened = false
+        if live.isEmpty {
+            if !expired.isEmpty { report.lapsed += 1 }
+            try await withAccessToken(connectionID) { token in try await self.openChannel(calendar: calendar, accessToken: token) }
+            report.created += 1
+            report.resync.append(key)
+            opened = true
+        } else if let newest = live.first, renewal.isDue(id: newest.id, createdAt: newest.createdAt, expiresAt: newest.expiresAt, now: now) {
+            try await withAccessToken(connectionID) { token in try await self.openChannel(calendar: calendar, accessToken: token) }
+            report.renewed += 1
+            opened = true
+        }
+        if opened { live = try await store.liveGoogleChannels(calendarKey: key) }
+        // Keep only the newest live channel; pushes through both during the overlap coalesce into one sync.
+        for old in live.dropFirst() {
+            try await withAccessToken(connectionID) { token in
+                try await self.client.stop(channelID: old.id, resourceID: old.resourceID, accessToken: token)
+            }
+            try await store.stopGoogleChannel(id: old.id, at: now)
+            report.stopped += 1
+        }
     }
 
     // MARK: ProviderSyncing
@@ -161,7 +246,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
     }
 
     /// One delta sync; refreshes the access token when needed (and once on 401).
-    public func sync(calendarKey: String) async throws -> Int {
+    public func sync(calendarKey: String) async throws -> SyncOutcome {
         guard let slash = calendarKey.firstIndex(of: "/") else {
             throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>")
         }
@@ -170,26 +255,30 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
         guard let connection = try await store.connection(id: connectionID) else {
             throw SyncFailure(kind: .failed, message: "connection \(connectionID) no longer exists")
         }
-        guard connection.state == .active else {
+        guard connection.state.syncs else {
             throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
         }
         guard try await store.calendars(connectionID: connectionID).contains(where: { $0.calendarID == calendarID && $0.selected }) else {
             // Deselected since the push came: nothing to sync.
-            return 0
+            return .nothing
         }
         let syncer = GoogleCalendarSyncer(client: client, store: store, pageSize: pageSize)
         do {
             do {
                 let token = try await accessToken(connectionID: connectionID)
-                return try await syncer.sync(calendarKey: calendarKey, calendarID: calendarID, accessToken: token).pages
+                return Self.outcome(try await syncer.sync(calendarKey: calendarKey, calendarID: calendarID, accessToken: token))
             } catch let error as GoogleAPIError where error.kind == .unauthorized {
                 _ = tokens.withLock { $0.removeValue(forKey: connectionID) }
                 let token = try await accessToken(connectionID: connectionID)
-                return try await syncer.sync(calendarKey: calendarKey, calendarID: calendarID, accessToken: token).pages
+                return Self.outcome(try await syncer.sync(calendarKey: calendarKey, calendarID: calendarID, accessToken: token))
             }
         } catch let error as GoogleAPIError {
             throw try await failure(error, connectionID: connectionID)
         }
+    }
+
+    static func outcome(_ outcome: GoogleCalendarSyncer.Outcome) -> SyncOutcome {
+        SyncOutcome(changes: outcome.changes, fullSync: outcome.fullSync)
     }
 
     /// What the scheduler and the API make of a Google failure; `invalid_grant` also marks the connection.

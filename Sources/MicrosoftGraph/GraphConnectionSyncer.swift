@@ -9,7 +9,7 @@ import Synchronization
 /// calendar, the recovery it asks for (reauthorize, or recreate a removed subscription) is noted; the calendar's
 /// next sync carries it out before its delta round, and only a successful sync marks the rows processed, so a crash
 /// or a failure repeats the recovery instead of losing it.
-public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, Sendable {
+public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, SubscriptionMaintaining, Sendable {
     /// What a lifecycle event asks of a calendar before its next delta round.
     enum Recovery: Hashable, Sendable {
         case reauthorize(subscriptionID: String)
@@ -29,14 +29,22 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     let pageSize: Int
     /// How long new subscriptions are asked to live (Graph's maximum for Outlook events is 10,080 minutes).
     let subscriptionLifetime: TimeInterval
+    /// When subscriptions are renewed.
+    let renewal: RenewalPolicy
+    /// Delays after failed subscription maintenance (validation failures during renew included).
+    let maintenanceBackoff: BackoffPolicy
     private let tokens = Mutex<[String: GraphAccessToken]>([:])
     private let recoveries = Mutex<[String: Set<Recovery>]>([:])
+    private let maintenanceRetry = Mutex<[String: (at: Date, attempt: Int)]>([:])
 
     /// Creates the syncer. `publicURL` is the gateway's HTTPS base that Graph reaches.
     public init(
         client: GraphClient, store: any GatewayStore, sealer: any SecretSealer, clock: any GatewayClock, publicURL: String,
-        pageSize: Int = 100, subscriptionLifetime: TimeInterval = 10_000 * 60
+        pageSize: Int = 100, subscriptionLifetime: TimeInterval = 10_000 * 60, renewal: RenewalPolicy = RenewalPolicy(),
+        maintenanceBackoff: BackoffPolicy = BackoffPolicy(base: 60, cap: 3600)
     ) {
+        self.renewal = renewal
+        self.maintenanceBackoff = maintenanceBackoff
         self.client = client
         self.store = store
         self.sealer = sealer
@@ -51,7 +59,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     public func restarted() -> GraphConnectionSyncer {
         GraphConnectionSyncer(
             client: client, store: store, sealer: sealer, clock: clock, publicURL: String(notificationURL.dropLast("/webhooks/microsoft".count)),
-            pageSize: pageSize, subscriptionLifetime: subscriptionLifetime
+            pageSize: pageSize, subscriptionLifetime: subscriptionLifetime, renewal: renewal, maintenanceBackoff: maintenanceBackoff
         )
     }
 
@@ -132,7 +140,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
         guard let connection = try await store.connection(id: connectionID), connection.provider == .microsoft else {
             throw ConnectionInputError("no Microsoft connection with id \(connectionID)", connectionNotFound: true)
         }
-        guard connection.state == .active else {
+        guard connection.state.syncs else {
             throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
         }
         return try await store.calendars(connectionID: connectionID)
@@ -166,8 +174,90 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
         try await store.saveGraphSubscription(StoredGraphSubscription(
             id: created.id, calendarKey: calendar.calendarKey,
             sealedClientState: try sealer.seal(Array(clientState.utf8), context: "graph_subscription:\(created.id)"),
-            expiresAt: created.expiresAt
+            expiresAt: created.expiresAt, createdAt: clock.now()
         ))
+    }
+
+    // MARK: SubscriptionMaintaining
+
+    /// Renews due subscriptions by PATCHing the expiry to the configured lifetime; a subscription Graph no longer has
+    /// (404), or one that expired anyway, is recreated and its calendar delta-synced; duplicates are deleted.
+    /// Failures (validation timeouts during renew included) back off per calendar.
+    public func maintainSubscriptions(now: Date) async -> MaintenanceReport {
+        var report = MaintenanceReport()
+        let connections: [Connection]
+        do { connections = try await store.connections(userID: nil).filter { $0.provider == .microsoft && $0.state.syncs } } catch {
+            report.failures += 1
+            return report
+        }
+        for connection in connections {
+            guard let calendars = try? await store.calendars(connectionID: connection.id) else {
+                report.failed(connection.id, .failed(reason: "the store could not list calendars", nextRetryAt: now.addingTimeInterval(60), at: now))
+                continue
+            }
+            for calendar in calendars where calendar.selected {
+                let key = calendar.calendarKey
+                if let retry = maintenanceRetry.withLock({ $0[key] }), retry.at > now { continue }
+                do {
+                    try await maintain(calendar, connectionID: connection.id, now: now, report: &report)
+                    maintenanceRetry.withLock { $0[key] = nil }
+                    report.succeeded(connection.id)
+                } catch {
+                    let attempt = (maintenanceRetry.withLock { $0[key]?.attempt } ?? 0) + 1
+                    let retryAfter: TimeInterval?
+                    if let failure = error as? SyncFailure, case .retry(let after) = failure.kind { retryAfter = after } else { retryAfter = nil }
+                    let next = now.addingTimeInterval(maintenanceBackoff.delay(attempt: attempt, unit: Double.random(in: 0.5..<1), retryAfter: retryAfter))
+                    maintenanceRetry.withLock { $0[key] = (next, attempt) }
+                    if let failure = error as? SyncFailure, failure.kind == .needsReconnect {
+                        report.failed(connection.id, .credentialsRefused(reason: failure.message))
+                    } else {
+                        report.failed(connection.id, .failed(reason: "subscription renewal failed: \(error)", nextRetryAt: next, at: now))
+                    }
+                }
+            }
+        }
+        return report
+    }
+
+    func maintain(_ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport) async throws {
+        let key = calendar.calendarKey
+        var live = try await store.liveGraphSubscriptions(calendarKey: key)
+        let expired = live.filter { $0.expiresAt <= now }
+        for subscription in expired { try await store.markGraphSubscriptionRemoved(id: subscription.id, at: now) }
+        live.removeAll { $0.expiresAt <= now }
+        if live.isEmpty {
+            if !expired.isEmpty { report.lapsed += 1 }
+            try await withAuthorization(connectionID) { auth in try await self.subscribe(calendar, auth) }
+            report.created += 1
+            report.resync.append(key)
+            return
+        }
+        let newest = live[0]
+        if renewal.isDue(id: newest.id, createdAt: newest.createdAt, expiresAt: newest.expiresAt, now: now) {
+            let lifetime = subscriptionLifetime
+            let replaced = try await withAuthorization(connectionID) { auth -> Bool in
+                do {
+                    let renewed = try await self.client.renewSubscription(id: newest.id, expiresAt: now.addingTimeInterval(lifetime), auth)
+                    try await self.store.updateGraphSubscriptionExpiry(id: newest.id, expiresAt: renewed.expiresAt)
+                    return false
+                } catch let error as GraphAPIError where error.kind == .notFound {
+                    try await self.store.markGraphSubscriptionRemoved(id: newest.id, at: now)
+                    try await self.subscribe(calendar, auth)
+                    return true
+                }
+            }
+            if replaced {
+                report.created += 1
+                report.resync.append(key)
+            } else {
+                report.renewed += 1
+            }
+        }
+        for extra in live.dropFirst() {
+            try await withAuthorization(connectionID) { auth in try await self.client.deleteSubscription(id: extra.id, auth) }
+            try await store.markGraphSubscriptionRemoved(id: extra.id, at: now)
+            report.stopped += 1
+        }
     }
 
     // MARK: ProviderSyncing
@@ -194,7 +284,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     }
 
     /// Carries out noted recoveries, then one delta round; refreshes the access token when needed (and once on 401).
-    public func sync(calendarKey: String) async throws -> Int {
+    public func sync(calendarKey: String) async throws -> SyncOutcome {
         guard let slash = calendarKey.firstIndex(of: "/") else {
             throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>")
         }
@@ -203,18 +293,19 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
         guard let connection = try await store.connection(id: connectionID) else {
             throw SyncFailure(kind: .failed, message: "connection \(connectionID) no longer exists")
         }
-        guard connection.state == .active else {
+        guard connection.state.syncs else {
             throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
         }
         guard let calendar = try await store.calendars(connectionID: connectionID).first(where: { $0.calendarID == calendarID }), calendar.selected else {
             // Deselected since the notification came: nothing to sync.
             recoveries.withLock { $0[calendarKey] = nil }
-            return 0
+            return .nothing
         }
         return try await withAuthorization(connectionID) { auth in
             try await self.recover(calendar, auth)
-            return try await GraphCalendarSyncer(client: self.client, store: self.store, pageSize: self.pageSize, window: self.syncWindow())
-                .sync(calendarKey: calendarKey, calendarID: calendarID, auth).pages
+            let outcome = try await GraphCalendarSyncer(client: self.client, store: self.store, pageSize: self.pageSize, window: self.syncWindow())
+                .sync(calendarKey: calendarKey, calendarID: calendarID, auth)
+            return SyncOutcome(changes: outcome.changes, fullSync: outcome.fullSync)
         }
     }
 

@@ -69,16 +69,19 @@ public final class GoogleSimulator: Sendable {
         /// Whether `channels.stop` was called.
         public var stopped: Bool
         /// When the channel expires.
-        public var expiresAt: Date = Date().addingTimeInterval(7 * 86_400)
+        public var expiresAt: Date
     }
 
     private let state = Mutex(State())
+    /// The simulator's time (channel expiry, `updated` stamps); the wall clock unless a test injects another.
+    let clock: @Sendable () -> Date
     private let pushClientBox: Mutex<CurlHTTPClient?>
     private let pushes = Mutex<(sent: Int, delivered: Int, messageNumber: UInt64)>((0, 0, 1))
 
     /// Creates an empty simulator that accepts `refreshTokens`. With `pushClient` (trusting the gateway's CA, as
     /// Google trusts only real certificates) it sends push notifications to every watched calendar's channel.
-    public init(refreshTokens: Set<String> = [], pushClient: CurlHTTPClient? = nil) {
+    public init(refreshTokens: Set<String> = [], pushClient: CurlHTTPClient? = nil, clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.clock = clock
         self.pushClientBox = Mutex(pushClient)
         state.withLock { $0.refreshTokens = refreshTokens }
     }
@@ -95,7 +98,11 @@ public final class GoogleSimulator: Sendable {
     /// numbers that grow with gaps; 500/502/503/504 are retried with backoff, anything else is dropped.
     func notifyChannels(calendar: String, state resourceState: String = "exists", only channelID: String? = nil) {
         guard let pushClient = pushClientBox.withLock({ $0 }) else { return }
-        let targets = state.withLock { $0.channels.values.filter { $0.calendar == calendar && !$0.stopped && (channelID == nil || $0.id == channelID) } }
+        let now = clock()
+        // An expired channel is dead at Google: nothing is sent through it.
+        let targets = state.withLock {
+            $0.channels.values.filter { $0.calendar == calendar && !$0.stopped && $0.expiresAt > now && (channelID == nil || $0.id == channelID) }
+        }
         for channel in targets {
             let number: UInt64 = resourceState == "sync" ? 1 : pushes.withLock { counters in
                 counters.messageNumber += UInt64.random(in: 1...3)
@@ -154,7 +161,7 @@ public final class GoogleSimulator: Sendable {
             }
             json["id"] = .string(id)
             json["status"] = json["status"] ?? .string("confirmed")
-            json["updated"] = .string(ISO8601DateFormatter().string(from: Date()))
+            json["updated"] = .string(ISO8601DateFormatter().string(from: clock()))
             state.calendars[calendar, default: [:]][id] = StoredEvent(json: json, version: state.version, deleted: false)
             return id
         }
@@ -279,9 +286,12 @@ public final class GoogleSimulator: Sendable {
             if case .string(let given)? = fields["token"] { token = given }
             let calendar = context.parameters.get("calendar") ?? ""
             let resourceID = "res-\(calendar)-\(id.prefix(8))"
-            let expiration = Int64((Date().timeIntervalSince1970 + 7 * 86_400) * 1000)
+            let expiresAt = self.clock().addingTimeInterval(7 * 86_400)
+            let expiration = Int64((expiresAt.timeIntervalSince1970 * 1000).rounded())
             self.state.withLock {
-                $0.channels[id] = WatchedChannel(id: id, resourceID: resourceID, calendar: calendar, address: address, token: token, stopped: false)
+                $0.channels[id] = WatchedChannel(
+                    id: id, resourceID: resourceID, calendar: calendar, address: address, token: token, stopped: false, expiresAt: expiresAt
+                )
             }
             // Google announces a new channel with a `sync` message, possibly before the watch response arrives.
             self.notifyChannels(calendar: calendar, state: "sync", only: id)

@@ -107,6 +107,9 @@ public final class GraphSimulator: Sendable {
         var validations: [String] = []
         var validationTokenExtra = " +plus %2Bliteral %3Acolon"
         var maximumSubscriptionMinutes: Int
+        var baseClock: @Sendable () -> Date
+
+        var now: Date { baseClock().addingTimeInterval(clockOffset) }
     }
 
     /// The mailbox owner's user id (appears in notification resources).
@@ -128,9 +131,10 @@ public final class GraphSimulator: Sendable {
     /// validation handshakes and sends notifications; without it, subscription creation fails validation.
     public init(
         refreshTokens: Set<String> = [], pushClient: CurlHTTPClient? = nil, maximumSubscriptionMinutes: Int = 10_080,
-        retryDelays: [Duration] = [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4)]
+        retryDelays: [Duration] = [.milliseconds(500), .seconds(1), .seconds(2), .seconds(4)],
+        clock: @escaping @Sendable () -> Date = { Date() }
     ) {
-        var initial = State(maximumSubscriptionMinutes: maximumSubscriptionMinutes)
+        var initial = State(maximumSubscriptionMinutes: maximumSubscriptionMinutes, baseClock: clock)
         for token in refreshTokens { initial.refreshTokens[token] = .valid }
         state = Mutex(initial)
         pushClientBox = Mutex(pushClient)
@@ -140,7 +144,7 @@ public final class GraphSimulator: Sendable {
     // MARK: Control
 
     /// The simulator's current time (wall clock plus `advanceClock`).
-    public func now() -> Date { Date().addingTimeInterval(state.withLock { $0.clockOffset }) }
+    public func now() -> Date { state.withLock { $0.now } }
 
     /// Moves the simulator's clock forward (subscriptions and access tokens lapse by it).
     public func advanceClock(by seconds: TimeInterval) {
@@ -198,7 +202,7 @@ public final class GraphSimulator: Sendable {
             let changeKey = "CK\(state.version)"
             json["changeKey"] = .string(changeKey)
             json["@odata.etag"] = .string("W/\"\(changeKey)\"")
-            json["lastModifiedDateTime"] = .string(Self.iso(Date().addingTimeInterval(state.clockOffset)))
+            json["lastModifiedDateTime"] = .string(Self.iso(state.now))
             if json["iCalUId"] == nil { json["iCalUId"] = .string("040000008200E00074C5B7101A82E008\(id.utf8.count)\(state.version)") }
             if json["isAllDay"] == nil { json["isAllDay"] = .bool(false) }
             if json["isCancelled"] == nil { json["isCancelled"] = .bool(false) }
@@ -887,7 +891,7 @@ public final class GraphSimulator: Sendable {
     }
 
     static func purgeExpired(_ state: inout State) {
-        let now = Date().addingTimeInterval(state.clockOffset)
+        let now = state.now
         state.subscriptions = state.subscriptions.filter { $0.value.expiresAt > now }
     }
 

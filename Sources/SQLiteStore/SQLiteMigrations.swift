@@ -102,6 +102,13 @@ public enum SQLiteMigrations {
             );
             CREATE INDEX graph_subscriptions_calendar ON graph_subscriptions (calendar_key);
             """),
+        Migration(version: 7, name: "connection health, account type, subscription creation times", sql: """
+            ALTER TABLE connections ADD COLUMN next_retry_at_ms INTEGER;
+            ALTER TABLE connections ADD COLUMN failing_since_ms INTEGER;
+            ALTER TABLE connections ADD COLUMN account_type TEXT;
+            ALTER TABLE google_channels ADD COLUMN created_at_ms INTEGER;
+            ALTER TABLE graph_subscriptions ADD COLUMN created_at_ms INTEGER;
+            """),
     ]
 
     /// The newest version this build knows.

@@ -8,7 +8,7 @@ extension SQLiteStore: ConnectionStore {
             try database.transaction {
                 let statement = try database.prepare("""
                     INSERT INTO connections (id, user_id, provider, state, state_reason, created_at_ms, client_id,
-                        sealed_client_secret, sealed_refresh_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        sealed_client_secret, sealed_refresh_token, account_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 statement.bind(1, connection.id)
                 statement.bind(2, connection.userID)
@@ -19,6 +19,7 @@ extension SQLiteStore: ConnectionStore {
                 statement.bind(7, credentials.clientID)
                 statement.bind(8, blob: credentials.sealedClientSecret)
                 statement.bind(9, blob: credentials.sealedRefreshToken)
+                statement.bind(10, connection.accountType)
                 try statement.run()
             }
         }
@@ -83,10 +84,27 @@ extension SQLiteStore: ConnectionStore {
         }
     }
 
+    /// Stores the health fields.
+    public func setConnectionHealth(id: String, _ health: ConnectionHealth) async throws {
+        try await run { database in
+            let statement = try database.prepare(
+                "UPDATE connections SET state = ?, state_reason = ?, next_retry_at_ms = ?, failing_since_ms = ? WHERE id = ?"
+            )
+            statement.bind(1, health.state.rawValue)
+            statement.bind(2, health.reason)
+            statement.bind(3, health.nextRetryAt.map(Self.milliseconds))
+            statement.bind(4, health.failingSince.map(Self.milliseconds))
+            statement.bind(5, id)
+            try statement.run()
+        }
+    }
+
     /// Sets the sync state.
     public func setConnectionState(id: String, state: Connection.State, reason: String?) async throws {
         try await run { database in
-            let statement = try database.prepare("UPDATE connections SET state = ?, state_reason = ? WHERE id = ?")
+            let statement = try database.prepare(
+                "UPDATE connections SET state = ?, state_reason = ?, next_retry_at_ms = NULL, failing_since_ms = NULL WHERE id = ?"
+            )
             statement.bind(1, state.rawValue)
             statement.bind(2, reason)
             statement.bind(3, id)
@@ -133,7 +151,9 @@ extension SQLiteStore: ConnectionStore {
         }
     }
 
-    static let connectionColumns = "SELECT id, user_id, provider, state, state_reason, created_at_ms FROM connections"
+    static let connectionColumns = """
+        SELECT id, user_id, provider, state, state_reason, created_at_ms, next_retry_at_ms, failing_since_ms, account_type FROM connections
+        """
 
     static func readConnection(_ statement: SQLiteStatement) -> Connection {
         Connection(
@@ -141,7 +161,10 @@ extension SQLiteStore: ConnectionStore {
             provider: Provider(rawValue: statement.string(2) ?? "") ?? .google,
             state: Connection.State(rawValue: statement.string(3) ?? "") ?? .needsReconnect,
             stateReason: statement.isNull(4) ? nil : statement.string(4),
-            createdAt: date(statement.int64(5))
+            createdAt: date(statement.int64(5)),
+            nextRetryAt: statement.isNull(6) ? nil : date(statement.int64(6)),
+            failingSince: statement.isNull(7) ? nil : date(statement.int64(7)),
+            accountType: statement.isNull(8) ? nil : statement.string(8)
         )
     }
 }

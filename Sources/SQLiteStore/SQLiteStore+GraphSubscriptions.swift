@@ -6,8 +6,8 @@ extension SQLiteStore: GraphSubscriptionStore {
     public func saveGraphSubscription(_ subscription: StoredGraphSubscription) async throws {
         try await run { database in
             let statement = try database.prepare("""
-                INSERT INTO graph_subscriptions (id, calendar_key, sealed_client_state, expires_at_ms, removed_at_ms)
-                VALUES (?, ?, ?, ?, ?)
+                INSERT INTO graph_subscriptions (id, calendar_key, sealed_client_state, expires_at_ms, removed_at_ms, created_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET calendar_key = excluded.calendar_key,
                     sealed_client_state = excluded.sealed_client_state, expires_at_ms = excluded.expires_at_ms,
                     removed_at_ms = excluded.removed_at_ms
@@ -17,6 +17,7 @@ extension SQLiteStore: GraphSubscriptionStore {
             statement.bind(3, blob: subscription.sealedClientState)
             statement.bind(4, Self.milliseconds(subscription.expiresAt))
             statement.bind(5, subscription.removedAt.map(Self.milliseconds))
+            statement.bind(6, subscription.createdAt.map(Self.milliseconds))
             try statement.run()
         }
     }
@@ -46,6 +47,18 @@ extension SQLiteStore: GraphSubscriptionStore {
         }
     }
 
+    /// Every live subscription.
+    public func allLiveGraphSubscriptions() async throws -> [StoredGraphSubscription] {
+        try await run { database in
+            let statement = try database.prepare(
+                Self.subscriptionColumns + " WHERE removed_at_ms IS NULL ORDER BY calendar_key, expires_at_ms DESC, id"
+            )
+            var rows: [StoredGraphSubscription] = []
+            while try statement.step() { rows.append(Self.readSubscription(statement)) }
+            return rows
+        }
+    }
+
     /// Marks the subscription removed (first removal time wins).
     public func markGraphSubscriptionRemoved(id: String, at: Date) async throws {
         let when = Self.milliseconds(at)
@@ -68,12 +81,14 @@ extension SQLiteStore: GraphSubscriptionStore {
         }
     }
 
-    static let subscriptionColumns = "SELECT id, calendar_key, sealed_client_state, expires_at_ms, removed_at_ms FROM graph_subscriptions"
+    static let subscriptionColumns =
+        "SELECT id, calendar_key, sealed_client_state, expires_at_ms, removed_at_ms, created_at_ms FROM graph_subscriptions"
 
     static func readSubscription(_ statement: SQLiteStatement) -> StoredGraphSubscription {
         StoredGraphSubscription(
             id: statement.string(0) ?? "", calendarKey: statement.string(1) ?? "", sealedClientState: statement.blob(2),
-            expiresAt: date(statement.int64(3)), removedAt: statement.isNull(4) ? nil : date(statement.int64(4))
+            expiresAt: date(statement.int64(3)), removedAt: statement.isNull(4) ? nil : date(statement.int64(4)),
+            createdAt: statement.isNull(5) ? nil : date(statement.int64(5))
         )
     }
 }

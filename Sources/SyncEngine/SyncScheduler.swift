@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -39,9 +40,15 @@ public final class SyncScheduler: Service, Sendable {
         var running: Int = 0
         var runningPerConnection: [Substring: Int] = [:]
         var fetchCount: Int = 0
+        /// Calendars the reconciliation sweep asked for, and whether the running fetch was the sweep's alone.
+        var sweepRequested: Set<String> = []
+        var sweepOnly: Set<String> = []
+        /// Changes found by sweep-only syncs, per provider ("missed by push").
+        var missedByPush: [Provider: Int] = [:]
     }
 
     private let store: any InboxStore
+    private let health: (any ConnectionHealthRecording)?
     private let providers: [Provider: any ProviderSyncing]
     private let clock: any GatewayClock
     private let configuration: Configuration
@@ -50,8 +57,12 @@ public final class SyncScheduler: Service, Sendable {
     private let random = Mutex(SystemRandomNumberGenerator())
 
     /// Creates the scheduler.
-    public init(store: any InboxStore, providers: [any ProviderSyncing], clock: any GatewayClock = SystemGatewayClock(), configuration: Configuration = .init(), logger: Logger) {
+    public init(
+        store: any InboxStore, providers: [any ProviderSyncing], health: (any ConnectionHealthRecording)? = nil,
+        clock: any GatewayClock = SystemGatewayClock(), configuration: Configuration = .init(), logger: Logger
+    ) {
         self.store = store
+        self.health = health
         self.providers = Dictionary(providers.map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
         self.clock = clock
         self.configuration = configuration
@@ -62,11 +73,19 @@ public final class SyncScheduler: Service, Sendable {
     /// Delta fetches started since start (benchmarks and tests read it).
     public var fetchesStarted: Int { state.withLock { $0.fetchCount } }
 
-    /// Asks for a sync of `calendarKey` (connect, reconnect, the reconciliation sweep).
-    public func requestSync(calendarKey: String, provider: Provider) {
+    /// Changes found by syncs only the reconciliation sweep asked for, per provider: what push missed.
+    public var missedByPush: [Provider: Int] { state.withLock { $0.missedByPush } }
+
+    /// Whether nothing is pending, running or backing off (tests and the simulated month wait for this).
+    public var isIdle: Bool { state.withLock { $0.coalescer.busyCount == 0 && $0.waiting.isEmpty } }
+
+    /// Asks for a sync of `calendarKey` (renewal repairs, reconnect); `sweep` marks the reconciliation sweep's
+    /// requests, whose findings count as missed by push when no notification asked for the same sync.
+    public func requestSync(calendarKey: String, provider: Provider, sweep: Bool = false) {
         let now = clock.now()
         state.withLock { state in
             state.providerOf[calendarKey] = provider
+            if sweep { state.sweepRequested.insert(calendarKey) }
             if case .wake(_, let at) = state.coalescer.notify(calendarKey, now: now) { state.wakes[calendarKey] = at }
         }
     }
@@ -136,7 +155,9 @@ public final class SyncScheduler: Service, Sendable {
                     state.running += 1
                     state.runningPerConnection[connection, default: 0] += 1
                     state.fetchCount += 1
-                    state.covering[key] = state.waiting.removeValue(forKey: key) ?? []
+                    let covering = state.waiting.removeValue(forKey: key) ?? []
+                    state.covering[key] = covering
+                    if state.sweepRequested.remove(key) != nil, covering.isEmpty { state.sweepOnly.insert(key) }
                     started.append(key)
                 case .wake(_, let next):
                     state.wakes[key] = next
@@ -152,33 +173,65 @@ public final class SyncScheduler: Service, Sendable {
         let provider = state.withLock { $0.providerOf[key] }.flatMap { providers[$0] }
         var succeeded = false
         var retryAfter: TimeInterval?
+        var outcome: SyncOutcome?
+        var failureReason: String?
+        var credentialsRefused = false
         do {
             guard let provider else { throw SyncFailure(kind: .failed, message: "no provider syncs \(key)") }
-            _ = try await provider.sync(calendarKey: key)
+            outcome = try await provider.sync(calendarKey: key)
             succeeded = true
         } catch let failure as SyncFailure {
             if case .retry(let after) = failure.kind { retryAfter = after }
             if failure.kind == .needsReconnect {
                 // Nothing will change until the user reconnects; the rows are done with.
                 succeeded = true
+                credentialsRefused = true
             }
+            failureReason = failure.message
             logger.warning("calendar sync failed", metadata: ["calendar.key": "\(key)", "error": "\(failure)"])
         } catch {
+            failureReason = "\(error)"
             logger.warning("calendar sync failed", metadata: ["calendar.key": "\(key)", "error": "\(error)"])
         }
         let unit = random.withLock { Double.random(in: 0..<1, using: &$0) }
         let now = clock.now()
-        let covered: [Int64] = state.withLock { state in
+        let providerName = state.withLock { $0.providerOf[key] }
+        let (covered, nextAttempt, missed): ([Int64], Date?, Int) = state.withLock { state in
             state.running -= 1
             let connection = Self.connection(of: key)
             state.runningPerConnection[connection, default: 1] -= 1
             if state.runningPerConnection[connection] == 0 { state.runningPerConnection[connection] = nil }
             let rows = state.covering.removeValue(forKey: key) ?? []
             if !succeeded { state.waiting[key, default: []].insert(contentsOf: rows, at: 0) }
+            var next: Date?
             if case .wake(_, let at) = state.coalescer.fetchFinished(key, succeeded: succeeded, now: now, unit: unit, retryAfter: retryAfter) {
                 state.wakes[key] = at
+                next = at
             }
-            return succeeded ? rows : []
+            var missed = 0
+            if state.sweepOnly.remove(key) != nil, let outcome, !outcome.fullSync, outcome.changes > 0, let providerName {
+                missed = outcome.changes
+                state.missedByPush[providerName, default: 0] += missed
+            }
+            return (succeeded ? rows : [], next, missed)
+        }
+        if missed > 0, let providerName {
+            Counter(label: "calgate_changes_missed_by_push_total", dimensions: [("provider", providerName.rawValue)]).increment(by: missed)
+            logger.info("the reconciliation sweep found changes push did not announce", metadata: [
+                "calendar.key": "\(key)", "changes": "\(missed)",
+            ])
+        }
+        if let health {
+            let connection = String(Self.connection(of: key))
+            if credentialsRefused {
+                await health.record(connectionID: connection, .credentialsRefused(reason: failureReason ?? "the provider refused the credentials"))
+            } else if succeeded {
+                await health.record(connectionID: connection, .succeeded)
+            } else {
+                await health.record(connectionID: connection, .failed(
+                    reason: "sync failing: \(failureReason ?? "unknown error")", nextRetryAt: nextAttempt ?? now, at: now
+                ))
+            }
         }
         if !covered.isEmpty {
             do { try await store.markProcessed(covered) } catch {

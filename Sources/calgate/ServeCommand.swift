@@ -145,15 +145,26 @@ struct GatewayRunner {
         MetricsSystem.bootstrap(metrics.factory)
         let http: CurlHTTPClient
         do { http = try CurlHTTPClient() } catch { throw CLIError("outbound HTTP: \(error)") }
+        let renewal = RenewalPolicy(minimumLead: TimeInterval(config.maintenance.renewalMinimumLeadSeconds))
         let google = GoogleConnectionSyncer(
             client: GoogleCalendarClient(http: http, endpoints: GoogleEndpoints(tokenURL: config.google.tokenURL, apiBaseURL: config.google.apiBaseURL)),
-            store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: config.effectivePublicURL + "/webhooks/google"
+            store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: config.effectivePublicURL + "/webhooks/google",
+            renewal: renewal
         )
         let microsoft = GraphConnectionSyncer(
             client: GraphClient(http: http, endpoints: GraphEndpoints(tokenURL: config.microsoft.tokenURL, apiBaseURL: config.microsoft.apiBaseURL)),
-            store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: config.effectivePublicURL
+            store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: config.effectivePublicURL, renewal: renewal
         )
-        let scheduler = SyncScheduler(store: store, providers: [google, microsoft], logger: logger)
+        let health = StoreConnectionHealthRecorder(store: store)
+        let scheduler = SyncScheduler(store: store, providers: [google, microsoft], health: health, logger: logger)
+        let renewalService = RenewalService(
+            maintainers: [google, microsoft], scheduler: scheduler, health: health,
+            interval: TimeInterval(config.maintenance.renewalCheckIntervalSeconds), logger: logger
+        )
+        let sweep = ReconciliationSweep(
+            store: store, scheduler: scheduler, providers: [.google, .microsoft],
+            interval: TimeInterval(config.maintenance.reconciliationIntervalSeconds), logger: logger
+        )
 
         let deps = GatewayServerDependencies(
             configuration: config, adminToken: adminToken, apiToken: apiToken, connectors: [google, microsoft], store: store, sealer: sealer,
@@ -184,6 +195,8 @@ struct GatewayRunner {
                 .init(service: StoreLifecycleService(store: store, logger: logger)),
                 .init(service: CertificateReloadService(tlsContext: tlsContext, metrics: metrics, logger: logger)),
                 .init(service: scheduler),
+                .init(service: renewalService),
+                .init(service: sweep),
                 .init(service: application),
             ] + extraServices(runtime).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -38,6 +38,10 @@ struct ConfigurationTests {
         #expect(config.microsoft.apiBaseURL == "http://127.0.0.1:8601/v1.0")
         #expect(config.microsoft.tokenURL.hasSuffix("/common/oauth2/v2.0/token"))
         #expect(GatewayConfiguration().microsoft.apiBaseURL == "https://graph.microsoft.com/v1.0")
+        let tuned = try GatewayConfiguration.parse(Data(#"{"maintenance": {"renewal_check_interval_s": 60, "reconciliation_interval_s": 600}}"#.utf8), file: "m.json")
+        #expect(tuned.maintenance.renewalCheckIntervalSeconds == 60)
+        #expect(tuned.maintenance.reconciliationIntervalSeconds == 600)
+        #expect(tuned.maintenance.renewalMinimumLeadSeconds == 86_400)
         #expect(config.listen == ListenAddress(host: "::1", port: 9443))
         #expect(config.effectiveDatabasePath == "/var/lib/calgate/calgate.sqlite")
         #expect(config.tls.certificatePath == "/etc/c.pem")
@@ -70,6 +74,9 @@ struct ConfigurationTests {
             (#"{"microsoft": {"api_base_url": "graph.microsoft.com"}}"#, "microsoft.api_base_url"),
             (#"{"microsoft": {"token_url": 5}}"#, "microsoft.token_url: must be a string"),
             (#"{"microsoft": "https://graph.microsoft.com"}"#, "microsoft"),
+            (#"{"maintenance": {"reconciliation_interval_s": 5}}"#, "maintenance.reconciliation_interval_s: must be between 60"),
+            (#"{"maintenance": {"renewal_minimum_lead_s": 604800}}"#, "maintenance.renewal_minimum_lead_s"),
+            (#"{"maintenance": {"sweep": 1}}"#, "maintenance.sweep: is not a known key"),
         ]
         for (json, expected) in cases {
             do {

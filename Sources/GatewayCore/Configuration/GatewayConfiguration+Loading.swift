@@ -39,7 +39,7 @@ extension GatewayConfiguration {
         let top = try StrictJSONObject(document, path: "")
         try top.requireOnlyKeys([
             "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "api_token", "public_url", "google", "microsoft",
-            "log", "limits", "health", "shutdown_grace_s",
+            "log", "limits", "health", "shutdown_grace_s", "maintenance",
         ])
         if let listen = try top.string("listen") {
             do {
@@ -99,6 +99,12 @@ extension GatewayConfiguration {
             if let v = try health.integer("certificate_warning_days", in: 0...365) { config.health.certificateWarningDays = Int(v) }
             if let v = try health.integer("inbox_backlog_degraded", in: 1...Int64(Int32.max)) { config.health.inboxBacklogDegraded = Int(v) }
             if let v = try health.integer("inbox_backlog_failing", in: 1...Int64(Int32.max)) { config.health.inboxBacklogFailing = Int(v) }
+        }
+        if let maintenance = try top.object("maintenance") {
+            try maintenance.requireOnlyKeys(["renewal_check_interval_s", "renewal_minimum_lead_s", "reconciliation_interval_s"])
+            if let v = try maintenance.integer("renewal_check_interval_s", in: 1...86_400) { config.maintenance.renewalCheckIntervalSeconds = Int(v) }
+            if let v = try maintenance.integer("renewal_minimum_lead_s", in: 60...(6 * 86_400)) { config.maintenance.renewalMinimumLeadSeconds = Int(v) }
+            if let v = try maintenance.integer("reconciliation_interval_s", in: 60...(7 * 86_400)) { config.maintenance.reconciliationIntervalSeconds = Int(v) }
         }
         try config.checkConsistency(pathPrefix: "")
         return config

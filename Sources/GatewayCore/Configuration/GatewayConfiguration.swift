@@ -35,6 +35,20 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var health = HealthThresholds()
     /// Longest time graceful shutdown waits for in-flight requests, in seconds.
     public var shutdownGraceSeconds: Int = 10
+    /// Subscription renewal and the reconciliation sweep.
+    public var maintenance = MaintenanceSettings()
+
+    /// How channels and subscriptions are kept alive and calendars kept converged.
+    public struct MaintenanceSettings: Sendable, Hashable {
+        /// How often the renewal job looks at every channel and subscription, in seconds.
+        public var renewalCheckIntervalSeconds = 300
+        /// Renew at the latest this long before expiry (or at a quarter of the life, whichever is earlier), in seconds.
+        public var renewalMinimumLeadSeconds = 86_400
+        /// Every synced calendar gets a delta sync at least this often, in seconds.
+        public var reconciliationIntervalSeconds = 3600
+        /// Creates defaults.
+        public init() {}
+    }
 
     /// Creates the default configuration.
     public init() {}

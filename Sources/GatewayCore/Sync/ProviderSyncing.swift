@@ -34,8 +34,108 @@ public protocol ProviderSyncing: Sendable {
     /// The calendar a stored notification is about; nil when it is about nothing calgate still syncs.
     func calendarKey(for entry: StoredInboxEntry) async throws -> String?
     /// One delta sync of the calendar; throws `SyncFailure`.
-    func sync(calendarKey: String) async throws -> Int
+    func sync(calendarKey: String) async throws -> SyncOutcome
 }
+
+/// What one calendar sync did.
+public struct SyncOutcome: Sendable, Hashable {
+    /// Changes applied (upserts, deletions, cancelled instances).
+    public var changes: Int
+    /// Whether the calendar was replaced by a full sync (then `changes` says nothing about what push missed).
+    public var fullSync: Bool
+
+    /// Creates an outcome.
+    public init(changes: Int, fullSync: Bool) {
+        self.changes = changes
+        self.fullSync = fullSync
+    }
+
+    /// Nothing to do (e.g. the calendar was deselected meanwhile).
+    public static let nothing = SyncOutcome(changes: 0, fullSync: false)
+}
+
+/// A provider whose push channels or subscriptions must be kept alive: renewed before they lapse, recreated when
+/// they lapsed or went missing, and duplicates removed.
+public protocol SubscriptionMaintaining: Sendable {
+    /// The provider.
+    var provider: Provider { get }
+    /// One maintenance pass over every syncing connection's selected calendars.
+    func maintainSubscriptions(now: Date) async -> MaintenanceReport
+}
+
+/// What one maintenance pass did.
+public struct MaintenanceReport: Sendable, Hashable {
+    /// Channels or subscriptions renewed ahead of expiry.
+    public var renewed = 0
+    /// Created because none was live (lapsed, removed, or never created).
+    public var created = 0
+    /// Calendars whose channel or subscription had expired before calgate renewed it (should stay zero).
+    public var lapsed = 0
+    /// Superseded or duplicate channels and subscriptions stopped.
+    public var stopped = 0
+    /// Calendars whose maintenance failed this pass (retried with backoff).
+    public var failures = 0
+    /// Calendars that need a delta sync now (their notifications may have been lost).
+    public var resync: [String] = []
+    /// The outcome per connection (a failure on any calendar wins over successes).
+    public var outcomes: [String: ConnectionHealth.Event] = [:]
+
+    /// An empty report.
+    public init() {}
+
+    /// Records a calendar's success unless the connection already failed this pass.
+    public mutating func succeeded(_ connectionID: String) {
+        if outcomes[connectionID] == nil { outcomes[connectionID] = .succeeded }
+    }
+
+    /// Records a failure for the connection.
+    public mutating func failed(_ connectionID: String, _ event: ConnectionHealth.Event) {
+        failures += 1
+        if case .credentialsRefused? = outcomes[connectionID] { return }
+        outcomes[connectionID] = event
+    }
+}
+
+/// When a channel or subscription is renewed: once less than a quarter of its life or `minimumLead` is left,
+/// whichever comes first, stretched by up to `jitter` (a stable per-id fraction) so renewals spread out.
+public struct RenewalPolicy: Sendable, Hashable {
+    /// Renew at the latest this long before expiry.
+    public var minimumLead: TimeInterval
+    /// Or once this fraction of the life is left.
+    public var lifeFraction: Double
+    /// Up to this fraction of the lead is added, per id.
+    public var jitter: Double
+
+    /// Creates a policy (defaults: 24 h, a quarter, 10 %).
+    public init(minimumLead: TimeInterval = 86_400, lifeFraction: Double = 0.25, jitter: Double = 0.1) {
+        self.minimumLead = minimumLead
+        self.lifeFraction = lifeFraction
+        self.jitter = jitter
+    }
+
+    /// How long before expiry `id` is renewed.
+    public func lead(id: String, createdAt: Date?, expiresAt: Date) -> TimeInterval {
+        let life = createdAt.map { max(0, expiresAt.timeIntervalSince($0)) } ?? 0
+        let base = max(minimumLead, life * lifeFraction)
+        return base * (1 + jitter * Self.unit(id))
+    }
+
+    /// Whether `id` is due for renewal at `now`.
+    public func isDue(id: String, createdAt: Date?, expiresAt: Date, now: Date) -> Bool {
+        expiresAt.timeIntervalSince(now) <= lead(id: id, createdAt: createdAt, expiresAt: expiresAt)
+    }
+
+    /// A stable fraction in [0, 1) from the id (FNV-1a), so the jitter does not move between passes.
+    public static func unit(_ id: String) -> Double {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in id.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return Double(hash % 10_000) / 10_000
+    }
+}
+
 
 /// A request about a connection that names something that does not exist or is not allowed (answered 400/404).
 public struct ConnectionInputError: Error, Sendable, CustomStringConvertible {
