@@ -52,6 +52,7 @@ public final class GoogleSimulator: Sendable {
         var nextID = 1
         var calendarNames: [String: String] = ["primary": "Primary"]
         var channels: [String: WatchedChannel] = [:]
+        var failingStops = 0
     }
 
     /// A channel opened with `events.watch`.
@@ -226,6 +227,17 @@ public final class GoogleSimulator: Sendable {
         state.withLock { $0.calendarNames[id] = name }
     }
 
+    /// Makes the next `count` `channels.stop` calls answer 503.
+    public func failNextStops(_ count: Int) {
+        state.withLock { $0.failingStops += count }
+    }
+
+    /// Channels that are neither stopped nor expired, per calendar (more than one means a renewal left a duplicate).
+    public func liveChannels(calendar: String) -> [WatchedChannel] {
+        let now = clock()
+        return state.withLock { $0.channels.values.filter { $0.calendar == calendar && !$0.stopped && $0.expiresAt > now } }
+    }
+
     /// Channels opened so far.
     public var channels: [WatchedChannel] { state.withLock { Array($0.channels.values) } }
 
@@ -306,6 +318,13 @@ public final class GoogleSimulator: Sendable {
             let fields = try await Self.jsonObject(request, context: context)
             guard case .string(let id)? = fields["id"], case .string(let resource)? = fields["resourceId"] else {
                 return Self.googleError(400, reason: "invalid", message: "id and resourceId are required")
+            }
+            if self.state.withLock({ state -> Bool in
+                guard state.failingStops > 0 else { return false }
+                state.failingStops -= 1
+                return true
+            }) {
+                return Self.googleError(503, reason: "backendError", message: "Backend Error")
             }
             let found = self.state.withLock { state -> Bool in
                 guard let channel = state.channels[id], channel.resourceID == resource else { return false }

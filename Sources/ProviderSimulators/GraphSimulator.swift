@@ -284,6 +284,11 @@ public final class GraphSimulator: Sendable {
         }
     }
 
+    /// Deletes a subscription without telling anyone (as when Graph drops one silently); later calls on it get 404.
+    public func removeSubscriptionSilently(id: String) {
+        _ = state.withLock { $0.subscriptions.removeValue(forKey: id) }
+    }
+
     /// Highest number of API requests served at once, and how many were refused for the mailbox limit.
     public var concurrency: (max: Int, rejected: Int) { state.withLock { ($0.maxInFlight, $0.concurrencyRejections) } }
 

@@ -25,6 +25,7 @@ final class GatewayHarness: Sendable {
     let google: GoogleConnectionSyncer?
     let microsoft: GraphConnectionSyncer?
     let scheduler: SyncScheduler?
+    let health: StoreConnectionHealthRecorder
     let sealer = try! AESGCMSecretSealer(key: Array(repeating: 7, count: 32))
     let port: Int
     private let group: ServiceGroup
@@ -69,7 +70,9 @@ final class GatewayHarness: Sendable {
         var schedule = SyncScheduler.Configuration()
         schedule.window = syncWindow
         let providers: [any ProviderSyncing] = [madeGoogle as (any ProviderSyncing)?, madeMicrosoft].compactMap { $0 }
-        scheduler = providers.isEmpty ? nil : SyncScheduler(store: store, providers: providers, configuration: schedule, logger: logger)
+        let health = StoreConnectionHealthRecorder(store: store)
+        self.health = health
+        scheduler = providers.isEmpty ? nil : SyncScheduler(store: store, providers: providers, health: health, configuration: schedule, logger: logger)
         let deps = GatewayServerDependencies(
             configuration: config, adminToken: adminToken, apiToken: apiToken,
             connectors: [madeGoogle as (any ConnectionManaging)?, madeMicrosoft].compactMap { $0 }, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
