@@ -51,6 +51,7 @@ let package = Package(
         .target(name: "CurlHTTP", dependencies: ["CCurl"], swiftSettings: strict),
         .target(name: "MicrosoftGraph", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
         .target(name: "GoogleCalendar", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
+        .target(name: "Redtail", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
         .target(
             name: "ProviderSimulators",
             dependencies: [
@@ -76,7 +77,7 @@ let package = Package(
         .target(
             name: "GatewayHTTP",
             dependencies: [
-                "GatewayCore", "OpenSSLTLS", "GoogleCalendar", "MicrosoftGraph",
+                "GatewayCore", "OpenSSLTLS", "GoogleCalendar", "MicrosoftGraph", "Redtail",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -92,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "calgate",
             dependencies: [
-                "GatewayCore", "OpenSSLTLS", "SQLiteStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph", "SyncEngine",
+                "GatewayCore", "OpenSSLTLS", "SQLiteStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph", "Redtail", "SyncEngine",
                 "ProviderSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -158,7 +159,7 @@ let package = Package(
             name: "GatewayHTTPTests",
             dependencies: [
                 "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SQLiteStore", "CurlHTTP", "TestSupport",
-                "GoogleCalendar", "MicrosoftGraph", "SyncEngine", "ProviderSimulators",
+                "GoogleCalendar", "MicrosoftGraph", "Redtail", "SyncEngine", "ProviderSimulators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

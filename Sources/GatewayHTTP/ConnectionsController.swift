@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Redtail
 
 /// The `/api/v1` routes LeadCenter calls: connections and imported appointments.
 public struct ConnectionsController: Sendable {
@@ -75,7 +76,11 @@ public struct ConnectionsController: Sendable {
         let object: StrictJSONObject
         do {
             object = try StrictJSONObject(try JSONValue.parse(Data(buffer: call.body)), path: "")
-            try object.requireOnlyKeys(["user_id", "provider", "client_id", "client_secret", "refresh_token"])
+            if case .string("redtail")? = object.value("provider") {
+                try object.requireOnlyKeys(["user_id", "provider", "account_type", "api_key", "username", "password"])
+            } else {
+                try object.requireOnlyKeys(["user_id", "provider", "client_id", "client_secret", "refresh_token"])
+            }
         } catch let error as JSONDocumentError {
             throw GatewayHTTPError.badRequest("body \(error.message)")
         } catch let error as StrictJSONError {
@@ -89,8 +94,20 @@ public struct ConnectionsController: Sendable {
             return value
         }
         let name = try field("provider")
-        guard let provider = Provider(rawValue: name), provider != .redtail else {
-            throw GatewayHTTPError.badRequest("provider \"\(name)\" cannot be connected through OAuth (supported: google, microsoft)")
+        guard let provider = Provider(rawValue: name) else {
+            throw GatewayHTTPError.badRequest("provider \"\(name)\" is not one calgate connects (google, microsoft, redtail)")
+        }
+        if provider == .redtail {
+            let (user, accountType, apiKey, username, password) = (
+                try field("user_id"), try field("account_type"), try field("api_key"), try field("username"), try field("password")
+            )
+            let connection = try await providerCall(.redtail, connecting: true) { connector in
+                guard let redtail = connector as? RedtailConnector else { throw GatewayHTTPError.unavailable("Redtail is not configured on this gateway") }
+                return try await redtail.connect(userID: user, accountType: accountType, apiKey: apiKey, username: username, password: password)
+            }
+            var response = Self.json(try await representation(connection))
+            response.status = .created
+            return response
         }
         let (user, client, secret, refresh) = (try field("user_id"), try field("client_id"), try field("client_secret"), try field("refresh_token"))
         let connection = try await providerCall(provider, connecting: true) {

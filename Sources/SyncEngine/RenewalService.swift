@@ -88,8 +88,10 @@ public final class RenewalService: Service, Sendable {
 }
 
 /// Gives every synced calendar a delta sync at least once per `interval` even when no notification came (push is
-/// not fully reliable), spread evenly: each calendar's first sweep lands at a stable fraction of the interval.
-/// Changes these syncs find are counted by the scheduler as missed by push.
+/// not fully reliable), spread evenly: each calendar's first sweep lands at a stable fraction of the interval and
+/// later ones are jittered by up to 10 %. Changes these syncs find are counted by the scheduler as missed by push.
+///
+/// The same schedule with `missedByPush: false` is the Redtail poller: Redtail has no push, every poll is the sync.
 public final class ReconciliationSweep: Service, Sendable {
     private let store: any ConnectionStore
     private let scheduler: SyncScheduler
@@ -100,12 +102,14 @@ public final class ReconciliationSweep: Service, Sendable {
     private let logger: Logger
     private let schedule = Mutex<(due: [String: Date], provider: [String: Provider], listedAt: Date?)>(([:], [:], nil))
     private let requested = Mutex(0)
+    private let marksSweep: Bool
 
     /// Creates the sweep over the calendars of `providers`.
     public init(
         store: any ConnectionStore, scheduler: SyncScheduler, providers: Set<Provider>, clock: any GatewayClock = SystemGatewayClock(),
-        interval: TimeInterval = 3600, tick: Duration = .seconds(1), logger: Logger
+        interval: TimeInterval = 3600, tick: Duration = .seconds(1), missedByPush: Bool = true, logger: Logger
     ) {
+        self.marksSweep = missedByPush
         self.store = store
         self.scheduler = scheduler
         self.providers = providers
@@ -156,11 +160,11 @@ public final class ReconciliationSweep: Service, Sendable {
             for (key, at) in schedule.due where at <= now {
                 guard let provider = schedule.provider[key] else { continue }
                 due.append((key, provider))
-                schedule.due[key] = now.addingTimeInterval(interval)
+                schedule.due[key] = now.addingTimeInterval(interval * Double.random(in: 0.95..<1.05))
             }
             return due
         }
-        for (key, provider) in due.sorted(by: { $0.0 < $1.0 }) { scheduler.requestSync(calendarKey: key, provider: provider, sweep: true) }
+        for (key, provider) in due.sorted(by: { $0.0 < $1.0 }) { scheduler.requestSync(calendarKey: key, provider: provider, sweep: marksSweep) }
         if !due.isEmpty { requested.withLock { $0 += due.count } }
     }
 }

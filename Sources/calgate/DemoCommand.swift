@@ -4,6 +4,7 @@ import Foundation
 import GatewayCore
 import GoogleCalendar
 import MicrosoftGraph
+import Redtail
 import Logging
 import OpenSSLTLS
 import ProviderSimulators
@@ -56,23 +57,37 @@ struct Demo: AsyncParsableCommand {
         logger.notice("Microsoft Graph simulator listening", metadata: ["simulator.url": "\(graphServer.baseURL)"])
         config.microsoft.tokenURL = graphServer.baseURL + "/common/oauth2/v2.0/token"
         config.microsoft.apiBaseURL = graphServer.baseURL + "/v1.0"
+        // The demo user is a Financial Advisor with a Redtail account, polled (Redtail has no webhooks).
+        let redtail = RedtailSimulator(users: [DemoDriver.redtailUser])
+        DemoDriver.seed(redtail)
+        let redtailServer: SimulatorServer
+        do { redtailServer = try await SimulatorServer(router: redtail.makeRouter()) } catch {
+            await server.stop()
+            await graphServer.stop()
+            throw CLIError("cannot start the Redtail simulator: \(error)")
+        }
+        logger.notice("Redtail simulator listening", metadata: ["simulator.url": "\(redtailServer.baseURL)"])
+        config.redtail.baseURL = redtailServer.baseURL + "/api/public/v1"
+        config.redtail.pollIntervalSeconds = min(config.redtail.pollIntervalSeconds, 30)
         if config.publicURL == nil { config.publicURL = "https://localhost:\(config.listen.port)" }
         do {
             try await GatewayRunner(logger: logger).serve(config) { runtime in
                 [DemoDriver(
                     runtime: runtime, simulator: simulator, simulatorURL: server.baseURL, graph: graph, graphURL: graphServer.baseURL,
-                    interval: changeEvery, logger: logger
+                    redtail: redtail, redtailURL: redtailServer.baseURL, interval: changeEvery, logger: logger
                 )]
             }
         } catch let error as CLIError {
             logger.critical("calgate demo cannot start", metadata: ["error": "\(error.description)"])
             await server.stop()
             await graphServer.stop()
+            await redtailServer.stop()
             throw error
         }
         graph.setPushClient(nil)
         await server.stop()
         await graphServer.stop()
+        await redtailServer.stop()
         await pushClient.shutdown()
     }
 }
@@ -87,6 +102,12 @@ struct DemoDriver: Service {
     let simulatorURL: String
     let graph: GraphSimulator
     let graphURL: String
+    let redtail: RedtailSimulator
+    let redtailURL: String
+    static let redtailUser = RedtailSimulator.User(
+        apiKey: "demo-redtail-api-key", username: "advisor1", password: "demo-password", userKey: "B7B4BCDD-DEMO-449C-B1D4-C1AAFE49703D",
+        id: 41_974, locked: false
+    )
     let interval: Double
     let logger: Logger
 
@@ -112,16 +133,28 @@ struct DemoDriver: Service {
         graph.upsertEvent(calendar: teamCalendar, graphEvent("ms-team", "Team lunch (Outlook, unselected calendar)", dayOffset: 2, hour: 12))
     }
 
+    static func seed(_ redtail: RedtailSimulator) {
+        redtail.upsertActivity(username: redtailUser.username, [
+            "id": .integer(555_001), "subject": .string("Annual review: Smith household (Redtail)"),
+            "start_date": .string(instant(dayOffset: 6, hour: 15)), "end_date": .string(instant(dayOffset: 6, hour: 16)),
+        ])
+    }
+
     func run() async throws {
         guard await runtime.ready.wait() else { return }
         let connection: Connection
         let microsoft: Connection
+        let crm: Connection
         do {
             connection = try await runtime.google.connect(
                 userID: "demo-user", clientID: "demo-client", clientSecret: "demo-secret", refreshToken: Self.refreshToken
             )
             microsoft = try await runtime.microsoft.connect(
                 userID: "demo-user", clientID: "demo-ms-client", clientSecret: "demo-ms-secret", refreshToken: Self.microsoftRefreshToken
+            )
+            crm = try await runtime.redtail.connect(
+                userID: "demo-user", accountType: RedtailConnector.financialAdvisor, apiKey: Self.redtailUser.apiKey,
+                username: Self.redtailUser.username, password: Self.redtailUser.password
             )
         } catch {
             logger.error("demo: connecting the demo user failed", metadata: ["error": "\(error)"])
@@ -148,6 +181,11 @@ struct DemoDriver: Service {
           change the calendar:   curl -X POST \(simulatorURL)/control/calendars/primary/events -H 'Content-Type: application/json' \\
                                    -d '{"summary":"Call","start":{"dateTime":"2026-12-01T10:00:00Z"},"end":{"dateTime":"2026-12-01T11:00:00Z"}}'
           inject a fault:        curl -X POST \(simulatorURL)/control/faults/rate_limit   (\(GoogleSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+
+        The Redtail simulator is at \(redtailURL) (polled every \(runtime.configuration.redtail.pollIntervalSeconds) s, connection \(crm.id)):
+          add an activity:       curl -X POST \(redtailURL)/control/users/advisor1/activities -H 'Content-Type: application/json' \\
+                                   -d '{"subject":"Portfolio check-in","start_date":"2026-12-01T10:00:00Z","end_date":"2026-12-01T11:00:00Z"}'
+          lock the account:      curl -X POST \(redtailURL)/control/users/advisor1/lock
 
         The Microsoft Graph simulator is at \(graphURL):
           subscriptions:         curl \(graphURL)/control/subscriptions
@@ -193,6 +231,13 @@ struct DemoDriver: Service {
         case 1: graph.upsertEvent(calendar: outlook, Self.graphEvent("ms-new-\(step)", "Outlook meeting #\(step)", dayOffset: 3, hour: 9 + step % 8))
         case 2: graph.upsertEvent(calendar: outlook, Self.graphEvent("ms-review", "Quarterly review (Outlook, moved)", dayOffset: 4, hour: 14 + step % 3))
         default: graph.deleteEvent(calendar: outlook, id: "ms-new-\(step - 2)")
+        }
+        // Redtail: an activity edited now and then (picked up by the next poll).
+        if step % 4 == 0 {
+            redtail.upsertActivity(username: Self.redtailUser.username, [
+                "id": .integer(555_001), "subject": .string("Annual review: Smith household (Redtail, v\(step / 4))"),
+                "start_date": .string(Self.instant(dayOffset: 6, hour: 15)), "end_date": .string(Self.instant(dayOffset: 6, hour: 16)),
+            ])
         }
         logger.info("demo: changed the demo calendar", metadata: ["demo.step": "\(step)"])
     }

@@ -9,6 +9,7 @@ import OpenSSLTLS
 import CurlHTTP
 import GoogleCalendar
 import MicrosoftGraph
+import Redtail
 import SQLiteStore
 import ServiceLifecycle
 import Synchronization
@@ -93,6 +94,7 @@ struct GatewayRuntime: Sendable {
     let adminToken: String
     let google: GoogleConnectionSyncer
     let microsoft: GraphConnectionSyncer
+    let redtail: RedtailConnector
     let scheduler: SyncScheduler
     let ready: ReadySignal
 }
@@ -155,8 +157,18 @@ struct GatewayRunner {
             client: GraphClient(http: http, endpoints: GraphEndpoints(tokenURL: config.microsoft.tokenURL, apiBaseURL: config.microsoft.apiBaseURL)),
             store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: config.effectivePublicURL, renewal: renewal
         )
+        let redtail = RedtailConnector(
+            client: RedtailClient(http: http, endpoints: RedtailEndpoints(
+                baseURL: config.redtail.baseURL, authScheme: RedtailAuthScheme(rawValue: config.redtail.authScheme) ?? .userKeyAuth
+            )),
+            store: store, sealer: sealer, clock: SystemGatewayClock()
+        )
         let health = StoreConnectionHealthRecorder(store: store)
-        let scheduler = SyncScheduler(store: store, providers: [google, microsoft], health: health, logger: logger)
+        let scheduler = SyncScheduler(store: store, providers: [google, microsoft, redtail], health: health, logger: logger)
+        let redtailPoller = ReconciliationSweep(
+            store: store, scheduler: scheduler, providers: [.redtail], interval: TimeInterval(config.redtail.pollIntervalSeconds),
+            missedByPush: false, logger: logger
+        )
         let renewalService = RenewalService(
             maintainers: [google, microsoft], scheduler: scheduler, health: health,
             interval: TimeInterval(config.maintenance.renewalCheckIntervalSeconds), logger: logger
@@ -167,14 +179,14 @@ struct GatewayRunner {
         )
 
         let deps = GatewayServerDependencies(
-            configuration: config, adminToken: adminToken, apiToken: apiToken, connectors: [google, microsoft], store: store, sealer: sealer,
+            configuration: config, adminToken: adminToken, apiToken: apiToken, connectors: [google, microsoft, redtail], store: store, sealer: sealer,
             tlsContext: tlsContext, metrics: metrics,
             version: Calgate.version, logger: logger
         )
         let ready = ReadySignal()
         let runtime = GatewayRuntime(
             configuration: config, apiToken: apiToken, adminToken: adminToken, google: google, microsoft: microsoft,
-            scheduler: scheduler, ready: ready
+            redtail: redtail, scheduler: scheduler, ready: ready
         )
         let application: Application<RouterResponder<BasicRequestContext>>
         do {
@@ -197,6 +209,7 @@ struct GatewayRunner {
                 .init(service: scheduler),
                 .init(service: renewalService),
                 .init(service: sweep),
+                .init(service: redtailPoller),
                 .init(service: application),
             ] + extraServices(runtime).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],

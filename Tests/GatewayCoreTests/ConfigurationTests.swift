@@ -77,6 +77,10 @@ struct ConfigurationTests {
             (#"{"maintenance": {"reconciliation_interval_s": 5}}"#, "maintenance.reconciliation_interval_s: must be between 60"),
             (#"{"maintenance": {"renewal_minimum_lead_s": 604800}}"#, "maintenance.renewal_minimum_lead_s"),
             (#"{"maintenance": {"sweep": 1}}"#, "maintenance.sweep: is not a known key"),
+            (#"{"redtail": {"auth_scheme": "digest"}}"#, "redtail.auth_scheme: \"digest\" is not one of"),
+            (#"{"redtail": {"poll_interval_s": 5}}"#, "redtail.poll_interval_s: must be between 30"),
+            (#"{"redtail": {"base_url": "ftp://x"}}"#, "redtail.base_url"),
+            (#"{"redtail": {"api_key": "k"}}"#, "redtail.api_key: is not a known key"),
         ]
         for (json, expected) in cases {
             do {

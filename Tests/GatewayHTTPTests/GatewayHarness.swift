@@ -7,6 +7,7 @@ import NIOCore
 import OpenSSLTLS
 import GoogleCalendar
 import MicrosoftGraph
+import Redtail
 import SQLiteStore
 import ServiceLifecycle
 import SyncEngine
@@ -45,7 +46,8 @@ final class GatewayHarness: Sendable {
         configure: (inout GatewayConfiguration) -> Void = { _ in },
         syncWindow: TimeInterval = 0.05,
         google makeGoogle: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GoogleConnectionSyncer)? = nil,
-        microsoft makeMicrosoft: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GraphConnectionSyncer)? = nil
+        microsoft makeMicrosoft: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GraphConnectionSyncer)? = nil,
+        redtail makeRedtail: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> RedtailConnector)? = nil
     ) async throws {
         directory = Self.makeTemporaryDirectory()
         certificates = try DevCertificateAuthority.generate(directory: directory + "/certs")
@@ -69,13 +71,14 @@ final class GatewayHarness: Sendable {
         microsoft = madeMicrosoft
         var schedule = SyncScheduler.Configuration()
         schedule.window = syncWindow
-        let providers: [any ProviderSyncing] = [madeGoogle as (any ProviderSyncing)?, madeMicrosoft].compactMap { $0 }
+        let madeRedtail = try makeRedtail?(store, sealer, config)
+        let providers: [any ProviderSyncing] = [madeGoogle as (any ProviderSyncing)?, madeMicrosoft, madeRedtail].compactMap { $0 }
         let health = StoreConnectionHealthRecorder(store: store)
         self.health = health
         scheduler = providers.isEmpty ? nil : SyncScheduler(store: store, providers: providers, health: health, configuration: schedule, logger: logger)
         let deps = GatewayServerDependencies(
             configuration: config, adminToken: adminToken, apiToken: apiToken,
-            connectors: [madeGoogle as (any ConnectionManaging)?, madeMicrosoft].compactMap { $0 }, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
+            connectors: [madeGoogle as (any ConnectionManaging)?, madeMicrosoft, madeRedtail].compactMap { $0 }, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
             version: "test", logger: logger
         )
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)

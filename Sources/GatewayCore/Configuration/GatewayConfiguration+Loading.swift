@@ -38,7 +38,7 @@ extension GatewayConfiguration {
         var config = GatewayConfiguration()
         let top = try StrictJSONObject(document, path: "")
         try top.requireOnlyKeys([
-            "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "api_token", "public_url", "google", "microsoft",
+            "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "api_token", "public_url", "google", "microsoft", "redtail",
             "log", "limits", "health", "shutdown_grace_s", "maintenance",
         ])
         if let listen = try top.string("listen") {
@@ -68,6 +68,17 @@ extension GatewayConfiguration {
             if let v = try microsoft.string("api_base_url") {
                 config.microsoft.apiBaseURL = try validURL(v, path: microsoft.qualified("api_base_url"), https: false)
             }
+        }
+        if let redtail = try top.object("redtail") {
+            try redtail.requireOnlyKeys(["base_url", "auth_scheme", "poll_interval_s"])
+            if let v = try redtail.string("base_url") { config.redtail.baseURL = try validURL(v, path: redtail.qualified("base_url"), https: false) }
+            if let v = try redtail.string("auth_scheme") {
+                guard RedtailSettings.authSchemes.contains(v) else {
+                    throw StrictJSONError(path: redtail.qualified("auth_scheme"), message: "\"\(v)\" is not one of \(RedtailSettings.authSchemes.sorted().joined(separator: ", "))")
+                }
+                config.redtail.authScheme = v
+            }
+            if let v = try redtail.integer("poll_interval_s", in: 30...86_400) { config.redtail.pollIntervalSeconds = Int(v) }
         }
         if let tls = try top.object("tls") {
             try tls.requireOnlyKeys(["certificate", "private_key", "dev_cert_dir", "session_resumption", "handshake_timeout_s"])

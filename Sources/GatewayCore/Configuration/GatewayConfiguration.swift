@@ -25,6 +25,8 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var google = GoogleSettings()
     /// Microsoft endpoints (production unless pointed at the simulator).
     public var microsoft = MicrosoftSettings()
+    /// Redtail endpoint, auth scheme and poll interval.
+    public var redtail = RedtailSettings()
     /// Log level name (trace, debug, info, notice, warning, error, critical).
     public var logLevel: String = "info"
     /// Log line format.
@@ -77,6 +79,20 @@ public struct GatewayConfiguration: Sendable, Hashable {
         public var tokenURL = "https://login.microsoftonline.com/common/oauth2/v2.0/token"
         /// Graph base URL, ending in `/v1.0`.
         public var apiBaseURL = "https://graph.microsoft.com/v1.0"
+        /// Creates defaults.
+        public init() {}
+    }
+
+    /// Where Redtail's public API is, how calgate authenticates with the UserKey, and how often it polls.
+    public struct RedtailSettings: Sendable, Hashable {
+        /// The UserKey schemes calgate speaks.
+        public static let authSchemes: Set<String> = ["userkeyauth", "basic_userkey_header"]
+        /// Base URL ending in `/api/public/v1` (Redtail's hosts vary per deployment).
+        public var baseURL = "https://crm.redtailtechnology.com/api/public/v1"
+        /// `userkeyauth` (documented) or `basic_userkey_header` (seen in integrations).
+        public var authScheme = "userkeyauth"
+        /// Seconds between polls of each connection (jittered).
+        public var pollIntervalSeconds = 300
         /// Creates defaults.
         public init() {}
     }

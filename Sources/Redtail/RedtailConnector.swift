@@ -1,0 +1,216 @@
+import Foundation
+import GatewayCore
+
+/// Redtail connections: Redtail has no webhooks, so its one "calendar" (the user's activities) is polled.
+///
+/// Connect exchanges API key, username and password for the UserKey (the password is never stored). A poll asks for
+/// activities updated since the watermark minus an overlap window, skips those whose `(id, updated_at)` is already
+/// stored, then lists the sync window to find deletions (Redtail exposes no tombstones), and stores the changes and
+/// the new watermark in one transaction.
+public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Sendable {
+    /// Always `.redtail`.
+    public let provider = Provider.redtail
+    /// The id of the single calendar a Redtail connection has.
+    public static let calendarID = "activities"
+    /// The only LeadCenter account type that has Redtail.
+    public static let financialAdvisor = "financial_advisor"
+
+    let client: RedtailClient
+    let store: any GatewayStore
+    let sealer: any SecretSealer
+    let clock: any GatewayClock
+    /// How far before the watermark each poll starts (updated_at precision and clock skew).
+    let overlap: TimeInterval
+    let pageSize: Int
+
+    /// Creates the connector.
+    public init(client: RedtailClient, store: any GatewayStore, sealer: any SecretSealer, clock: any GatewayClock, overlap: TimeInterval = 900, pageSize: Int = 200) {
+        self.client = client
+        self.store = store
+        self.sealer = sealer
+        self.clock = clock
+        self.overlap = overlap
+        self.pageSize = pageSize
+    }
+
+    /// The listing window: 30 days back, a year ahead.
+    func window(now: Date) -> ClosedRange<Date> {
+        now.addingTimeInterval(-30 * 86_400)...now.addingTimeInterval(365 * 86_400)
+    }
+
+    // MARK: Connect
+
+    /// OAuth-style connect does not apply to Redtail.
+    public func connect(userID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection {
+        throw ConnectionInputError("Redtail connects with account_type, api_key, username and password, not OAuth tokens")
+    }
+
+    /// Connects a Financial Advisor's Redtail account: exchanges the credentials for the UserKey, stores API key and
+    /// UserKey sealed (not the password), and runs the first full listing.
+    public func connect(userID: String, accountType: String, apiKey: String, username: String, password: String) async throws -> Connection {
+        guard accountType == Self.financialAdvisor else {
+            throw ConnectionInputError("Redtail is available to Financial Advisor accounts only (this account is \"\(accountType)\")")
+        }
+        let session: RedtailSession
+        do { session = try await client.authenticate(apiKey: apiKey, username: username, password: password) } catch let error as RedtailAPIError {
+            throw Self.failure(error)
+        }
+        let id = "rc_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let connection = Connection(id: id, userID: userID, provider: .redtail, createdAt: clock.now(), accountType: accountType)
+        try await store.createConnection(connection, credentials: SealedCredentials(
+            clientID: session.userID ?? username,
+            sealedClientSecret: try sealer.seal(Array(apiKey.utf8), context: "connection:\(id):client_secret"),
+            sealedRefreshToken: try sealer.seal(Array(session.userKey.utf8), context: "connection:\(id):refresh_token")
+        ))
+        let calendar = ConnectionCalendar(connectionID: id, calendarID: Self.calendarID, name: "Redtail activities", selected: true)
+        try await store.saveCalendars(connectionID: id, [calendar])
+        _ = try await sync(calendarKey: calendar.calendarKey)
+        return connection
+    }
+
+    /// Redtail has one calendar; the list never changes.
+    public func refreshCalendars(connectionID: String) async throws -> [ConnectionCalendar] {
+        try await existingCalendars(connectionID)
+    }
+
+    /// Turns polling of the activities calendar on or off.
+    public func selectCalendars(connectionID: String, calendarIDs: Set<String>) async throws -> [ConnectionCalendar] {
+        let current = try await existingCalendars(connectionID)
+        if let unknown = calendarIDs.subtracting([Self.calendarID]).sorted().first {
+            throw ConnectionInputError("calendar \"\(unknown)\" is not one of this connection's calendars (Redtail has only \"\(Self.calendarID)\")")
+        }
+        let updated = current.map { calendar in
+            var calendar = calendar
+            calendar.selected = calendarIDs.contains(calendar.calendarID)
+            return calendar
+        }
+        try await store.saveCalendars(connectionID: connectionID, updated)
+        for (before, after) in zip(current, updated) where before.selected != after.selected {
+            if after.selected { _ = try await sync(calendarKey: after.calendarKey) } else { _ = try await store.clearCalendar(calendarKey: after.calendarKey) }
+        }
+        return updated
+    }
+
+    func existingCalendars(_ connectionID: String) async throws -> [ConnectionCalendar] {
+        guard let connection = try await store.connection(id: connectionID), connection.provider == .redtail else {
+            throw ConnectionInputError("no Redtail connection with id \(connectionID)", connectionNotFound: true)
+        }
+        guard connection.state.syncs else {
+            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
+        }
+        return try await store.calendars(connectionID: connectionID)
+    }
+
+    // MARK: ProviderSyncing
+
+    /// Redtail sends no notifications.
+    public func calendarKey(for entry: StoredInboxEntry) async throws -> String? { nil }
+
+    /// One poll.
+    public func sync(calendarKey: String) async throws -> SyncOutcome {
+        guard let slash = calendarKey.firstIndex(of: "/") else {
+            throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>")
+        }
+        let connectionID = String(calendarKey[..<slash])
+        guard let connection = try await store.connection(id: connectionID) else {
+            throw SyncFailure(kind: .failed, message: "connection \(connectionID) no longer exists")
+        }
+        guard connection.state.syncs else {
+            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
+        }
+        guard try await store.calendars(connectionID: connectionID).contains(where: { $0.calendarKey == calendarKey && $0.selected }) else {
+            return .nothing
+        }
+        guard let credentials = try await store.credentials(connectionID: connectionID) else {
+            throw SyncFailure(kind: .failed, message: "connection \(connectionID) has no credentials")
+        }
+        let apiKey = String(decoding: try sealer.open(credentials.sealedClientSecret, context: "connection:\(connectionID):client_secret"), as: UTF8.self)
+        let userKey = String(decoding: try sealer.open(credentials.sealedRefreshToken, context: "connection:\(connectionID):refresh_token"), as: UTF8.self)
+        do {
+            return try await poll(calendarKey: calendarKey, apiKey: apiKey, userKey: userKey)
+        } catch let error as RedtailAPIError {
+            let failure = Self.failure(error)
+            if failure.kind == .needsReconnect {
+                try await store.setConnectionState(id: connectionID, state: .needsReconnect, reason: failure.message)
+            }
+            throw failure
+        } catch let error as RedtailMappingError {
+            throw SyncFailure(kind: .failed, message: error.description)
+        }
+    }
+
+    func poll(calendarKey: String, apiKey: String, userKey: String) async throws -> SyncOutcome {
+        let now = clock.now()
+        let window = window(now: now)
+        let cursor = try await store.syncCursor(calendarKey: calendarKey).flatMap { RedtailActivityMapper.parseInstant($0) }
+        let inWindow = try await list(apiKey: apiKey, userKey: userKey, updatedSince: nil, window: window)
+        var watermark = cursor ?? .distantPast
+        guard let cursor else {
+            // First poll: the window listing is the calendar.
+            let changes = try inWindow.map { AppointmentChange.upsert(try RedtailActivityMapper.appointment($0, calendarKey: calendarKey)) }
+            for activity in inWindow { if let at = activity.updatedAt.flatMap(RedtailActivityMapper.parseInstant) { watermark = max(watermark, at) } }
+            let mark = watermark == .distantPast ? now : watermark
+            _ = try await store.applySync(calendarKey: calendarKey, changes: changes, cursor: ISO8601DateFormatter().string(from: mark), replaceAll: true)
+            return SyncOutcome(changes: changes.count, fullSync: true)
+        }
+        let updated = try await list(apiKey: apiKey, userKey: userKey, updatedSince: cursor.addingTimeInterval(-overlap), window: nil)
+        let stored = Dictionary(try await store.appointments(calendarKey: calendarKey).map { ($0.externalID, $0) }, uniquingKeysWith: { a, _ in a })
+        var changes: [AppointmentChange] = []
+        var seen: Set<String> = []
+        // Changed since the watermark, then anything in the window the store does not have as it is (a missed edit).
+        for activity in updated + inWindow {
+            let id = String(activity.id)
+            guard seen.insert(id).inserted else { continue }
+            let updatedAt = activity.updatedAt.flatMap(RedtailActivityMapper.parseInstant)
+            if let updatedAt { watermark = max(watermark, updatedAt) }
+            // Dedupe on (id, updated_at): the overlap window returns unchanged activities again.
+            if let existing = stored[id], let updatedAt, existing.updatedAt == updatedAt { continue }
+            changes.append(.upsert(try RedtailActivityMapper.appointment(activity, calendarKey: calendarKey)))
+        }
+        // Deletions: stored activities inside the window that the window listing no longer has.
+        let present = Set(inWindow.map { String($0.id) })
+        for (id, appointment) in stored where !present.contains(id) && !seen.contains(id) && Self.inside(appointment.time, window) {
+            changes.append(.delete(externalID: id))
+        }
+        _ = try await store.applySync(calendarKey: calendarKey, changes: changes, cursor: ISO8601DateFormatter().string(from: watermark), replaceAll: false)
+        return SyncOutcome(changes: changes.count, fullSync: false)
+    }
+
+    func list(apiKey: String, userKey: String, updatedSince: Date?, window: ClosedRange<Date>?) async throws -> [RedtailActivity] {
+        var all: [RedtailActivity] = []
+        var page = 1
+        var pages = 1
+        repeat {
+            try Task.checkCancellation()
+            let result = try await client.activities(apiKey: apiKey, userKey: userKey, updatedSince: updatedSince, window: window, page: page, pageSize: pageSize)
+            all += result.activities
+            pages = min(result.totalPages, 1000)
+            page += 1
+        } while page <= pages
+        return all
+    }
+
+    static func inside(_ time: AppointmentTime, _ window: ClosedRange<Date>) -> Bool {
+        switch time {
+        case .timed(let start, let end, _): return start < window.upperBound && end >= window.lowerBound
+        case .allDay(let startDate, _):
+            guard let start = RedtailActivityMapper.parseInstant(startDate + "T00:00:00Z") else { return true }
+            return start < window.upperBound && start.addingTimeInterval(86_400) >= window.lowerBound
+        }
+    }
+
+    static func failure(_ error: RedtailAPIError) -> SyncFailure {
+        switch error.kind {
+        case .unauthorized:
+            return SyncFailure(kind: .needsReconnect, message: "Redtail refused the credentials (401); connect the account again")
+        case .accountLocked:
+            return SyncFailure(kind: .needsReconnect, message: "the Redtail account is locked; unlock it in Redtail and connect again")
+        case .retry(let after):
+            return SyncFailure(kind: .retry(retryAfter: after), message: error.description)
+        case .transport:
+            return SyncFailure(kind: .retry(retryAfter: nil), message: error.description)
+        case .badResponse, .other:
+            return SyncFailure(kind: .failed, message: error.description)
+        }
+    }
+}
