@@ -90,11 +90,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "MonthSimulation",
+            dependencies: [
+                "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph", "Redtail",
+                "SyncEngine", "ProviderSimulators",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "calgate",
             dependencies: [
                 "GatewayCore", "OpenSSLTLS", "SQLiteStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph", "Redtail", "SyncEngine",
-                "ProviderSimulators",
+                "ProviderSimulators", "MonthSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -167,6 +178,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MonthSimulationTests",
+            dependencies: ["MonthSimulation", "GatewayCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(name: "CalgateCLITests", dependencies: ["OpenSSLTLS", "TestSupport", "CurlHTTP", "ProviderSimulators"], swiftSettings: strict),

@@ -12,7 +12,8 @@ public struct StoredGraphSubscription: Sendable, Hashable {
     public var expiresAt: Date
     /// When calgate deleted it, or Graph said it was removed.
     public var removedAt: Date?
-    /// When calgate created it (nil for rows older than that column).
+    /// When its current life began: creation, or the last renewal (nil for rows older than that column). The renewal
+    /// policy measures "a quarter of its life" from here.
     public var createdAt: Date?
 
     /// Creates a row.
@@ -38,6 +39,6 @@ public protocol GraphSubscriptionStore: Sendable {
     func allLiveGraphSubscriptions() async throws -> [StoredGraphSubscription]
     /// Marks a subscription removed (deleted by calgate, or Graph said it is gone); notifications for it are then dropped.
     func markGraphSubscriptionRemoved(id: String, at: Date) async throws
-    /// Records a renewal: the new expiry Graph answered.
-    func updateGraphSubscriptionExpiry(id: String, expiresAt: Date) async throws
+    /// Records a renewal: the new expiry Graph answered, and when the renewal happened (the start of the new life).
+    func updateGraphSubscriptionExpiry(id: String, expiresAt: Date, renewedAt: Date) async throws
 }

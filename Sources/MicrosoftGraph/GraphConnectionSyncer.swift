@@ -238,7 +238,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
             let replaced = try await withAuthorization(connectionID) { auth -> Bool in
                 do {
                     let renewed = try await self.client.renewSubscription(id: newest.id, expiresAt: now.addingTimeInterval(lifetime), auth)
-                    try await self.store.updateGraphSubscriptionExpiry(id: newest.id, expiresAt: renewed.expiresAt)
+                    try await self.store.updateGraphSubscriptionExpiry(id: newest.id, expiresAt: renewed.expiresAt, renewedAt: now)
                     return false
                 } catch let error as GraphAPIError where error.kind == .notFound {
                     try await self.store.markGraphSubscriptionRemoved(id: newest.id, at: now)

@@ -76,6 +76,24 @@ public final class GoogleSimulator: Sendable {
     private let state = Mutex(State())
     /// The simulator's time (channel expiry, `updated` stamps); the wall clock unless a test injects another.
     let clock: @Sendable () -> Date
+    /// Random failures and dropped pushes for long runs.
+    public let chaos = SimulatorChaos()
+    private let inFlight = Mutex(0)
+
+    /// Pushes still being sent or retried.
+    public var pushesInFlight: Int { inFlight.withLock { $0 } }
+
+    /// The chaos answer for an API call, if chaos strikes.
+    func chaosResponse(allowTimeout: Bool) async -> Response? {
+        switch chaos.nextFailure(allowTimeout: allowTimeout) {
+        case .rateLimit?: return Self.googleError(429, reason: "rateLimitExceeded", message: "Rate Limit Exceeded")
+        case .serverError?: return Self.googleError(503, reason: "backendError", message: "Backend Error")
+        case .timeout?:
+            try? await Task.sleep(for: chaos.timeoutDelay)
+            return Self.googleError(504, reason: "backendError", message: "Deadline exceeded")
+        case nil: return nil
+        }
+    }
     private let pushClientBox: Mutex<CurlHTTPClient?>
     private let pushes = Mutex<(sent: Int, delivered: Int, messageNumber: UInt64)>((0, 0, 1))
 
@@ -119,7 +137,7 @@ public final class GoogleSimulator: Sendable {
             if !channel.token.isEmpty { headers.append(CurlHTTPHeader("X-Goog-Channel-Token", channel.token)) }
             let request = CurlHTTPRequest(method: "POST", url: channel.address, headers: headers, body: [], timeout: .seconds(10))
             let fault = state.withLock { $0.pushFaults.isEmpty ? nil : $0.pushFaults.removeFirst() }
-            if fault == .dropPush { continue }
+            if fault == .dropPush || chaos.dropsNotification() { continue }
             let copies = fault == .duplicatePush ? 2 : 1
             let delay: Duration = fault == .delayPush ? .seconds(3) : .zero
             for _ in 0..<copies { send(request, after: delay, with: pushClient) }
@@ -127,7 +145,9 @@ public final class GoogleSimulator: Sendable {
     }
 
     private func send(_ request: CurlHTTPRequest, after initialDelay: Duration, with pushClient: CurlHTTPClient) {
+            inFlight.withLock { $0 += 1 }
             Task {
+                defer { self.inFlight.withLock { $0 -= 1 } }
                 if initialDelay > .zero { try? await Task.sleep(for: initialDelay) }
                 var delay = Duration.milliseconds(200)
                 for _ in 0..<6 {
@@ -251,6 +271,7 @@ public final class GoogleSimulator: Sendable {
             if self.state.withLock({ $0.faults.first == .slow ? $0.faults.removeFirst() : nil }) != nil {
                 try await Task.sleep(for: .seconds(2))
             }
+            if let failure = await self.chaosResponse(allowTimeout: true) { return failure }
             return try self.listEvents(request, calendar: context.parameters.get("calendar") ?? "")
         }
         router.post("/calendar/v3/calendars/:calendar/events") { request, context in
@@ -290,6 +311,7 @@ public final class GoogleSimulator: Sendable {
         }
         router.post("/calendar/v3/calendars/:calendar/events/watch") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
             let fields = try await Self.jsonObject(request, context: context)
             guard case .string(let id)? = fields["id"], case .string(let address)? = fields["address"], address.hasPrefix("https://") else {
                 return Self.googleError(400, reason: "invalid", message: "id and an https address are required")
@@ -315,6 +337,7 @@ public final class GoogleSimulator: Sendable {
         }
         router.post("/calendar/v3/channels/stop") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
             let fields = try await Self.jsonObject(request, context: context)
             guard case .string(let id)? = fields["id"], case .string(let resource)? = fields["resourceId"] else {
                 return Self.googleError(400, reason: "invalid", message: "id and resourceId are required")

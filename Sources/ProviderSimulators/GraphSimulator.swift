@@ -124,6 +124,12 @@ public final class GraphSimulator: Sendable {
     private let state: Mutex<State>
     private let pushClientBox: Mutex<CurlHTTPClient?>
     private let deliveries = Mutex<(sent: Int, delivered: Int, failed: Int)>((0, 0, 0))
+    private let inFlight = Mutex(0)
+    /// Random failures, dropped notifications and outages for long runs.
+    public let chaos = SimulatorChaos()
+
+    /// Notification POSTs still being sent or retried.
+    public var deliveriesInFlight: Int { inFlight.withLock { $0 } }
     /// Delays between notification retries (Graph retries for up to 4 hours; the simulator compresses that).
     let retryDelays: [Duration]
 
@@ -362,7 +368,7 @@ public final class GraphSimulator: Sendable {
         for (url, batches) in byURL.sorted(by: { $0.key < $1.key }) {
             for batch in batches where !batch.isEmpty {
                 let fault = state.withLock { $0.notificationFaults.isEmpty ? nil : $0.notificationFaults.removeFirst() }
-                if fault == .dropNotification { continue }
+                if fault == .dropNotification || chaos.dropsNotification() { continue }
                 let copies = fault == .duplicateNotification ? 2 : 1
                 for _ in 0..<copies {
                     deliver(to: url, body: .object(["value": .array(batch)]), delay: fault == .delayNotification ? .seconds(4) : .zero)
@@ -375,7 +381,9 @@ public final class GraphSimulator: Sendable {
     func deliver(to url: String, body: JSONValue, delay: Duration) {
         guard let client = pushClientBox.withLock({ $0 }) else { return }
         let retryDelays = self.retryDelays
+        inFlight.withLock { $0 += 1 }
         Task {
+            defer { self.inFlight.withLock { $0 -= 1 } }
             var attemptDelay = delay
             for attempt in 0...retryDelays.count {
                 self.deliveries.withLock { $0.sent += 1 }
@@ -598,6 +606,14 @@ public final class GraphSimulator: Sendable {
             return response
         }
         defer { state.withLock { $0.inFlight -= 1 } }
+        switch chaos.nextFailure(allowTimeout: request.method == .get) {
+        case .rateLimit?: return Self.graphError(429, "TooManyRequests", "Please retry again later.")
+        case .serverError?: return Self.graphError(503, "serviceNotAvailable", "The service is temporarily unavailable.")
+        case .timeout?:
+            try? await Task.sleep(for: chaos.timeoutDelay)
+            return Self.graphError(504, "GatewayTimeout", "The operation timed out.")
+        case nil: break
+        }
         let isDeltaWithToken = request.uri.path.hasSuffix("/delta") && request.uri.queryParameters.get("$deltatoken") != nil
         let fault = state.withLock { state -> Fault? in
             guard let index = state.faults.firstIndex(where: { fault in

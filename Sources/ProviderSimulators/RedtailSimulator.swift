@@ -64,6 +64,8 @@ public final class RedtailSimulator: Sendable {
 
     private let state = Mutex(State())
     let clock: @Sendable () -> Date
+    /// Random failures for long runs.
+    public let chaos = SimulatorChaos()
 
     /// Creates a simulator with the given users.
     public init(users: [User] = [], clock: @escaping @Sendable () -> Date = { Date() }) {
@@ -248,6 +250,14 @@ public final class RedtailSimulator: Sendable {
         let fault = state.withLock { state -> Fault? in
             state.calls += 1
             return state.faults.isEmpty ? nil : state.faults.removeFirst()
+        }
+        switch chaos.nextFailure() {
+        case .rateLimit?: return Self.message(429, "Too Many Requests")
+        case .serverError?: return Self.message(503, "Service Unavailable")
+        case .timeout?:
+            try? await Task.sleep(for: chaos.timeoutDelay)
+            return Self.message(401, "Gateway Time-out")
+        case nil: break
         }
         switch fault {
         case .rateLimit?:

@@ -70,13 +70,15 @@ extension SQLiteStore: GraphSubscriptionStore {
         }
     }
 
-    /// Stores a renewed expiry.
-    public func updateGraphSubscriptionExpiry(id: String, expiresAt: Date) async throws {
+    /// Stores a renewed expiry and when the renewal happened.
+    public func updateGraphSubscriptionExpiry(id: String, expiresAt: Date, renewedAt: Date) async throws {
         let when = Self.milliseconds(expiresAt)
+        let renewed = Self.milliseconds(renewedAt)
         try await run { database in
-            let statement = try database.prepare("UPDATE graph_subscriptions SET expires_at_ms = ? WHERE id = ?")
+            let statement = try database.prepare("UPDATE graph_subscriptions SET expires_at_ms = ?, created_at_ms = ? WHERE id = ?")
             statement.bind(1, when)
-            statement.bind(2, id)
+            statement.bind(2, renewed)
+            statement.bind(3, id)
             try statement.run()
         }
     }

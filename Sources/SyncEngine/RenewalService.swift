@@ -88,8 +88,8 @@ public final class RenewalService: Service, Sendable {
 }
 
 /// Gives every synced calendar a delta sync at least once per `interval` even when no notification came (push is
-/// not fully reliable), spread evenly: each calendar's first sweep lands at a stable fraction of the interval and
-/// later ones are jittered by up to 10 %. Changes these syncs find are counted by the scheduler as missed by push.
+/// not fully reliable), spread evenly: each calendar's sweeps land at a stable fraction of the interval (a per-key
+/// phase), exactly `interval` apart. Changes these syncs find are counted by the scheduler as missed by push.
 ///
 /// The same schedule with `missedByPush: false` is the Redtail poller: Redtail has no push, every poll is the sync.
 public final class ReconciliationSweep: Service, Sendable {
@@ -121,6 +121,9 @@ public final class ReconciliationSweep: Service, Sendable {
 
     /// Sweep syncs requested so far.
     public var requestedSyncs: Int { requested.withLock { $0 } }
+
+    /// When the next calendar is due (nil before the first pass).
+    public var nextDue: Date? { schedule.withLock { $0.due.values.min() } }
 
     /// Runs until graceful shutdown.
     public func run() async throws {
@@ -160,7 +163,10 @@ public final class ReconciliationSweep: Service, Sendable {
             for (key, at) in schedule.due where at <= now {
                 guard let provider = schedule.provider[key] else { continue }
                 due.append((key, provider))
-                schedule.due[key] = now.addingTimeInterval(interval * Double.random(in: 0.95..<1.05))
+                // Next one a whole interval after the one that was due (not after now), so a late pass never drifts.
+                var next = at.addingTimeInterval(interval)
+                if next <= now { next = now.addingTimeInterval(interval) }
+                schedule.due[key] = next
             }
             return due
         }

@@ -79,6 +79,12 @@ public final class SyncScheduler: Service, Sendable {
     /// Whether nothing is pending, running or backing off (tests and the simulated month wait for this).
     public var isIdle: Bool { state.withLock { $0.coalescer.busyCount == 0 && $0.waiting.isEmpty } }
 
+    /// Syncs running now.
+    public var runningCount: Int { state.withLock { $0.running } }
+
+    /// The earliest time a pending or backing-off calendar wakes up (the simulated month jumps its clock there).
+    public var nextWake: Date? { state.withLock { $0.wakes.values.min() } }
+
     /// Asks for a sync of `calendarKey` (renewal repairs, reconnect); `sweep` marks the reconciliation sweep's
     /// requests, whose findings count as missed by push when no notification asked for the same sync.
     public func requestSync(calendarKey: String, provider: Provider, sweep: Bool = false) {

@@ -1,0 +1,429 @@
+import CurlHTTP
+import Foundation
+import GatewayCore
+import GatewayHTTP
+import GoogleCalendar
+import Hummingbird
+import Logging
+import MicrosoftGraph
+import OpenSSLTLS
+import ProviderSimulators
+import Redtail
+import SQLiteStore
+import ServiceLifecycle
+import SyncEngine
+
+/// A month of provider time in a minute or two: the whole gateway in-process (real TLS on loopback, a real SQLite
+/// file, libcurl) with the Google, Graph and Redtail simulators, all on one manual clock stepped hour by hour.
+/// Providers misbehave throughout: a share of calls fail (429, 5xx, timeouts), a share of notifications is dropped,
+/// Graph is down for a day, Graph removes a subscription, Google invalidates every sync token. Each step makes
+/// random calendar changes, runs the renewal job, the reconciliation sweep and the Redtail poller, and waits until
+/// the gateway is quiet; at the end every calendar must equal its provider's truth with nothing lapsed.
+public enum MonthSimulation {
+    /// What to simulate.
+    public struct Options: Sendable {
+        /// Days of provider time.
+        public var days = 30
+        /// Provider time per step, in hours (also the Redtail poll interval: Redtail changes made at the start of a
+        /// step must be stored by its end).
+        public var stepHours = 2.0
+        /// Hours between reconciliation sweeps of each Google and Graph calendar.
+        public var sweepHours = 6.0
+        /// Share of provider API calls that fail.
+        public var failureRate = 0.10
+        /// Share of notifications dropped.
+        public var dropRate = 0.05
+        /// Random seed (changes, faults).
+        public var seed: UInt64 = 2026
+        /// The route table directory (the repository's `routes`).
+        public var routesDirectory = "routes"
+        /// Creates defaults.
+        public init() {}
+    }
+
+    /// What happened.
+    public struct Report: Sendable {
+        /// Subscriptions or channels that expired before renewal (must be zero).
+        public var lapsed = 0
+        /// Calendars whose store equals the provider's truth at the end.
+        public var converged = 0
+        /// Calendars simulated.
+        public var total = 0
+        /// Calendars with more than one live channel or subscription at the end.
+        public var duplicateChannels = 0
+        /// Steps after which a Redtail calendar differed from Redtail (edits must appear within one poll).
+        public var redtailLateSteps = 0
+        /// Changes the reconciliation sweep found that push never announced, per provider.
+        public var missedByPush: [Provider: Int] = [:]
+        /// Provider calls failed and notifications dropped by the chaos.
+        public var chaosFailures = 0
+        /// Notifications dropped by the chaos.
+        public var chaosDrops = 0
+        /// Renewals done.
+        public var renewals = 0
+        /// Calendar changes made at the providers.
+        public var changes = 0
+        /// Calendars that differ, with what differs (empty when converged).
+        public var differences: [String] = []
+        /// Wall-clock seconds the run took.
+        public var seconds = 0.0
+
+        /// The closing line `scripts/simulated-month` ends with.
+        public var summary: String {
+            "month: \(lapsed) lapsed, \(converged) of \(total) calendars converged, \(duplicateChannels) duplicate channels"
+        }
+    }
+
+    /// A calendar the run tracks: where the truth is and where calgate stores it.
+    struct Tracked {
+        var key: String
+        var truth: @Sendable () -> [String: String]
+        var mutate: @Sendable (inout SplitRandom, Date) -> Void
+        var redtail: Bool
+    }
+
+    /// Runs the month; `progress` receives a line per simulated day.
+    public static func run(_ options: Options, logger: Logger, progress: @Sendable (String) -> Void = { _ in }) async throws -> Report {
+        let started = ContinuousClock.now
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("calgate-month-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clock = ManualGatewayClock(start: Date())
+        var random = SplitRandom(seed: options.seed)
+
+        // Certificates, and the clients the simulators push with (trusting only the gateway's dev CA).
+        let certificates = try DevCertificateAuthority.generate(directory: directory + "/certs")
+        var pushConfiguration = CurlHTTPClient.Configuration()
+        pushConfiguration.caBundlePath = certificates.caCertificate
+        pushConfiguration.requestTimeout = .seconds(5)
+        let pushClient = try CurlHTTPClient(configuration: pushConfiguration)
+
+        // The simulators, on the manual clock, with chaos.
+        let google = GoogleSimulator(refreshTokens: ["1//month-google"], pushClient: pushClient, clock: { clock.now() })
+        google.addCalendar(id: "team", name: "Team")
+        google.addCalendar(id: "family", name: "Family")
+        let graph = GraphSimulator(
+            refreshTokens: ["0.AAAA-month"], pushClient: pushClient,
+            retryDelays: [.milliseconds(50), .milliseconds(100), .milliseconds(200)], clock: { clock.now() }
+        )
+        graph.addCalendar(id: "AAMkMonthWork=", name: "Work")
+        graph.addCalendar(id: "AAMkMonthHolidays=", name: "Holidays (not synced)")
+        let advisors = [
+            RedtailSimulator.User(apiKey: "month-partner", username: "advisor-a", password: "pw-a", userKey: "UK-A", id: 1001),
+            RedtailSimulator.User(apiKey: "month-partner", username: "advisor-b", password: "pw-b", userKey: "UK-B", id: 1002),
+        ]
+        let redtail = RedtailSimulator(users: advisors, clock: { clock.now() })
+        google.chaos.configure(failureRate: options.failureRate, dropRate: options.dropRate, timeoutDelay: .milliseconds(300), seed: options.seed &+ 1)
+        graph.chaos.configure(failureRate: options.failureRate, dropRate: options.dropRate, timeoutDelay: .milliseconds(300), seed: options.seed &+ 2)
+        redtail.chaos.configure(failureRate: options.failureRate, dropRate: 0, timeoutDelay: .milliseconds(300), seed: options.seed &+ 3)
+        let googleServer = try await SimulatorServer(router: google.makeRouter())
+        let graphServer = try await SimulatorServer(router: graph.makeRouter())
+        let redtailServer = try await SimulatorServer(router: redtail.makeRouter())
+
+        // The gateway.
+        var config = GatewayConfiguration()
+        config.listen = ListenAddress(host: "127.0.0.1", port: try freeLoopbackPort())
+        config.dataDirectory = directory
+        config.routesDirectory = options.routesDirectory
+        let publicURL = "https://localhost:\(config.listen.port)"
+        let store = try SQLiteStore(path: config.effectiveDatabasePath)
+        let sealer = try AESGCMSecretSealer(key: (0..<32).map { _ in UInt8.random(in: 0...255) })
+        var httpConfiguration = CurlHTTPClient.Configuration()
+        // Chaos timeouts answer after 0.3 s: the gateway gives up sooner, as it would on a hung provider.
+        httpConfiguration.requestTimeout = .milliseconds(200)
+        let http = try CurlHTTPClient(configuration: httpConfiguration)
+        let googleSyncer = GoogleConnectionSyncer(
+            client: GoogleCalendarClient(http: http, endpoints: GoogleEndpoints(tokenURL: googleServer.baseURL + "/token", apiBaseURL: googleServer.baseURL + "/calendar/v3")),
+            store: store, sealer: sealer, clock: clock, webhookAddress: publicURL + "/webhooks/google"
+        )
+        let graphSyncer = GraphConnectionSyncer(
+            client: GraphClient(http: http, endpoints: GraphEndpoints(
+                tokenURL: graphServer.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: graphServer.baseURL + "/v1.0"
+            )),
+            store: store, sealer: sealer, clock: clock, publicURL: publicURL
+        )
+        let redtailConnector = RedtailConnector(
+            client: RedtailClient(http: http, endpoints: RedtailEndpoints(baseURL: redtailServer.baseURL + "/api/public/v1")),
+            store: store, sealer: sealer, clock: clock, overlap: 900
+        )
+        var quiet = logger
+        quiet.logLevel = .critical
+        let health = StoreConnectionHealthRecorder(store: store)
+        // The scheduler runs on the manual clock too: coalescing windows and backoffs are provider time, and the
+        // month jumps the clock from one wake-up to the next (a discrete-event simulation).
+        var schedule = SyncScheduler.Configuration()
+        schedule.tick = .milliseconds(2)
+        let scheduler = SyncScheduler(
+            store: store, providers: [googleSyncer, graphSyncer, redtailConnector], health: health, clock: clock, configuration: schedule, logger: quiet
+        )
+        let step = options.stepHours * 3600
+        let renewal = RenewalService(maintainers: [googleSyncer, graphSyncer], scheduler: scheduler, health: health, clock: clock, logger: quiet)
+        let sweep = ReconciliationSweep(
+            store: store, scheduler: scheduler, providers: [.google, .microsoft], clock: clock, interval: options.sweepHours * 3600, logger: quiet
+        )
+        let poller = ReconciliationSweep(
+            store: store, scheduler: scheduler, providers: [.redtail], clock: clock, interval: step, missedByPush: false, logger: quiet
+        )
+        let tlsContext = try TLSServerContext(configuration: TLSServerConfiguration(
+            certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey, handshakeTimeout: .seconds(5)
+        ))
+        let application = try GatewayServer.makeApplication(GatewayServerDependencies(
+            configuration: config, adminToken: "month-admin-token-0123456789abcdef", apiToken: "month-api-token-0123456789abcdef",
+            connectors: [googleSyncer, graphSyncer, redtailConnector], store: store, sealer: sealer, tlsContext: tlsContext,
+            metrics: GatewayMetrics(), version: "month", logger: quiet
+        ))
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: StoreLifecycleService(store: store, logger: quiet)), .init(service: scheduler), .init(service: application)],
+            logger: quiet
+        ))
+        let running = Task { try await group.run() }
+        func shutdown() async {
+            google.setPushClient(nil)
+            graph.setPushClient(nil)
+            await group.triggerGracefulShutdown()
+            _ = try? await running.value
+            await googleServer.stop()
+            await graphServer.stop()
+            await redtailServer.stop()
+            await http.shutdown()
+            await pushClient.shutdown()
+        }
+        do {
+            var ready = false
+            for _ in 0..<250 where !ready {
+                ready = (try? await pushClient.execute(CurlHTTPRequest(url: publicURL + "/admin/health")))?.status == 200
+                if !ready { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            guard ready else { throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "the gateway did not come up on \(publicURL)"]) }
+
+            // Accounts: Google with three calendars, Microsoft with two of three, two Redtail advisors. Connecting is
+            // done calmly (a user retries a failed connect); the chaos starts afterwards.
+            let chaosSettings = (options.failureRate, options.dropRate)
+            for chaos in [google.chaos, graph.chaos, redtail.chaos] { chaos.configure(failureRate: 0, dropRate: 0, seed: options.seed) }
+            let googleConnection = try await googleSyncer.connect(userID: "month-user", clientID: "c", clientSecret: "s", refreshToken: "1//month-google")
+            _ = try await googleSyncer.selectCalendars(connectionID: googleConnection.id, calendarIDs: ["primary", "team", "family"])
+            let graphConnection = try await graphSyncer.connect(userID: "month-user", clientID: "c", clientSecret: "s", refreshToken: "0.AAAA-month")
+            _ = try await graphSyncer.selectCalendars(connectionID: graphConnection.id, calendarIDs: [GraphSimulator.defaultCalendarID, "AAMkMonthWork="])
+            var redtailKeys: [String: String] = [:]
+            for advisor in advisors {
+                let connection = try await redtailConnector.connect(
+                    userID: "month-user", accountType: RedtailConnector.financialAdvisor, apiKey: advisor.apiKey,
+                    username: advisor.username, password: advisor.password
+                )
+                redtailKeys[advisor.username] = "\(connection.id)/\(RedtailConnector.calendarID)"
+            }
+            google.chaos.configure(failureRate: chaosSettings.0, dropRate: chaosSettings.1, timeoutDelay: .milliseconds(300), seed: options.seed &+ 1)
+            graph.chaos.configure(failureRate: chaosSettings.0, dropRate: chaosSettings.1, timeoutDelay: .milliseconds(300), seed: options.seed &+ 2)
+            redtail.chaos.configure(failureRate: chaosSettings.0, dropRate: 0, timeoutDelay: .milliseconds(300), seed: options.seed &+ 3)
+
+            var tracked: [Tracked] = []
+            for calendar in ["primary", "team", "family"] {
+                tracked.append(Tracked(key: "\(googleConnection.id)/\(calendar)", truth: { google.liveEvents(calendar: calendar) }, mutate: { random, now in
+                    let live = google.liveEvents(calendar: calendar).keys.sorted()
+                    let roll = random.unit()
+                    if roll < 0.25, let victim = random.pick(live) {
+                        google.deleteEvent(calendar: calendar, id: victim)
+                    } else {
+                        let id = roll < 0.6 ? (random.pick(live) ?? random.identifier("g")) : random.identifier("g")
+                        let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
+                        google.upsertEvent(calendar: calendar, [
+                            "id": .string(id), "summary": .string("Meeting \(random.identifier(""))"),
+                            "start": .object(["dateTime": .string(iso(start)), "timeZone": .string("UTC")]),
+                            "end": .object(["dateTime": .string(iso(start.addingTimeInterval(3600))), "timeZone": .string("UTC")]),
+                        ])
+                    }
+                }, redtail: false))
+            }
+            for calendar in [GraphSimulator.defaultCalendarID, "AAMkMonthWork="] {
+                tracked.append(Tracked(key: "\(graphConnection.id)/\(calendar)", truth: { graph.liveEvents(calendar: calendar) }, mutate: { random, now in
+                    let live = graph.liveEvents(calendar: calendar).keys.sorted()
+                    let roll = random.unit()
+                    if roll < 0.25, let victim = random.pick(live) {
+                        graph.deleteEvent(calendar: calendar, id: victim)
+                    } else {
+                        let id = roll < 0.6 ? (random.pick(live) ?? random.identifier("AAMk")) : random.identifier("AAMk")
+                        let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
+                        graph.upsertEvent(calendar: calendar, [
+                            "id": .string(id), "subject": .string("Outlook \(random.identifier(""))"),
+                            "start": .object(["dateTime": .string(wall(start)), "timeZone": .string("UTC")]),
+                            "end": .object(["dateTime": .string(wall(start.addingTimeInterval(1800))), "timeZone": .string("UTC")]),
+                        ])
+                    }
+                }, redtail: false))
+            }
+            for advisor in advisors {
+                let username = advisor.username
+                tracked.append(Tracked(key: redtailKeys[username] ?? "", truth: { redtail.liveActivities(username: username) }, mutate: { random, now in
+                    let live = redtail.liveActivities(username: username).keys.sorted()
+                    let roll = random.unit()
+                    if roll < 0.25, let victim = random.pick(live).flatMap({ Int64($0) }) {
+                        redtail.deleteActivity(id: victim)
+                    } else {
+                        let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
+                        var fields: [String: JSONValue] = [
+                            "subject": .string("Client review \(random.identifier(""))"),
+                            "start_date": .string(iso(start)), "end_date": .string(iso(start.addingTimeInterval(3600))),
+                        ]
+                        if roll < 0.6, let existing = random.pick(live).flatMap({ Int64($0) }) { fields["id"] = .integer(existing) }
+                        redtail.upsertActivity(username: username, fields)
+                    }
+                }, redtail: true))
+            }
+
+            var report = Report()
+            report.total = tracked.count
+            let steps = Int((Double(options.days) * 24 / options.stepHours).rounded())
+            let outageStart = steps / 6, outageEnd = outageStart + Int((24 / options.stepHours).rounded())
+            for index in 0..<steps {
+                let stepEnd = clock.now().addingTimeInterval(step)
+                if index == outageStart { graph.chaos.setOutage(true) }
+                if index == outageEnd { graph.chaos.setOutage(false) }
+                if index == steps / 3, let subscription = graph.subscriptions.first {
+                    graph.sendLifecycle(subscriptionID: subscription.id, event: "subscriptionRemoved")
+                }
+                if index == steps / 2 { google.invalidateSyncTokens() }
+                let changes = random.range(0...4)
+                for _ in 0..<changes {
+                    guard let target = random.pick(Array(tracked.indices)) else { break }
+                    tracked[target].mutate(&random, clock.now())
+                }
+                report.changes += changes
+                await renewal.runOnce()
+                await sweep.runOnce()
+                await poller.runOnce()
+                await runUntil(stepEnd, clock: clock, scheduler: scheduler, timed: [sweep, poller], google: google, graph: graph)
+                for calendar in tracked where calendar.redtail {
+                    if try await stored(store, calendar.key) != calendar.truth() { report.redtailLateSteps += 1 }
+                }
+                if index % Int((24 / options.stepHours).rounded()) == 0 {
+                    progress("day \(index * Int(options.stepHours) / 24): \(report.changes) changes so far, chaos \(google.chaos.counts.failures + graph.chaos.counts.failures + redtail.chaos.counts.failures) failed calls")
+                }
+            }
+
+            // The month is over: calm providers, one last renewal pass and sweep, then compare.
+            for chaos in [google.chaos, graph.chaos, redtail.chaos] {
+                let counts = chaos.counts
+                report.chaosFailures += counts.failures
+                report.chaosDrops += counts.drops
+                chaos.configure(failureRate: 0, dropRate: 0, seed: options.seed)
+                chaos.setOutage(false)
+            }
+            await renewal.runOnce()
+            for calendar in tracked {
+                scheduler.requestSync(calendarKey: calendar.key, provider: calendar.redtail ? .redtail : (calendar.key.hasPrefix("gc_") ? .google : .microsoft))
+            }
+            await runUntil(clock.now().addingTimeInterval(step), clock: clock, scheduler: scheduler, timed: [sweep, poller], google: google, graph: graph)
+            for calendar in tracked {
+                let have = try await stored(store, calendar.key)
+                let want = calendar.truth()
+                if have == want { report.converged += 1 } else {
+                    let missing = Set(want.keys).subtracting(have.keys).count
+                    let extra = Set(have.keys).subtracting(want.keys).count
+                    let stale = want.filter { have[$0.key] != nil && have[$0.key] != $0.value }.count
+                    report.differences.append("\(calendar.key): \(missing) missing, \(extra) extra, \(stale) stale")
+                }
+            }
+            for calendar in ["primary", "team", "family"] where google.liveChannels(calendar: calendar).count > 1 { report.duplicateChannels += 1 }
+            let perCalendar = Dictionary(grouping: graph.subscriptions, by: \.calendar)
+            report.duplicateChannels += perCalendar.values.filter { $0.count > 1 }.count
+            // A selected calendar without a live subscription would have lapsed silently: count it too.
+            for calendar in ["primary", "team", "family"] where google.liveChannels(calendar: calendar).isEmpty { report.lapsed += 1 }
+            for calendar in [GraphSimulator.defaultCalendarID, "AAMkMonthWork="] where perCalendar[calendar] == nil { report.lapsed += 1 }
+            let totals = renewal.totalsByProvider
+            report.lapsed += totals.values.map(\.lapsed).reduce(0, +)
+            report.renewals = totals.values.map(\.renewed).reduce(0, +)
+            report.missedByPush = scheduler.missedByPush
+            report.seconds = Double((ContinuousClock.now - started).components.seconds)
+            await shutdown()
+            return report
+        } catch {
+            await shutdown()
+            throw error
+        }
+    }
+
+    /// Lets the gateway work through provider time up to `end`: whenever nothing runs and nothing is in flight, the
+    /// clock jumps to the scheduler's next wake-up (coalescing window, backoff) if it comes before `end`; then the
+    /// clock is set to `end`. Bounded in wall-clock time.
+    static func runUntil(
+        _ end: Date, clock: ManualGatewayClock, scheduler: SyncScheduler, timed: [ReconciliationSweep], google: GoogleSimulator, graph: GraphSimulator
+    ) async {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            var calmChecks = 0
+            while calmChecks < 2, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(2))
+                let calm = scheduler.runningCount == 0 && google.pushesInFlight == 0 && graph.deliveriesInFlight == 0
+                calmChecks = calm ? calmChecks + 1 : 0
+            }
+            let candidates = [scheduler.nextWake] + timed.map(\.nextDue)
+            guard let next = candidates.compactMap({ $0 }).min(), next <= end else { break }
+            clock.set(next)
+            for service in timed { await service.runOnce() }
+            // Give the scheduler a tick to start what is now due before looking again.
+            try? await Task.sleep(for: .milliseconds(4))
+        }
+        clock.set(end)
+    }
+
+    /// id → title of what calgate stores for a calendar (cancelled instances excluded).
+    static func stored(_ store: SQLiteStore, _ key: String) async throws -> [String: String] {
+        var result: [String: String] = [:]
+        for appointment in try await store.appointments(calendarKey: key) where appointment.status != "cancelled" {
+            result[appointment.externalID] = appointment.title
+        }
+        return result
+    }
+
+    static func iso(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+
+    static func wall(_ date: Date) -> String { String(iso(date).dropLast()) + ".0000000" }
+
+    /// A free loopback port (bound and released; Graph must know the URL before the gateway binds).
+    static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw CocoaError(.fileNoSuchFile) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw CocoaError(.fileWriteUnknown) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// A seeded generator for the month's changes.
+struct SplitRandom {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    mutating func range(_ range: ClosedRange<Int>) -> Int {
+        range.lowerBound + Int(next() % UInt64(range.count))
+    }
+
+    mutating func pick<T>(_ items: [T]) -> T? {
+        items.isEmpty ? nil : items[Int(next() % UInt64(items.count))]
+    }
+
+    mutating func identifier(_ prefix: String) -> String {
+        prefix + String(next() % 1_000_000_000, radix: 36)
+    }
+}
