@@ -132,20 +132,30 @@ public enum MonthSimulation {
         // Chaos timeouts answer after 0.3 s: the gateway gives up sooner, as it would on a hung provider.
         httpConfiguration.requestTimeout = .milliseconds(200)
         let http = try CurlHTTPClient(configuration: httpConfiguration)
-        let googleSyncer = GoogleConnectionSyncer(
-            client: GoogleCalendarClient(http: http, endpoints: GoogleEndpoints(tokenURL: googleServer.baseURL + "/token", apiBaseURL: googleServer.baseURL + "/calendar/v3")),
-            store: store, sealer: sealer, clock: clock, webhookAddress: publicURL + "/webhooks/google"
-        )
-        let graphSyncer = GraphConnectionSyncer(
-            client: GraphClient(http: http, endpoints: GraphEndpoints(
-                tokenURL: graphServer.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: graphServer.baseURL + "/v1.0"
-            )),
-            store: store, sealer: sealer, clock: clock, publicURL: publicURL
-        )
-        let redtailConnector = RedtailConnector(
-            client: RedtailClient(http: http, endpoints: RedtailEndpoints(baseURL: redtailServer.baseURL + "/api/public/v1")),
-            store: store, sealer: sealer, clock: clock, overlap: 900
-        )
+        // Connecting is what a user does once, calmly: with a patient client, so a loaded machine cannot fail it.
+        let patientHTTP = try CurlHTTPClient()
+        func makeGoogle(_ http: CurlHTTPClient) -> GoogleConnectionSyncer {
+            GoogleConnectionSyncer(
+                client: GoogleCalendarClient(http: http, endpoints: GoogleEndpoints(tokenURL: googleServer.baseURL + "/token", apiBaseURL: googleServer.baseURL + "/calendar/v3")),
+                store: store, sealer: sealer, clock: clock, webhookAddress: publicURL + "/webhooks/google"
+            )
+        }
+        func makeGraph(_ http: CurlHTTPClient) -> GraphConnectionSyncer {
+            GraphConnectionSyncer(
+                client: GraphClient(http: http, endpoints: GraphEndpoints(
+                    tokenURL: graphServer.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: graphServer.baseURL + "/v1.0"
+                )),
+                store: store, sealer: sealer, clock: clock, publicURL: publicURL
+            )
+        }
+        func makeRedtail(_ http: CurlHTTPClient) -> RedtailConnector {
+            RedtailConnector(
+                client: RedtailClient(http: http, endpoints: RedtailEndpoints(baseURL: redtailServer.baseURL + "/api/public/v1")),
+                store: store, sealer: sealer, clock: clock, overlap: 900
+            )
+        }
+        let googleSyncer = makeGoogle(http), graphSyncer = makeGraph(http), redtailConnector = makeRedtail(http)
+        let (googleSetup, graphSetup, redtailSetup) = (makeGoogle(patientHTTP), makeGraph(patientHTTP), makeRedtail(patientHTTP))
         var quiet = logger
         quiet.logLevel = .critical
         let health = StoreConnectionHealthRecorder(store: store)
@@ -186,6 +196,7 @@ public enum MonthSimulation {
             await graphServer.stop()
             await redtailServer.stop()
             await http.shutdown()
+            await patientHTTP.shutdown()
             await pushClient.shutdown()
         }
         do {
@@ -200,13 +211,13 @@ public enum MonthSimulation {
             // done calmly (a user retries a failed connect); the chaos starts afterwards.
             let chaosSettings = (options.failureRate, options.dropRate)
             for chaos in [google.chaos, graph.chaos, redtail.chaos] { chaos.configure(failureRate: 0, dropRate: 0, seed: options.seed) }
-            let googleConnection = try await googleSyncer.connect(userID: "month-user", clientID: "c", clientSecret: "s", refreshToken: "1//month-google")
-            _ = try await googleSyncer.selectCalendars(connectionID: googleConnection.id, calendarIDs: ["primary", "team", "family"])
-            let graphConnection = try await graphSyncer.connect(userID: "month-user", clientID: "c", clientSecret: "s", refreshToken: "0.AAAA-month")
-            _ = try await graphSyncer.selectCalendars(connectionID: graphConnection.id, calendarIDs: [GraphSimulator.defaultCalendarID, "AAMkMonthWork="])
+            let googleConnection = try await googleSetup.connect(userID: "month-user", clientID: "c", clientSecret: "s", refreshToken: "1//month-google")
+            _ = try await googleSetup.selectCalendars(connectionID: googleConnection.id, calendarIDs: ["primary", "team", "family"])
+            let graphConnection = try await graphSetup.connect(userID: "month-user", clientID: "c", clientSecret: "s", refreshToken: "0.AAAA-month")
+            _ = try await graphSetup.selectCalendars(connectionID: graphConnection.id, calendarIDs: [GraphSimulator.defaultCalendarID, "AAMkMonthWork="])
             var redtailKeys: [String: String] = [:]
             for advisor in advisors {
-                let connection = try await redtailConnector.connect(
+                let connection = try await redtailSetup.connect(
                     userID: "month-user", accountType: RedtailConnector.financialAdvisor, apiKey: advisor.apiKey,
                     username: advisor.username, password: advisor.password
                 )

@@ -31,6 +31,10 @@ public final class RenewalService: Service, Sendable {
         self.interval = interval
         self.tick = tick
         self.logger = logger
+        // Exported from the start, so dashboards see a zero rather than nothing.
+        for maintainer in maintainers {
+            Counter(label: "calgate_subscription_lapses_total", dimensions: [("provider", maintainer.provider.rawValue)]).increment(by: 0)
+        }
     }
 
     /// Sums of every pass so far, per provider.

@@ -17,9 +17,10 @@ struct Simulate: AsyncParsableCommand {
     enum SimulatedProvider: String, ExpressibleByArgument, CaseIterable {
         case google
         case microsoft
+        case redtail
     }
 
-    @Option(name: .customLong("provider"), help: "google or microsoft.")
+    @Option(name: .customLong("provider"), help: "google, microsoft or redtail.")
     var provider: SimulatedProvider = .google
 
     @Option(name: .customLong("listen"), help: "HOST:PORT to listen on (plain HTTP, loopback only).")
@@ -65,6 +66,18 @@ struct Simulate: AsyncParsableCommand {
               subscriptions:     curl \(server.baseURL)/control/subscriptions
               lifecycle event:   curl -X POST \(server.baseURL)/control/subscriptions/<id>/lifecycle/reauthorizationRequired
               inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(GraphSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+            """
+        case .redtail:
+            let simulator = RedtailSimulator(users: [RedtailSimulator.User(
+                apiKey: "demo-redtail-api-key", username: "advisor1", password: "demo-password",
+                userKey: "B7B4BCDD-DEMO-449C-B1D4-C1AAFE49703D", id: 41_974
+            )])
+            server = try await SimulatorServer(router: simulator.makeRouter(), host: address.host, port: address.port)
+            banner = """
+            Redtail simulator on \(server.baseURL) (user advisor1 / demo-password, API key demo-redtail-api-key)
+              gateway settings:  "redtail": {"base_url": "\(server.baseURL)/api/public/v1"}
+              add an activity:   curl -X POST \(server.baseURL)/control/users/advisor1/activities -d '{"subject":"x","start_date":"2026-12-01T10:00:00Z","end_date":"2026-12-01T11:00:00Z"}'
+              inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(RedtailSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
             """
         }
         FileHandle.standardOutput.write(Data((banner + "\nCtrl-C stops it.\n\n").utf8))

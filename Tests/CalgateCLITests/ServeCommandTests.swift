@@ -296,6 +296,9 @@ struct DemoCommandTests {
         #expect(body.contains("Quarterly review (Outlook, moved)"), "the Graph notification never arrived: \(body)")
         #expect(body.contains(#""source":"microsoft""#))
         #expect(!body.contains("unselected calendar"), "the unselected Outlook calendar leaked into the store")
+        // The demo user's Redtail account (polled, no webhooks) is connected too.
+        #expect(body.contains("Annual review: Smith household (Redtail"), "the Redtail activity is missing: \(body)")
+        #expect(body.contains(#""source":"redtail""#))
         demo.signal(SIGTERM)
         #expect(await demo.waitForExit() == 0)
     }
