@@ -35,12 +35,33 @@ public struct Connection: Sendable, Hashable {
     public var failingSince: Date?
     /// What kind of LeadCenter account owns it (`financial_advisor`, …), when the provider needs to know (Redtail).
     public var accountType: String?
+    /// The LeadCenter account (team) the user belongs to; `everyone` visibility is relative to it.
+    public var accountID: String
+    /// Who may see the appointments imported through it.
+    public var visibility: Visibility
+
+    /// Who on the LeadCenter account may see a connection's imported appointments.
+    public enum Visibility: String, Sendable, Hashable, CaseIterable {
+        /// Only the user who connected it.
+        case onlyMe = "only_me"
+        /// Everyone on the same LeadCenter account.
+        case everyone
+    }
+
+    /// Whether `viewer` (a user of `viewerAccount`) may see what this connection imports.
+    public func isVisible(to viewer: String, viewerAccount: String?) -> Bool {
+        if viewer == userID { return true }
+        return visibility == .everyone && (viewerAccount ?? accountID) == accountID
+    }
 
     /// Creates a connection.
     public init(
         id: String, userID: String, provider: Provider, state: State = .active, stateReason: String? = nil, createdAt: Date,
-        nextRetryAt: Date? = nil, failingSince: Date? = nil, accountType: String? = nil
+        nextRetryAt: Date? = nil, failingSince: Date? = nil, accountType: String? = nil, accountID: String? = nil,
+        visibility: Visibility = .onlyMe
     ) {
+        self.accountID = accountID ?? userID
+        self.visibility = visibility
         self.id = id
         self.userID = userID
         self.provider = provider
@@ -111,6 +132,10 @@ public protocol ConnectionStore: Sendable {
     func credentials(connectionID: String) async throws -> SealedCredentials?
     /// Replaces the sealed credentials (providers such as Entra ID rotate the refresh token on every refresh).
     func updateCredentials(connectionID: String, _ credentials: SealedCredentials) async throws
+    /// Changes who may see the connection's imported appointments.
+    func setConnectionVisibility(id: String, _ visibility: Connection.Visibility) async throws
+    /// Sets the LeadCenter account the connection belongs to.
+    func setConnectionAccount(id: String, accountID: String) async throws
     /// Stores the connection's health (state, reason, next retry, failing since).
     func setConnectionHealth(id: String, _ health: ConnectionHealth) async throws
     /// Changes the sync state.

@@ -12,13 +12,20 @@ public struct ConnectionsController: Sendable {
     let apiToken: String
     let store: any GatewayStore
     let connectors: [Provider: any ConnectionManaging]
+    let maxConnectionsPerUser: Int
+    let clock: any GatewayClock
     let logger: Logger
 
     /// Creates the controller; a provider without a connector answers 503 when asked to connect.
-    public init(apiToken: String, store: any GatewayStore, connectors: [any ConnectionManaging], logger: Logger) {
+    public init(
+        apiToken: String, store: any GatewayStore, connectors: [any ConnectionManaging], maxConnectionsPerUser: Int = 10,
+        clock: any GatewayClock = SystemGatewayClock(), logger: Logger
+    ) {
         self.apiToken = apiToken
         self.store = store
         self.connectors = Dictionary(connectors.map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
+        self.maxConnectionsPerUser = maxConnectionsPerUser
+        self.clock = clock
         self.logger = logger
     }
 
@@ -62,9 +69,70 @@ public struct ConnectionsController: Sendable {
             }
             return Self.json(.object(["calendars": .array(calendars.map(Self.representation))]))
         })
-        registry.register(RouteHandler(key: "api.appointments.list", spec: Self.spec(["GET"])) { call in
-            try await appointments(call)
+        registry.register(RouteHandler(key: "api.connections.update", spec: Self.spec(["PATCH"], body: 4096)) { call in
+            let connection = try await existing(call)
+            let object = try Self.strictObject(call.body, allowed: ["visibility"])
+            guard let name = try Self.string(object, "visibility"), let visibility = Connection.Visibility(rawValue: name) else {
+                throw GatewayHTTPError.badRequest("visibility is required: one of \(Connection.Visibility.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            try await store.setConnectionVisibility(id: connection.id, visibility)
+            return Self.json(try await representation(try await store.connection(id: connection.id) ?? connection))
         })
+        registry.register(RouteHandler(key: "api.connections.disconnect", spec: Self.spec(["DELETE"])) { call in
+            let connection = try await existing(call)
+            guard connection.state != .disconnected else { return Self.json(try await representation(connection)) }
+            let disconnected = try await providerCall(connection.provider) { try await $0.disconnect(connectionID: connection.id) }
+            return Self.json(try await representation(disconnected))
+        })
+        registry.register(RouteHandler(key: "api.connections.reconnect", spec: Self.spec(["POST"], body: 16_384)) { call in
+            try await reconnect(call)
+        })
+    }
+
+    /// New credentials for an existing connection (after `needs_reconnect`, or to undo a disconnect): a full re-sync.
+    func reconnect(_ call: RouteCall) async throws -> Response {
+        let connection = try await existing(call)
+        let reconnected: Connection
+        if connection.provider == .redtail {
+            let object = try Self.strictObject(call.body, allowed: ["api_key", "username", "password"])
+            let (apiKey, username, password) = (try Self.required(object, "api_key"), try Self.required(object, "username"), try Self.required(object, "password"))
+            reconnected = try await providerCall(.redtail, connecting: true) { connector in
+                guard let redtail = connector as? RedtailConnector else { throw GatewayHTTPError.unavailable("Redtail is not configured on this gateway") }
+                return try await redtail.reconnect(connectionID: connection.id, apiKey: apiKey, username: username, password: password)
+            }
+        } else {
+            let object = try Self.strictObject(call.body, allowed: ["client_id", "client_secret", "refresh_token"])
+            let (client, secret, refresh) = (try Self.required(object, "client_id"), try Self.required(object, "client_secret"), try Self.required(object, "refresh_token"))
+            reconnected = try await providerCall(connection.provider, connecting: true) {
+                try await $0.reconnect(connectionID: connection.id, clientID: client, clientSecret: secret, refreshToken: refresh)
+            }
+        }
+        return Self.json(try await representation(reconnected))
+    }
+
+    /// Parses a strict JSON object body with only `allowed` keys.
+    static func strictObject(_ body: ByteBuffer, allowed: Set<String>) throws -> StrictJSONObject {
+        do {
+            let object = try StrictJSONObject(try JSONValue.parse(Data(buffer: body)), path: "")
+            try object.requireOnlyKeys(allowed)
+            return object
+        } catch let error as JSONDocumentError {
+            throw GatewayHTTPError.badRequest("body \(error.message)")
+        } catch let error as StrictJSONError {
+            throw GatewayHTTPError.badRequest(error.description)
+        }
+    }
+
+    /// An optional string field, as a 400 when it has the wrong type.
+    static func string(_ object: StrictJSONObject, _ name: String) throws -> String? {
+        do { return try object.string(name) } catch { throw GatewayHTTPError.badRequest(error.description) }
+    }
+
+    /// A required, non-empty, bounded string field.
+    static func required(_ object: StrictJSONObject, _ name: String, max: Int = 4096) throws -> String {
+        guard let value = try string(object, name), !value.isEmpty else { throw GatewayHTTPError.badRequest("\(name) is required") }
+        guard value.utf8.count <= max else { throw GatewayHTTPError.badRequest("\(name) is too long (at most \(max) bytes)") }
+        return value
     }
 
     /// Handler keys and what they serve (kept in step with `GatewayServer.catalog` by a test).
@@ -77,9 +145,9 @@ public struct ConnectionsController: Sendable {
         do {
             object = try StrictJSONObject(try JSONValue.parse(Data(buffer: call.body)), path: "")
             if case .string("redtail")? = object.value("provider") {
-                try object.requireOnlyKeys(["user_id", "provider", "account_type", "api_key", "username", "password"])
+                try object.requireOnlyKeys(["user_id", "provider", "account_type", "api_key", "username", "password", "account_id", "visibility"])
             } else {
-                try object.requireOnlyKeys(["user_id", "provider", "client_id", "client_secret", "refresh_token"])
+                try object.requireOnlyKeys(["user_id", "provider", "client_id", "client_secret", "refresh_token", "account_id", "visibility"])
             }
         } catch let error as JSONDocumentError {
             throw GatewayHTTPError.badRequest("body \(error.message)")
@@ -97,25 +165,48 @@ public struct ConnectionsController: Sendable {
         guard let provider = Provider(rawValue: name) else {
             throw GatewayHTTPError.badRequest("provider \"\(name)\" is not one calgate connects (google, microsoft, redtail)")
         }
+        var visibility = Connection.Visibility.onlyMe
+        if let given = try Self.string(object, "visibility") {
+            guard let parsed = Connection.Visibility(rawValue: given) else {
+                throw GatewayHTTPError.badRequest("visibility must be one of \(Connection.Visibility.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            visibility = parsed
+        }
+        let accountID = try Self.string(object, "account_id")
+        if let accountID, accountID.isEmpty || accountID.utf8.count > 256 { throw GatewayHTTPError.badRequest("account_id must be 1 to 256 bytes") }
+        let userID = try field("user_id")
+        // The plan's cap counts every connection the user has not disconnected.
+        let existing = try await store.connections(userID: userID).filter { $0.state != .disconnected }
+        guard existing.count < maxConnectionsPerUser else {
+            throw GatewayHTTPError.conflict(
+                "user \(userID) already has \(existing.count) calendar connections, the most this plan allows (\(maxConnectionsPerUser)); disconnect one first"
+            )
+        }
+        let connection = try await connectProvider(provider, field: field)
+        if visibility != .onlyMe { try await store.setConnectionVisibility(id: connection.id, visibility) }
+        if let accountID { try await store.setConnectionAccount(id: connection.id, accountID: accountID) }
+        var response = Self.json(try await representation(try await store.connection(id: connection.id) ?? connection))
+        response.status = .created
+        return response
+    }
+
+    func connectProvider(_ provider: Provider, field: (String) throws -> String) async throws -> Connection {
         if provider == .redtail {
             let (user, accountType, apiKey, username, password) = (
                 try field("user_id"), try field("account_type"), try field("api_key"), try field("username"), try field("password")
             )
-            let connection = try await providerCall(.redtail, connecting: true) { connector in
+            guard accountType == RedtailConnector.financialAdvisor else {
+                throw GatewayHTTPError.conflict("Redtail calendars are available to Financial Advisor accounts only (this account is \"\(accountType)\")")
+            }
+            return try await providerCall(.redtail, connecting: true) { connector in
                 guard let redtail = connector as? RedtailConnector else { throw GatewayHTTPError.unavailable("Redtail is not configured on this gateway") }
                 return try await redtail.connect(userID: user, accountType: accountType, apiKey: apiKey, username: username, password: password)
             }
-            var response = Self.json(try await representation(connection))
-            response.status = .created
-            return response
         }
         let (user, client, secret, refresh) = (try field("user_id"), try field("client_id"), try field("client_secret"), try field("refresh_token"))
-        let connection = try await providerCall(provider, connecting: true) {
+        return try await providerCall(provider, connecting: true) {
             try await $0.connect(userID: user, clientID: client, clientSecret: secret, refreshToken: refresh)
         }
-        var response = Self.json(try await representation(connection))
-        response.status = .created
-        return response
     }
 
     /// The connection named by the `{id}` path parameter.
@@ -194,70 +285,8 @@ public struct ConnectionsController: Sendable {
             "next_retry_at": connection.nextRetryAt.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null,
             "failing_since": connection.failingSince.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null,
             "account_type": connection.accountType.map(JSONValue.string) ?? .null,
+            "account_id": .string(connection.accountID), "visibility": .string(connection.visibility.rawValue),
         ])
-    }
-
-    func appointments(_ call: RouteCall) async throws -> Response {
-        let query = call.request.uri.queryParameters
-        guard let user = query.get("user"), !user.isEmpty else { throw GatewayHTTPError.badRequest("user is required") }
-        func instant(_ name: String) throws -> Date? {
-            guard let text = query.get(name) else { return nil }
-            guard let date = GoogleEventMapper.parseInstant(text) else {
-                throw GatewayHTTPError.badRequest("\(name) must be an RFC 3339 time such as 2026-12-01T00:00:00Z")
-            }
-            return date
-        }
-        let from = try instant("from") ?? .distantPast
-        let to = try instant("to") ?? .distantFuture
-        guard from <= to else { throw GatewayHTTPError.badRequest("from must not be after to") }
-        var items: [JSONValue] = []
-        for connection in try await store.connections(userID: user) {
-            for calendar in try await store.calendars(connectionID: connection.id) where calendar.selected {
-                for appointment in try await store.appointments(calendarKey: calendar.calendarKey)
-                where appointment.status != "cancelled" && Self.overlaps(appointment.time, from: from, to: to) {
-                    items.append(Self.representation(appointment, connection: connection, calendar: calendar))
-                }
-            }
-        }
-        return Self.json(.object(["appointments": .array(items)]))
-    }
-
-    static func overlaps(_ time: AppointmentTime, from: Date, to: Date) -> Bool {
-        switch time {
-        case .timed(let start, let end, _):
-            return start < to && end > from
-        case .allDay(let startDate, let endDate):
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "UTC")
-            formatter.dateFormat = "yyyy-MM-dd"
-            guard let start = formatter.date(from: startDate), let end = formatter.date(from: endDate) else { return true }
-            return start < to && max(end, start.addingTimeInterval(86_400)) > from
-        }
-    }
-
-    static func representation(_ appointment: Appointment, connection: Connection, calendar: ConnectionCalendar) -> JSONValue {
-        var object: [String: JSONValue] = [
-            "id": .string(appointment.externalID), "source": .string(appointment.source.rawValue),
-            "connection_id": .string(connection.id), "calendar_id": .string(calendar.calendarID),
-            "title": .string(appointment.title), "status": .string(appointment.status),
-            "series_id": appointment.seriesID.map(JSONValue.string) ?? .null,
-            "original_start": appointment.originalStart.map(JSONValue.string) ?? .null,
-            "recurrence": .array(appointment.recurrence.map(JSONValue.string)),
-        ]
-        let iso = ISO8601DateFormatter()
-        switch appointment.time {
-        case .timed(let start, let end, let zone):
-            object["all_day"] = .bool(false)
-            object["start"] = .string(iso.string(from: start))
-            object["end"] = .string(iso.string(from: end))
-            object["time_zone"] = zone.map(JSONValue.string) ?? .null
-        case .allDay(let startDate, let endDate):
-            object["all_day"] = .bool(true)
-            object["start_date"] = .string(startDate)
-            object["end_date"] = .string(endDate)
-        }
-        return .object(object)
     }
 
     static func json(_ value: JSONValue) -> Response {

@@ -67,8 +67,12 @@ public enum GatewayServer {
         MicrosoftWebhookController(
             store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger
         ).register(into: &registry)
-        ConnectionsController(apiToken: deps.apiToken, store: deps.store, connectors: deps.connectors, logger: deps.logger)
+        ConnectionsController(
+            apiToken: deps.apiToken, store: deps.store, connectors: deps.connectors,
+            maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, logger: deps.logger
+        )
             .register(into: &registry)
+        AppointmentsController(store: deps.store, clock: deps.clock, logger: deps.logger).register(into: &registry)
         return registry
     }
 
@@ -89,6 +93,15 @@ public enum GatewayServer {
                 "api.connections.calendars.list": ConnectionsController.spec(["GET"]),
                 "api.connections.calendars.refresh": ConnectionsController.spec(["POST"]),
                 "api.connections.calendars.select": ConnectionsController.spec(["PUT"], body: 65_536),
+                "api.connections.update": ConnectionsController.spec(["PATCH"], body: 4096),
+                "api.connections.disconnect": ConnectionsController.spec(["DELETE"]),
+                "api.connections.reconnect": ConnectionsController.spec(["POST"], body: 16_384),
+                "api.imported.update": ConnectionsController.spec(["PATCH"], body: 16_384),
+                "api.imported.delete": ConnectionsController.spec(["DELETE"]),
+                "api.appointments.create": ConnectionsController.spec(["POST"], body: 65_536),
+                "api.appointments.update": ConnectionsController.spec(["PATCH"], body: 65_536),
+                "api.appointments.delete": ConnectionsController.spec(["DELETE"]),
+                "api.availability": ConnectionsController.spec(["GET"]),
                 "api.appointments.list": ConnectionsController.spec(["GET"]),
             ],
             verifiers: ["none", "admin_token", "admin_token_optional", "google_channel", "graph_client_state", "api_token"]

@@ -117,6 +117,57 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
         }
     }
 
+    /// Stops channels (at Google when the credentials still work), removes imported appointments, marks disconnected.
+    public func disconnect(connectionID: String) async throws -> Connection {
+        guard let connection = try await store.connection(id: connectionID), connection.provider == .google else {
+            throw ConnectionInputError("no Google connection with id \(connectionID)", connectionNotFound: true)
+        }
+        let token = connection.state.syncs ? try? await accessToken(connectionID: connectionID) : nil
+        for calendar in try await store.calendars(connectionID: connectionID) {
+            for channel in try await store.liveGoogleChannels(calendarKey: calendar.calendarKey) {
+                // A channel Google still runs is stopped there; either way calgate refuses its pushes from now on.
+                if let token { try? await client.stop(channelID: channel.id, resourceID: channel.resourceID, accessToken: token) }
+                try await store.stopGoogleChannel(id: channel.id, at: clock.now())
+            }
+            _ = try await store.clearCalendar(calendarKey: calendar.calendarKey)
+        }
+        _ = tokens.withLock { $0.removeValue(forKey: connectionID) }
+        try await store.setConnectionHealth(id: connectionID, connection.health.applying(.disconnected))
+        return try await store.connection(id: connectionID) ?? connection
+    }
+
+    /// New credentials: proven, stored, then every selected calendar is fully re-synced and watched again.
+    public func reconnect(connectionID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection {
+        guard let connection = try await store.connection(id: connectionID), connection.provider == .google else {
+            throw ConnectionInputError("no Google connection with id \(connectionID)", connectionNotFound: true)
+        }
+        let token: GoogleAccessToken
+        do {
+            token = try await client.refreshAccessToken(clientID: clientID, clientSecret: clientSecret, refreshToken: refreshToken, now: clock.now())
+        } catch let error as GoogleAPIError where error.kind == .invalidGrant {
+            throw SyncFailure(kind: .needsReconnect, message: "Google refused the refresh token (invalid_grant): connect the account again")
+        }
+        try await store.updateCredentials(connectionID: connectionID, SealedCredentials(
+            clientID: clientID,
+            sealedClientSecret: try sealer.seal(Array(clientSecret.utf8), context: "connection:\(connectionID):client_secret"),
+            sealedRefreshToken: try sealer.seal(Array(refreshToken.utf8), context: "connection:\(connectionID):refresh_token")
+        ))
+        tokens.withLock { $0[connectionID] = token }
+        try await store.setConnectionHealth(id: connectionID, connection.health.applying(.reconnected))
+        try await withAccessToken(connectionID) { token in
+            for calendar in try await self.store.calendars(connectionID: connectionID) where calendar.selected {
+                for channel in try await self.store.liveGoogleChannels(calendarKey: calendar.calendarKey) {
+                    try? await self.client.stop(channelID: channel.id, resourceID: channel.resourceID, accessToken: token)
+                    try await self.store.stopGoogleChannel(id: channel.id, at: self.clock.now())
+                }
+                _ = try await self.store.clearCalendar(calendarKey: calendar.calendarKey)
+                _ = try await self.sync(calendarKey: calendar.calendarKey)
+                try await self.openChannel(calendar: calendar, accessToken: token)
+            }
+        }
+        return try await store.connection(id: connectionID) ?? connection
+    }
+
     func existingCalendars(_ connectionID: String) async throws -> [ConnectionCalendar] {
         guard let connection = try await store.connection(id: connectionID), connection.provider == .google else {
             throw ConnectionInputError("no Google connection with id \(connectionID)", connectionNotFound: true)

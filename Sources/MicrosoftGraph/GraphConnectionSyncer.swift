@@ -136,6 +136,56 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
         }
     }
 
+    /// Deletes subscriptions (at Graph when the credentials still work), removes imported appointments, marks
+    /// disconnected.
+    public func disconnect(connectionID: String) async throws -> Connection {
+        guard let connection = try await store.connection(id: connectionID), connection.provider == .microsoft else {
+            throw ConnectionInputError("no Microsoft connection with id \(connectionID)", connectionNotFound: true)
+        }
+        let auth = connection.state.syncs ? try? await authorization(connectionID) : nil
+        for calendar in try await store.calendars(connectionID: connectionID) {
+            for subscription in try await store.liveGraphSubscriptions(calendarKey: calendar.calendarKey) {
+                if let auth { try? await client.deleteSubscription(id: subscription.id, auth) }
+                try await store.markGraphSubscriptionRemoved(id: subscription.id, at: clock.now())
+            }
+            _ = try await store.clearCalendar(calendarKey: calendar.calendarKey)
+            recoveries.withLock { $0[calendar.calendarKey] = nil }
+        }
+        _ = tokens.withLock { $0.removeValue(forKey: connectionID) }
+        try await store.setConnectionHealth(id: connectionID, connection.health.applying(.disconnected))
+        return try await store.connection(id: connectionID) ?? connection
+    }
+
+    /// New credentials: proven (the rotated refresh token stored), then every selected calendar is subscribed again
+    /// and fully re-synced.
+    public func reconnect(connectionID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection {
+        guard let connection = try await store.connection(id: connectionID), connection.provider == .microsoft else {
+            throw ConnectionInputError("no Microsoft connection with id \(connectionID)", connectionNotFound: true)
+        }
+        let token: GraphAccessToken
+        do {
+            token = try await client.refreshAccessToken(clientID: clientID, clientSecret: clientSecret, refreshToken: refreshToken, now: clock.now())
+        } catch let error as GraphAPIError {
+            throw Self.failure(error)
+        }
+        try await store.updateCredentials(connectionID: connectionID, try seal(
+            connectionID: connectionID, clientID: clientID, clientSecret: clientSecret, refreshToken: token.refreshToken ?? refreshToken
+        ))
+        tokens.withLock { $0[connectionID] = token }
+        try await store.setConnectionHealth(id: connectionID, connection.health.applying(.reconnected))
+        try await withAuthorization(connectionID) { auth in
+            for calendar in try await self.store.calendars(connectionID: connectionID) where calendar.selected {
+                for subscription in try await self.store.liveGraphSubscriptions(calendarKey: calendar.calendarKey) {
+                    try? await self.client.deleteSubscription(id: subscription.id, auth)
+                    try await self.store.markGraphSubscriptionRemoved(id: subscription.id, at: self.clock.now())
+                }
+                _ = try await self.store.clearCalendar(calendarKey: calendar.calendarKey)
+                try await self.activate(calendar, auth)
+            }
+        }
+        return try await store.connection(id: connectionID) ?? connection
+    }
+
     func existingCalendars(_ connectionID: String) async throws -> [ConnectionCalendar] {
         guard let connection = try await store.connection(id: connectionID), connection.provider == .microsoft else {
             throw ConnectionInputError("no Microsoft connection with id \(connectionID)", connectionNotFound: true)

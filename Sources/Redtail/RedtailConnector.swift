@@ -91,6 +91,43 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Sendab
         return updated
     }
 
+    /// Removes imported activities and marks the connection disconnected (polling stops).
+    public func disconnect(connectionID: String) async throws -> Connection {
+        guard let connection = try await store.connection(id: connectionID), connection.provider == .redtail else {
+            throw ConnectionInputError("no Redtail connection with id \(connectionID)", connectionNotFound: true)
+        }
+        for calendar in try await store.calendars(connectionID: connectionID) { _ = try await store.clearCalendar(calendarKey: calendar.calendarKey) }
+        try await store.setConnectionHealth(id: connectionID, connection.health.applying(.disconnected))
+        return try await store.connection(id: connectionID) ?? connection
+    }
+
+    /// OAuth-style reconnect does not apply to Redtail.
+    public func reconnect(connectionID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection {
+        throw ConnectionInputError("Redtail reconnects with api_key, username and password")
+    }
+
+    /// New credentials: a fresh UserKey, then a full re-poll.
+    public func reconnect(connectionID: String, apiKey: String, username: String, password: String) async throws -> Connection {
+        guard let connection = try await store.connection(id: connectionID), connection.provider == .redtail else {
+            throw ConnectionInputError("no Redtail connection with id \(connectionID)", connectionNotFound: true)
+        }
+        let session: RedtailSession
+        do { session = try await client.authenticate(apiKey: apiKey, username: username, password: password) } catch let error as RedtailAPIError {
+            throw Self.failure(error)
+        }
+        try await store.updateCredentials(connectionID: connectionID, SealedCredentials(
+            clientID: session.userID ?? username,
+            sealedClientSecret: try sealer.seal(Array(apiKey.utf8), context: "connection:\(connectionID):client_secret"),
+            sealedRefreshToken: try sealer.seal(Array(session.userKey.utf8), context: "connection:\(connectionID):refresh_token")
+        ))
+        try await store.setConnectionHealth(id: connectionID, connection.health.applying(.reconnected))
+        for calendar in try await store.calendars(connectionID: connectionID) where calendar.selected {
+            _ = try await store.clearCalendar(calendarKey: calendar.calendarKey)
+            _ = try await sync(calendarKey: calendar.calendarKey)
+        }
+        return try await store.connection(id: connectionID) ?? connection
+    }
+
     func existingCalendars(_ connectionID: String) async throws -> [ConnectionCalendar] {
         guard let connection = try await store.connection(id: connectionID), connection.provider == .redtail else {
             throw ConnectionInputError("no Redtail connection with id \(connectionID)", connectionNotFound: true)

@@ -109,6 +109,34 @@ public enum SQLiteMigrations {
             ALTER TABLE google_channels ADD COLUMN created_at_ms INTEGER;
             ALTER TABLE graph_subscriptions ADD COLUMN created_at_ms INTEGER;
             """),
+        Migration(version: 8, name: "connection account and visibility, appointment categories, LeadCenter appointments", sql: """
+            ALTER TABLE connections ADD COLUMN account_id TEXT;
+            ALTER TABLE connections ADD COLUMN visibility TEXT NOT NULL DEFAULT 'only_me';
+            CREATE INDEX connections_account ON connections (account_id);
+            CREATE TABLE appointment_categories (
+                calendar_key TEXT NOT NULL,
+                external_id TEXT NOT NULL,
+                category TEXT NOT NULL,
+                PRIMARY KEY (calendar_key, external_id)
+            );
+            CREATE TABLE leadcenter_appointments (
+                id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                account_id TEXT NOT NULL,
+                title TEXT NOT NULL,
+                all_day INTEGER NOT NULL,
+                start_ms INTEGER,
+                end_ms INTEGER,
+                start_date TEXT,
+                end_date TEXT,
+                time_zone TEXT,
+                recurrence TEXT NOT NULL,
+                category TEXT,
+                created_at_ms INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            );
+            CREATE INDEX leadcenter_appointments_user ON leadcenter_appointments (user_id);
+            """),
     ]
 
     /// The newest version this build knows.

@@ -8,7 +8,8 @@ extension SQLiteStore: ConnectionStore {
             try database.transaction {
                 let statement = try database.prepare("""
                     INSERT INTO connections (id, user_id, provider, state, state_reason, created_at_ms, client_id,
-                        sealed_client_secret, sealed_refresh_token, account_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        sealed_client_secret, sealed_refresh_token, account_type, account_id, visibility)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 statement.bind(1, connection.id)
                 statement.bind(2, connection.userID)
@@ -20,6 +21,8 @@ extension SQLiteStore: ConnectionStore {
                 statement.bind(8, blob: credentials.sealedClientSecret)
                 statement.bind(9, blob: credentials.sealedRefreshToken)
                 statement.bind(10, connection.accountType)
+                statement.bind(11, connection.accountID)
+                statement.bind(12, connection.visibility.rawValue)
                 try statement.run()
             }
         }
@@ -81,6 +84,26 @@ extension SQLiteStore: ConnectionStore {
             statement.bind(4, connectionID)
             try statement.run()
             guard database.changes == 1 else { throw SQLiteStoreError(.notFound, path: database.path, "connection \(connectionID) does not exist") }
+        }
+    }
+
+    /// Changes the visibility.
+    public func setConnectionVisibility(id: String, _ visibility: Connection.Visibility) async throws {
+        try await run { database in
+            let statement = try database.prepare("UPDATE connections SET visibility = ? WHERE id = ?")
+            statement.bind(1, visibility.rawValue)
+            statement.bind(2, id)
+            try statement.run()
+        }
+    }
+
+    /// Sets the account.
+    public func setConnectionAccount(id: String, accountID: String) async throws {
+        try await run { database in
+            let statement = try database.prepare("UPDATE connections SET account_id = ? WHERE id = ?")
+            statement.bind(1, accountID)
+            statement.bind(2, id)
+            try statement.run()
         }
     }
 
@@ -152,7 +175,8 @@ extension SQLiteStore: ConnectionStore {
     }
 
     static let connectionColumns = """
-        SELECT id, user_id, provider, state, state_reason, created_at_ms, next_retry_at_ms, failing_since_ms, account_type FROM connections
+        SELECT id, user_id, provider, state, state_reason, created_at_ms, next_retry_at_ms, failing_since_ms, account_type,
+               account_id, visibility FROM connections
         """
 
     static func readConnection(_ statement: SQLiteStatement) -> Connection {
@@ -164,7 +188,9 @@ extension SQLiteStore: ConnectionStore {
             createdAt: date(statement.int64(5)),
             nextRetryAt: statement.isNull(6) ? nil : date(statement.int64(6)),
             failingSince: statement.isNull(7) ? nil : date(statement.int64(7)),
-            accountType: statement.isNull(8) ? nil : statement.string(8)
+            accountType: statement.isNull(8) ? nil : statement.string(8),
+            accountID: statement.isNull(9) ? nil : statement.string(9),
+            visibility: Connection.Visibility(rawValue: statement.string(10) ?? "") ?? .onlyMe
         )
     }
 }

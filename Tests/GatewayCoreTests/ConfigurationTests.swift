@@ -81,6 +81,7 @@ struct ConfigurationTests {
             (#"{"redtail": {"poll_interval_s": 5}}"#, "redtail.poll_interval_s: must be between 30"),
             (#"{"redtail": {"base_url": "ftp://x"}}"#, "redtail.base_url"),
             (#"{"redtail": {"api_key": "k"}}"#, "redtail.api_key: is not a known key"),
+            (#"{"max_connections_per_user": 0}"#, "max_connections_per_user: must be between 1"),
         ]
         for (json, expected) in cases {
             do {

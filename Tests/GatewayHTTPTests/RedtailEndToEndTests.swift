@@ -78,7 +78,7 @@ struct RedtailEndToEndTests {
 
         // Only Financial Advisor accounts have Redtail; wrong credentials and locked accounts are refused clearly.
         let assistant = try await connect(gateway, accountType: "assistant")
-        #expect(assistant.status == 400)
+        #expect(assistant.status == 409)
         #expect(assistant.body.contains("Financial Advisor"))
         #expect(try await connect(gateway, password: "wrong").status == 422)
         simulator.setLocked(true, username: "advisor1")

@@ -86,3 +86,58 @@ public protocol AppointmentStore: Sendable {
     /// The calendar's appointments, cancelled instances included, ordered by external id.
     func appointments(calendarKey: String) async throws -> [Appointment]
 }
+
+/// An appointment created in LeadCenter (fully editable; pushed out to the "Add to calendar" target, if any).
+public struct LeadCenterAppointment: Sendable, Hashable {
+    /// calgate's id (`lc_…`).
+    public var id: String
+    /// The LeadCenter user who owns it.
+    public var userID: String
+    /// The user's LeadCenter account.
+    public var accountID: String
+    /// Title.
+    public var title: String
+    /// Time.
+    public var time: AppointmentTime
+    /// RRULE/EXDATE lines for a series; empty otherwise.
+    public var recurrence: [String]
+    /// LeadCenter's category.
+    public var category: String?
+    /// When it was created.
+    public var createdAt: Date
+    /// When it last changed.
+    public var updatedAt: Date
+
+    /// Creates an appointment.
+    public init(
+        id: String, userID: String, accountID: String, title: String, time: AppointmentTime, recurrence: [String] = [],
+        category: String? = nil, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.userID = userID
+        self.accountID = accountID
+        self.title = title
+        self.time = time
+        self.recurrence = recurrence
+        self.category = category
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// LeadCenter's own data kept next to the imports: categories on imported appointments (they survive re-syncs) and
+/// LeadCenter-created appointments.
+public protocol LeadCenterAppointmentStore: Sendable {
+    /// The categories set on a calendar's imported appointments: external id → category.
+    func categories(calendarKey: String) async throws -> [String: String]
+    /// Sets (or, with nil, clears) the category of an imported appointment.
+    func setCategory(calendarKey: String, externalID: String, category: String?) async throws
+    /// Inserts or replaces a LeadCenter-created appointment.
+    func saveLeadCenterAppointment(_ appointment: LeadCenterAppointment) async throws
+    /// One LeadCenter-created appointment.
+    func leadCenterAppointment(id: String) async throws -> LeadCenterAppointment?
+    /// A user's LeadCenter-created appointments, oldest first.
+    func leadCenterAppointments(userID: String) async throws -> [LeadCenterAppointment]
+    /// Deletes one; false when there was none.
+    func deleteLeadCenterAppointment(id: String) async throws -> Bool
+}

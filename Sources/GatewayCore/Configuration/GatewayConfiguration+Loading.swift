@@ -39,7 +39,7 @@ extension GatewayConfiguration {
         let top = try StrictJSONObject(document, path: "")
         try top.requireOnlyKeys([
             "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "api_token", "public_url", "google", "microsoft", "redtail",
-            "log", "limits", "health", "shutdown_grace_s", "maintenance",
+            "log", "limits", "health", "shutdown_grace_s", "maintenance", "max_connections_per_user",
         ])
         if let listen = try top.string("listen") {
             do {
@@ -53,6 +53,7 @@ extension GatewayConfiguration {
         if let value = try top.string("routes_dir") { config.routesDirectory = try nonEmpty(value, top.qualified("routes_dir")) }
         if let value = try top.string("admin_token") { config.adminToken = try validToken(value, path: "admin_token") }
         if let value = try top.integer("shutdown_grace_s", in: 0...3600) { config.shutdownGraceSeconds = Int(value) }
+        if let value = try top.integer("max_connections_per_user", in: 1...1000) { config.maxConnectionsPerUser = Int(value) }
         if let value = try top.string("api_token") { config.apiToken = try validToken(value, path: "api_token") }
         if let value = try top.string("public_url") { config.publicURL = try validURL(value, path: "public_url", https: true) }
         if let google = try top.object("google") {

@@ -37,6 +37,8 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var health = HealthThresholds()
     /// Longest time graceful shutdown waits for in-flight requests, in seconds.
     public var shutdownGraceSeconds: Int = 10
+    /// Connections a user may have (the plan's limit); more are refused with 409.
+    public var maxConnectionsPerUser = 10
     /// Subscription renewal and the reconciliation sweep.
     public var maintenance = MaintenanceSettings()
 

@@ -164,4 +164,11 @@ public protocol ConnectionManaging: Sendable {
     /// Makes exactly `calendarIDs` the synced calendars: newly chosen ones are full-synced and subscribed, dropped
     /// ones unsubscribed and their appointments removed. Unknown ids throw `ConnectionInputError`.
     func selectCalendars(connectionID: String, calendarIDs: Set<String>) async throws -> [ConnectionCalendar]
+    /// Stops the connection's channels or subscriptions (at the provider when it still accepts the credentials),
+    /// removes every appointment imported through it (LeadCenter-created ones are untouched) and marks it
+    /// `disconnected`.
+    func disconnect(connectionID: String) async throws -> Connection
+    /// Takes fresh credentials for an existing connection: proves them, stores them, marks the connection active and
+    /// fully re-syncs and re-subscribes every selected calendar.
+    func reconnect(connectionID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection
 }

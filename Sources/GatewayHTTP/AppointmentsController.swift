@@ -1,0 +1,345 @@
+import Foundation
+import GatewayCore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The appointment side of `/api/v1`: reads with visibility, categories on (otherwise read-only) imports,
+/// LeadCenter-created appointments, and availability without details.
+public struct AppointmentsController: Sendable {
+    let store: any GatewayStore
+    let clock: any GatewayClock
+    let logger: Logger
+
+    /// Creates the controller.
+    public init(store: any GatewayStore, clock: any GatewayClock = SystemGatewayClock(), logger: Logger) {
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Registers the handlers (the `api_token` verifier comes from `ConnectionsController`).
+    public func register(into registry: inout RouteRegistry) {
+        registry.register(RouteHandler(key: "api.appointments.list", spec: ConnectionsController.spec(["GET"])) { call in
+            try await list(call)
+        })
+        registry.register(RouteHandler(key: "api.appointments.create", spec: ConnectionsController.spec(["POST"], body: 65_536)) { call in
+            try await create(call)
+        })
+        registry.register(RouteHandler(key: "api.appointments.update", spec: ConnectionsController.spec(["PATCH"], body: 65_536)) { call in
+            try await update(call)
+        })
+        registry.register(RouteHandler(key: "api.appointments.delete", spec: ConnectionsController.spec(["DELETE"])) { call in
+            guard let id = call.parameters["id"] else { throw GatewayHTTPError.notFound("no appointment with this id") }
+            guard id.hasPrefix("lc_") else { throw Self.readOnly(nil) }
+            guard try await store.deleteLeadCenterAppointment(id: id) else { throw GatewayHTTPError.notFound("no appointment with this id") }
+            return Response(status: .noContent)
+        })
+        registry.register(RouteHandler(key: "api.imported.update", spec: ConnectionsController.spec(["PATCH"], body: 16_384)) { call in
+            try await updateImported(call)
+        })
+        registry.register(RouteHandler(key: "api.imported.delete", spec: ConnectionsController.spec(["DELETE"])) { call in
+            let (connection, _, _) = try await imported(call)
+            throw Self.readOnly(connection.provider)
+        })
+        registry.register(RouteHandler(key: "api.availability", spec: ConnectionsController.spec(["GET"])) { call in
+            try await availability(call)
+        })
+    }
+
+    // MARK: Reads
+
+    /// `GET /api/v1/appointments?user=…[&viewer=…][&account=…][&from=…&to=…]`.
+    func list(_ call: RouteCall) async throws -> Response {
+        let query = call.request.uri.queryParameters
+        guard let user = query.get("user").map({ String($0) }), !user.isEmpty else { throw GatewayHTTPError.badRequest("user is required") }
+        let viewer = query.get("viewer").map { String($0) } ?? user
+        let account = query.get("account").map { String($0) }
+        let (from, to) = try Self.window(query)
+        var items: [JSONValue] = []
+        for connection in try await store.connections(userID: user)
+        where connection.state != .disconnected && connection.isVisible(to: viewer, viewerAccount: account) {
+            for calendar in try await store.calendars(connectionID: connection.id) where calendar.selected {
+                let categories = try await store.categories(calendarKey: calendar.calendarKey)
+                for appointment in try await store.appointments(calendarKey: calendar.calendarKey)
+                where appointment.status != "cancelled" && Self.overlaps(appointment.time, from: from, to: to) {
+                    items.append(Self.representation(appointment, connection: connection, calendar: calendar, category: categories[appointment.externalID]))
+                }
+            }
+        }
+        // LeadCenter-created appointments are their owner's; others see them only through LeadCenter itself.
+        if viewer == user {
+            for appointment in try await store.leadCenterAppointments(userID: user) where Self.overlaps(appointment.time, from: from, to: to) {
+                items.append(Self.representation(appointment))
+            }
+        }
+        return ConnectionsController.json(.object(["appointments": .array(items)]))
+    }
+
+    /// `GET /api/v1/availability?user=…&from=…&to=…`: merged busy intervals, nothing else.
+    func availability(_ call: RouteCall) async throws -> Response {
+        let query = call.request.uri.queryParameters
+        guard let user = query.get("user").map({ String($0) }), !user.isEmpty else { throw GatewayHTTPError.badRequest("user is required") }
+        guard query.get("from") != nil, query.get("to") != nil else { throw GatewayHTTPError.badRequest("from and to are required") }
+        let (from, to) = try Self.window(query)
+        guard to.timeIntervalSince(from) <= 366 * 86_400 else { throw GatewayHTTPError.badRequest("the range may span at most 366 days") }
+        var intervals: [(Date, Date)] = []
+        for connection in try await store.connections(userID: user) where connection.state.syncs {
+            for calendar in try await store.calendars(connectionID: connection.id) where calendar.selected {
+                for appointment in try await store.appointments(calendarKey: calendar.calendarKey)
+                where appointment.status != "cancelled" && appointment.recurrence.isEmpty {
+                    if case .timed(let start, let end, _) = appointment.time, start < to, end > from { intervals.append((start, end)) }
+                }
+            }
+        }
+        for appointment in try await store.leadCenterAppointments(userID: user) where appointment.recurrence.isEmpty {
+            if case .timed(let start, let end, _) = appointment.time, start < to, end > from { intervals.append((start, end)) }
+        }
+        let iso = ISO8601DateFormatter()
+        let busy = BusyIntervals.merge(intervals, clippedTo: from...to).map { interval -> JSONValue in
+            .object(["start": .string(iso.string(from: interval.start)), "end": .string(iso.string(from: interval.end))])
+        }
+        return ConnectionsController.json(.object([
+            "user": .string(user), "from": .string(iso.string(from: from)), "to": .string(iso.string(from: to)), "busy": .array(busy),
+        ]))
+    }
+
+    // MARK: Imported appointments: read-only except category
+
+    /// The connection, calendar and appointment named by the path.
+    func imported(_ call: RouteCall) async throws -> (Connection, ConnectionCalendar, Appointment) {
+        func parameter(_ name: String) -> String? { call.parameters[name].map { $0.removingPercentEncoding ?? $0 } }
+        guard let id = parameter("id"), let connection = try await store.connection(id: id) else {
+            throw GatewayHTTPError.notFound("no connection with this id")
+        }
+        guard let calendarID = parameter("calendar"),
+              let calendar = try await store.calendars(connectionID: connection.id).first(where: { $0.calendarID == calendarID })
+        else { throw GatewayHTTPError.notFound("the connection has no calendar with this id") }
+        guard let externalID = parameter("appointment"),
+              let appointment = try await store.appointments(calendarKey: calendar.calendarKey).first(where: { $0.externalID == externalID })
+        else { throw GatewayHTTPError.notFound("no imported appointment with this id in that calendar") }
+        return (connection, calendar, appointment)
+    }
+
+    /// Only `category` may change on an imported appointment; anything else is a 409 naming where to edit it.
+    func updateImported(_ call: RouteCall) async throws -> Response {
+        let (connection, calendar, appointment) = try await imported(call)
+        let document: JSONValue
+        do { document = try JSONValue.parse(Data(buffer: call.body)) } catch { throw GatewayHTTPError.badRequest("body \(error.message)") }
+        guard case .object(let fields) = document else { throw GatewayHTTPError.badRequest("body must be a JSON object") }
+        if let other = fields.keys.sorted().first(where: { $0 != "category" }) {
+            throw Self.readOnly(connection.provider, field: other)
+        }
+        guard let value = fields["category"] else { throw GatewayHTTPError.badRequest("category is required (a string, or null to clear it)") }
+        switch value {
+        case .null:
+            try await store.setCategory(calendarKey: calendar.calendarKey, externalID: appointment.externalID, category: nil)
+        case .string(let category) where !category.isEmpty && category.utf8.count <= 128:
+            try await store.setCategory(calendarKey: calendar.calendarKey, externalID: appointment.externalID, category: category)
+        default:
+            throw GatewayHTTPError.badRequest("category must be a string of 1 to 128 bytes, or null")
+        }
+        let category = try await store.categories(calendarKey: calendar.calendarKey)[appointment.externalID]
+        return ConnectionsController.json(Self.representation(appointment, connection: connection, calendar: calendar, category: category))
+    }
+
+    static func readOnly(_ provider: Provider?, field: String? = nil) -> GatewayHTTPError {
+        let source = switch provider {
+        case .google?: "Google Calendar"
+        case .microsoft?: "Outlook (Microsoft 365)"
+        case .redtail?: "Redtail"
+        case nil: "the calendar it came from"
+        }
+        let what = field.map { "\"\($0)\" cannot be changed" } ?? "it cannot be changed or deleted"
+        return GatewayHTTPError.conflict("this appointment is imported from \(source): \(what) here (only its category can); edit it in \(source)")
+    }
+
+    // MARK: LeadCenter-created appointments
+
+    func create(_ call: RouteCall) async throws -> Response {
+        let object = try ConnectionsController.strictObject(call.body, allowed: [
+            "user_id", "account_id", "title", "start", "end", "start_date", "end_date", "time_zone", "category", "recurrence",
+        ])
+        let user = try ConnectionsController.required(object, "user_id", max: 256)
+        let now = clock.now()
+        var appointment = LeadCenterAppointment(
+            id: "lc_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""), userID: user,
+            accountID: try ConnectionsController.string(object, "account_id") ?? user, title: "",
+            time: .timed(start: now, end: now, timeZone: nil), createdAt: now, updatedAt: now
+        )
+        try Self.apply(object, to: &appointment, creating: true)
+        try await store.saveLeadCenterAppointment(appointment)
+        var response = ConnectionsController.json(Self.representation(appointment))
+        response.status = .created
+        return response
+    }
+
+    func update(_ call: RouteCall) async throws -> Response {
+        guard let id = call.parameters["id"] else { throw GatewayHTTPError.notFound("no appointment with this id") }
+        guard id.hasPrefix("lc_") else { throw Self.readOnly(nil) }
+        guard var appointment = try await store.leadCenterAppointment(id: id) else { throw GatewayHTTPError.notFound("no appointment with this id") }
+        let object = try ConnectionsController.strictObject(call.body, allowed: [
+            "title", "start", "end", "start_date", "end_date", "time_zone", "category", "recurrence",
+        ])
+        try Self.apply(object, to: &appointment, creating: false)
+        appointment.updatedAt = clock.now()
+        try await store.saveLeadCenterAppointment(appointment)
+        return ConnectionsController.json(Self.representation(appointment))
+    }
+
+    /// Applies the fields of a create or update body, validating each.
+    static func apply(_ object: StrictJSONObject, to appointment: inout LeadCenterAppointment, creating: Bool) throws {
+        if let title = try ConnectionsController.string(object, "title") {
+            guard !title.isEmpty, title.utf8.count <= 1024 else { throw GatewayHTTPError.badRequest("title must be 1 to 1024 bytes") }
+            appointment.title = title
+        } else if creating {
+            throw GatewayHTTPError.badRequest("title is required")
+        }
+        if object.contains("category") {
+            switch object.value("category") {
+            case .null?: appointment.category = nil
+            case .string(let category)? where !category.isEmpty && category.utf8.count <= 128: appointment.category = category
+            default: throw GatewayHTTPError.badRequest("category must be a string of 1 to 128 bytes, or null")
+            }
+        }
+        if let lines = try? object.array("recurrence") {
+            var rules: [String] = []
+            for (index, line) in lines.enumerated() {
+                guard case .string(let text) = line, text.hasPrefix("RRULE:") || text.hasPrefix("EXDATE") || text.hasPrefix("RDATE"),
+                      text.utf8.count <= 1024, !text.contains("\n")
+                else { throw GatewayHTTPError.badRequest("recurrence[\(index)] must be an RRULE, EXDATE or RDATE line") }
+                rules.append(text)
+            }
+            appointment.recurrence = rules
+        } else if object.contains("recurrence") {
+            throw GatewayHTTPError.badRequest("recurrence must be an array of RRULE, EXDATE or RDATE lines")
+        }
+        let timed = object.contains("start") || object.contains("end")
+        let allDay = object.contains("start_date") || object.contains("end_date")
+        guard !(timed && allDay) else { throw GatewayHTTPError.badRequest("give start/end (timed) or start_date/end_date (all-day), not both") }
+        if timed {
+            guard let startText = try ConnectionsController.string(object, "start"), let start = parseInstant(startText),
+                  let endText = try ConnectionsController.string(object, "end"), let end = parseInstant(endText)
+            else { throw GatewayHTTPError.badRequest("start and end must both be RFC 3339 times such as 2026-12-01T10:00:00Z") }
+            guard end > start, end.timeIntervalSince(start) <= 14 * 86_400 else {
+                throw GatewayHTTPError.badRequest("end must be after start, and at most 14 days later")
+            }
+            let zone = try ConnectionsController.string(object, "time_zone")
+            if let zone, TimeZone(identifier: zone) == nil { throw GatewayHTTPError.badRequest("time_zone \"\(zone)\" is not an IANA time zone") }
+            appointment.time = .timed(start: start, end: end, timeZone: zone)
+        } else if allDay {
+            guard let first = try ConnectionsController.string(object, "start_date"), let last = try ConnectionsController.string(object, "end_date"),
+                  let firstDay = parseDate(first), let lastDay = parseDate(last), lastDay > firstDay
+            else { throw GatewayHTTPError.badRequest("start_date and end_date must be yyyy-mm-dd dates, end_date exclusive and after start_date") }
+            appointment.time = .allDay(startDate: first, endDate: last)
+        } else if creating {
+            throw GatewayHTTPError.badRequest("give start and end (timed) or start_date and end_date (all-day)")
+        }
+    }
+
+    // MARK: Shapes
+
+    static func window(_ query: Parameters) throws -> (Date, Date) {
+        func instant(_ name: String) throws -> Date? {
+            guard let text = query.get(name) else { return nil }
+            guard let date = parseInstant(String(text)) else {
+                throw GatewayHTTPError.badRequest("\(name) must be an RFC 3339 time such as 2026-12-01T00:00:00Z")
+            }
+            return date
+        }
+        let from = try instant("from") ?? .distantPast
+        let to = try instant("to") ?? .distantFuture
+        guard from <= to else { throw GatewayHTTPError.badRequest("from must not be after to") }
+        return (from, to)
+    }
+
+    static func parseInstant(_ text: String) -> Date? {
+        if let date = ISO8601DateFormatter().date(from: text) { return date }
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return fractional.date(from: text)
+    }
+
+    static func parseDate(_ text: String) -> Date? {
+        guard text.count == 10 else { return nil }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd"
+        guard let date = formatter.date(from: text), formatter.string(from: date) == text else { return nil }
+        return date
+    }
+
+    static func overlaps(_ time: AppointmentTime, from: Date, to: Date) -> Bool {
+        switch time {
+        case .timed(let start, let end, _):
+            return start < to && max(end, start.addingTimeInterval(1)) > from
+        case .allDay(let startDate, let endDate):
+            guard let start = parseDate(startDate), let end = parseDate(endDate) else { return true }
+            return start < to && max(end, start.addingTimeInterval(86_400)) > from
+        }
+    }
+
+    static func timeFields(_ time: AppointmentTime, into object: inout [String: JSONValue]) {
+        let iso = ISO8601DateFormatter()
+        switch time {
+        case .timed(let start, let end, let zone):
+            object["all_day"] = .bool(false)
+            object["start"] = .string(iso.string(from: start))
+            object["end"] = .string(iso.string(from: end))
+            object["time_zone"] = zone.map(JSONValue.string) ?? .null
+        case .allDay(let startDate, let endDate):
+            object["all_day"] = .bool(true)
+            object["start_date"] = .string(startDate)
+            object["end_date"] = .string(endDate)
+        }
+    }
+
+    static func representation(_ appointment: Appointment, connection: Connection, calendar: ConnectionCalendar, category: String?) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "id": .string(appointment.externalID), "source": .string(appointment.source.rawValue),
+            "connection_id": .string(connection.id), "calendar_id": .string(calendar.calendarID),
+            "title": .string(appointment.title), "status": .string(appointment.status),
+            "series_id": appointment.seriesID.map(JSONValue.string) ?? .null,
+            "original_start": appointment.originalStart.map(JSONValue.string) ?? .null,
+            "recurrence": .array(appointment.recurrence.map(JSONValue.string)),
+            "category": category.map(JSONValue.string) ?? .null,
+            "read_only": .bool(true), "editable_fields": .array([.string("category")]),
+            "owner_user_id": .string(connection.userID), "visibility": .string(connection.visibility.rawValue),
+        ]
+        timeFields(appointment.time, into: &object)
+        return .object(object)
+    }
+
+    static func representation(_ appointment: LeadCenterAppointment) -> JSONValue {
+        var object: [String: JSONValue] = [
+            "id": .string(appointment.id), "source": .string("leadcenter"), "connection_id": .null, "calendar_id": .null,
+            "title": .string(appointment.title), "status": .string("confirmed"), "series_id": .null, "original_start": .null,
+            "recurrence": .array(appointment.recurrence.map(JSONValue.string)),
+            "category": appointment.category.map(JSONValue.string) ?? .null, "read_only": .bool(false),
+            "editable_fields": .array(["title", "start", "end", "start_date", "end_date", "time_zone", "category", "recurrence"].map(JSONValue.string)),
+            "owner_user_id": .string(appointment.userID), "visibility": .string("only_me"),
+            // "Add to calendar" push-out is not built yet: nothing is pushed, and the appointment says so.
+            "push_status": .string("not_pushed"),
+        ]
+        timeFields(appointment.time, into: &object)
+        return .object(object)
+    }
+}
+
+/// Busy time for public booking: intervals merged, nothing else.
+public enum BusyIntervals {
+    /// Sorted, merged (touching or overlapping joined) and clipped to `window`.
+    public static func merge(_ intervals: [(Date, Date)], clippedTo window: ClosedRange<Date>) -> [(start: Date, end: Date)] {
+        var merged: [(start: Date, end: Date)] = []
+        for (start, end) in intervals.map({ (max($0.0, window.lowerBound), min($0.1, window.upperBound)) }).filter({ $0.0 < $0.1 }).sorted(by: { $0.0 < $1.0 }) {
+            if let last = merged.last, start <= last.end {
+                merged[merged.count - 1].end = max(last.end, end)
+            } else {
+                merged.append((start, end))
+            }
+        }
+        return merged
+    }
+}
