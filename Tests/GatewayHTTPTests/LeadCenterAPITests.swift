@@ -1,0 +1,200 @@
+import CurlHTTP
+import Foundation
+import GatewayCore
+import GoogleCalendar
+import ProviderSimulators
+import TestSupport
+import Testing
+
+/// The LeadCenter rules over real TLS against the Google simulator: visibility, read-only imports with editable
+/// categories, LeadCenter-created appointments, disconnect and reconnect, the plan's connection cap, availability.
+@Suite("LeadCenter API", .serialized)
+struct LeadCenterAPITests {
+    func start(_ simulator: GoogleSimulator, cap: Int = 10) async throws -> (SimulatorServer, GatewayHarness) {
+        let server = try await SimulatorServer(router: simulator.makeRouter())
+        let gateway = try await GatewayHarness(configure: { $0.maxConnectionsPerUser = cap }, google: { store, sealer, config in
+            GoogleConnectionSyncer(
+                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(
+                    tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
+                )),
+                store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
+            )
+        })
+        return (server, gateway)
+    }
+
+    func api(_ gateway: GatewayHarness, _ path: String, _ arguments: [String] = []) async throws -> (status: Int, json: [String: Any], body: String) {
+        let response = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)\(path)", caFile: gateway.certificates.caCertificate,
+            arguments: ["-H", "Authorization: Bearer \(gateway.apiToken)", "-H", "Content-Type: application/json"] + arguments
+        )
+        return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:], response.body)
+    }
+
+    func connect(_ gateway: GatewayHarness, user: String = "u1", extra: String = "") async throws -> (status: Int, json: [String: Any], body: String) {
+        try await api(gateway, "/api/v1/connections", [
+            "-X", "POST", "--data-binary",
+            #"{"user_id":"\#(user)","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"\#(extra)}"#,
+        ])
+    }
+
+    func ids(_ gateway: GatewayHarness, _ query: String) async throws -> [String] {
+        let items = try await api(gateway, "/api/v1/appointments?\(query)").json["appointments"] as? [[String: Any]] ?? []
+        return items.compactMap { $0["id"] as? String }.sorted()
+    }
+
+    @Test func visibilityDecidesWhoSeesImports() async throws {
+        let simulator = GoogleSimulator(refreshTokens: ["1//ok"])
+        simulator.upsertEvent(calendar: "primary", timed("Private review", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("p1")]))
+        let (server, gateway) = try await start(simulator)
+        let created = try await connect(gateway, extra: #","account_id":"acct-1""#)
+        #expect(created.status == 201)
+        #expect(created.json["visibility"] as? String == "only_me")
+        #expect(created.json["account_id"] as? String == "acct-1")
+        let id = try #require(created.json["id"] as? String)
+
+        #expect(try await ids(gateway, "user=u1") == ["p1"], "the owner sees it")
+        #expect(try await ids(gateway, "user=u1&viewer=u2&account=acct-1").isEmpty, "a colleague does not while it is only_me")
+        let changed = try await api(gateway, "/api/v1/connections/\(id)", ["-X", "PATCH", "--data-binary", #"{"visibility":"everyone"}"#])
+        #expect(changed.status == 200)
+        #expect(changed.json["visibility"] as? String == "everyone")
+        #expect(try await ids(gateway, "user=u1&viewer=u2&account=acct-1") == ["p1"], "everyone on the account sees it")
+        #expect(try await ids(gateway, "user=u1&viewer=u9&account=acct-2").isEmpty, "another account never does")
+        for bad in [#"{"visibility":"public"}"#, #"{"visibility":1}"#, #"{"color":"red"}"#, "{}", "nope"] {
+            #expect(try await api(gateway, "/api/v1/connections/\(id)", ["-X", "PATCH", "--data-binary", bad]).status == 400, "\(bad)")
+        }
+        #expect(try await api(gateway, "/api/v1/connections/gc_nope", ["-X", "PATCH", "--data-binary", #"{"visibility":"everyone"}"#]).status == 404)
+        #expect(try await connect(gateway, extra: #","visibility":"team""#).status == 400)
+        await server.stop()
+        await gateway.shutdown()
+    }
+
+    @Test func importsAreReadOnlyExceptCategoryAndLeadCenterAppointmentsAreEditable() async throws {
+        let simulator = GoogleSimulator(refreshTokens: ["1//ok"])
+        simulator.upsertEvent(calendar: "primary", timed("Client call", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("g1")]))
+        let (server, gateway) = try await start(simulator)
+        let id = try #require(try await connect(gateway).json["id"] as? String)
+        let path = "/api/v1/connections/\(id)/calendars/primary/appointments/g1"
+
+        for body in [#"{"title":"Renamed"}"#, #"{"category":"Client","start":"2026-12-01T12:00:00Z"}"#, #"{"status":"cancelled"}"#] {
+            let refused = try await api(gateway, path, ["-X", "PATCH", "--data-binary", body])
+            #expect(refused.status == 409, "\(body)")
+            #expect(refused.body.contains("edit it in Google Calendar"), "\(refused.body)")
+        }
+        let deleted = try await api(gateway, path, ["-X", "DELETE"])
+        #expect(deleted.status == 409)
+        #expect(deleted.body.contains("Google Calendar"))
+        let categorised = try await api(gateway, path, ["-X", "PATCH", "--data-binary", #"{"category":"Client meeting"}"#])
+        #expect(categorised.status == 200)
+        #expect(categorised.json["category"] as? String == "Client meeting")
+        #expect(categorised.json["read_only"] as? Bool == true)
+        for bad in [#"{"category":5}"#, #"{"category":""}"#, "{}", "[1]"] {
+            #expect(try await api(gateway, path, ["-X", "PATCH", "--data-binary", bad]).status == 400, "\(bad)")
+        }
+        #expect(try await api(gateway, "/api/v1/connections/\(id)/calendars/primary/appointments/nope", ["-X", "PATCH", "--data-binary", #"{"category":"x"}"#]).status == 404)
+        #expect(try await api(gateway, "/api/v1/connections/\(id)/calendars/nope/appointments/g1", ["-X", "DELETE"]).status == 404)
+
+        // The category survives a full re-sync (Google invalidated the sync token).
+        simulator.invalidateSyncTokens()
+        _ = try await gateway.google?.sync(calendarKey: "\(id)/primary")
+        var items = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
+        #expect(items.first { $0["id"] as? String == "g1" }?["category"] as? String == "Client meeting")
+        #expect(items.first { $0["id"] as? String == "g1" }?["source"] as? String == "google")
+
+        // A LeadCenter-created appointment: fully editable, deletable, says it was not pushed anywhere.
+        let made = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
+            #"{"user_id":"u1","title":"Prospect lunch","start":"2026-12-02T12:00:00Z","end":"2026-12-02T13:00:00Z","time_zone":"Europe/Berlin","category":"Prospect"}"#])
+        #expect(made.status == 201, "\(made.body)")
+        let lc = try #require(made.json["id"] as? String)
+        #expect(made.json["source"] as? String == "leadcenter")
+        #expect(made.json["read_only"] as? Bool == false)
+        #expect(made.json["push_status"] as? String == "not_pushed")
+        let edited = try await api(gateway, "/api/v1/appointments/\(lc)", ["-X", "PATCH", "--data-binary", #"{"title":"Prospect lunch (moved)","start":"2026-12-02T13:00:00Z","end":"2026-12-02T14:00:00Z"}"#])
+        #expect(edited.status == 200)
+        #expect(edited.json["title"] as? String == "Prospect lunch (moved)")
+        items = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
+        #expect(Set(items.compactMap { $0["source"] as? String }) == ["google", "leadcenter"])
+        for bad in [
+            #"{"user_id":"u1","start":"2026-12-02T12:00:00Z","end":"2026-12-02T13:00:00Z"}"#,
+            #"{"user_id":"u1","title":"x","start":"2026-12-02T12:00:00Z","end":"2026-12-02T11:00:00Z"}"#,
+            #"{"user_id":"u1","title":"x","start":"2026-12-02T12:00:00Z","end":"2026-12-02T13:00:00Z","start_date":"2026-12-02","end_date":"2026-12-03"}"#,
+            #"{"user_id":"u1","title":"x","start":"2026-12-02T12:00:00Z","end":"2026-12-02T13:00:00Z","time_zone":"Mars/Base"}"#,
+            #"{"user_id":"u1","title":"x","start_date":"2026-02-30","end_date":"2026-03-01"}"#,
+            #"{"user_id":"u1","title":"x","start":"2026-12-02T12:00:00Z","end":"2026-12-02T13:00:00Z","recurrence":["BYDAY=MO"]}"#,
+            #"{"user_id":"u1","title":"x","start":"tomorrow","end":"2026-12-02T13:00:00Z"}"#,
+            #"{"user_id":"u1","title":"x","start":"2026-12-02T12:00:00Z","end":"2026-12-02T13:00:00Z","color":"red"}"#,
+        ] {
+            #expect(try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary", bad]).status == 400, "\(bad)")
+        }
+        #expect(try await api(gateway, "/api/v1/appointments/g1", ["-X", "PATCH", "--data-binary", #"{"title":"x"}"#]).status == 409)
+        #expect(try await api(gateway, "/api/v1/appointments/\(lc)", ["-X", "DELETE"]).status == 204)
+        #expect(try await api(gateway, "/api/v1/appointments/\(lc)", ["-X", "DELETE"]).status == 404)
+        await server.stop()
+        await gateway.shutdown()
+    }
+
+    @Test func disconnectRemovesImportsReconnectResyncsAndTheCapHolds() async throws {
+        let simulator = GoogleSimulator(refreshTokens: ["1//ok"])
+        simulator.upsertEvent(calendar: "primary", timed("Kickoff", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("k1")]))
+        let (server, gateway) = try await start(simulator, cap: 2)
+        let first = try #require(try await connect(gateway).json["id"] as? String)
+        #expect(try await connect(gateway).status == 201, "a second account for the same user")
+        let capped = try await connect(gateway)
+        #expect(capped.status == 409)
+        #expect(capped.body.contains("most this plan allows (2)"))
+        #expect(try await connect(gateway, user: "u2").status == 201, "the cap is per user")
+
+        let lc = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
+            #"{"user_id":"u1","title":"Mine","start":"2026-12-03T12:00:00Z","end":"2026-12-03T13:00:00Z"}"#])
+        #expect(lc.status == 201)
+        let channel = try #require(simulator.channels.first { !$0.stopped })
+        let disconnected = try await api(gateway, "/api/v1/connections/\(first)", ["-X", "DELETE"])
+        #expect(disconnected.status == 200)
+        #expect(disconnected.json["state"] as? String == "disconnected")
+        #expect(simulator.channels.first { $0.id == channel.id }?.stopped == true, "the channel was stopped at Google")
+        #expect(try await gateway.store.appointments(calendarKey: "\(first)/primary").isEmpty)
+        let remaining = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
+        #expect(remaining.contains { $0["source"] as? String == "leadcenter" }, "LeadCenter-created appointments stay")
+        #expect(try await api(gateway, "/api/v1/connections/\(first)/calendars", ["-X", "PUT", "--data-binary", #"{"selected":["primary"]}"#]).status == 409)
+        #expect(try await api(gateway, "/api/v1/connections/\(first)", ["-X", "DELETE"]).status == 200, "disconnecting twice is harmless")
+        #expect(try await connect(gateway).status == 201, "a disconnected connection no longer counts against the cap")
+
+        // Reconnect: fresh credentials, full re-sync, a new channel.
+        #expect(try await api(gateway, "/api/v1/connections/\(first)/reconnect", ["-X", "POST", "--data-binary", #"{"client_id":"c","client_secret":"s","refresh_token":"1//revoked"}"#]).status == 422)
+        #expect(try await api(gateway, "/api/v1/connections/\(first)/reconnect", ["-X", "POST", "--data-binary", #"{"client_id":"c"}"#]).status == 400)
+        let reconnected = try await api(gateway, "/api/v1/connections/\(first)/reconnect", ["-X", "POST", "--data-binary",
+            #"{"client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#])
+        #expect(reconnected.status == 200, "\(reconnected.body)")
+        #expect(reconnected.json["state"] as? String == "active")
+        #expect(try await gateway.store.appointments(calendarKey: "\(first)/primary").map(\.externalID) == ["k1"])
+        #expect(try await gateway.store.liveGoogleChannels(calendarKey: "\(first)/primary").count == 1)
+        await server.stop()
+        await gateway.shutdown()
+    }
+
+    @Test func availabilityIsMergedBusyTimeWithoutDetails() async throws {
+        let simulator = GoogleSimulator(refreshTokens: ["1//ok"])
+        simulator.upsertEvent(calendar: "primary", timed("Secret A", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("a")]))
+        simulator.upsertEvent(calendar: "primary", timed("Secret B", "2026-12-01T10:30:00Z", "2026-12-01T12:00:00Z", extra: ["id": .string("b")]))
+        simulator.upsertEvent(calendar: "primary", timed("Secret C", "2026-12-01T15:00:00Z", "2026-12-01T16:00:00Z", extra: ["id": .string("c")]))
+        simulator.upsertEvent(calendar: "primary", timed("Outside", "2026-12-05T15:00:00Z", "2026-12-05T16:00:00Z", extra: ["id": .string("d")]))
+        let (server, gateway) = try await start(simulator)
+        #expect(try await connect(gateway).status == 201)
+        #expect(try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
+            #"{"user_id":"u1","title":"Secret LeadCenter","start":"2026-12-01T11:45:00Z","end":"2026-12-01T13:00:00Z"}"#]).status == 201)
+        let answer = try await api(gateway, "/api/v1/availability?user=u1&from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z")
+        #expect(answer.status == 200)
+        let busy = answer.json["busy"] as? [[String: String]] ?? []
+        #expect(busy == [
+            ["start": "2026-12-01T10:00:00Z", "end": "2026-12-01T13:00:00Z"],
+            ["start": "2026-12-01T15:00:00Z", "end": "2026-12-01T16:00:00Z"],
+        ])
+        #expect(!answer.body.contains("Secret"), "no titles or other details")
+        for bad in ["user=u1", "from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z", "user=u1&from=x&to=2026-12-02T00:00:00Z",
+                    "user=u1&from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "user=u1&from=2026-01-01T00:00:00Z&to=2028-01-01T00:00:00Z"] {
+            #expect(try await api(gateway, "/api/v1/availability?\(bad)").status == 400, "\(bad)")
+        }
+        await server.stop()
+        await gateway.shutdown()
+    }
+}
