@@ -33,8 +33,20 @@ public struct AppointmentsController: Sendable {
         registry.register(RouteHandler(key: "api.appointments.delete", spec: ConnectionsController.spec(["DELETE"])) { call in
             guard let id = call.parameters["id"] else { throw GatewayHTTPError.notFound("no appointment with this id") }
             guard id.hasPrefix("lc_") else { throw Self.readOnly(nil) }
-            guard try await store.deleteLeadCenterAppointment(id: id) else { throw GatewayHTTPError.notFound("no appointment with this id") }
+            guard try await store.leadCenterAppointment(id: id) != nil else { throw GatewayHTTPError.notFound("no appointment with this id") }
+            // Pushed (or about to be): the provider delete is a durable job; otherwise the row just goes.
+            let state = try await store.pushState(appointmentID: id)
+            var target = state?.calendarKey
+            if target == nil, state?.status == "pending" { target = try await store.pushTarget(userID: try await ownerOf(id)) }
+            try await store.markLeadCenterAppointmentDeleted(id: id, push: target.map { (.delete, $0) })
             return Response(status: .noContent)
+        })
+        registry.register(RouteHandler(key: "api.push_target.get", spec: ConnectionsController.spec(["GET"])) { call in
+            guard let user = call.parameters["user"], !user.isEmpty else { throw GatewayHTTPError.badRequest("user is required") }
+            return ConnectionsController.json(try await pushTargetRepresentation(user))
+        })
+        registry.register(RouteHandler(key: "api.push_target.set", spec: ConnectionsController.spec(["PUT"], body: 4096)) { call in
+            try await setPushTarget(call)
         })
         registry.register(RouteHandler(key: "api.imported.update", spec: ConnectionsController.spec(["PATCH"], body: 16_384)) { call in
             try await updateImported(call)
@@ -62,8 +74,11 @@ public struct AppointmentsController: Sendable {
         where connection.state != .disconnected && connection.isVisible(to: viewer, viewerAccount: account) {
             for calendar in try await store.calendars(connectionID: connection.id) where calendar.selected {
                 let categories = try await store.categories(calendarKey: calendar.calendarKey)
+                // Events calgate pushed there come back through the calendar's sync: they are the LeadCenter
+                // appointment, shown once as such.
+                let pushed = try await store.pushedExternalIDs(calendarKey: calendar.calendarKey)
                 for appointment in try await store.appointments(calendarKey: calendar.calendarKey)
-                where appointment.status != "cancelled" && Self.overlaps(appointment.time, from: from, to: to) {
+                where appointment.status != "cancelled" && !pushed.contains(appointment.externalID) && Self.overlaps(appointment.time, from: from, to: to) {
                     items.append(Self.representation(appointment, connection: connection, calendar: calendar, category: categories[appointment.externalID]))
                 }
             }
@@ -71,7 +86,7 @@ public struct AppointmentsController: Sendable {
         // LeadCenter-created appointments are their owner's; others see them only through LeadCenter itself.
         if viewer == user {
             for appointment in try await store.leadCenterAppointments(userID: user) where Self.overlaps(appointment.time, from: from, to: to) {
-                items.append(Self.representation(appointment))
+                items.append(Self.representation(appointment, push: try await store.pushState(appointmentID: appointment.id)))
             }
         }
         return ConnectionsController.json(.object(["appointments": .array(items)]))
@@ -169,8 +184,9 @@ public struct AppointmentsController: Sendable {
             time: .timed(start: now, end: now, timeZone: nil), createdAt: now, updatedAt: now
         )
         try Self.apply(object, to: &appointment, creating: true)
-        try await store.saveLeadCenterAppointment(appointment)
-        var response = ConnectionsController.json(Self.representation(appointment))
+        let (push, state) = try await plannedPush(for: appointment, creating: true)
+        try await store.saveLeadCenterAppointment(appointment, push: push, state: state)
+        var response = ConnectionsController.json(Self.representation(appointment, push: state))
         response.status = .created
         return response
     }
@@ -184,8 +200,9 @@ public struct AppointmentsController: Sendable {
         ])
         try Self.apply(object, to: &appointment, creating: false)
         appointment.updatedAt = clock.now()
-        try await store.saveLeadCenterAppointment(appointment)
-        return ConnectionsController.json(Self.representation(appointment))
+        let (push, state) = try await plannedPush(for: appointment, creating: false)
+        try await store.saveLeadCenterAppointment(appointment, push: push, state: state)
+        return ConnectionsController.json(Self.representation(appointment, push: state))
     }
 
     /// Applies the fields of a create or update body, validating each.
@@ -236,6 +253,61 @@ public struct AppointmentsController: Sendable {
         } else if creating {
             throw GatewayHTTPError.badRequest("give start and end (timed) or start_date and end_date (all-day)")
         }
+    }
+
+    func ownerOf(_ id: String) async throws -> String {
+        try await store.leadCenterAppointment(id: id)?.userID ?? ""
+    }
+
+    // MARK: "Add to calendar"
+
+    func pushTargetRepresentation(_ user: String) async throws -> JSONValue {
+        guard let key = try await store.pushTarget(userID: user), let slash = key.firstIndex(of: "/") else {
+            return .object(["user_id": .string(user), "connection_id": .null, "calendar_id": .null])
+        }
+        return .object([
+            "user_id": .string(user), "connection_id": .string(String(key[..<slash])),
+            "calendar_id": .string(String(key[key.index(after: slash)...])),
+        ])
+    }
+
+    /// `PUT /api/v1/users/{user}/push-target` with `{"connection_id", "calendar_id"}`, or `{"connection_id": null}` to
+    /// push nowhere. At most one target per user, by construction.
+    func setPushTarget(_ call: RouteCall) async throws -> Response {
+        guard let user = call.parameters["user"], !user.isEmpty, user.utf8.count <= 256 else { throw GatewayHTTPError.badRequest("user is required") }
+        let object = try ConnectionsController.strictObject(call.body, allowed: ["connection_id", "calendar_id"])
+        if case .null? = object.value("connection_id") {
+            try await store.setPushTarget(userID: user, calendarKey: nil)
+            return ConnectionsController.json(try await pushTargetRepresentation(user))
+        }
+        let connectionID = try ConnectionsController.required(object, "connection_id", max: 256)
+        let calendarID = try ConnectionsController.required(object, "calendar_id", max: 1024)
+        guard let connection = try await store.connection(id: connectionID), connection.userID == user else {
+            throw GatewayHTTPError.notFound("user \(user) has no connection with this id")
+        }
+        guard connection.provider == .google || connection.provider == .microsoft else {
+            throw GatewayHTTPError.conflict("only Google and Microsoft calendars can be the \"Add to calendar\" target")
+        }
+        guard connection.state.syncs else {
+            throw GatewayHTTPError.conflict("the connection is \(connection.state.rawValue); reconnect it before choosing it as the target")
+        }
+        guard try await store.calendars(connectionID: connectionID).contains(where: { $0.calendarID == calendarID }) else {
+            throw GatewayHTTPError.badRequest("calendar \"\(calendarID)\" is not one of this connection's calendars")
+        }
+        try await store.setPushTarget(userID: user, calendarKey: "\(connectionID)/\(calendarID)")
+        return ConnectionsController.json(try await pushTargetRepresentation(user))
+    }
+
+    /// The push to enqueue for a created or changed appointment, and the state it is in meanwhile.
+    func plannedPush(for appointment: LeadCenterAppointment, creating: Bool) async throws -> ((action: PushAction, calendarKey: String)?, PushState) {
+        let state = creating ? nil : try await store.pushState(appointmentID: appointment.id)
+        if let pushed = state?.calendarKey {
+            return ((.update, pushed), PushState(status: "pending", calendarKey: pushed, externalID: state?.externalID))
+        }
+        if let target = try await store.pushTarget(userID: appointment.userID) {
+            return ((creating || state?.status != "pending" ? .create : .update, target), PushState(status: "pending"))
+        }
+        return (nil, PushState(status: "no_target"))
     }
 
     // MARK: Shapes
@@ -312,7 +384,7 @@ public struct AppointmentsController: Sendable {
         return .object(object)
     }
 
-    static func representation(_ appointment: LeadCenterAppointment) -> JSONValue {
+    static func representation(_ appointment: LeadCenterAppointment, push: PushState?) -> JSONValue {
         var object: [String: JSONValue] = [
             "id": .string(appointment.id), "source": .string("leadcenter"), "connection_id": .null, "calendar_id": .null,
             "title": .string(appointment.title), "status": .string("confirmed"), "series_id": .null, "original_start": .null,
@@ -320,8 +392,13 @@ public struct AppointmentsController: Sendable {
             "category": appointment.category.map(JSONValue.string) ?? .null, "read_only": .bool(false),
             "editable_fields": .array(["title", "start", "end", "start_date", "end_date", "time_zone", "category", "recurrence"].map(JSONValue.string)),
             "owner_user_id": .string(appointment.userID), "visibility": .string("only_me"),
-            // "Add to calendar" push-out is not built yet: nothing is pushed, and the appointment says so.
-            "push_status": .string("not_pushed"),
+            // no_target: nothing selected, nothing pushed; pending; pushed (with where); failed (with why).
+            "push_status": .string(push?.status ?? "no_target"),
+            "pushed_to": push?.calendarKey.map { key -> JSONValue in
+                let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+                return .object(["connection_id": .string(parts.first ?? ""), "calendar_id": .string(parts.count > 1 ? parts[1] : "")])
+            } ?? .null,
+            "push_error": push?.error.map(JSONValue.string) ?? .null,
         ]
         timeFields(appointment.time, into: &object)
         return .object(object)

@@ -102,6 +102,8 @@ public enum GatewayServer {
                 "api.appointments.update": ConnectionsController.spec(["PATCH"], body: 65_536),
                 "api.appointments.delete": ConnectionsController.spec(["DELETE"]),
                 "api.availability": ConnectionsController.spec(["GET"]),
+                "api.push_target.get": ConnectionsController.spec(["GET"]),
+                "api.push_target.set": ConnectionsController.spec(["PUT"], body: 4096),
                 "api.appointments.list": ConnectionsController.spec(["GET"]),
             ],
             verifiers: ["none", "admin_token", "admin_token_optional", "google_channel", "graph_client_state", "api_token"]

@@ -1,4 +1,5 @@
 import CurlHTTP
+import GatewayCore
 import Foundation
 
 /// Where the Google endpoints are (the real ones, or the loopback simulator).
@@ -118,6 +119,41 @@ public struct GoogleCalendarClient: Sendable {
         let milliseconds = (object["expiration"] as? NSNumber)?.doubleValue ?? (object["expiration"] as? String).flatMap(Double.init)
         guard let milliseconds else { throw GoogleAPIError(kind: .badResponse, message: "events.watch answer has no expiration") }
         return (resourceID, Date(timeIntervalSince1970: milliseconds / 1000))
+    }
+
+    /// `events.insert`: creates an event from a JSON body; returns its id.
+    public func insertEvent(calendarID: String, body: JSONValue, accessToken: String) async throws -> String {
+        let response = try await perform(CurlHTTPRequest(
+            method: "POST", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events",
+            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
+            body: body.serialized()
+        ), what: "events.insert")
+        guard response.status == 200 else { throw Self.classify(response, what: "events.insert") }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any], let id = object["id"] as? String else {
+            throw GoogleAPIError(kind: .badResponse, message: "events.insert answer has no id")
+        }
+        return id
+    }
+
+    /// `events.patch`; a 404 or 410 means the event is gone (the caller recreates it).
+    public func patchEvent(calendarID: String, eventID: String, body: JSONValue, accessToken: String) async throws {
+        let response = try await perform(CurlHTTPRequest(
+            method: "PATCH", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
+            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
+            body: body.serialized()
+        ), what: "events.patch")
+        guard response.status == 200 else { throw Self.classify(response, what: "events.patch") }
+    }
+
+    /// `events.delete`; an event already gone (404, 410) counts as deleted.
+    public func deleteEvent(calendarID: String, eventID: String, accessToken: String) async throws {
+        let response = try await perform(CurlHTTPRequest(
+            method: "DELETE", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
+            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)")]
+        ), what: "events.delete")
+        guard (200...299).contains(response.status) || response.status == 404 || response.status == 410 else {
+            throw Self.classify(response, what: "events.delete")
+        }
     }
 
     /// Stops a channel (`channels.stop`); a channel Google no longer knows counts as stopped.

@@ -4,7 +4,7 @@ import Synchronization
 
 /// Google connections end to end: connect (verify credentials, list calendars, full sync, open channels) and the
 /// `ProviderSyncing` port the scheduler drives.
-public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, SubscriptionMaintaining, Sendable {
+public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, SubscriptionMaintaining, AppointmentPushing, Sendable {
     /// Always `.google`.
     public let provider = Provider.google
     let client: GoogleCalendarClient
@@ -215,6 +215,49 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
             sealedToken: try sealer.seal(Array(token.utf8), context: "google_channel:\(channelID)"),
             calendarKey: calendar.calendarKey, expiresAt: opened.expiresAt, createdAt: clock.now()
         ))
+    }
+
+    // MARK: AppointmentPushing
+
+    /// "Add to calendar": `events.insert/patch/delete` in the target calendar. Pushed events carry a private extended
+    /// property `calgateId` naming the LeadCenter appointment.
+    public func push(_ appointment: LeadCenterAppointment, action: PushAction, calendarKey: String, externalID: String?) async throws -> String? {
+        guard let slash = calendarKey.firstIndex(of: "/") else { throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>") }
+        let connectionID = String(calendarKey[..<slash])
+        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
+        var fields: [String: JSONValue] = [
+            "summary": .string(appointment.title),
+            "extendedProperties": .object(["private": .object(["calgateId": .string(appointment.id)])]),
+        ]
+        switch appointment.time {
+        case .timed(let start, let end, let zone):
+            let iso = ISO8601DateFormatter()
+            fields["start"] = .object(["dateTime": .string(iso.string(from: start)), "timeZone": .string(zone ?? "UTC")])
+            fields["end"] = .object(["dateTime": .string(iso.string(from: end)), "timeZone": .string(zone ?? "UTC")])
+        case .allDay(let startDate, let endDate):
+            fields["start"] = .object(["date": .string(startDate)])
+            fields["end"] = .object(["date": .string(endDate)])
+        }
+        if !appointment.recurrence.isEmpty { fields["recurrence"] = .array(appointment.recurrence.map(JSONValue.string)) }
+        let body = JSONValue.object(fields)
+        return try await withAccessToken(connectionID) { token -> String? in
+            switch action {
+            case .create:
+                return try await self.client.insertEvent(calendarID: calendarID, body: body, accessToken: token)
+            case .update:
+                guard let externalID else { return try await self.client.insertEvent(calendarID: calendarID, body: body, accessToken: token) }
+                do {
+                    try await self.client.patchEvent(calendarID: calendarID, eventID: externalID, body: body, accessToken: token)
+                    return externalID
+                } catch let error as GoogleAPIError where error.kind == .fullSyncRequired || error.kind == .other(status: 404) {
+                    // Deleted in Google meanwhile: LeadCenter's appointment wins, so it is created again.
+                    return try await self.client.insertEvent(calendarID: calendarID, body: body, accessToken: token)
+                }
+            case .delete:
+                if let externalID { try await self.client.deleteEvent(calendarID: calendarID, eventID: externalID, accessToken: token) }
+                return nil
+            }
+        }
     }
 
     // MARK: SubscriptionMaintaining

@@ -225,6 +225,36 @@ public struct GraphClient: Sendable {
         guard (200...299).contains(response.status) || response.status == 404 else { throw Self.classify(response, what: "delete subscription") }
     }
 
+    /// `POST /me/calendars/{id}/events`: creates an event; returns its id.
+    public func createEvent(calendarID: String, body: JSONValue, _ auth: GraphAuthorization) async throws -> String {
+        let response = try await sendJSON("POST", "\(endpoints.apiBaseURL)/me/calendars/\(Self.pathEncode(calendarID))/events", body: body, auth, what: "create event")
+        guard response.status == 201 || response.status == 200 else { throw Self.classify(response, what: "create event") }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any], let id = object["id"] as? String else {
+            throw GraphAPIError(kind: .badResponse, message: "create event answer has no id")
+        }
+        return id
+    }
+
+    /// `PATCH /me/events/{id}`; 404 means it is gone.
+    public func updateEvent(eventID: String, body: JSONValue, _ auth: GraphAuthorization) async throws {
+        let response = try await sendJSON("PATCH", "\(endpoints.apiBaseURL)/me/events/\(Self.pathEncode(eventID))", body: body, auth, what: "update event")
+        guard response.status == 200 else { throw Self.classify(response, what: "update event") }
+    }
+
+    /// `DELETE /me/events/{id}`; an event already gone counts as deleted.
+    public func deleteEvent(eventID: String, _ auth: GraphAuthorization) async throws {
+        let response = try await send("DELETE", "\(endpoints.apiBaseURL)/me/events/\(Self.pathEncode(eventID))", body: nil, auth, what: "delete event")
+        guard (200...299).contains(response.status) || response.status == 404 else { throw Self.classify(response, what: "delete event") }
+    }
+
+    private func sendJSON(_ method: String, _ url: String, body: JSONValue, _ auth: GraphAuthorization, what: String) async throws -> CurlHTTPResponse {
+        let bytes = body.serialized()
+        return try await perform(CurlHTTPRequest(method: method, url: url, headers: [
+            CurlHTTPHeader("Authorization", "Bearer \(auth.accessToken)"), CurlHTTPHeader("Accept", "application/json"),
+            CurlHTTPHeader("Content-Type", "application/json"),
+        ], body: bytes), auth: auth, what: what)
+    }
+
     // MARK: Plumbing
 
     private func getJSON(_ url: String, _ auth: GraphAuthorization, what: String) async throws -> [String: Any] {

@@ -9,7 +9,7 @@ import Synchronization
 /// calendar, the recovery it asks for (reauthorize, or recreate a removed subscription) is noted; the calendar's
 /// next sync carries it out before its delta round, and only a successful sync marks the rows processed, so a crash
 /// or a failure repeats the recovery instead of losing it.
-public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, SubscriptionMaintaining, Sendable {
+public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, SubscriptionMaintaining, AppointmentPushing, Sendable {
     /// What a lifecycle event asks of a calendar before its next delta round.
     enum Recovery: Hashable, Sendable {
         case reauthorize(subscriptionID: String)
@@ -226,6 +226,56 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
             sealedClientState: try sealer.seal(Array(clientState.utf8), context: "graph_subscription:\(created.id)"),
             expiresAt: created.expiresAt, createdAt: clock.now()
         ))
+    }
+
+    // MARK: AppointmentPushing
+
+    /// The extended property pushed events carry (a GUID-named string property).
+    static let calgateProperty = "String {7d3c2b1a-9f8e-4d6c-b5a4-39281706f5e4} Name calgateId"
+
+    /// "Add to calendar": create, update or delete the event in the target calendar. Recurring LeadCenter appointments
+    /// are not pushed to Outlook (Graph needs a patterned recurrence; calgate keeps RRULEs): that fails clearly.
+    public func push(_ appointment: LeadCenterAppointment, action: PushAction, calendarKey: String, externalID: String?) async throws -> String? {
+        guard let slash = calendarKey.firstIndex(of: "/") else { throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>") }
+        let connectionID = String(calendarKey[..<slash])
+        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
+        if action != .delete && !appointment.recurrence.isEmpty {
+            throw SyncFailure(kind: .failed, message: "recurring appointments are not pushed to Outlook calendars")
+        }
+        var fields: [String: JSONValue] = [
+            "subject": .string(appointment.title),
+            "singleValueExtendedProperties": .array([.object(["id": .string(Self.calgateProperty), "value": .string(appointment.id)])]),
+        ]
+        let formatter = ISO8601DateFormatter()
+        func wall(_ date: Date) -> JSONValue { .string(String(formatter.string(from: date).dropLast()) + ".0000000") }
+        switch appointment.time {
+        case .timed(let start, let end, _):
+            fields["isAllDay"] = .bool(false)
+            fields["start"] = .object(["dateTime": wall(start), "timeZone": .string("UTC")])
+            fields["end"] = .object(["dateTime": wall(end), "timeZone": .string("UTC")])
+        case .allDay(let startDate, let endDate):
+            fields["isAllDay"] = .bool(true)
+            fields["start"] = .object(["dateTime": .string(startDate + "T00:00:00.0000000"), "timeZone": .string("UTC")])
+            fields["end"] = .object(["dateTime": .string(endDate + "T00:00:00.0000000"), "timeZone": .string("UTC")])
+        }
+        let body = JSONValue.object(fields)
+        return try await withAuthorization(connectionID) { auth -> String? in
+            switch action {
+            case .create:
+                return try await self.client.createEvent(calendarID: calendarID, body: body, auth)
+            case .update:
+                guard let externalID else { return try await self.client.createEvent(calendarID: calendarID, body: body, auth) }
+                do {
+                    try await self.client.updateEvent(eventID: externalID, body: body, auth)
+                    return externalID
+                } catch let error as GraphAPIError where error.kind == .notFound {
+                    return try await self.client.createEvent(calendarID: calendarID, body: body, auth)
+                }
+            case .delete:
+                if let externalID { try await self.client.deleteEvent(eventID: externalID, auth) }
+                return nil
+            }
+        }
     }
 
     // MARK: SubscriptionMaintaining

@@ -276,6 +276,7 @@ public final class GoogleSimulator: Sendable {
         }
         router.post("/calendar/v3/calendars/:calendar/events") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
             var fields = try await Self.jsonObject(request, context: context)
             fields["id"] = nil
             guard fields["start"] != nil, fields["end"] != nil else { return Self.googleError(400, reason: "required", message: "Missing end time.") }
@@ -285,6 +286,7 @@ public final class GoogleSimulator: Sendable {
         }
         router.patch("/calendar/v3/calendars/:calendar/events/:id") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
             let calendar = context.parameters.get("calendar") ?? ""
             let id = context.parameters.get("id") ?? ""
             guard var current = self.event(calendar: calendar, id: id) else { return Self.googleError(404, reason: "notFound", message: "Not Found") }
@@ -294,6 +296,7 @@ public final class GoogleSimulator: Sendable {
         }
         router.delete("/calendar/v3/calendars/:calendar/events/:id") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
             let calendar = context.parameters.get("calendar") ?? ""
             let id = context.parameters.get("id") ?? ""
             guard self.event(calendar: calendar, id: id) != nil else { return Self.googleError(410, reason: "deleted", message: "Resource has been deleted") }

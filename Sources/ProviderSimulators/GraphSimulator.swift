@@ -246,6 +246,11 @@ public final class GraphSimulator: Sendable {
         for gone in removed { notify(calendar: calendar, eventID: gone, changeTypes: ["deleted"], batched: true) }
     }
 
+    /// The calendar holding a live event with this id.
+    func calendar(containing id: String) -> String? {
+        state.withLock { state in state.events.first { $0.value[id].map { !$0.deleted } ?? false }?.key }
+    }
+
     /// A live event's fields, or nil.
     public func event(calendar: String, id: String) -> [String: JSONValue]? {
         state.withLock { state in
@@ -473,6 +478,46 @@ public final class GraphSimulator: Sendable {
         }
         router.get("/v1.0/me/events/:id") { request, context in
             try await self.api(request) { self.getEvent(calendar: Self.defaultCalendarID, id: Self.parameter(context, "id") ?? "") }
+        }
+        router.post("/v1.0/me/calendars/:calendar/events") { request, context in
+            let calendar = Self.parameter(context, "calendar") ?? ""
+            var request = request
+            let body = try await request.collectBody(upTo: 1 << 20)
+            return try await self.api(request) {
+                guard self.state.withLock({ $0.calendars[calendar] != nil }) else { return Self.notFound() }
+                guard case .object(var fields)? = try? JSONValue.parse(Data(buffer: body)), fields["start"] != nil, fields["end"] != nil else {
+                    return Self.graphError(400, "ErrorInvalidRequest", "start and end are required.")
+                }
+                fields["id"] = nil
+                let id = self.upsertEvent(calendar: calendar, fields)
+                return Self.json(.object(self.event(calendar: calendar, id: id) ?? [:]), status: .created)
+            }
+        }
+        router.patch("/v1.0/me/events/:id") { request, context in
+            let id = Self.parameter(context, "id") ?? ""
+            var request = request
+            let body = try await request.collectBody(upTo: 1 << 20)
+            return try await self.api(request) {
+                guard let calendar = self.calendar(containing: id), var current = self.event(calendar: calendar, id: id) else {
+                    return Self.graphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                }
+                guard case .object(let fields)? = try? JSONValue.parse(Data(buffer: body)) else {
+                    return Self.graphError(400, "BadRequest", "Unable to read JSON request payload.")
+                }
+                for (key, value) in fields where key != "id" { current[key] = value }
+                self.upsertEvent(calendar: calendar, current)
+                return Self.json(.object(self.event(calendar: calendar, id: id) ?? [:]))
+            }
+        }
+        router.delete("/v1.0/me/events/:id") { request, context in
+            let id = Self.parameter(context, "id") ?? ""
+            return try await self.api(request) {
+                guard let calendar = self.calendar(containing: id) else {
+                    return Self.graphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                }
+                self.deleteEvent(calendar: calendar, id: id)
+                return Response(status: .noContent)
+            }
         }
         router.post("/v1.0/subscriptions") { request, context in
             var request = request

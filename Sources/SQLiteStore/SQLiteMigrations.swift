@@ -137,6 +137,28 @@ public enum SQLiteMigrations {
             );
             CREATE INDEX leadcenter_appointments_user ON leadcenter_appointments (user_id);
             """),
+        Migration(version: 9, name: "Add to calendar: push targets, push state, durable push jobs", sql: """
+            CREATE TABLE push_targets (
+                user_id TEXT PRIMARY KEY,
+                calendar_key TEXT NOT NULL
+            );
+            ALTER TABLE leadcenter_appointments ADD COLUMN deleted_at_ms INTEGER;
+            ALTER TABLE leadcenter_appointments ADD COLUMN push_status TEXT NOT NULL DEFAULT 'no_target';
+            ALTER TABLE leadcenter_appointments ADD COLUMN pushed_calendar_key TEXT;
+            ALTER TABLE leadcenter_appointments ADD COLUMN pushed_external_id TEXT;
+            ALTER TABLE leadcenter_appointments ADD COLUMN push_error TEXT;
+            CREATE INDEX leadcenter_appointments_pushed ON leadcenter_appointments (pushed_calendar_key, pushed_external_id);
+            CREATE TABLE push_jobs (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                appointment_id TEXT NOT NULL,
+                action TEXT NOT NULL,
+                calendar_key TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_ms INTEGER NOT NULL,
+                last_error TEXT
+            );
+            CREATE INDEX push_jobs_due ON push_jobs (next_attempt_ms);
+            """),
     ]
 
     /// The newest version this build knows.

@@ -34,48 +34,50 @@ extension SQLiteStore: LeadCenterAppointmentStore {
 
     /// Inserts or replaces a LeadCenter appointment.
     public func saveLeadCenterAppointment(_ appointment: LeadCenterAppointment) async throws {
-        try await run { database in
-            let statement = try database.prepare("""
-                INSERT INTO leadcenter_appointments (id, user_id, account_id, title, all_day, start_ms, end_ms, start_date, end_date,
-                    time_zone, recurrence, category, created_at_ms, updated_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET title = excluded.title, all_day = excluded.all_day, start_ms = excluded.start_ms,
-                    end_ms = excluded.end_ms, start_date = excluded.start_date, end_date = excluded.end_date,
-                    time_zone = excluded.time_zone, recurrence = excluded.recurrence, category = excluded.category,
-                    updated_at_ms = excluded.updated_at_ms
-                """)
-            statement.bind(1, appointment.id)
-            statement.bind(2, appointment.userID)
-            statement.bind(3, appointment.accountID)
-            statement.bind(4, appointment.title)
-            switch appointment.time {
-            case .timed(let start, let end, let zone):
-                statement.bind(5, Int64(0))
-                statement.bind(6, Self.milliseconds(start))
-                statement.bind(7, Self.milliseconds(end))
-                statement.bind(8, nil as String?)
-                statement.bind(9, nil as String?)
-                statement.bind(10, zone)
-            case .allDay(let startDate, let endDate):
-                statement.bind(5, Int64(1))
-                statement.bind(6, nil as Int64?)
-                statement.bind(7, nil as Int64?)
-                statement.bind(8, startDate)
-                statement.bind(9, endDate)
-                statement.bind(10, nil as String?)
-            }
-            statement.bind(11, appointment.recurrence.joined(separator: "\n"))
-            statement.bind(12, appointment.category)
-            statement.bind(13, Self.milliseconds(appointment.createdAt))
-            statement.bind(14, Self.milliseconds(appointment.updatedAt))
-            try statement.run()
+        try await run { database in try Self.write(appointment, into: database) }
+    }
+
+    static func write(_ appointment: LeadCenterAppointment, into database: SQLiteDatabase) throws {
+        let statement = try database.prepare("""
+            INSERT INTO leadcenter_appointments (id, user_id, account_id, title, all_day, start_ms, end_ms, start_date, end_date,
+                time_zone, recurrence, category, created_at_ms, updated_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET title = excluded.title, all_day = excluded.all_day, start_ms = excluded.start_ms,
+                end_ms = excluded.end_ms, start_date = excluded.start_date, end_date = excluded.end_date,
+                time_zone = excluded.time_zone, recurrence = excluded.recurrence, category = excluded.category,
+                updated_at_ms = excluded.updated_at_ms
+            """)
+        statement.bind(1, appointment.id)
+        statement.bind(2, appointment.userID)
+        statement.bind(3, appointment.accountID)
+        statement.bind(4, appointment.title)
+        switch appointment.time {
+        case .timed(let start, let end, let zone):
+            statement.bind(5, Int64(0))
+            statement.bind(6, milliseconds(start))
+            statement.bind(7, milliseconds(end))
+            statement.bind(8, nil as String?)
+            statement.bind(9, nil as String?)
+            statement.bind(10, zone)
+        case .allDay(let startDate, let endDate):
+            statement.bind(5, Int64(1))
+            statement.bind(6, nil as Int64?)
+            statement.bind(7, nil as Int64?)
+            statement.bind(8, startDate)
+            statement.bind(9, endDate)
+            statement.bind(10, nil as String?)
         }
+        statement.bind(11, appointment.recurrence.joined(separator: "\n"))
+        statement.bind(12, appointment.category)
+        statement.bind(13, milliseconds(appointment.createdAt))
+        statement.bind(14, milliseconds(appointment.updatedAt))
+        try statement.run()
     }
 
     /// One LeadCenter appointment.
     public func leadCenterAppointment(id: String) async throws -> LeadCenterAppointment? {
         try await run { database in
-            let statement = try database.prepare(Self.leadCenterColumns + " WHERE id = ?")
+            let statement = try database.prepare(Self.leadCenterColumns + " WHERE id = ? AND deleted_at_ms IS NULL")
             statement.bind(1, id)
             guard try statement.step() else { return nil }
             let row = Self.readLeadCenter(statement)
@@ -87,7 +89,7 @@ extension SQLiteStore: LeadCenterAppointmentStore {
     /// A user's LeadCenter appointments.
     public func leadCenterAppointments(userID: String) async throws -> [LeadCenterAppointment] {
         try await run { database in
-            let statement = try database.prepare(Self.leadCenterColumns + " WHERE user_id = ? ORDER BY created_at_ms, id")
+            let statement = try database.prepare(Self.leadCenterColumns + " WHERE user_id = ? AND deleted_at_ms IS NULL ORDER BY created_at_ms, id")
             statement.bind(1, userID)
             var rows: [LeadCenterAppointment] = []
             while try statement.step() { rows.append(Self.readLeadCenter(statement)) }

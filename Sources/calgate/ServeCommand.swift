@@ -165,6 +165,7 @@ struct GatewayRunner {
         )
         let health = StoreConnectionHealthRecorder(store: store)
         let scheduler = SyncScheduler(store: store, providers: [google, microsoft, redtail], health: health, logger: logger)
+        let pushWorker = PushWorker(store: store, pushers: [google, microsoft], logger: logger)
         let redtailPoller = ReconciliationSweep(
             store: store, scheduler: scheduler, providers: [.redtail], interval: TimeInterval(config.redtail.pollIntervalSeconds),
             missedByPush: false, logger: logger
@@ -210,6 +211,7 @@ struct GatewayRunner {
                 .init(service: renewalService),
                 .init(service: sweep),
                 .init(service: redtailPoller),
+                .init(service: pushWorker),
                 .init(service: application),
             ] + extraServices(runtime).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -141,3 +141,94 @@ public protocol LeadCenterAppointmentStore: Sendable {
     /// Deletes one; false when there was none.
     func deleteLeadCenterAppointment(id: String) async throws -> Bool
 }
+
+/// What a push job does at the provider.
+public enum PushAction: String, Sendable, Hashable {
+    /// Create the event in the target calendar.
+    case create
+    /// Update the event created earlier.
+    case update
+    /// Delete the event created earlier (then the LeadCenter appointment row goes too).
+    case delete
+}
+
+/// Where a LeadCenter-created appointment stands with the "Add to calendar" target.
+public struct PushState: Sendable, Hashable {
+    /// `no_target` (nothing selected, nothing pushed), `pending`, `pushed` or `failed`.
+    public var status: String
+    /// The calendar it was pushed to (`<connection>/<calendar>`).
+    public var calendarKey: String?
+    /// The provider's id for the pushed event.
+    public var externalID: String?
+    /// Why the last attempt failed, for the user.
+    public var error: String?
+
+    /// Creates a state.
+    public init(status: String, calendarKey: String? = nil, externalID: String? = nil, error: String? = nil) {
+        self.status = status
+        self.calendarKey = calendarKey
+        self.externalID = externalID
+        self.error = error
+    }
+}
+
+/// A durable push job.
+public struct PushJob: Sendable, Hashable {
+    /// Row id.
+    public var id: Int64
+    /// The LeadCenter appointment.
+    public var appointmentID: String
+    /// What to do.
+    public var action: PushAction
+    /// The target calendar (`<connection>/<calendar>`).
+    public var calendarKey: String
+    /// Attempts so far.
+    public var attempts: Int
+    /// When the next attempt may run.
+    public var nextAttemptAt: Date
+
+    /// Creates a job.
+    public init(id: Int64, appointmentID: String, action: PushAction, calendarKey: String, attempts: Int, nextAttemptAt: Date) {
+        self.id = id
+        self.appointmentID = appointmentID
+        self.action = action
+        self.calendarKey = calendarKey
+        self.attempts = attempts
+        self.nextAttemptAt = nextAttemptAt
+    }
+}
+
+/// The "Add to calendar" target per user, push state per appointment and the durable push queue.
+public protocol PushStore: Sendable {
+    /// The user's push target calendar key, if any.
+    func pushTarget(userID: String) async throws -> String?
+    /// Sets (or, with nil, clears) the user's push target.
+    func setPushTarget(userID: String, calendarKey: String?) async throws
+    /// Saves a LeadCenter appointment and, in the same transaction, enqueues `job` (if any) and sets its push state.
+    func saveLeadCenterAppointment(_ appointment: LeadCenterAppointment, push: (action: PushAction, calendarKey: String)?, state: PushState) async throws
+    /// Marks a LeadCenter appointment deleted (hidden) and enqueues the provider delete, in one transaction.
+    func markLeadCenterAppointmentDeleted(id: String, push: (action: PushAction, calendarKey: String)?) async throws
+    /// The push state of an appointment.
+    func pushState(appointmentID: String) async throws -> PushState?
+    /// Jobs due at `now`, oldest first.
+    func duePushJobs(now: Date, limit: Int) async throws -> [PushJob]
+    /// A job succeeded: removes it and records the appointment's new state (a finished delete removes the appointment).
+    func completePushJob(_ job: PushJob, state: PushState) async throws
+    /// A job failed: counts the attempt and schedules the next one, recording the error on the appointment.
+    func retryPushJob(_ job: PushJob, nextAttemptAt: Date, error: String) async throws
+    /// A job failed for good: removes it and marks the appointment failed.
+    func abandonPushJob(_ job: PushJob, error: String) async throws
+    /// Provider ids of events calgate pushed into a calendar (their echoes are not imported twice).
+    func pushedExternalIDs(calendarKey: String) async throws -> Set<String>
+    /// Jobs not yet done.
+    func pendingPushJobCount() async throws -> Int
+}
+
+/// A provider that can hold LeadCenter-created appointments ("Add to calendar").
+public protocol AppointmentPushing: Sendable {
+    /// The provider.
+    var provider: Provider { get }
+    /// Creates, updates or deletes the event for `appointment` in `calendarKey`; returns the provider's event id for a
+    /// create. Throws `SyncFailure` (retry classes are retried with backoff).
+    func push(_ appointment: LeadCenterAppointment, action: PushAction, calendarKey: String, externalID: String?) async throws -> String?
+}

@@ -1,0 +1,202 @@
+import Foundation
+import GatewayCore
+
+extension SQLiteStore: PushStore {
+    /// The user's push target.
+    public func pushTarget(userID: String) async throws -> String? {
+        try await run { database in
+            let statement = try database.prepare("SELECT calendar_key FROM push_targets WHERE user_id = ?")
+            statement.bind(1, userID)
+            guard try statement.step() else { return nil }
+            let key = statement.string(0)
+            try statement.run()
+            return key
+        }
+    }
+
+    /// Sets or clears it (one per user by construction).
+    public func setPushTarget(userID: String, calendarKey: String?) async throws {
+        try await run { database in
+            let statement: SQLiteStatement
+            if let calendarKey {
+                statement = try database.prepare("""
+                    INSERT INTO push_targets (user_id, calendar_key) VALUES (?, ?)
+                    ON CONFLICT(user_id) DO UPDATE SET calendar_key = excluded.calendar_key
+                    """)
+                statement.bind(2, calendarKey)
+            } else {
+                statement = try database.prepare("DELETE FROM push_targets WHERE user_id = ?")
+            }
+            statement.bind(1, userID)
+            try statement.run()
+        }
+    }
+
+    /// Saves the appointment, its push state and the job together.
+    public func saveLeadCenterAppointment(_ appointment: LeadCenterAppointment, push: (action: PushAction, calendarKey: String)?, state: PushState) async throws {
+        let now = Self.milliseconds(Date())
+        try await run { database in
+            try database.transaction {
+                try Self.write(appointment, into: database)
+                let update = try database.prepare("UPDATE leadcenter_appointments SET push_status = ?, push_error = ? WHERE id = ?")
+                update.bind(1, state.status)
+                update.bind(2, state.error)
+                update.bind(3, appointment.id)
+                try update.run()
+                if let push { try Self.enqueue(appointment.id, push, now: now, into: database) }
+            }
+        }
+    }
+
+    /// Hides the appointment and enqueues the provider delete (or removes it at once when nothing was pushed).
+    public func markLeadCenterAppointmentDeleted(id: String, push: (action: PushAction, calendarKey: String)?) async throws {
+        let now = Self.milliseconds(Date())
+        try await run { database in
+            try database.transaction {
+                if let push {
+                    let hide = try database.prepare("UPDATE leadcenter_appointments SET deleted_at_ms = ?, push_status = 'pending' WHERE id = ?")
+                    hide.bind(1, now)
+                    hide.bind(2, id)
+                    try hide.run()
+                    try Self.enqueue(id, push, now: now, into: database)
+                } else {
+                    let delete = try database.prepare("DELETE FROM leadcenter_appointments WHERE id = ?")
+                    delete.bind(1, id)
+                    try delete.run()
+                }
+            }
+        }
+    }
+
+    static func enqueue(_ appointmentID: String, _ push: (action: PushAction, calendarKey: String), now: Int64, into database: SQLiteDatabase) throws {
+        let insert = try database.prepare("INSERT INTO push_jobs (appointment_id, action, calendar_key, next_attempt_ms) VALUES (?, ?, ?, ?)")
+        insert.bind(1, appointmentID)
+        insert.bind(2, push.action.rawValue)
+        insert.bind(3, push.calendarKey)
+        insert.bind(4, now)
+        try insert.run()
+    }
+
+    /// The push state.
+    public func pushState(appointmentID: String) async throws -> PushState? {
+        try await run { database in
+            let statement = try database.prepare(
+                "SELECT push_status, pushed_calendar_key, pushed_external_id, push_error FROM leadcenter_appointments WHERE id = ?"
+            )
+            statement.bind(1, appointmentID)
+            guard try statement.step() else { return nil }
+            let state = PushState(
+                status: statement.string(0) ?? "no_target", calendarKey: statement.isNull(1) ? nil : statement.string(1),
+                externalID: statement.isNull(2) ? nil : statement.string(2), error: statement.isNull(3) ? nil : statement.string(3)
+            )
+            try statement.run()
+            return state
+        }
+    }
+
+    /// Due jobs: only the oldest of each appointment, so an appointment's pushes run in order.
+    public func duePushJobs(now: Date, limit: Int) async throws -> [PushJob] {
+        let when = Self.milliseconds(now)
+        return try await run { database in
+            let statement = try database.prepare("""
+                SELECT id, appointment_id, action, calendar_key, attempts, next_attempt_ms FROM push_jobs j
+                WHERE next_attempt_ms <= ? AND id = (SELECT MIN(id) FROM push_jobs WHERE appointment_id = j.appointment_id)
+                ORDER BY id LIMIT ?
+                """)
+            statement.bind(1, when)
+            statement.bind(2, Int64(limit))
+            var jobs: [PushJob] = []
+            while try statement.step() {
+                jobs.append(PushJob(
+                    id: statement.int64(0), appointmentID: statement.string(1) ?? "",
+                    action: PushAction(rawValue: statement.string(2) ?? "") ?? .update, calendarKey: statement.string(3) ?? "",
+                    attempts: Int(statement.int64(4)), nextAttemptAt: Self.date(statement.int64(5))
+                ))
+            }
+            return jobs
+        }
+    }
+
+    /// Success: the job goes, the appointment records where it now is (a finished delete removes the row).
+    public func completePushJob(_ job: PushJob, state: PushState) async throws {
+        try await run { database in
+            try database.transaction {
+                let remove = try database.prepare("DELETE FROM push_jobs WHERE id = ?")
+                remove.bind(1, job.id)
+                try remove.run()
+                if job.action == .delete {
+                    let delete = try database.prepare("DELETE FROM leadcenter_appointments WHERE id = ? AND deleted_at_ms IS NOT NULL")
+                    delete.bind(1, job.appointmentID)
+                    try delete.run()
+                } else {
+                    let update = try database.prepare("""
+                        UPDATE leadcenter_appointments SET push_status = ?, pushed_calendar_key = ?, pushed_external_id = ?, push_error = NULL
+                        WHERE id = ?
+                        """)
+                    update.bind(1, state.status)
+                    update.bind(2, state.calendarKey)
+                    update.bind(3, state.externalID)
+                    update.bind(4, job.appointmentID)
+                    try update.run()
+                }
+            }
+        }
+    }
+
+    /// Failure: try again later.
+    public func retryPushJob(_ job: PushJob, nextAttemptAt: Date, error: String) async throws {
+        let when = Self.milliseconds(nextAttemptAt)
+        try await run { database in
+            try database.transaction {
+                let update = try database.prepare("UPDATE push_jobs SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE id = ?")
+                update.bind(1, when)
+                update.bind(2, error)
+                update.bind(3, job.id)
+                try update.run()
+                let mark = try database.prepare("UPDATE leadcenter_appointments SET push_status = 'pending', push_error = ? WHERE id = ?")
+                mark.bind(1, error)
+                mark.bind(2, job.appointmentID)
+                try mark.run()
+            }
+        }
+    }
+
+    /// Permanent failure.
+    public func abandonPushJob(_ job: PushJob, error: String) async throws {
+        try await run { database in
+            try database.transaction {
+                let remove = try database.prepare("DELETE FROM push_jobs WHERE id = ?")
+                remove.bind(1, job.id)
+                try remove.run()
+                let mark = try database.prepare("UPDATE leadcenter_appointments SET push_status = 'failed', push_error = ? WHERE id = ?")
+                mark.bind(1, error)
+                mark.bind(2, job.appointmentID)
+                try mark.run()
+            }
+        }
+    }
+
+    /// Ids calgate pushed into a calendar.
+    public func pushedExternalIDs(calendarKey: String) async throws -> Set<String> {
+        try await run { database in
+            let statement = try database.prepare(
+                "SELECT pushed_external_id FROM leadcenter_appointments WHERE pushed_calendar_key = ? AND pushed_external_id IS NOT NULL"
+            )
+            statement.bind(1, calendarKey)
+            var ids: Set<String> = []
+            while try statement.step() { if let id = statement.string(0) { ids.insert(id) } }
+            return ids
+        }
+    }
+
+    /// Jobs not yet done.
+    public func pendingPushJobCount() async throws -> Int {
+        try await run { database in
+            let statement = try database.prepare("SELECT COUNT(*) FROM push_jobs")
+            guard try statement.step() else { return 0 }
+            let count = Int(statement.int64(0))
+            try statement.run()
+            return count
+        }
+    }
+}
