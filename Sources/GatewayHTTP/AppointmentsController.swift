@@ -69,6 +69,11 @@ public struct AppointmentsController: Sendable {
         let viewer = query.get("viewer").map { String($0) } ?? user
         let account = query.get("account").map { String($0) }
         let (from, to) = try Self.window(query)
+        // A bounded range returns a series' occurrences in it; without one, series come as their masters.
+        let expand = query.get("from") != nil && query.get("to") != nil
+        if expand, to.timeIntervalSince(from) > 366 * 86_400 {
+            throw GatewayHTTPError.badRequest("a range (from and to) may span at most 366 days")
+        }
         var items: [JSONValue] = []
         for connection in try await store.connections(userID: user)
         where connection.state != .disconnected && connection.isVisible(to: viewer, viewerAccount: account) {
@@ -77,16 +82,48 @@ public struct AppointmentsController: Sendable {
                 // Events calgate pushed there come back through the calendar's sync: they are the LeadCenter
                 // appointment, shown once as such.
                 let pushed = try await store.pushedExternalIDs(calendarKey: calendar.calendarKey)
-                for appointment in try await store.appointments(calendarKey: calendar.calendarKey)
-                where appointment.status != "cancelled" && !pushed.contains(appointment.externalID) && Self.overlaps(appointment.time, from: from, to: to) {
-                    items.append(Self.representation(appointment, connection: connection, calendar: calendar, category: categories[appointment.externalID]))
+                let all = try await store.appointments(calendarKey: calendar.calendarKey)
+                let exceptions = Dictionary(grouping: all.filter { $0.seriesID != nil }, by: { $0.seriesID ?? "" })
+                for appointment in all where appointment.status != "cancelled" && !pushed.contains(appointment.externalID) {
+                    let category = categories[appointment.externalID]
+                    if expand, !appointment.recurrence.isEmpty {
+                        do {
+                            for occurrence in try SeriesExpansion.occurrences(
+                                time: appointment.time, recurrence: appointment.recurrence, exceptions: exceptions[appointment.externalID] ?? [],
+                                from: from, to: to
+                            ) {
+                                items.append(Self.occurrence(occurrence, of: appointment, connection: connection, calendar: calendar, category: category))
+                            }
+                            continue
+                        } catch {
+                            logger.warning("a series cannot be expanded; listing its master", metadata: ["appointment.id": "\(appointment.externalID)", "error": "\(error)"])
+                        }
+                    }
+                    if Self.overlaps(appointment.time, from: from, to: to) {
+                        items.append(Self.representation(appointment, connection: connection, calendar: calendar, category: category))
+                    }
                 }
             }
         }
         // LeadCenter-created appointments are their owner's; others see them only through LeadCenter itself.
         if viewer == user {
-            for appointment in try await store.leadCenterAppointments(userID: user) where Self.overlaps(appointment.time, from: from, to: to) {
-                items.append(Self.representation(appointment, push: try await store.pushState(appointmentID: appointment.id)))
+            for appointment in try await store.leadCenterAppointments(userID: user) {
+                let push = try await store.pushState(appointmentID: appointment.id)
+                if expand, !appointment.recurrence.isEmpty,
+                   let occurrences = try? SeriesExpansion.occurrences(time: appointment.time, recurrence: appointment.recurrence, exceptions: [], from: from, to: to) {
+                    for occurrence in occurrences {
+                        guard case .object(var object) = Self.representation(appointment, push: push) else { continue }
+                        let stamp = ISO8601DateFormatter().string(from: occurrence.originalStart)
+                        object["series_id"] = .string(appointment.id)
+                        object["original_start"] = .string(stamp)
+                        object["occurrence"] = .bool(true)
+                        for key in ["start", "end", "start_date", "end_date", "time_zone", "all_day"] { object[key] = nil }
+                        Self.timeFields(occurrence.time, into: &object)
+                        items.append(.object(object))
+                    }
+                } else if Self.overlaps(appointment.time, from: from, to: to) {
+                    items.append(Self.representation(appointment, push: push))
+                }
             }
         }
         return ConnectionsController.json(.object(["appointments": .array(items)]))
@@ -102,14 +139,15 @@ public struct AppointmentsController: Sendable {
         var intervals: [(Date, Date)] = []
         for connection in try await store.connections(userID: user) where connection.state.syncs {
             for calendar in try await store.calendars(connectionID: connection.id) where calendar.selected {
-                for appointment in try await store.appointments(calendarKey: calendar.calendarKey)
-                where appointment.status != "cancelled" && appointment.recurrence.isEmpty {
-                    if case .timed(let start, let end, _) = appointment.time, start < to, end > from { intervals.append((start, end)) }
+                let all = try await store.appointments(calendarKey: calendar.calendarKey)
+                let exceptions = Dictionary(grouping: all.filter { $0.seriesID != nil }, by: { $0.seriesID ?? "" })
+                for appointment in all where appointment.status != "cancelled" {
+                    intervals += Self.busy(appointment.time, recurrence: appointment.recurrence, exceptions: exceptions[appointment.externalID] ?? [], from: from, to: to)
                 }
             }
         }
-        for appointment in try await store.leadCenterAppointments(userID: user) where appointment.recurrence.isEmpty {
-            if case .timed(let start, let end, _) = appointment.time, start < to, end > from { intervals.append((start, end)) }
+        for appointment in try await store.leadCenterAppointments(userID: user) {
+            intervals += Self.busy(appointment.time, recurrence: appointment.recurrence, exceptions: [], from: from, to: to)
         }
         let iso = ISO8601DateFormatter()
         let busy = BusyIntervals.merge(intervals, clippedTo: from...to).map { interval -> JSONValue in
@@ -118,6 +156,35 @@ public struct AppointmentsController: Sendable {
         return ConnectionsController.json(.object([
             "user": .string(user), "from": .string(iso.string(from: from)), "to": .string(iso.string(from: to)), "busy": .array(busy),
         ]))
+    }
+
+    /// The timed busy spans of an appointment (a series expanded) in the window; all-day events do not block time.
+    static func busy(_ time: AppointmentTime, recurrence: [String], exceptions: [Appointment], from: Date, to: Date) -> [(Date, Date)] {
+        let times: [AppointmentTime]
+        if recurrence.isEmpty {
+            times = [time]
+        } else if let occurrences = try? SeriesExpansion.occurrences(time: time, recurrence: recurrence, exceptions: exceptions, from: from, to: to) {
+            times = occurrences.map(\.time)
+        } else {
+            times = [time]
+        }
+        return times.compactMap { time in
+            guard case .timed(let start, let end, _) = time, start < to, end > from else { return nil }
+            return (start, end)
+        }
+    }
+
+    static func occurrence(_ occurrence: SeriesExpansion.Occurrence, of master: Appointment, connection: Connection, calendar: ConnectionCalendar, category: String?) -> JSONValue {
+        guard case .object(var object) = representation(master, connection: connection, calendar: calendar, category: category) else { return .null }
+        let stamp = ISO8601DateFormatter().string(from: occurrence.originalStart)
+        object["id"] = .string(master.externalID + "_" + stamp.replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: ""))
+        object["series_id"] = .string(master.externalID)
+        object["original_start"] = .string(stamp)
+        object["occurrence"] = .bool(true)
+        object["recurrence"] = .array([])
+        for key in ["start", "end", "start_date", "end_date", "time_zone", "all_day"] { object[key] = nil }
+        timeFields(occurrence.time, into: &object)
+        return .object(object)
     }
 
     // MARK: Imported appointments: read-only except category

@@ -198,3 +198,65 @@ struct LeadCenterAPITests {
         await gateway.shutdown()
     }
 }
+
+/// Recurring series read over a range: occurrences, a moved instance at its new time, a cancelled one absent, and the
+/// same in availability.
+@Suite("Recurring series over a range", .serialized)
+struct RecurringSeriesTests {
+    @Test func occurrencesWithAMovedAndACancelledInstance() async throws {
+        let simulator = GoogleSimulator(refreshTokens: ["1//ok"])
+        // Weekly on Tuesdays 09:00 Berlin, 5 times from 2026-12-01; the 8th moved to 11:00, the 15th cancelled.
+        simulator.upsertEvent(calendar: "primary", [
+            "id": .string("wk"), "summary": .string("Weekly pipeline"),
+            "start": .object(["dateTime": .string("2026-12-01T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+            "end": .object(["dateTime": .string("2026-12-01T09:30:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+            "recurrence": .array([.string("RRULE:FREQ=WEEKLY;COUNT=5")]),
+        ])
+        simulator.upsertEvent(calendar: "primary", [
+            "id": .string("wk_20261208T080000Z"), "summary": .string("Weekly pipeline (moved)"), "recurringEventId": .string("wk"),
+            "originalStartTime": .object(["dateTime": .string("2026-12-08T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+            "start": .object(["dateTime": .string("2026-12-08T11:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+            "end": .object(["dateTime": .string("2026-12-08T11:30:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+        ])
+        simulator.upsertEvent(calendar: "primary", [
+            "id": .string("wk_20261215T080000Z"), "status": .string("cancelled"), "recurringEventId": .string("wk"),
+            "originalStartTime": .object(["dateTime": .string("2026-12-15T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+        ])
+        let server = try await SimulatorServer(router: simulator.makeRouter())
+        let gateway = try await GatewayHarness(google: { store, sealer, config in
+            GoogleConnectionSyncer(
+                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3")),
+                store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
+            )
+        })
+        func get(_ path: String) async throws -> [String: Any] {
+            let response = try await curlRequest("https://127.0.0.1:\(gateway.port)\(path)", caFile: gateway.certificates.caCertificate,
+                                                 arguments: ["-H", "Authorization: Bearer \(gateway.apiToken)"])
+            return (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
+        }
+        let connect = try await curlRequest("https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate, arguments: [
+            "-H", "Authorization: Bearer \(gateway.apiToken)", "-X", "POST", "--data-binary",
+            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#,
+        ])
+        #expect(connect.status == 201)
+
+        let items = try await get("/api/v1/appointments?user=u1&from=2026-12-01T00:00:00Z&to=2027-01-01T00:00:00Z")["appointments"] as? [[String: Any]] ?? []
+        let starts = items.compactMap { $0["start"] as? String }.sorted()
+        #expect(starts == ["2026-12-01T08:00:00Z", "2026-12-08T10:00:00Z", "2026-12-22T08:00:00Z", "2026-12-29T08:00:00Z"],
+                "4 of 5: the moved one at its new time, the cancelled one gone")
+        #expect(items.first { $0["start"] as? String == "2026-12-08T10:00:00Z" }?["title"] as? String == "Weekly pipeline (moved)")
+        #expect(items.filter { $0["occurrence"] as? Bool == true }.allSatisfy { $0["series_id"] as? String == "wk" })
+        // A narrower range returns only what falls in it.
+        let narrow = try await get("/api/v1/appointments?user=u1&from=2026-12-20T00:00:00Z&to=2026-12-24T00:00:00Z")["appointments"] as? [[String: Any]] ?? []
+        #expect(narrow.compactMap { $0["start"] as? String } == ["2026-12-22T08:00:00Z"])
+        // Without a range the series comes as its master.
+        let plain = try await get("/api/v1/appointments?user=u1")["appointments"] as? [[String: Any]] ?? []
+        #expect(plain.contains { $0["id"] as? String == "wk" && ($0["recurrence"] as? [String])?.isEmpty == false })
+
+        let availability = try await get("/api/v1/availability?user=u1&from=2026-12-01T00:00:00Z&to=2027-01-01T00:00:00Z")
+        let busy = (availability["busy"] as? [[String: String]] ?? []).compactMap { $0["start"] }
+        #expect(busy == ["2026-12-01T08:00:00Z", "2026-12-08T10:00:00Z", "2026-12-22T08:00:00Z", "2026-12-29T08:00:00Z"])
+        await server.stop()
+        await gateway.shutdown()
+    }
+}
