@@ -126,7 +126,39 @@ public struct AppointmentsController: Sendable {
                 }
             }
         }
-        return ConnectionsController.json(.object(["appointments": .array(items)]))
+        return ConnectionsController.json(.object(["appointments": .array(Self.foldDuplicates(items))]))
+    }
+
+    /// Shows a meeting that arrived through two sources once: the first keeps an `also_in` list naming the others.
+    static func foldDuplicates(_ items: [JSONValue]) -> [JSONValue] {
+        let iso = ISO8601DateFormatter()
+        let candidates = items.map { item -> DuplicateDetector.Candidate? in
+            guard case .object(let fields) = item, case .string(let start)? = fields["start"], case .string(let end)? = fields["end"],
+                  let from = iso.date(from: start), let to = iso.date(from: end), case .string(let title)? = fields["title"]
+            else { return nil }
+            var attendees: Set<String> = []
+            if case .array(let list)? = fields["attendees"] { for case .string(let address) in list { attendees.insert(address) } }
+            var origin = "leadcenter"
+            if case .string(let connection)? = fields["connection_id"] { origin = connection }
+            return DuplicateDetector.Candidate(start: from, end: to, title: title, attendees: attendees, origin: origin)
+        }
+        let duplicates = DuplicateDetector.duplicates(of: candidates)
+        var result = items
+        var alsoIn: [Int: [JSONValue]] = [:]
+        for (index, original) in duplicates.enumerated() {
+            guard let original, case .object(let fields) = items[index] else { continue }
+            alsoIn[original, default: []].append(.object([
+                "id": fields["id"] ?? .null, "source": fields["source"] ?? .null,
+                "connection_id": fields["connection_id"] ?? .null, "calendar_id": fields["calendar_id"] ?? .null,
+            ]))
+        }
+        for (index, others) in alsoIn {
+            if case .object(var fields) = result[index] {
+                fields["also_in"] = .array(others)
+                result[index] = .object(fields)
+            }
+        }
+        return result.enumerated().filter { duplicates[$0.offset] == nil }.map(\.element)
     }
 
     /// `GET /api/v1/availability?user=…&from=…&to=…`: merged busy intervals, nothing else.
@@ -446,6 +478,7 @@ public struct AppointmentsController: Sendable {
             "category": category.map(JSONValue.string) ?? .null,
             "read_only": .bool(true), "editable_fields": .array([.string("category")]),
             "owner_user_id": .string(connection.userID), "visibility": .string(connection.visibility.rawValue),
+            "attendees": .array(appointment.attendees.map(JSONValue.string)),
         ]
         timeFields(appointment.time, into: &object)
         return .object(object)

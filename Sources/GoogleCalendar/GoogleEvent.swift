@@ -38,6 +38,14 @@ public struct GoogleEvent: Decodable, Sendable, Hashable {
     public var originalStartTime: GoogleEventDateTime?
     /// Last modification (RFC 3339).
     public var updated: String?
+    /// Attendees (only their addresses are used).
+    public var attendees: [Attendee]?
+
+    /// An attendee.
+    public struct Attendee: Decodable, Sendable, Hashable {
+        /// E-mail address.
+        public var email: String?
+    }
 
     /// Creates an event.
     public init(
@@ -104,7 +112,8 @@ public enum GoogleEventMapper {
             source: .google, calendarKey: calendarKey, externalID: event.id, title: event.summary ?? "",
             time: time, status: event.status ?? "confirmed", recurrence: event.recurrence ?? [],
             seriesID: event.recurringEventId, originalStart: event.originalStartTime.flatMap { $0.dateTime ?? $0.date },
-            updatedAt: event.updated.flatMap(parseInstant)
+            updatedAt: event.updated.flatMap(parseInstant),
+            attendees: (event.attendees ?? []).compactMap { $0.email?.lowercased() }.filter { !$0.isEmpty }
         ))
     }
 

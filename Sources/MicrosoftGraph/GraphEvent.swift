@@ -37,10 +37,24 @@ public struct GraphDeltaItem: Decodable, Sendable, Hashable {
     public var lastModifiedDateTime: String?
     /// Occurrences removed from a series (`OID.<master id>.<yyyy-mm-dd>`), when Graph sends them.
     public var cancelledOccurrences: [String]?
+    /// Attendees (only their addresses are used).
+    public var attendees: [Attendee]?
+
+    /// A Graph attendee: `{"emailAddress": {"address": …}}`.
+    public struct Attendee: Decodable, Sendable, Hashable {
+        /// The address holder.
+        public struct EmailAddress: Decodable, Sendable, Hashable {
+            /// The address.
+            public var address: String?
+        }
+
+        /// The address holder.
+        public var emailAddress: EmailAddress?
+    }
 
     enum CodingKeys: String, CodingKey {
         case id, type, subject, start, end, isAllDay, isCancelled, showAs, recurrence, seriesMasterId, originalStart
-        case lastModifiedDateTime, cancelledOccurrences
+        case lastModifiedDateTime, cancelledOccurrences, attendees
         case removed = "@removed"
     }
 
@@ -138,7 +152,8 @@ public enum GraphEventMapper {
             source: .microsoft, calendarKey: calendarKey, externalID: item.id, title: item.subject ?? "", time: time,
             status: item.showAs == "tentative" ? "tentative" : "confirmed", recurrence: rules,
             seriesID: item.seriesMasterId, originalStart: original,
-            updatedAt: item.lastModifiedDateTime.flatMap(GraphDateTime.parseInstant)
+            updatedAt: item.lastModifiedDateTime.flatMap(GraphDateTime.parseInstant),
+            attendees: (item.attendees ?? []).compactMap { $0.emailAddress?.address?.lowercased() }.filter { !$0.isEmpty }
         )
         var changes: [AppointmentChange] = [.upsert(appointment)]
         for occurrence in item.cancelledOccurrences ?? [] {

@@ -159,6 +159,9 @@ public enum SQLiteMigrations {
             );
             CREATE INDEX push_jobs_due ON push_jobs (next_attempt_ms);
             """),
+        Migration(version: 10, name: "appointment attendees", sql: """
+            ALTER TABLE appointments ADD COLUMN attendees TEXT NOT NULL DEFAULT '';
+            """),
     ]
 
     /// The newest version this build knows.

@@ -2,6 +2,7 @@ import CurlHTTP
 import Foundation
 import GatewayCore
 import GoogleCalendar
+import MicrosoftGraph
 import ProviderSimulators
 import TestSupport
 import Testing
@@ -258,5 +259,79 @@ struct RecurringSeriesTests {
         #expect(busy == ["2026-12-01T08:00:00Z", "2026-12-08T10:00:00Z", "2026-12-22T08:00:00Z", "2026-12-29T08:00:00Z"])
         await server.stop()
         await gateway.shutdown()
+    }
+}
+
+/// The same meeting in a Google and an Outlook calendar (different time zones) is shown once.
+@Suite("Duplicate detection", .serialized)
+struct DuplicateDetectionTests {
+    @Test func theSameMeetingFromTwoSourcesAppearsOnce() async throws {
+        let google = GoogleSimulator(refreshTokens: ["1//ok"])
+        let graph = GraphSimulator(refreshTokens: ["0.AAAA-ok"])
+        // 10:00 Berlin = 09:00Z = 01:00 Pacific (winter).
+        google.upsertEvent(calendar: "primary", [
+            "id": .string("g-meet"), "summary": .string("Quarterly Review"),
+            "start": .object(["dateTime": .string("2026-12-10T10:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+            "end": .object(["dateTime": .string("2026-12-10T11:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+            "attendees": .array([.object(["email": .string("Ann@Example.com")]), .object(["email": .string("bob@example.com")])]),
+        ])
+        graph.upsertEvent(calendar: GraphSimulator.defaultCalendarID, [
+            "id": .string("m-meet"), "subject": .string("quarterly  review"),
+            "start": .object(["dateTime": .string("2026-12-10T01:00:00.0000000"), "timeZone": .string("Pacific Standard Time")]),
+            "end": .object(["dateTime": .string("2026-12-10T02:00:00.0000000"), "timeZone": .string("Pacific Standard Time")]),
+            "attendees": .array([.object(["emailAddress": .object(["address": .string("ann@example.com")]), "type": .string("required")])]),
+        ])
+        // Same time and title, nobody in common: a different meeting, shown twice.
+        google.upsertEvent(calendar: "primary", [
+            "id": .string("g-other"), "summary": .string("Standup"),
+            "start": .object(["dateTime": .string("2026-12-11T09:00:00Z")]), "end": .object(["dateTime": .string("2026-12-11T09:15:00Z")]),
+            "attendees": .array([.object(["email": .string("team-a@example.com")])]),
+        ])
+        graph.upsertEvent(calendar: GraphSimulator.defaultCalendarID, [
+            "id": .string("m-other"), "subject": .string("Standup"),
+            "start": .object(["dateTime": .string("2026-12-11T09:00:00.0000000"), "timeZone": .string("UTC")]),
+            "end": .object(["dateTime": .string("2026-12-11T09:15:00.0000000"), "timeZone": .string("UTC")]),
+            "attendees": .array([.object(["emailAddress": .object(["address": .string("team-b@example.com")])])]),
+        ])
+        let googleServer = try await SimulatorServer(router: google.makeRouter())
+        let graphServer = try await SimulatorServer(router: graph.makeRouter())
+        let port = try SilentListener().port
+        let gateway = try await GatewayHarness(configure: { $0.listen.port = port }, google: { store, sealer, _ in
+            GoogleConnectionSyncer(
+                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(tokenURL: googleServer.baseURL + "/token", apiBaseURL: googleServer.baseURL + "/calendar/v3")),
+                store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(port)/webhooks/google"
+            )
+        }, microsoft: { store, sealer, _ in
+            GraphConnectionSyncer(
+                client: GraphClient(http: try CurlHTTPClient(), endpoints: GraphEndpoints(tokenURL: graphServer.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: graphServer.baseURL + "/v1.0")),
+                store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: "https://localhost:\(port)"
+            )
+        })
+        var pushConfiguration = CurlHTTPClient.Configuration()
+        pushConfiguration.caBundlePath = gateway.certificates.caCertificate
+        let push = try CurlHTTPClient(configuration: pushConfiguration)
+        graph.setPushClient(push)
+        func call(_ path: String, _ arguments: [String] = []) async throws -> (status: Int, json: [String: Any]) {
+            let response = try await curlRequest("https://127.0.0.1:\(gateway.port)\(path)", caFile: gateway.certificates.caCertificate,
+                                                 arguments: ["-H", "Authorization: Bearer \(gateway.apiToken)"] + arguments)
+            return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:])
+        }
+        #expect(try await call("/api/v1/connections", ["-X", "POST", "--data-binary",
+            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#]).status == 201)
+        #expect(try await call("/api/v1/connections", ["-X", "POST", "--data-binary",
+            #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-ok"}"#]).status == 201)
+        let items = try await call("/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
+        let reviews = items.filter { ($0["title"] as? String)?.lowercased().contains("quarterly") == true }
+        #expect(reviews.count == 1, "shown once")
+        #expect((reviews.first?["also_in"] as? [[String: Any]])?.first?["source"] as? String == "microsoft")
+        #expect(items.filter { $0["title"] as? String == "Standup" }.count == 2, "different attendees: different meetings")
+        // calgate never copied anything between the providers.
+        #expect(google.liveEvents(calendar: "primary").count == 2)
+        #expect(graph.liveEvents(calendar: GraphSimulator.defaultCalendarID).count == 2)
+        graph.setPushClient(nil)
+        await googleServer.stop()
+        await graphServer.stop()
+        await gateway.shutdown()
+        await push.shutdown()
     }
 }

@@ -30,12 +30,15 @@ public struct Appointment: Sendable, Hashable {
     public var originalStart: String?
     /// Provider's last-modified time.
     public var updatedAt: Date?
+    /// Attendee e-mail addresses, lower-cased (used to recognise the same meeting arriving from two sources).
+    public var attendees: [String]
 
     /// Creates an appointment.
     public init(
         source: Provider, calendarKey: String, externalID: String, title: String, time: AppointmentTime, status: String = "confirmed",
-        recurrence: [String] = [], seriesID: String? = nil, originalStart: String? = nil, updatedAt: Date? = nil
+        recurrence: [String] = [], seriesID: String? = nil, originalStart: String? = nil, updatedAt: Date? = nil, attendees: [String] = []
     ) {
+        self.attendees = attendees
         self.source = source
         self.calendarKey = calendarKey
         self.externalID = externalID

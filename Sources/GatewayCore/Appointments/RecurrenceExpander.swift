@@ -414,3 +414,56 @@ public enum SeriesExpansion {
         return fractional.date(from: text)
     }
 }
+
+/// Recognises the same meeting arriving through two connected sources (e.g. an invitation in both a Google and a
+/// Microsoft calendar): same start and end instant (time zones normalised), same title (case and spacing
+/// ignored), and overlapping attendees when both sides list any. calgate never copies between providers; it only
+/// shows such a meeting once.
+public enum DuplicateDetector {
+    /// What a listed appointment is compared on.
+    public struct Candidate: Sendable, Hashable {
+        /// Start instant.
+        public var start: Date
+        /// End instant.
+        public var end: Date
+        /// Title.
+        public var title: String
+        /// Attendee addresses.
+        public var attendees: Set<String>
+        /// Where it came from (items of one connection are never duplicates of each other).
+        public var origin: String
+
+        /// Creates a candidate.
+        public init(start: Date, end: Date, title: String, attendees: Set<String>, origin: String) {
+            self.start = start
+            self.end = end
+            self.title = title
+            self.attendees = attendees
+            self.origin = origin
+        }
+    }
+
+    /// For each candidate, the index of the earlier candidate it duplicates (nil when it is the first of its kind).
+    public static func duplicates(of candidates: [Candidate?]) -> [Int?] {
+        var result: [Int?] = Array(repeating: nil, count: candidates.count)
+        var groups: [String: [Int]] = [:]
+        for (index, candidate) in candidates.enumerated() {
+            guard let candidate else { continue }
+            let key = "\(candidate.start.timeIntervalSince1970.rounded())|\(candidate.end.timeIntervalSince1970.rounded())|\(normalise(candidate.title))"
+            if let match = groups[key, default: []].first(where: { earlier in
+                guard let other = candidates[earlier], other.origin != candidate.origin else { return false }
+                return other.attendees.isEmpty || candidate.attendees.isEmpty || !other.attendees.isDisjoint(with: candidate.attendees)
+            }) {
+                result[index] = match
+            } else {
+                groups[key, default: []].append(index)
+            }
+        }
+        return result
+    }
+
+    /// Lower-cased, trimmed, inner whitespace collapsed.
+    public static func normalise(_ title: String) -> String {
+        title.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    }
+}
