@@ -145,3 +145,40 @@ public protocol ConnectionStore: Sendable {
     /// The connection's calendars.
     func calendars(connectionID: String) async throws -> [ConnectionCalendar]
 }
+
+/// A LeadCenter account's main Redtail integration: the CRM link calendar connections build on. The API key and
+/// UserKey are sealed (contexts `redtail_integration:<account>:api_key` and `:user_key`); the password is never kept.
+public struct RedtailIntegration: Sendable, Hashable {
+    /// The LeadCenter account.
+    public var accountID: String
+    /// The account's type (only `financial_advisor` accounts have Redtail).
+    public var accountType: String
+    /// Redtail's user id for the UserKey, when it said.
+    public var redtailUserID: String?
+    /// Sealed partner API key.
+    public var sealedAPIKey: [UInt8]
+    /// Sealed UserKey.
+    public var sealedUserKey: [UInt8]
+    /// When it was connected.
+    public var createdAt: Date
+
+    /// Creates an integration.
+    public init(accountID: String, accountType: String, redtailUserID: String?, sealedAPIKey: [UInt8], sealedUserKey: [UInt8], createdAt: Date) {
+        self.accountID = accountID
+        self.accountType = accountType
+        self.redtailUserID = redtailUserID
+        self.sealedAPIKey = sealedAPIKey
+        self.sealedUserKey = sealedUserKey
+        self.createdAt = createdAt
+    }
+}
+
+/// Where main Redtail integrations are kept.
+public protocol RedtailIntegrationStore: Sendable {
+    /// Inserts or replaces an account's integration.
+    func saveRedtailIntegration(_ integration: RedtailIntegration) async throws
+    /// An account's integration.
+    func redtailIntegration(accountID: String) async throws -> RedtailIntegration?
+    /// Removes it; false when there was none.
+    func deleteRedtailIntegration(accountID: String) async throws -> Bool
+}

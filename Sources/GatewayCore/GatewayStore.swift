@@ -30,7 +30,7 @@ public struct InboxBacklog: Sendable, Hashable {
 }
 
 /// The gateway's store port. `SQLiteStore` implements it; `PostgresStore` will implement the same protocol.
-public protocol GatewayStore: InboxStore, GoogleChannelStore, GraphSubscriptionStore, AppointmentStore, ConnectionStore, LeadCenterAppointmentStore, PushStore {
+public protocol GatewayStore: InboxStore, GoogleChannelStore, GraphSubscriptionStore, AppointmentStore, ConnectionStore, LeadCenterAppointmentStore, PushStore, RedtailIntegrationStore {
     /// Current schema version after migrations.
     func schemaVersion() async throws -> Int
     /// Proves the database accepts a durable write (used by the health check). Throws when it cannot.

@@ -87,6 +87,33 @@ public struct ConnectionsController: Sendable {
         registry.register(RouteHandler(key: "api.connections.reconnect", spec: Self.spec(["POST"], body: 16_384)) { call in
             try await reconnect(call)
         })
+        registry.register(RouteHandler(key: "api.accounts.redtail.get", spec: Self.spec(["GET"])) { call in
+            guard let account = call.parameters["account"], let integration = try await store.redtailIntegration(accountID: account) else {
+                throw GatewayHTTPError.notFound("this account has no main Redtail integration")
+            }
+            return Self.json(Self.representation(integration))
+        })
+        registry.register(RouteHandler(key: "api.accounts.redtail.put", spec: Self.spec(["PUT"], body: 16_384)) { call in
+            guard let account = call.parameters["account"], !account.isEmpty, account.utf8.count <= 256 else {
+                throw GatewayHTTPError.badRequest("account id is required")
+            }
+            let object = try Self.strictObject(call.body, allowed: ["account_type", "api_key", "username", "password"])
+            let (type, apiKey, username, password) = (
+                try Self.required(object, "account_type", max: 64), try Self.required(object, "api_key"), try Self.required(object, "username"),
+                try Self.required(object, "password")
+            )
+            let integration = try await providerCall(.redtail, connecting: true) { connector in
+                guard let redtail = connector as? RedtailConnector else { throw GatewayHTTPError.unavailable("Redtail is not configured on this gateway") }
+                return try await redtail.registerIntegration(accountID: account, accountType: type, apiKey: apiKey, username: username, password: password)
+            }
+            return Self.json(Self.representation(integration))
+        })
+        registry.register(RouteHandler(key: "api.accounts.redtail.delete", spec: Self.spec(["DELETE"])) { call in
+            guard let account = call.parameters["account"], try await store.deleteRedtailIntegration(accountID: account) else {
+                throw GatewayHTTPError.notFound("this account has no main Redtail integration")
+            }
+            return Response(status: .noContent)
+        })
     }
 
     /// New credentials for an existing connection (after `needs_reconnect`, or to undo a disconnect): a full re-sync.
@@ -145,7 +172,7 @@ public struct ConnectionsController: Sendable {
         do {
             object = try StrictJSONObject(try JSONValue.parse(Data(buffer: call.body)), path: "")
             if case .string("redtail")? = object.value("provider") {
-                try object.requireOnlyKeys(["user_id", "provider", "account_type", "api_key", "username", "password", "account_id", "visibility"])
+                try object.requireOnlyKeys(["user_id", "provider", "account_id", "visibility"])
             } else {
                 try object.requireOnlyKeys(["user_id", "provider", "client_id", "client_secret", "refresh_token", "account_id", "visibility"])
             }
@@ -192,15 +219,11 @@ public struct ConnectionsController: Sendable {
 
     func connectProvider(_ provider: Provider, field: (String) throws -> String) async throws -> Connection {
         if provider == .redtail {
-            let (user, accountType, apiKey, username, password) = (
-                try field("user_id"), try field("account_type"), try field("api_key"), try field("username"), try field("password")
-            )
-            guard accountType == RedtailConnector.financialAdvisor else {
-                throw GatewayHTTPError.conflict("Redtail calendars are available to Financial Advisor accounts only (this account is \"\(accountType)\")")
-            }
+            // A Redtail calendar builds on the account's main Redtail integration (PUT /api/v1/accounts/{id}/redtail).
+            let (user, account) = (try field("user_id"), try field("account_id"))
             return try await providerCall(.redtail, connecting: true) { connector in
                 guard let redtail = connector as? RedtailConnector else { throw GatewayHTTPError.unavailable("Redtail is not configured on this gateway") }
-                return try await redtail.connect(userID: user, accountType: accountType, apiKey: apiKey, username: username, password: password)
+                return try await redtail.connectCalendar(userID: user, accountID: account)
             }
         }
         let (user, client, secret, refresh) = (try field("user_id"), try field("client_id"), try field("client_secret"), try field("refresh_token"))
@@ -227,6 +250,8 @@ public struct ConnectionsController: Sendable {
         }
         do {
             return try await body(connector)
+        } catch let error as ConnectionConflictError {
+            throw GatewayHTTPError.conflict(error.description)
         } catch let error as ConnectionInputError {
             throw error.connectionNotFound ? GatewayHTTPError.notFound(error.description) : GatewayHTTPError.badRequest(error.description)
         } catch let failure as SyncFailure {
@@ -240,6 +265,15 @@ public struct ConnectionsController: Sendable {
             logger.error("provider request failed", metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"])
             throw GatewayHTTPError.badGateway("\(Self.displayName(provider)) could not complete the request: \(error)")
         }
+    }
+
+    /// An integration without its secrets.
+    static func representation(_ integration: RedtailIntegration) -> JSONValue {
+        .object([
+            "account_id": .string(integration.accountID), "account_type": .string(integration.accountType), "connected": .bool(true),
+            "redtail_user_id": integration.redtailUserID.map(JSONValue.string) ?? .null,
+            "connected_at": .string(ISO8601DateFormatter().string(from: integration.createdAt)),
+        ])
     }
 
     static func displayName(_ provider: Provider) -> String {

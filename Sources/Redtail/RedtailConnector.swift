@@ -68,6 +68,53 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Sendab
         return connection
     }
 
+    // MARK: The account's main integration
+
+    /// Connects a LeadCenter account's main Redtail integration: Financial Advisor accounts only (409 otherwise);
+    /// the credentials are exchanged for the UserKey, which is kept sealed with the API key (not the password).
+    public func registerIntegration(accountID: String, accountType: String, apiKey: String, username: String, password: String) async throws -> RedtailIntegration {
+        guard accountType == Self.financialAdvisor else {
+            throw ConnectionConflictError("Redtail is available to Financial Advisor accounts only (this account is \"\(accountType)\")")
+        }
+        let session: RedtailSession
+        do { session = try await client.authenticate(apiKey: apiKey, username: username, password: password) } catch let error as RedtailAPIError {
+            throw Self.failure(error)
+        }
+        let integration = RedtailIntegration(
+            accountID: accountID, accountType: accountType, redtailUserID: session.userID ?? username,
+            sealedAPIKey: try sealer.seal(Array(apiKey.utf8), context: "redtail_integration:\(accountID):api_key"),
+            sealedUserKey: try sealer.seal(Array(session.userKey.utf8), context: "redtail_integration:\(accountID):user_key"),
+            createdAt: clock.now()
+        )
+        try await store.saveRedtailIntegration(integration)
+        return integration
+    }
+
+    /// A user's Redtail calendar connection on the account's main integration: 409 while the account has none.
+    public func connectCalendar(userID: String, accountID: String) async throws -> Connection {
+        guard let integration = try await store.redtailIntegration(accountID: accountID) else {
+            throw ConnectionConflictError("account \(accountID) has no main Redtail integration yet: connect Redtail for the account first")
+        }
+        guard integration.accountType == Self.financialAdvisor else {
+            throw ConnectionConflictError("Redtail is available to Financial Advisor accounts only")
+        }
+        let apiKey = try sealer.open(integration.sealedAPIKey, context: "redtail_integration:\(accountID):api_key")
+        let userKey = try sealer.open(integration.sealedUserKey, context: "redtail_integration:\(accountID):user_key")
+        let id = "rc_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let connection = Connection(
+            id: id, userID: userID, provider: .redtail, createdAt: clock.now(), accountType: integration.accountType, accountID: accountID
+        )
+        try await store.createConnection(connection, credentials: SealedCredentials(
+            clientID: integration.redtailUserID ?? "",
+            sealedClientSecret: try sealer.seal(apiKey, context: "connection:\(id):client_secret"),
+            sealedRefreshToken: try sealer.seal(userKey, context: "connection:\(id):refresh_token")
+        ))
+        let calendar = ConnectionCalendar(connectionID: id, calendarID: Self.calendarID, name: "Redtail activities", selected: true)
+        try await store.saveCalendars(connectionID: id, [calendar])
+        _ = try await sync(calendarKey: calendar.calendarKey)
+        return connection
+    }
+
     /// Redtail has one calendar; the list never changes.
     public func refreshCalendars(connectionID: String) async throws -> [ConnectionCalendar] {
         try await existingCalendars(connectionID)

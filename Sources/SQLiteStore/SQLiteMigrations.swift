@@ -162,6 +162,16 @@ public enum SQLiteMigrations {
         Migration(version: 10, name: "appointment attendees", sql: """
             ALTER TABLE appointments ADD COLUMN attendees TEXT NOT NULL DEFAULT '';
             """),
+        Migration(version: 11, name: "main Redtail integrations", sql: """
+            CREATE TABLE redtail_integrations (
+                account_id TEXT PRIMARY KEY,
+                account_type TEXT NOT NULL,
+                redtail_user_id TEXT,
+                sealed_api_key BLOB NOT NULL,
+                sealed_user_key BLOB NOT NULL,
+                created_at_ms INTEGER NOT NULL
+            );
+            """),
     ]
 
     /// The newest version this build knows.

@@ -152,10 +152,12 @@ struct DemoDriver: Service {
             microsoft = try await runtime.microsoft.connect(
                 userID: "demo-user", clientID: "demo-ms-client", clientSecret: "demo-ms-secret", refreshToken: Self.microsoftRefreshToken
             )
-            crm = try await runtime.redtail.connect(
-                userID: "demo-user", accountType: RedtailConnector.financialAdvisor, apiKey: Self.redtailUser.apiKey,
+            // The account's main Redtail integration first, then the demo user's Redtail calendar on it.
+            _ = try await runtime.redtail.registerIntegration(
+                accountID: "demo-account", accountType: RedtailConnector.financialAdvisor, apiKey: Self.redtailUser.apiKey,
                 username: Self.redtailUser.username, password: Self.redtailUser.password
             )
+            crm = try await runtime.redtail.connectCalendar(userID: "demo-user", accountID: "demo-account")
         } catch {
             logger.error("demo: connecting the demo user failed", metadata: ["error": "\(error)"])
             return

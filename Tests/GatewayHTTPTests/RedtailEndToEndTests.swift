@@ -48,11 +48,18 @@ struct RedtailEndToEndTests {
         return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:], response.body)
     }
 
-    func connect(_ gateway: GatewayHarness, accountType: String = "financial_advisor", password: String = user.password) async throws -> (status: Int, json: [String: Any], body: String) {
-        try await api(gateway, "/api/v1/connections", [
-            "-X", "POST", "--data-binary",
-            #"{"user_id":"u1","provider":"redtail","account_type":"\#(accountType)","api_key":"\#(Self.user.apiKey)","username":"advisor1","password":"\#(password)"}"#,
+    /// Connects the account's main Redtail integration.
+    func integrate(_ gateway: GatewayHarness, accountType: String = "financial_advisor", password: String = user.password) async throws -> (status: Int, json: [String: Any], body: String) {
+        try await api(gateway, "/api/v1/accounts/acct-1/redtail", [
+            "-X", "PUT", "--data-binary",
+            #"{"account_type":"\#(accountType)","api_key":"\#(Self.user.apiKey)","username":"advisor1","password":"\#(password)"}"#,
         ])
+    }
+
+    /// Integration (when needed) plus the user's Redtail calendar connection.
+    func connect(_ gateway: GatewayHarness) async throws -> (status: Int, json: [String: Any], body: String) {
+        if try await api(gateway, "/api/v1/accounts/acct-1/redtail").status == 404 { _ = try await integrate(gateway) }
+        return try await api(gateway, "/api/v1/connections", ["-X", "POST", "--data-binary", #"{"user_id":"u1","provider":"redtail","account_id":"acct-1"}"#])
     }
 
     func titles(_ gateway: GatewayHarness) async throws -> [String: String] {
@@ -76,20 +83,31 @@ struct RedtailEndToEndTests {
         let rig = try await start(simulator)
         let gateway = rig.gateway
 
-        // Only Financial Advisor accounts have Redtail; wrong credentials and locked accounts are refused clearly.
-        let assistant = try await connect(gateway, accountType: "assistant")
+        // A Redtail calendar needs the account's main Redtail integration first: 409 until then.
+        let early = try await api(gateway, "/api/v1/connections", ["-X", "POST", "--data-binary", #"{"user_id":"u1","provider":"redtail","account_id":"acct-1"}"#])
+        #expect(early.status == 409)
+        #expect(early.body.contains("main Redtail integration"))
+        // Only Financial Advisor accounts have Redtail (409); wrong credentials and locked accounts are refused (422).
+        let assistant = try await integrate(gateway, accountType: "assistant")
         #expect(assistant.status == 409)
         #expect(assistant.body.contains("Financial Advisor"))
-        #expect(try await connect(gateway, password: "wrong").status == 422)
+        #expect(try await integrate(gateway, password: "wrong").status == 422)
         simulator.setLocked(true, username: "advisor1")
-        let locked = try await connect(gateway)
+        let locked = try await integrate(gateway)
         #expect(locked.status == 422)
         #expect(locked.body.contains("locked"))
         simulator.setLocked(false, username: "advisor1")
-        for bad in [#"{"user_id":"u1","provider":"redtail","api_key":"k","username":"u","password":"p"}"#,
-                    #"{"user_id":"u1","provider":"redtail","account_type":"financial_advisor","api_key":"k","username":"u","password":"p","refresh_token":"x"}"#] {
-            #expect(try await api(gateway, "/api/v1/connections", ["-X", "POST", "--data-binary", bad]).status == 400)
+        #expect(try await api(gateway, "/api/v1/accounts/acct-1/redtail").status == 404)
+        let integrated = try await integrate(gateway)
+        #expect(integrated.status == 200)
+        #expect(integrated.json["connected"] as? Bool == true)
+        #expect(!integrated.body.contains(Self.user.userKey) && !integrated.body.contains(Self.user.password), "no secrets in answers")
+        for bad in [#"{"user_id":"u1","provider":"redtail"}"#,
+                    #"{"user_id":"u1","provider":"redtail","account_id":"acct-1","password":"p"}"#,
+                    #"{"user_id":"u1","provider":"redtail","account_id":"acct-1","refresh_token":"x"}"#] {
+            #expect(try await api(gateway, "/api/v1/connections", ["-X", "POST", "--data-binary", bad]).status == 400, "\(bad)")
         }
+        #expect(try await api(gateway, "/api/v1/accounts/acct-1/redtail", ["-X", "PUT", "--data-binary", #"{"account_type":"financial_advisor"}"#]).status == 400)
 
         let created = try await connect(gateway)
         #expect(created.status == 201, "\(created.body)")

@@ -172,3 +172,15 @@ public protocol ConnectionManaging: Sendable {
     /// fully re-syncs and re-subscribes every selected calendar.
     func reconnect(connectionID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection
 }
+
+/// A request that conflicts with the state of the LeadCenter account (answered 409), e.g. a Redtail calendar before
+/// the account's main Redtail integration is connected.
+public struct ConnectionConflictError: Error, Sendable, CustomStringConvertible {
+    /// What is in the way, and what to do.
+    public let description: String
+
+    /// Creates an error.
+    public init(_ description: String) {
+        self.description = description
+    }
+}
