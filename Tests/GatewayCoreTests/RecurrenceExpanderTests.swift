@@ -60,10 +60,10 @@ struct RecurrenceExpanderTests {
 
     @Test(arguments: [
         (["RRULE:FREQ=HOURLY"], "unsupported"), (["RRULE:INTERVAL=2"], "no FREQ"), (["RRULE:FREQ=DAILY;INTERVAL=0"], "INTERVAL"),
-        (["RRULE:FREQ=DAILY;COUNT=2;UNTIL=20261231"], "both COUNT and UNTIL"), (["RRULE:FREQ=WEEKLY;BYDAY=XX"], "unknown day"),
-        (["RRULE:FREQ=WEEKLY;BYDAY=2MO"], "ordinals"), (["RRULE:FREQ=MONTHLY;BYMONTHDAY=32"], "BYMONTHDAY"), (["RRULE:FREQ=DAILY;BYWEEKNO=3"], "BYWEEKNO"),
+        (["RRULE:FREQ=DAILY;COUNT=2;UNTIL=20261231"], "COUNT and UNTIL"), (["RRULE:FREQ=WEEKLY;BYDAY=XX"], "bad day name"),
+        (["RRULE:FREQ=WEEKLY;BYDAY=2MO"], "BYDAY ordinal"), (["RRULE:FREQ=MONTHLY;BYMONTHDAY=32"], "BYMONTHDAY"), (["RRULE:FREQ=DAILY;BYWEEKNO=3"], "BYWEEKNO"),
         (["RRULE:FREQ=DAILY;UNTIL=2026"], "UNTIL"), (["EXDATE:tomorrow"], "EXDATE"), (["EXDATE;TZID=Mars/Base:20261201T100000"], "TZID"),
-        (["RRULE:FREQ=DAILY", "RRULE:FREQ=WEEKLY"], "more than one"), (["RRULE FREQ=DAILY"], "property line"),
+        (["RRULE:FREQ=DAILY", "RRULE:FREQ=WEEKLY"], "more than one"), (["RRULE FREQ=DAILY"], "malformed line"),
     ])
     func badRulesAreRefusedByName(rules: [String], mention: String) {
         #expect {
