@@ -55,6 +55,12 @@ public struct AppointmentsController: Sendable {
             let (connection, _, _) = try await imported(call)
             throw Self.readOnly(connection.provider)
         })
+        registry.register(RouteHandler(key: "api.openapi", spec: ConnectionsController.spec(["GET"])) { _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
+                body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.document.serialized()))
+            )
+        })
         registry.register(RouteHandler(key: "api.availability", spec: ConnectionsController.spec(["GET"])) { call in
             try await availability(call)
         })

@@ -103,6 +103,7 @@ public enum GatewayServer {
                 "api.appointments.delete": ConnectionsController.spec(["DELETE"]),
                 "api.availability": ConnectionsController.spec(["GET"]),
                 "api.push_target.get": ConnectionsController.spec(["GET"]),
+                "api.openapi": ConnectionsController.spec(["GET"]),
                 "api.accounts.redtail.get": ConnectionsController.spec(["GET"]),
                 "api.accounts.redtail.put": ConnectionsController.spec(["PUT"], body: 16_384),
                 "api.accounts.redtail.delete": ConnectionsController.spec(["DELETE"]),
