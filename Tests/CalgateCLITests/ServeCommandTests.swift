@@ -481,3 +481,70 @@ struct GraphCrashRecoveryTests {
         await pushClient.shutdown()
     }
 }
+
+/// "Add to calendar" survives a provider outage and a SIGKILL: the push job is durable and runs after the restart.
+@Suite("calgate push-out restart")
+struct PushOutRestartTests {
+    @Test func aPushQueuedBeforeASigkillIsDeliveredAfterTheRestart() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try await CalgateProcess.run(["certs", "dev", "--dir", dir + "/certs"]).status == 0)
+        let simulator = GoogleSimulator(refreshTokens: ["1//push-refresh"])
+        let server = try await SimulatorServer(router: simulator.makeRouter())
+        let port = try SilentListener().port
+        let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
+        let config = dir + "/config.json"
+        _ = FileManager.default.createFile(atPath: config, contents: Data("""
+            {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
+             "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
+             "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}}
+            """.utf8))
+        func start() async throws -> CalgateProcess {
+            let gateway = try CalgateProcess(["serve", "--config", config, "--log-format", "json"])
+            _ = try await gateway.waitUntilReady()
+            return gateway
+        }
+        var gateway = try await start()
+        let token = try String(contentsOfFile: dir + "/data/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        func call(_ path: String, _ arguments: [String] = []) async throws -> (status: Int, json: [String: Any]) {
+            let response = try await curlRequest("https://localhost:\(port)\(path)", caFile: dir + "/certs/dev-ca.pem",
+                                                 arguments: ["-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json"] + arguments)
+            return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:])
+        }
+        let connection = try #require(try await call("/api/v1/connections", ["-X", "POST", "--data-binary",
+            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//push-refresh"}"#]).json["id"] as? String)
+        #expect(try await call("/api/v1/users/u1/push-target", ["-X", "PUT", "--data-binary", #"{"connection_id":"\#(connection)","calendar_id":"primary"}"#]).status == 200)
+
+        // Google is down: the push fails and stays queued.
+        simulator.chaos.configure(failureRate: 1, dropRate: 0, timeoutDelay: .milliseconds(1), seed: 3)
+        let made = try await call("/api/v1/appointments", ["-X", "POST", "--data-binary",
+            #"{"user_id":"u1","title":"Survives a crash","start":"2026-12-09T10:00:00Z","end":"2026-12-09T11:00:00Z"}"#])
+        let id = try #require(made.json["id"] as? String)
+        var failedOnce = false
+        let deadline = ContinuousClock.now + .seconds(15)
+        while !failedOnce, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            let items = try await call("/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
+            failedOnce = items.first { $0["id"] as? String == id }?["push_error"] is String
+        }
+        #expect(failedOnce, "the first attempt met the outage")
+        gateway.signal(SIGKILL)
+        _ = await gateway.waitForExit()
+
+        // Google is back; the restarted gateway delivers the queued push.
+        simulator.chaos.configure(failureRate: 0, dropRate: 0, seed: 3)
+        gateway = try await start()
+        var pushed = false
+        let after = ContinuousClock.now + .seconds(40)
+        while !pushed, ContinuousClock.now < after {
+            try await Task.sleep(for: .milliseconds(250))
+            pushed = simulator.liveEvents(calendar: "primary").values.contains("Survives a crash")
+        }
+        #expect(pushed, "the queued push was delivered after the restart")
+        let items = try await call("/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
+        #expect(items.first { $0["id"] as? String == id }?["push_status"] as? String == "pushed")
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit() == 0)
+        await server.stop()
+    }
+}
