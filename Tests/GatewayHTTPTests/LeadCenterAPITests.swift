@@ -109,7 +109,7 @@ struct LeadCenterAPITests {
         let lc = try #require(made.json["id"] as? String)
         #expect(made.json["source"] as? String == "leadcenter")
         #expect(made.json["read_only"] as? Bool == false)
-        #expect(made.json["push_status"] as? String == "not_pushed")
+        #expect(made.json["push_status"] as? String == "no_target", "no target chosen: nothing pushed")
         let edited = try await api(gateway, "/api/v1/appointments/\(lc)", ["-X", "PATCH", "--data-binary", #"{"title":"Prospect lunch (moved)","start":"2026-12-02T13:00:00Z","end":"2026-12-02T14:00:00Z"}"#])
         #expect(edited.status == 200)
         #expect(edited.json["title"] as? String == "Prospect lunch (moved)")
@@ -325,6 +325,12 @@ struct DuplicateDetectionTests {
         #expect(reviews.count == 1, "shown once")
         #expect((reviews.first?["also_in"] as? [[String: Any]])?.first?["source"] as? String == "microsoft")
         #expect(items.filter { $0["title"] as? String == "Standup" }.count == 2, "different attendees: different meetings")
+        // Microsoft imports are read-only except their category too.
+        let outlook = try #require(items.first { $0["id"] as? String == "m-other" })
+        let base = "/api/v1/connections/\(outlook["connection_id"] as? String ?? "")/calendars/\(GraphSimulator.defaultCalendarID)/appointments/m-other"
+        #expect(try await call(base, ["-X", "PATCH", "--data-binary", #"{"title":"Renamed"}"#]).status == 409)
+        #expect(try await call(base, ["-X", "DELETE"]).status == 409)
+        #expect(try await call(base, ["-X", "PATCH", "--data-binary", #"{"category":"Team"}"#]).json["category"] as? String == "Team")
         // calgate never copied anything between the providers.
         #expect(google.liveEvents(calendar: "primary").count == 2)
         #expect(graph.liveEvents(calendar: GraphSimulator.defaultCalendarID).count == 2)

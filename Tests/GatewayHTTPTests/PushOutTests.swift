@@ -66,7 +66,7 @@ struct PushOutTests {
             #"{"user_id":"u1","title":"Review with Smiths","start":"2026-12-02T15:00:00Z","end":"2026-12-02T16:00:00Z"}"#])
         #expect(made.json["push_status"] as? String == "pending")
         let lc = try #require(made.json["id"] as? String)
-        clock.advance(by: 1)  // jobs are stamped with the store's wall clock; the worker's clock catches up
+        clock.set(Date().addingTimeInterval(1))  // jobs are stamped with the wall clock; the worker's clock catches up
         #expect(await worker.runOnce() == 1)
         #expect(try await gateway.store.pendingPushJobCount() == 1, "a failed push stays queued")
         let listed = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
@@ -89,13 +89,13 @@ struct PushOutTests {
 
         // Update and delete follow to Google.
         #expect(try await api(gateway, "/api/v1/appointments/\(lc)", ["-X", "PATCH", "--data-binary", #"{"title":"Review with Smiths (moved)"}"#]).status == 200)
-        clock.advance(by: 1)
+        clock.set(Date().addingTimeInterval(1))
         #expect(await worker.runOnce() == 1)
         #expect(simulator.liveEvents(calendar: "primary")[pushedEvent.key] == "Review with Smiths (moved)")
         #expect(try await api(gateway, "/api/v1/appointments/\(lc)", ["-X", "DELETE"]).status == 204)
         items = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
         #expect(!items.contains { $0["id"] as? String == lc }, "hidden at once")
-        clock.advance(by: 1)
+        clock.set(Date().addingTimeInterval(1))
         #expect(await worker.runOnce() == 1)
         #expect(simulator.liveEvents(calendar: "primary").isEmpty)
         #expect(try await gateway.store.pendingPushJobCount() == 0)
