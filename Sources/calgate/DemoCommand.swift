@@ -194,6 +194,15 @@ struct DemoDriver: Service {
           lifecycle event:       curl -X POST \(graphURL)/control/subscriptions/<id>/lifecycle/subscriptionRemoved
           inject a fault:        curl -X POST \(graphURL)/control/faults/sync_state_not_found   (\(GraphSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
 
+        More LeadCenter calls (API token as above; the simulators accept these credentials for further connections):
+          connect Google:        {"user_id":"u2","provider":"google","client_id":"c","client_secret":"s","refresh_token":"\(Self.refreshToken)"}
+          connect Microsoft:     {"user_id":"u2","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"\(Self.microsoftRefreshToken)"}
+                                 curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" -X POST -d '<one of the above>' \(base)/api/v1/connections
+          Add to calendar:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" -X PUT \\
+                                   -d '{"connection_id":"\(connection.id)","calendar_id":"primary"}' \(base)/api/v1/users/demo-user/push-target
+          availability:          curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" "\(base)/api/v1/availability?user=demo-user&from=<RFC 3339>&to=<RFC 3339>"
+          OpenAPI document:      curl --cacert \(ca) \(base)/api/v1/openapi.json
+
         Press Ctrl-C to stop.
 
         """
