@@ -88,9 +88,16 @@ public struct AppointmentsController: Sendable {
                 // Events calgate pushed there come back through the calendar's sync: they are the LeadCenter
                 // appointment, shown once as such.
                 let pushed = try await store.pushedExternalIDs(calendarKey: calendar.calendarKey)
+                let pushedUIDs = try await store.pushedICalUIDs(calendarKey: calendar.calendarKey)
                 let all = try await store.appointments(calendarKey: calendar.calendarKey)
                 let exceptions = Dictionary(grouping: all.filter { $0.seriesID != nil }, by: { $0.seriesID ?? "" })
-                for appointment in all where appointment.status != "cancelled" && !pushed.contains(appointment.externalID) {
+                // An echo is linked by the id the push returned, else by calgate's tag on the event (a push whose
+                // answer was lost), else by iCalUID.
+                func isEcho(_ appointment: Appointment) -> Bool {
+                    pushed.contains(appointment.externalID) || (appointment.pushedFrom.map { $0.hasPrefix("lc_") } ?? false)
+                        || (appointment.iCalUID.map(pushedUIDs.contains) ?? false)
+                }
+                for appointment in all where appointment.status != "cancelled" && !isEcho(appointment) {
                     let category = categories[appointment.externalID]
                     if expand, !appointment.recurrence.isEmpty {
                         do {

@@ -135,6 +135,37 @@ public struct GoogleCalendarClient: Sendable {
         return id
     }
 
+    /// The id of a live event carrying private extended property `name=value` (an earlier push whose answer was
+    /// lost), if any.
+    public func findEvent(calendarID: String, privateProperty name: String, value: String, accessToken: String) async throws -> String? {
+        let filter = Self.formEncode("\(name)=\(value)")
+        let response = try await perform(CurlHTTPRequest(
+            url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events?maxResults=5&privateExtendedProperty=\(filter)",
+            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
+        ), what: "events.list by property")
+        guard response.status == 200 else { throw Self.classify(response, what: "events.list by property") }
+        guard case .object(let object)? = try? JSONValue.parse(Data(response.body)), case .array(let items)? = object["items"] else { return nil }
+        for case .object(let item) in items {
+            if case .string(let status)? = item["status"], status == "cancelled" { continue }
+            if case .string(let id)? = item["id"] { return id }
+        }
+        return nil
+    }
+
+    /// `events.get`: one event's JSON; nil when it is gone.
+    public func getEvent(calendarID: String, eventID: String, accessToken: String) async throws -> [String: JSONValue]? {
+        let response = try await perform(CurlHTTPRequest(
+            url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
+            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
+        ), what: "events.get")
+        if response.status == 404 || response.status == 410 { return nil }
+        guard response.status == 200 else { throw Self.classify(response, what: "events.get") }
+        guard case .object(let object)? = try? JSONValue.parse(Data(response.body)) else {
+            throw GoogleAPIError(kind: .badResponse, message: "events.get answer is not an event")
+        }
+        return object
+    }
+
     /// `events.patch`; a 404 or 410 means the event is gone (the caller recreates it).
     public func patchEvent(calendarID: String, eventID: String, body: JSONValue, accessToken: String) async throws {
         let response = try await perform(CurlHTTPRequest(

@@ -243,6 +243,11 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
         return try await withAccessToken(connectionID) { token -> String? in
             switch action {
             case .create:
+                // Idempotent: an earlier attempt whose answer was lost left an event with our tag; adopt it.
+                if let existing = try await self.client.findEvent(calendarID: calendarID, privateProperty: "calgateId", value: appointment.id, accessToken: token) {
+                    try await self.client.patchEvent(calendarID: calendarID, eventID: existing, body: body, accessToken: token)
+                    return existing
+                }
                 return try await self.client.insertEvent(calendarID: calendarID, body: body, accessToken: token)
             case .update:
                 guard let externalID else { return try await self.client.insertEvent(calendarID: calendarID, body: body, accessToken: token) }
@@ -257,6 +262,19 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
                 if let externalID { try await self.client.deleteEvent(calendarID: calendarID, eventID: externalID, accessToken: token) }
                 return nil
             }
+        }
+    }
+
+    /// The pushed event's iCalUID (events.get).
+    public func iCalUID(calendarKey: String, externalID: String) async throws -> String? {
+        guard let slash = calendarKey.firstIndex(of: "/") else { return nil }
+        let connectionID = String(calendarKey[..<slash])
+        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
+        return try await withAccessToken(connectionID) { token -> String? in
+            guard case .string(let uid)? = try await self.client.getEvent(calendarID: calendarID, eventID: externalID, accessToken: token)?["iCalUID"] else {
+                return nil
+            }
+            return uid
         }
     }
 

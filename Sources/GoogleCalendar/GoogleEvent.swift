@@ -40,6 +40,16 @@ public struct GoogleEvent: Decodable, Sendable, Hashable {
     public var updated: String?
     /// Attendees (only their addresses are used).
     public var attendees: [Attendee]?
+    /// The iCalendar UID.
+    public var iCalUID: String?
+    /// Extended properties; calgate reads `private.calgateId` (set on events it pushed).
+    public var extendedProperties: ExtendedProperties?
+
+    /// `extendedProperties`.
+    public struct ExtendedProperties: Decodable, Sendable, Hashable {
+        /// Properties private to the app that set them.
+        public var `private`: [String: String]?
+    }
 
     /// An attendee.
     public struct Attendee: Decodable, Sendable, Hashable {
@@ -113,7 +123,8 @@ public enum GoogleEventMapper {
             time: time, status: event.status ?? "confirmed", recurrence: event.recurrence ?? [],
             seriesID: event.recurringEventId, originalStart: event.originalStartTime.flatMap { $0.dateTime ?? $0.date },
             updatedAt: event.updated.flatMap(parseInstant),
-            attendees: (event.attendees ?? []).compactMap { $0.email?.lowercased() }.filter { !$0.isEmpty }
+            attendees: (event.attendees ?? []).compactMap { $0.email?.lowercased() }.filter { !$0.isEmpty },
+            iCalUID: event.iCalUID, pushedFrom: event.extendedProperties?.private?["calgateId"]
         ))
     }
 

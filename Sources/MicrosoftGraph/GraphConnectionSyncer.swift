@@ -278,6 +278,16 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
         }
     }
 
+    /// The pushed event's iCalUId (GET the event).
+    public func iCalUID(calendarKey: String, externalID: String) async throws -> String? {
+        guard let slash = calendarKey.firstIndex(of: "/") else { return nil }
+        let connectionID = String(calendarKey[..<slash])
+        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
+        return try await withAuthorization(connectionID) { auth in
+            try await self.client.event(calendarID: calendarID, eventID: externalID, auth)?.iCalUId
+        }
+    }
+
     // MARK: SubscriptionMaintaining
 
     /// Renews due subscriptions by PATCHing the expiry to the configured lifetime; a subscription Graph no longer has

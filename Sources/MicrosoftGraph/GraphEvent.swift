@@ -39,6 +39,8 @@ public struct GraphDeltaItem: Decodable, Sendable, Hashable {
     public var cancelledOccurrences: [String]?
     /// Attendees (only their addresses are used).
     public var attendees: [Attendee]?
+    /// The iCalendar UID.
+    public var iCalUId: String?
 
     /// A Graph attendee: `{"emailAddress": {"address": …}}`.
     public struct Attendee: Decodable, Sendable, Hashable {
@@ -54,7 +56,7 @@ public struct GraphDeltaItem: Decodable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case id, type, subject, start, end, isAllDay, isCancelled, showAs, recurrence, seriesMasterId, originalStart
-        case lastModifiedDateTime, cancelledOccurrences, attendees
+        case lastModifiedDateTime, cancelledOccurrences, attendees, iCalUId
         case removed = "@removed"
     }
 
@@ -153,7 +155,8 @@ public enum GraphEventMapper {
             status: item.showAs == "tentative" ? "tentative" : "confirmed", recurrence: rules,
             seriesID: item.seriesMasterId, originalStart: original,
             updatedAt: item.lastModifiedDateTime.flatMap(GraphDateTime.parseInstant),
-            attendees: (item.attendees ?? []).compactMap { $0.emailAddress?.address?.lowercased() }.filter { !$0.isEmpty }
+            attendees: (item.attendees ?? []).compactMap { $0.emailAddress?.address?.lowercased() }.filter { !$0.isEmpty },
+            iCalUID: item.iCalUId
         )
         var changes: [AppointmentChange] = [.upsert(appointment)]
         for occurrence in item.cancelledOccurrences ?? [] {

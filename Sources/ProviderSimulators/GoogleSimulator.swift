@@ -182,6 +182,7 @@ public final class GoogleSimulator: Sendable {
             }
             json["id"] = .string(id)
             json["status"] = json["status"] ?? .string("confirmed")
+            json["iCalUID"] = json["iCalUID"] ?? .string("\(id)@google.com")
             json["updated"] = .string(ISO8601DateFormatter().string(from: clock()))
             state.calendars[calendar, default: [:]][id] = StoredEvent(json: json, version: state.version, deleted: false)
             return id
@@ -283,6 +284,14 @@ public final class GoogleSimulator: Sendable {
             let calendar = context.parameters.get("calendar") ?? ""
             let id = self.upsertEvent(calendar: calendar, fields)
             return Self.json(.object(self.event(calendar: calendar, id: id) ?? [:]))
+        }
+        router.get("/calendar/v3/calendars/:calendar/events/:id") { request, context in
+            guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
+            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
+            guard let event = self.event(calendar: context.parameters.get("calendar") ?? "", id: context.parameters.get("id") ?? "") else {
+                return Self.googleError(404, reason: "notFound", message: "Not Found")
+            }
+            return Self.json(.object(event))
         }
         router.patch("/calendar/v3/calendars/:calendar/events/:id") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
@@ -477,8 +486,18 @@ public final class GoogleSimulator: Sendable {
                 }
                 since = version
             }
+            // privateExtendedProperty=name=value narrows a full listing to events carrying that private property.
+            var property: (String, String)?
+            if let filter = query.get("privateExtendedProperty"), let equals = filter.firstIndex(of: "=") {
+                property = (String(filter[..<equals]), String(filter[filter.index(after: equals)...]))
+            }
             let events = (state.calendars[calendar] ?? [:]).values
                 .filter { $0.version > since && $0.version <= snapshot && (showDeleted || !$0.deleted) && (since > 0 || !$0.deleted || showDeleted) }
+                .filter { event in
+                    guard let (name, value) = property else { return true }
+                    guard case .object(let properties)? = event.json["extendedProperties"], case .object(let own)? = properties["private"] else { return false }
+                    return own[name] == .string(value) && !event.deleted
+                }
                 .sorted { ($0.version, Self.id($0)) < ($1.version, Self.id($1)) }
             let page = Array(events.dropFirst(offset).prefix(maxResults))
             var body: [String: JSONValue] = [

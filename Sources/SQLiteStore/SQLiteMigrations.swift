@@ -172,6 +172,11 @@ public enum SQLiteMigrations {
                 created_at_ms INTEGER NOT NULL
             );
             """),
+        Migration(version: 12, name: "echo links: iCalendar UIDs and push tags", sql: """
+            ALTER TABLE appointments ADD COLUMN ical_uid TEXT;
+            ALTER TABLE appointments ADD COLUMN pushed_from TEXT;
+            ALTER TABLE leadcenter_appointments ADD COLUMN pushed_ical_uid TEXT;
+            """),
     ]
 
     /// The newest version this build knows.

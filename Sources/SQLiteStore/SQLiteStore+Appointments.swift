@@ -88,7 +88,7 @@ extension SQLiteStore: AppointmentStore {
         try await run { database in
             let statement = try database.prepare("""
                 SELECT source, external_id, title, all_day, start_ms, end_ms, start_date, end_date, time_zone, status,
-                       recurrence, series_id, original_start, updated_at_ms, attendees
+                       recurrence, series_id, original_start, updated_at_ms, attendees, ical_uid, pushed_from
                 FROM appointments WHERE calendar_key = ? ORDER BY external_id
                 """)
             statement.bind(1, calendarKey)
@@ -105,7 +105,8 @@ extension SQLiteStore: AppointmentStore {
                     seriesID: statement.isNull(11) ? nil : statement.string(11),
                     originalStart: statement.isNull(12) ? nil : statement.string(12),
                     updatedAt: statement.isNull(13) ? nil : Self.date(statement.int64(13)),
-                    attendees: (statement.string(14) ?? "").split(separator: "\n").map(String.init)
+                    attendees: (statement.string(14) ?? "").split(separator: "\n").map(String.init),
+                    iCalUID: statement.isNull(15) ? nil : statement.string(15), pushedFrom: statement.isNull(16) ? nil : statement.string(16)
                 ))
             }
             return rows
@@ -115,14 +116,15 @@ extension SQLiteStore: AppointmentStore {
     static func upsert(_ appointment: Appointment, calendarKey: String, into database: SQLiteDatabase) throws {
         let statement = try database.prepare("""
             INSERT INTO appointments (calendar_key, external_id, source, title, all_day, start_ms, end_ms, start_date, end_date,
-                time_zone, status, recurrence, series_id, original_start, updated_at_ms, attendees)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                time_zone, status, recurrence, series_id, original_start, updated_at_ms, attendees, ical_uid, pushed_from)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(calendar_key, external_id) DO UPDATE SET
                 source = excluded.source,
                 title = excluded.title, all_day = excluded.all_day, start_ms = excluded.start_ms, end_ms = excluded.end_ms,
                 start_date = excluded.start_date, end_date = excluded.end_date, time_zone = excluded.time_zone,
                 status = excluded.status, recurrence = excluded.recurrence, series_id = excluded.series_id,
-                original_start = excluded.original_start, updated_at_ms = excluded.updated_at_ms, attendees = excluded.attendees
+                original_start = excluded.original_start, updated_at_ms = excluded.updated_at_ms, attendees = excluded.attendees,
+                ical_uid = excluded.ical_uid, pushed_from = excluded.pushed_from
             """)
         statement.bind(1, calendarKey)
         statement.bind(2, appointment.externalID)
@@ -150,6 +152,8 @@ extension SQLiteStore: AppointmentStore {
         statement.bind(14, appointment.originalStart)
         statement.bind(15, appointment.updatedAt.map(milliseconds))
         statement.bind(16, appointment.attendees.joined(separator: "\n"))
+        statement.bind(17, appointment.iCalUID)
+        statement.bind(18, appointment.pushedFrom)
         try statement.run()
     }
 }

@@ -189,6 +189,29 @@ extension SQLiteStore: PushStore {
         }
     }
 
+    /// iCalendar UIDs of pushed events in a calendar.
+    public func pushedICalUIDs(calendarKey: String) async throws -> Set<String> {
+        try await run { database in
+            let statement = try database.prepare(
+                "SELECT pushed_ical_uid FROM leadcenter_appointments WHERE pushed_calendar_key = ? AND pushed_ical_uid IS NOT NULL"
+            )
+            statement.bind(1, calendarKey)
+            var uids: Set<String> = []
+            while try statement.step() { if let uid = statement.string(0) { uids.insert(uid) } }
+            return uids
+        }
+    }
+
+    /// Records a pushed event's iCalendar UID.
+    public func setPushedICalUID(appointmentID: String, iCalUID: String) async throws {
+        try await run { database in
+            let statement = try database.prepare("UPDATE leadcenter_appointments SET pushed_ical_uid = ? WHERE id = ?")
+            statement.bind(1, iCalUID)
+            statement.bind(2, appointmentID)
+            try statement.run()
+        }
+    }
+
     /// Jobs not yet done.
     public func pendingPushJobCount() async throws -> Int {
         try await run { database in

@@ -89,6 +89,9 @@ public final class PushWorker: Service, Sendable {
                 let action: PushAction = existing == nil ? .create : .update
                 let id = try await pusher.push(appointment, action: action, calendarKey: job.calendarKey, externalID: existing)
                 try await store.completePushJob(job, state: PushState(status: "pushed", calendarKey: job.calendarKey, externalID: id ?? existing))
+                if action == .create, let id, let uid = try? await pusher.iCalUID(calendarKey: job.calendarKey, externalID: id) {
+                    try? await store.setPushedICalUID(appointmentID: job.appointmentID, iCalUID: uid)
+                }
             }
             done.withLock { $0 += 1 }
             Counter(label: "calgate_push_jobs_total", dimensions: [("outcome", "done")]).increment()

@@ -9,6 +9,7 @@ final class CalgateProcess: @unchecked Sendable {
     private let stderrPipe = Pipe()
     private let stdoutPipe = Pipe()
     private let collected = OutputCollector()
+    private var readers: [PipeReader] = []
 
     static var repositoryRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
@@ -34,15 +35,14 @@ final class CalgateProcess: @unchecked Sendable {
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.standardError = stderrPipe
         process.standardOutput = stdoutPipe
-        let collected = self.collected
-        let append: @Sendable (FileHandle) -> Void = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else { handle.readabilityHandler = nil; return }
-            collected.append(data)
-        }
-        stderrPipe.fileHandleForReading.readabilityHandler = append
-        stdoutPipe.fileHandleForReading.readabilityHandler = append
         try ProcessSpawn.run(process)
+        try? stderrPipe.fileHandleForWriting.close()
+        try? stdoutPipe.fileHandleForWriting.close()
+        let collected = self.collected
+        readers = [
+            PipeReader(stderrPipe.fileHandleForReading, onData: { collected.append($0, stream: 2) }),
+            PipeReader(stdoutPipe.fileHandleForReading, onData: { collected.append($0, stream: 1) }),
+        ]
     }
 
     /// Every complete output line so far (stdout and stderr).
@@ -106,19 +106,25 @@ final class CalgateProcess: @unchecked Sendable {
 
 /// Splits a child's output into lines as it arrives.
 final class OutputCollector: Sendable {
-    private let state = Mutex<(lines: [String], partial: String)>(([], ""))
+    // Each stream keeps its own unfinished line, so stdout and stderr chunks never splice into one line.
+    private let state = Mutex<(lines: [String], partial: [Int: String])>(([], [:]))
 
-    func append(_ data: Data) {
+    func append(_ data: Data, stream: Int = 0) {
         state.withLock { state in
-            state.partial += String(decoding: data, as: UTF8.self)
-            while let newline = state.partial.firstIndex(of: "\n") {
-                state.lines.append(String(state.partial[..<newline]))
-                state.partial = String(state.partial[state.partial.index(after: newline)...])
+            var partial = state.partial[stream, default: ""] + String(decoding: data, as: UTF8.self)
+            while let newline = partial.firstIndex(of: "\n") {
+                state.lines.append(String(partial[..<newline]))
+                partial = String(partial[partial.index(after: newline)...])
             }
+            state.partial[stream] = partial
         }
     }
 
-    var lines: [String] { state.withLock { $0.lines + ($0.partial.isEmpty ? [] : [$0.partial]) } }
+    var lines: [String] {
+        state.withLock { state in
+            state.lines + state.partial.keys.sorted().compactMap { key in state.partial[key].flatMap { $0.isEmpty ? nil : $0 } }
+        }
+    }
 }
 
 struct ProcessFailure: Error, CustomStringConvertible {

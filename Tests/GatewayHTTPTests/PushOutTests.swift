@@ -100,6 +100,23 @@ struct PushOutTests {
         #expect(simulator.liveEvents(calendar: "primary").isEmpty)
         #expect(try await gateway.store.pendingPushJobCount() == 0)
 
+        // A push whose answer was lost (Google created the event, calgate never heard): the event carries calgate's
+        // tag, so its echo is still recognised and not shown as a second appointment.
+        let lost = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
+            #"{"user_id":"u1","title":"Lost answer","start":"2026-12-04T15:00:00Z","end":"2026-12-04T16:00:00Z"}"#])
+        let lostID = try #require(lost.json["id"] as? String)
+        simulator.upsertEvent(calendar: "primary", timed("Lost answer", "2026-12-04T15:00:00Z", "2026-12-04T16:00:00Z", extra: [
+            "id": .string("orphan1"), "extendedProperties": .object(["private": .object(["calgateId": .string(lostID)])]),
+        ]))
+        _ = try await google.sync(calendarKey: "\(id)/primary")
+        items = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
+        #expect(items.filter { $0["title"] as? String == "Lost answer" }.count == 1, "the tagged echo is linked, not listed")
+        // The retried create adopts the event instead of creating a second one.
+        clock.set(Date().addingTimeInterval(1))
+        #expect(await worker.runOnce() == 1)
+        #expect(simulator.liveEvents(calendar: "primary").filter { $0.value == "Lost answer" }.map(\.key) == ["orphan1"])
+        #expect(try await gateway.store.pushState(appointmentID: lostID)?.externalID == "orphan1")
+
         // Clearing the target: new appointments are not pushed.
         #expect(try await api(gateway, "/api/v1/users/u1/push-target", ["-X", "PUT", "--data-binary", #"{"connection_id":null}"#]).json["connection_id"] is NSNull)
         #expect(try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
@@ -110,6 +127,7 @@ struct PushOutTests {
 
     @Test func pushedToOutlookAndShownOnce() async throws {
         let simulator = GraphSimulator(refreshTokens: ["0.AAAA-ok"])
+        let graph = simulator
         let server = try await SimulatorServer(router: simulator.makeRouter())
         let port = try SilentListener().port
         let gateway = try await GatewayHarness(configure: { $0.listen.port = port }, microsoft: { store, sealer, _ in
@@ -143,6 +161,19 @@ struct PushOutTests {
         #expect(try await gateway.store.appointments(calendarKey: "\(id)/\(GraphSimulator.defaultCalendarID)").count == 1)
         let items = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
         #expect(items.map { $0["id"] as? String } == [lc])
+        // The iCalUID was recorded: a copy Outlook shows under another id is still recognised as the pushed event.
+        let uid = try #require(graph.liveEvents(calendar: GraphSimulator.defaultCalendarID).keys.first.flatMap {
+            if case .string(let value)? = graph.event(calendar: GraphSimulator.defaultCalendarID, id: $0)?["iCalUId"] { return value } else { return nil }
+        })
+        graph.upsertEvent(calendar: GraphSimulator.defaultCalendarID, [
+            "id": .string("AAMkCopy="), "subject": .string("Outlook-bound"), "iCalUId": .string(uid),
+            "start": .object(["dateTime": .string("2026-12-04T15:00:00.0000000"), "timeZone": .string("UTC")]),
+            "end": .object(["dateTime": .string("2026-12-04T15:30:00.0000000"), "timeZone": .string("UTC")]),
+        ])
+        _ = try await microsoft.sync(calendarKey: "\(id)/\(GraphSimulator.defaultCalendarID)")
+        #expect(try await gateway.store.appointments(calendarKey: "\(id)/\(GraphSimulator.defaultCalendarID)").count == 2)
+        let again = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
+        #expect(again.map { $0["id"] as? String } == [lc], "linked by iCalUID")
         // A recurring appointment cannot go to Outlook: it fails clearly after the retries.
         let series = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
             #"{"user_id":"u1","title":"Weekly","start":"2026-12-07T09:00:00Z","end":"2026-12-07T09:30:00Z","recurrence":["RRULE:FREQ=WEEKLY;COUNT=4"]}"#])

@@ -32,13 +32,20 @@ public struct Appointment: Sendable, Hashable {
     public var updatedAt: Date?
     /// Attendee e-mail addresses, lower-cased (used to recognise the same meeting arriving from two sources).
     public var attendees: [String]
+    /// The iCalendar UID the provider reports (links an echo of a pushed event when its id is not known).
+    public var iCalUID: String?
+    /// The LeadCenter appointment id calgate tagged the event with when it pushed it (Google private property).
+    public var pushedFrom: String?
 
     /// Creates an appointment.
     public init(
         source: Provider, calendarKey: String, externalID: String, title: String, time: AppointmentTime, status: String = "confirmed",
-        recurrence: [String] = [], seriesID: String? = nil, originalStart: String? = nil, updatedAt: Date? = nil, attendees: [String] = []
+        recurrence: [String] = [], seriesID: String? = nil, originalStart: String? = nil, updatedAt: Date? = nil, attendees: [String] = [],
+        iCalUID: String? = nil, pushedFrom: String? = nil
     ) {
         self.attendees = attendees
+        self.iCalUID = iCalUID
+        self.pushedFrom = pushedFrom
         self.source = source
         self.calendarKey = calendarKey
         self.externalID = externalID
@@ -223,6 +230,10 @@ public protocol PushStore: Sendable {
     func abandonPushJob(_ job: PushJob, error: String) async throws
     /// Provider ids of events calgate pushed into a calendar (their echoes are not imported twice).
     func pushedExternalIDs(calendarKey: String) async throws -> Set<String>
+    /// iCalendar UIDs of events calgate pushed into a calendar (the fallback link for echoes).
+    func pushedICalUIDs(calendarKey: String) async throws -> Set<String>
+    /// Records the iCalendar UID of a pushed event.
+    func setPushedICalUID(appointmentID: String, iCalUID: String) async throws
     /// Jobs not yet done.
     func pendingPushJobCount() async throws -> Int
 }
@@ -234,4 +245,6 @@ public protocol AppointmentPushing: Sendable {
     /// Creates, updates or deletes the event for `appointment` in `calendarKey`; returns the provider's event id for a
     /// create. Throws `SyncFailure` (retry classes are retried with backoff).
     func push(_ appointment: LeadCenterAppointment, action: PushAction, calendarKey: String, externalID: String?) async throws -> String?
+    /// The iCalendar UID of a pushed event, when the provider reports one (nil when unknown).
+    func iCalUID(calendarKey: String, externalID: String) async throws -> String?
 }

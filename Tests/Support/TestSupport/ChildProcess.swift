@@ -3,8 +3,8 @@ import NIOConcurrencyHelpers
 
 /// Runs external tools (curl, openssl, sslscan, calgate) without blocking Swift concurrency threads.
 ///
-/// Output arrives through `readabilityHandler` and exit through `terminationHandler` (both on dispatch queues), so
-/// an in-process server sharing the small cooperative pool of a 2-core machine keeps answering while tests wait.
+/// Output is read by a `PipeReader` thread and exit arrives through `terminationHandler`, so an in-process server
+/// sharing the small cooperative pool of a 2-core machine keeps answering while tests wait.
 public enum ChildProcess {
     /// Runs `path arguments` to completion (terminated after `timeout`), feeding `input` to its stdin.
     public static func run(
@@ -20,13 +20,12 @@ public enum ChildProcess {
         process.standardError = pipe
         let stdin = Pipe()
         process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil } else { output.append(data) }
-        }
         let exited = ExitSignal()
         process.terminationHandler = { _ in exited.fire() }
         try ProcessSpawn.run(process)
+        // Our copy of the write end must close, or the reader never sees end-of-file.
+        try? pipe.fileHandleForWriting.close()
+        let reader = PipeReader(pipe.fileHandleForReading, into: output)
         if let input {
             try? stdin.fileHandleForWriting.write(contentsOf: Data(input))
             try? stdin.fileHandleForWriting.close()
@@ -35,8 +34,8 @@ public enum ChildProcess {
             kill(process.processIdentifier, SIGKILL)
             _ = await exited.wait(timeout: .seconds(5))
         }
-        // Let the last output arrive.
-        try? await Task.sleep(for: .milliseconds(30))
+        // All output has arrived once the pipe reaches end-of-file (grandchildren holding it are cut off after 5 s).
+        _ = await reader.drained.wait(timeout: .seconds(5))
         return (process.terminationStatus, output.text)
     }
 }

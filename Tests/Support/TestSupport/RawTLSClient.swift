@@ -10,6 +10,7 @@ public final class RawTLSClient: @unchecked Sendable {
     private let outputPipe = Pipe()
     private let received = OutputBuffer()
     private let closed = ExitSignal()
+    private var reader: PipeReader?
 
     /// Connects to 127.0.0.1:`port`, verifying against `caFile`.
     public init(port: Int, caFile: String, extraArguments: [String] = []) throws {
@@ -21,19 +22,11 @@ public final class RawTLSClient: @unchecked Sendable {
         process.standardInput = input
         process.standardOutput = outputPipe
         process.standardError = FileHandle.nullDevice
-        let received = self.received
         let closed = self.closed
-        outputPipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                closed.fire()
-                handle.readabilityHandler = nil
-            } else {
-                received.append(data)
-            }
-        }
         process.terminationHandler = { _ in closed.fire() }
         try ProcessSpawn.run(process)
+        try? outputPipe.fileHandleForWriting.close()
+        reader = PipeReader(outputPipe.fileHandleForReading, into: received, atEnd: { closed.fire() })
     }
 
     /// Sends text.
