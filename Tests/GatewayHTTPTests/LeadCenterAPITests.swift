@@ -148,7 +148,8 @@ struct LeadCenterAPITests {
         let lc = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
             #"{"user_id":"u1","title":"Mine","start":"2026-12-03T12:00:00Z","end":"2026-12-03T13:00:00Z"}"#])
         #expect(lc.status == 201)
-        let channel = try #require(simulator.channels.first { !$0.stopped })
+        // The channel of the connection being disconnected (the other connections watch the same calendar).
+        let channel = try #require(try await gateway.store.liveGoogleChannels(calendarKey: "\(first)/primary").first)
         let disconnected = try await api(gateway, "/api/v1/connections/\(first)", ["-X", "DELETE"])
         #expect(disconnected.status == 200)
         #expect(disconnected.json["state"] as? String == "disconnected")
