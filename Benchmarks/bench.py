@@ -246,7 +246,7 @@ end
         lines.append(f"| RSS under keep-alive load | {results['rss_under_keepalive_load_mb']['calgate']} MB | | | ≤ 150 MB |")
         lines.append(f"| start-up to ready | {results['startup_to_ready_ms']['calgate']} ms | | | ≤ 300 ms |")
         durable = results["google_acks_durable"]
-        lines.append(f"| Google pushes acknowledged / rows in the inbox | {durable["acknowledged"]} / {durable["inbox_rows"]} | | | rows ≥ acks (a few commit while wrk stops) |")
+        lines.append(f"| Google pushes acknowledged / rows in the inbox | {durable['acknowledged']} / {durable['inbox_rows']} | | | rows ≥ acks (a few commit while wrk stops) |")
         table = "\n".join(lines)
         with open(os.path.join(out_dir, "latest.md"), "w") as f:
             f.write("# calgate vs nginx (loopback, one run)\n\n" + table + "\n")
