@@ -20,7 +20,8 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
     let maintenanceBackoff: BackoffPolicy
     private let tokens = Mutex<[String: GoogleAccessToken]>([:])
     /// Per calendar: when maintenance may try again after a failure, and how many failures in a row.
-    private let maintenanceRetry = Mutex<[String: (at: Date, attempt: Int)]>([:])
+    /// Backoff state of the renewal job's passes.
+    private let maintenance: MaintenancePass
 
     /// Creates the syncer.
     public init(
@@ -35,6 +36,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
         self.pageSize = pageSize
         self.renewal = renewal
         self.maintenanceBackoff = maintenanceBackoff
+        self.maintenance = MaintenancePass(backoff: maintenanceBackoff)
     }
 
     /// The same syncer without cached access tokens (every next sync refreshes first).
@@ -285,39 +287,9 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
     /// retried on the next pass). A calendar whose channel expired anyway, or that has none, gets a new one and a
     /// delta sync for what pushes may have missed.
     public func maintainSubscriptions(now: Date) async -> MaintenanceReport {
-        var report = MaintenanceReport()
-        let connections: [Connection]
-        do { connections = try await store.connections(userID: nil).filter { $0.provider == .google && $0.state.syncs } } catch {
-            report.failures += 1
-            return report
+        await maintenance.run(provider: .google, store: store, now: now, failureLabel: "channel renewal failed") { calendar, connectionID, report in
+            try await self.maintain(calendar, connectionID: connectionID, now: now, report: &report)
         }
-        for connection in connections {
-            guard let calendars = try? await store.calendars(connectionID: connection.id) else {
-                report.failed(connection.id, .failed(reason: "the store could not list calendars", nextRetryAt: now.addingTimeInterval(60), at: now))
-                continue
-            }
-            for calendar in calendars where calendar.selected {
-                let key = calendar.calendarKey
-                if let retry = maintenanceRetry.withLock({ $0[key] }), retry.at > now { continue }
-                do {
-                    try await maintain(calendar, connectionID: connection.id, now: now, report: &report)
-                    maintenanceRetry.withLock { $0[key] = nil }
-                    report.succeeded(connection.id)
-                } catch {
-                    let attempt = (maintenanceRetry.withLock { $0[key]?.attempt } ?? 0) + 1
-                    let retryAfter: TimeInterval?
-                    if let failure = error as? SyncFailure, case .retry(let after) = failure.kind { retryAfter = after } else { retryAfter = nil }
-                    let next = now.addingTimeInterval(maintenanceBackoff.delay(attempt: attempt, unit: Double.random(in: 0.5..<1), retryAfter: retryAfter))
-                    maintenanceRetry.withLock { $0[key] = (next, attempt) }
-                    if let failure = error as? SyncFailure, failure.kind == .needsReconnect {
-                        report.failed(connection.id, .credentialsRefused(reason: failure.message))
-                    } else {
-                        report.failed(connection.id, .failed(reason: "channel renewal failed: \(error)", nextRetryAt: next, at: now))
-                    }
-                }
-            }
-        }
-        return report
     }
 
     func maintain(_ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport) async throws {

@@ -35,7 +35,8 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     let maintenanceBackoff: BackoffPolicy
     private let tokens = Mutex<[String: GraphAccessToken]>([:])
     private let recoveries = Mutex<[String: Set<Recovery>]>([:])
-    private let maintenanceRetry = Mutex<[String: (at: Date, attempt: Int)]>([:])
+    /// Backoff state of the renewal job's passes.
+    private let maintenance: MaintenancePass
 
     /// Creates the syncer. `publicURL` is the gateway's HTTPS base that Graph reaches.
     public init(
@@ -45,6 +46,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     ) {
         self.renewal = renewal
         self.maintenanceBackoff = maintenanceBackoff
+        self.maintenance = MaintenancePass(backoff: maintenanceBackoff)
         self.client = client
         self.store = store
         self.sealer = sealer
@@ -294,39 +296,9 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     /// (404), or one that expired anyway, is recreated and its calendar delta-synced; duplicates are deleted.
     /// Failures (validation timeouts during renew included) back off per calendar.
     public func maintainSubscriptions(now: Date) async -> MaintenanceReport {
-        var report = MaintenanceReport()
-        let connections: [Connection]
-        do { connections = try await store.connections(userID: nil).filter { $0.provider == .microsoft && $0.state.syncs } } catch {
-            report.failures += 1
-            return report
+        await maintenance.run(provider: .microsoft, store: store, now: now, failureLabel: "subscription renewal failed") { calendar, connectionID, report in
+            try await self.maintain(calendar, connectionID: connectionID, now: now, report: &report)
         }
-        for connection in connections {
-            guard let calendars = try? await store.calendars(connectionID: connection.id) else {
-                report.failed(connection.id, .failed(reason: "the store could not list calendars", nextRetryAt: now.addingTimeInterval(60), at: now))
-                continue
-            }
-            for calendar in calendars where calendar.selected {
-                let key = calendar.calendarKey
-                if let retry = maintenanceRetry.withLock({ $0[key] }), retry.at > now { continue }
-                do {
-                    try await maintain(calendar, connectionID: connection.id, now: now, report: &report)
-                    maintenanceRetry.withLock { $0[key] = nil }
-                    report.succeeded(connection.id)
-                } catch {
-                    let attempt = (maintenanceRetry.withLock { $0[key]?.attempt } ?? 0) + 1
-                    let retryAfter: TimeInterval?
-                    if let failure = error as? SyncFailure, case .retry(let after) = failure.kind { retryAfter = after } else { retryAfter = nil }
-                    let next = now.addingTimeInterval(maintenanceBackoff.delay(attempt: attempt, unit: Double.random(in: 0.5..<1), retryAfter: retryAfter))
-                    maintenanceRetry.withLock { $0[key] = (next, attempt) }
-                    if let failure = error as? SyncFailure, failure.kind == .needsReconnect {
-                        report.failed(connection.id, .credentialsRefused(reason: failure.message))
-                    } else {
-                        report.failed(connection.id, .failed(reason: "subscription renewal failed: \(error)", nextRetryAt: next, at: now))
-                    }
-                }
-            }
-        }
-        return report
     }
 
     func maintain(_ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport) async throws {

@@ -1,0 +1,59 @@
+import Foundation
+import Synchronization
+
+/// The part of a subscription-maintenance pass every provider shares: walk each syncing connection's selected
+/// calendars, skip calendars still backing off after a failure, run the provider's per-calendar step, and turn its
+/// outcome into backoff state and the report's per-connection health events.
+public final class MaintenancePass: Sendable {
+    /// Delays after a calendar's maintenance failed.
+    public let backoff: BackoffPolicy
+    /// Per calendar: when maintenance may try again, and how many failures in a row.
+    private let retry = Mutex<[String: (at: Date, attempt: Int)]>([:])
+
+    /// Creates the pass state.
+    public init(backoff: BackoffPolicy) {
+        self.backoff = backoff
+    }
+
+    /// One pass over `provider`'s syncing connections; `step` maintains one selected calendar and may add to the
+    /// report. Failures are described as "`failureLabel`: error".
+    public func run(
+        provider: Provider, store: any ConnectionStore, now: Date, failureLabel: String,
+        step: (ConnectionCalendar, _ connectionID: String, inout MaintenanceReport) async throws -> Void
+    ) async -> MaintenanceReport {
+        var report = MaintenanceReport()
+        let connections: [Connection]
+        do { connections = try await store.connections(userID: nil).filter { $0.provider == provider && $0.state.syncs } } catch {
+            report.failures += 1
+            return report
+        }
+        for connection in connections {
+            guard let calendars = try? await store.calendars(connectionID: connection.id) else {
+                report.failed(connection.id, .failed(reason: "the store could not list calendars", nextRetryAt: now.addingTimeInterval(60), at: now))
+                continue
+            }
+            for calendar in calendars where calendar.selected {
+                let key = calendar.calendarKey
+                if let due = retry.withLock({ $0[key] }), due.at > now { continue }
+                do {
+                    try await step(calendar, connection.id, &report)
+                    retry.withLock { $0[key] = nil }
+                    report.succeeded(connection.id)
+                } catch {
+                    let attempt = (retry.withLock { $0[key]?.attempt } ?? 0) + 1
+                    let failure = error as? SyncFailure
+                    var retryAfter: TimeInterval?
+                    if case .retry(let after)? = failure?.kind { retryAfter = after }
+                    let next = now.addingTimeInterval(backoff.delay(attempt: attempt, unit: Double.random(in: 0.5..<1), retryAfter: retryAfter))
+                    retry.withLock { $0[key] = (next, attempt) }
+                    if let failure, failure.kind == .needsReconnect {
+                        report.failed(connection.id, .credentialsRefused(reason: failure.message))
+                    } else {
+                        report.failed(connection.id, .failed(reason: "\(failureLabel): \(error)", nextRetryAt: next, at: now))
+                    }
+                }
+            }
+        }
+        return report
+    }
+}
