@@ -94,9 +94,7 @@ extension SQLiteStore: AppointmentStore {
             statement.bind(1, calendarKey)
             var rows: [Appointment] = []
             while try statement.step() {
-                let time: AppointmentTime = statement.int64(3) != 0
-                    ? .allDay(startDate: statement.string(6) ?? "", endDate: statement.string(7) ?? "")
-                    : .timed(start: Self.date(statement.int64(4)), end: Self.date(statement.int64(5)), timeZone: statement.isNull(8) ? nil : statement.string(8))
+                let time = Self.readTime(statement, at: 3)
                 let recurrence = (statement.string(10) ?? "").split(separator: "\n").map(String.init)
                 rows.append(Appointment(
                     source: Provider(rawValue: statement.string(0) ?? "") ?? .google, calendarKey: calendarKey,
@@ -130,22 +128,7 @@ extension SQLiteStore: AppointmentStore {
         statement.bind(2, appointment.externalID)
         statement.bind(3, appointment.source.rawValue)
         statement.bind(4, appointment.title)
-        switch appointment.time {
-        case .timed(let start, let end, let zone):
-            statement.bind(5, Int64(0))
-            statement.bind(6, milliseconds(start))
-            statement.bind(7, milliseconds(end))
-            statement.bind(8, nil as String?)
-            statement.bind(9, nil as String?)
-            statement.bind(10, zone)
-        case .allDay(let startDate, let endDate):
-            statement.bind(5, Int64(1))
-            statement.bind(6, nil as Int64?)
-            statement.bind(7, nil as Int64?)
-            statement.bind(8, startDate)
-            statement.bind(9, endDate)
-            statement.bind(10, nil as String?)
-        }
+        bind(appointment.time, to: statement, at: 5)
         statement.bind(11, appointment.status)
         statement.bind(12, appointment.recurrence.joined(separator: "\n"))
         statement.bind(13, appointment.seriesID)
@@ -155,5 +138,33 @@ extension SQLiteStore: AppointmentStore {
         statement.bind(17, appointment.iCalUID)
         statement.bind(18, appointment.pushedFrom)
         try statement.run()
+    }
+
+    /// Binds a time to the six columns `all_day, start_ms, end_ms, start_date, end_date, time_zone` from `first`.
+    static func bind(_ time: AppointmentTime, to statement: SQLiteStatement, at first: Int32) {
+        switch time {
+        case .timed(let start, let end, let zone):
+            statement.bind(first, Int64(0))
+            statement.bind(first + 1, milliseconds(start))
+            statement.bind(first + 2, milliseconds(end))
+            statement.bind(first + 3, nil as String?)
+            statement.bind(first + 4, nil as String?)
+            statement.bind(first + 5, zone)
+        case .allDay(let startDate, let endDate):
+            statement.bind(first, Int64(1))
+            statement.bind(first + 1, nil as Int64?)
+            statement.bind(first + 2, nil as Int64?)
+            statement.bind(first + 3, startDate)
+            statement.bind(first + 4, endDate)
+            statement.bind(first + 5, nil as String?)
+        }
+    }
+
+    /// Reads a time from the same six columns, starting at result column `first`.
+    static func readTime(_ statement: SQLiteStatement, at first: Int32) -> AppointmentTime {
+        statement.int64(first) != 0
+            ? .allDay(startDate: statement.string(first + 3) ?? "", endDate: statement.string(first + 4) ?? "")
+            : .timed(start: date(statement.int64(first + 1)), end: date(statement.int64(first + 2)),
+                     timeZone: statement.isNull(first + 5) ? nil : statement.string(first + 5))
     }
 }

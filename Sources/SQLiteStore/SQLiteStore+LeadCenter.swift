@@ -51,22 +51,7 @@ extension SQLiteStore: LeadCenterAppointmentStore {
         statement.bind(2, appointment.userID)
         statement.bind(3, appointment.accountID)
         statement.bind(4, appointment.title)
-        switch appointment.time {
-        case .timed(let start, let end, let zone):
-            statement.bind(5, Int64(0))
-            statement.bind(6, milliseconds(start))
-            statement.bind(7, milliseconds(end))
-            statement.bind(8, nil as String?)
-            statement.bind(9, nil as String?)
-            statement.bind(10, zone)
-        case .allDay(let startDate, let endDate):
-            statement.bind(5, Int64(1))
-            statement.bind(6, nil as Int64?)
-            statement.bind(7, nil as Int64?)
-            statement.bind(8, startDate)
-            statement.bind(9, endDate)
-            statement.bind(10, nil as String?)
-        }
+        bind(appointment.time, to: statement, at: 5)
         statement.bind(11, appointment.recurrence.joined(separator: "\n"))
         statement.bind(12, appointment.category)
         statement.bind(13, milliseconds(appointment.createdAt))
@@ -113,9 +98,7 @@ extension SQLiteStore: LeadCenterAppointmentStore {
         """
 
     static func readLeadCenter(_ statement: SQLiteStatement) -> LeadCenterAppointment {
-        let time: AppointmentTime = statement.int64(4) != 0
-            ? .allDay(startDate: statement.string(7) ?? "", endDate: statement.string(8) ?? "")
-            : .timed(start: date(statement.int64(5)), end: date(statement.int64(6)), timeZone: statement.isNull(9) ? nil : statement.string(9))
+        let time = readTime(statement, at: 4)
         return LeadCenterAppointment(
             id: statement.string(0) ?? "", userID: statement.string(1) ?? "", accountID: statement.string(2) ?? "",
             title: statement.string(3) ?? "", time: time,
