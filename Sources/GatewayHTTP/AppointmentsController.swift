@@ -348,8 +348,8 @@ public struct AppointmentsController: Sendable {
         let allDay = object.contains("start_date") || object.contains("end_date")
         guard !(timed && allDay) else { throw GatewayHTTPError.badRequest("give start/end (timed) or start_date/end_date (all-day), not both") }
         if timed {
-            guard let startText = try ConnectionsController.string(object, "start"), let start = parseInstant(startText),
-                  let endText = try ConnectionsController.string(object, "end"), let end = parseInstant(endText)
+            guard let startText = try ConnectionsController.string(object, "start"), let start = RFC3339.parse(startText),
+                  let endText = try ConnectionsController.string(object, "end"), let end = RFC3339.parse(endText)
             else { throw GatewayHTTPError.badRequest("start and end must both be RFC 3339 times such as 2026-12-01T10:00:00Z") }
             guard end > start, end.timeIntervalSince(start) <= 14 * 86_400 else {
                 throw GatewayHTTPError.badRequest("end must be after start, and at most 14 days later")
@@ -427,7 +427,7 @@ public struct AppointmentsController: Sendable {
     static func window(_ query: Parameters) throws -> (Date, Date) {
         func instant(_ name: String) throws -> Date? {
             guard let text = query.get(name) else { return nil }
-            guard let date = parseInstant(String(text)) else {
+            guard let date = RFC3339.parse(String(text)) else {
                 throw GatewayHTTPError.badRequest("\(name) must be an RFC 3339 time such as 2026-12-01T00:00:00Z")
             }
             return date
@@ -438,12 +438,6 @@ public struct AppointmentsController: Sendable {
         return (from, to)
     }
 
-    static func parseInstant(_ text: String) -> Date? {
-        if let date = ISO8601DateFormatter().date(from: text) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
-    }
 
     static func parseDate(_ text: String) -> Date? {
         guard text.count == 10 else { return nil }

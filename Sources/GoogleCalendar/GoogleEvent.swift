@@ -130,11 +130,6 @@ public enum GoogleEventMapper {
 
     /// RFC 3339 with or without fractional seconds.
     public static func parseInstant(_ text: String) -> Date? {
-        let plain = ISO8601DateFormatter()
-        plain.formatOptions = [.withInternetDateTime]
-        if let date = plain.date(from: text) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
+        RFC3339.parse(text)
     }
 }

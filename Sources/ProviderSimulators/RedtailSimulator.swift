@@ -298,9 +298,6 @@ public final class RedtailSimulator: Sendable {
     static func iso(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 
     static func parse(_ text: String) -> Date? {
-        if let date = ISO8601DateFormatter().date(from: text) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
+        RFC3339.parse(text)
     }
 }

@@ -263,10 +263,6 @@ public enum RedtailActivityMapper {
 
     /// ISO 8601 with or without fractional seconds; nil when malformed.
     public static func parseInstant(_ text: String) -> Date? {
-        let plain = ISO8601DateFormatter()
-        if let date = plain.date(from: text) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
+        RFC3339.parse(text)
     }
 }

@@ -30,7 +30,7 @@ public enum SeriesExpansion {
         var replacedDays: Set<String> = []
         for exception in exceptions {
             guard let original = exception.originalStart else { continue }
-            if original.count == 10 { replacedDays.insert(original) } else if let instant = instant(original) {
+            if original.count == 10 { replacedDays.insert(original) } else if let instant = RFC3339.parse(original) {
                 replacedInstants.insert(instant.timeIntervalSince1970.rounded())
             }
         }
@@ -54,15 +54,9 @@ public enum SeriesExpansion {
 
     static func day(_ text: String) -> Date? {
         guard text.count == 10 else { return nil }
-        return instant(text + "T00:00:00Z")
+        return RFC3339.parse(text + "T00:00:00Z")
     }
 
-    static func instant(_ text: String) -> Date? {
-        if let date = ISO8601DateFormatter().date(from: text) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return fractional.date(from: text)
-    }
 }
 
 /// Recognises the same meeting arriving through two connected sources (e.g. an invitation in both a Google and a
