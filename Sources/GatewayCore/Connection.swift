@@ -182,3 +182,30 @@ public protocol RedtailIntegrationStore: Sendable {
     /// Removes it; false when there was none.
     func deleteRedtailIntegration(accountID: String) async throws -> Bool
 }
+
+extension ConnectionCalendar {
+    /// The connection and calendar ids of a calendar key (`<connection>/<calendar>`; calendar ids may contain `/`),
+    /// or nil when it has no `/`.
+    public static func parts(of calendarKey: String) -> (connectionID: String, calendarID: String)? {
+        guard let slash = calendarKey.firstIndex(of: "/") else { return nil }
+        return (String(calendarKey[..<slash]), String(calendarKey[calendarKey.index(after: slash)...]))
+    }
+}
+
+extension ConnectionStore {
+    /// What a sync of `calendarKey` works on: its connection, which must exist and be syncing (else `SyncFailure`),
+    /// and the calendar, nil when it is no longer selected (nothing to sync).
+    public func syncTarget(calendarKey: String) async throws -> (connection: Connection, calendar: ConnectionCalendar?) {
+        guard let (connectionID, calendarID) = ConnectionCalendar.parts(of: calendarKey) else {
+            throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>")
+        }
+        guard let connection = try await connection(id: connectionID) else {
+            throw SyncFailure(kind: .failed, message: "connection \(connectionID) no longer exists")
+        }
+        guard connection.state.syncs else {
+            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
+        }
+        let calendar = try await calendars(connectionID: connectionID).first { $0.calendarID == calendarID && $0.selected }
+        return (connection, calendar)
+    }
+}

@@ -224,9 +224,9 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
     /// "Add to calendar": `events.insert/patch/delete` in the target calendar. Pushed events carry a private extended
     /// property `calgateId` naming the LeadCenter appointment.
     public func push(_ appointment: LeadCenterAppointment, action: PushAction, calendarKey: String, externalID: String?) async throws -> String? {
-        guard let slash = calendarKey.firstIndex(of: "/") else { throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>") }
-        let connectionID = String(calendarKey[..<slash])
-        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
+        guard let (connectionID, calendarID) = ConnectionCalendar.parts(of: calendarKey) else {
+            throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>")
+        }
         var fields: [String: JSONValue] = [
             "summary": .string(appointment.title),
             "extendedProperties": .object(["private": .object(["calgateId": .string(appointment.id)])]),
@@ -269,9 +269,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
 
     /// The pushed event's iCalUID (events.get).
     public func iCalUID(calendarKey: String, externalID: String) async throws -> String? {
-        guard let slash = calendarKey.firstIndex(of: "/") else { return nil }
-        let connectionID = String(calendarKey[..<slash])
-        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
+        guard let (connectionID, calendarID) = ConnectionCalendar.parts(of: calendarKey) else { return nil }
         return try await withAccessToken(connectionID) { token -> String? in
             guard case .string(let uid)? = try await self.client.getEvent(calendarID: calendarID, eventID: externalID, accessToken: token)?["iCalUID"] else {
                 return nil
@@ -331,21 +329,11 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
 
     /// One delta sync; refreshes the access token when needed (and once on 401).
     public func sync(calendarKey: String) async throws -> SyncOutcome {
-        guard let slash = calendarKey.firstIndex(of: "/") else {
-            throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>")
-        }
-        let connectionID = String(calendarKey[..<slash])
-        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
-        guard let connection = try await store.connection(id: connectionID) else {
-            throw SyncFailure(kind: .failed, message: "connection \(connectionID) no longer exists")
-        }
-        guard connection.state.syncs else {
-            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
-        }
-        guard try await store.calendars(connectionID: connectionID).contains(where: { $0.calendarID == calendarID && $0.selected }) else {
+        guard let calendar = try await store.syncTarget(calendarKey: calendarKey).calendar else {
             // Deselected since the push came: nothing to sync.
             return .nothing
         }
+        let (connectionID, calendarID) = (calendar.connectionID, calendar.calendarID)
         let syncer = GoogleCalendarSyncer(client: client, store: store, pageSize: pageSize)
         do {
             do {

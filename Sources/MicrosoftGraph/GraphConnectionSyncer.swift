@@ -238,9 +238,9 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     /// "Add to calendar": create, update or delete the event in the target calendar. Recurring LeadCenter appointments
     /// are not pushed to Outlook (Graph needs a patterned recurrence; calgate keeps RRULEs): that fails clearly.
     public func push(_ appointment: LeadCenterAppointment, action: PushAction, calendarKey: String, externalID: String?) async throws -> String? {
-        guard let slash = calendarKey.firstIndex(of: "/") else { throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>") }
-        let connectionID = String(calendarKey[..<slash])
-        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
+        guard let (connectionID, calendarID) = ConnectionCalendar.parts(of: calendarKey) else {
+            throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>")
+        }
         if action != .delete && !appointment.recurrence.isEmpty {
             throw SyncFailure(kind: .failed, message: "recurring appointments are not pushed to Outlook calendars")
         }
@@ -282,9 +282,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
 
     /// The pushed event's iCalUId (GET the event).
     public func iCalUID(calendarKey: String, externalID: String) async throws -> String? {
-        guard let slash = calendarKey.firstIndex(of: "/") else { return nil }
-        let connectionID = String(calendarKey[..<slash])
-        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
+        guard let (connectionID, calendarID) = ConnectionCalendar.parts(of: calendarKey) else { return nil }
         return try await withAuthorization(connectionID) { auth in
             try await self.client.event(calendarID: calendarID, eventID: externalID, auth)?.iCalUId
         }
@@ -367,26 +365,15 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
 
     /// Carries out noted recoveries, then one delta round; refreshes the access token when needed (and once on 401).
     public func sync(calendarKey: String) async throws -> SyncOutcome {
-        guard let slash = calendarKey.firstIndex(of: "/") else {
-            throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>")
-        }
-        let connectionID = String(calendarKey[..<slash])
-        let calendarID = String(calendarKey[calendarKey.index(after: slash)...])
-        guard let connection = try await store.connection(id: connectionID) else {
-            throw SyncFailure(kind: .failed, message: "connection \(connectionID) no longer exists")
-        }
-        guard connection.state.syncs else {
-            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
-        }
-        guard let calendar = try await store.calendars(connectionID: connectionID).first(where: { $0.calendarID == calendarID }), calendar.selected else {
+        guard let calendar = try await store.syncTarget(calendarKey: calendarKey).calendar else {
             // Deselected since the notification came: nothing to sync.
             recoveries.withLock { $0[calendarKey] = nil }
             return .nothing
         }
-        return try await withAuthorization(connectionID) { auth in
+        return try await withAuthorization(calendar.connectionID) { auth in
             try await self.recover(calendar, auth)
             let outcome = try await GraphCalendarSyncer(client: self.client, store: self.store, pageSize: self.pageSize, window: self.syncWindow())
-                .sync(calendarKey: calendarKey, calendarID: calendarID, auth)
+                .sync(calendarKey: calendarKey, calendarID: calendar.calendarID, auth)
             return SyncOutcome(changes: outcome.changes, fullSync: outcome.fullSync)
         }
     }

@@ -192,19 +192,8 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Sendab
 
     /// One poll.
     public func sync(calendarKey: String) async throws -> SyncOutcome {
-        guard let slash = calendarKey.firstIndex(of: "/") else {
-            throw SyncFailure(kind: .failed, message: "\(calendarKey) is not <connection>/<calendar>")
-        }
-        let connectionID = String(calendarKey[..<slash])
-        guard let connection = try await store.connection(id: connectionID) else {
-            throw SyncFailure(kind: .failed, message: "connection \(connectionID) no longer exists")
-        }
-        guard connection.state.syncs else {
-            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
-        }
-        guard try await store.calendars(connectionID: connectionID).contains(where: { $0.calendarKey == calendarKey && $0.selected }) else {
-            return .nothing
-        }
+        guard let calendar = try await store.syncTarget(calendarKey: calendarKey).calendar else { return .nothing }
+        let connectionID = calendar.connectionID
         guard let credentials = try await store.credentials(connectionID: connectionID) else {
             throw SyncFailure(kind: .failed, message: "connection \(connectionID) has no credentials")
         }
