@@ -125,6 +125,22 @@ struct ServeCommandTests {
         }
     }
 
+    @Test func badSimulatorAndMonthFlagsExitNonZeroNamingTheFlag() async throws {
+        let cases: [([String], String)] = [
+            (["simulate", "--provider", "yahoo"], "provider"),
+            (["simulate", "--provider", "microsoft", "--listen", "10.0.0.1:9000", "--ca", "/dev/null"], "loopback"),
+            (["simulate-month", "--days", "0"], "--days"),
+            (["simulate-month", "--failure-rate", "0.9"], "--failure-rate"),
+            (["simulate-month", "--drop-rate", "-1"], "--drop-rate"),
+            (["simulate-month", "--routes", "/no/such/routes"], "--routes"),
+        ]
+        for (arguments, expected) in cases {
+            let result = try await CalgateProcess.run(arguments)
+            #expect(result.status != 0, "\(arguments) ran")
+            #expect(result.output.contains(expected), "\(expected) not in: \(result.output)")
+        }
+    }
+
     @Test func badConfigurationExitsNonZeroWithTheSettingNamed() async throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
