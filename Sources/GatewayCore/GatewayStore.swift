@@ -7,6 +7,9 @@ import Foundation
 public protocol InboxStore: Sendable {
     /// Appends entries durably. Returns one result per entry, in order, after the commit.
     func append(_ entries: [InboxEntry]) async throws -> [InboxAppendResult]
+    /// `append(_:)` for callers on an event loop, which must not wait: `completion` runs once, on the store's own
+    /// thread, after the commit (or with the error); it must hand off quickly and never block.
+    func append(_ entries: [InboxEntry], completion: @escaping @Sendable (Result<[InboxAppendResult], any Error>) -> Void)
     /// Unprocessed entries in commit order, oldest first, at most `limit`.
     func pending(limit: Int) async throws -> [StoredInboxEntry]
     /// Marks entries processed so `pending` no longer returns them.
@@ -35,6 +38,9 @@ public protocol GatewayStore: InboxStore, GoogleChannelStore, GraphSubscriptionS
     func schemaVersion() async throws -> Int
     /// Proves the database accepts a durable write (used by the health check). Throws when it cannot.
     func checkWritable() async throws
+    /// Changes after every committed write to a Google channel or Graph subscription row. Caches of opened
+    /// verification secrets compare it to know when to forget what they hold.
+    var webhookCredentialsVersion: UInt64 { get }
     /// Commits anything buffered and closes the database. Appends after `close` throw.
     func close() async
 }

@@ -69,13 +69,19 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
 
     /// The JSON error document.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let (fields, body) = rendered()
+        return Response(status: status, headers: fields, body: .init(byteBuffer: body))
+    }
+
+    /// Header fields and JSON body of the answer, for writers that are not Hummingbird responders.
+    public func rendered() -> (HTTPFields, ByteBuffer) {
         let body = JSONValue.object([
             "error": .object(["code": .string(code.rawValue), "message": .string(message)])
         ]).serialized()
         var fields: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
         if status == .unauthorized { fields[.wwwAuthenticate] = #"Bearer realm="calgate""# }
         if closeConnection { fields[.connection] = "close" }
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return (fields, ByteBuffer(bytes: body))
     }
 
     /// `status code: message`.

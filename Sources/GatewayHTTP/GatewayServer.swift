@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOPosix
 import OpenSSLTLS
 
 /// Everything the HTTPS server needs, already loaded and validated.
@@ -56,17 +57,21 @@ public struct GatewayServerDependencies: Sendable {
 public enum GatewayServer {
     /// The handlers and verifiers this build has, wired to their dependencies.
     public static func makeRegistry(_ deps: GatewayServerDependencies) -> RouteRegistry {
+        makeRegistry(deps, intake: makeIntake(deps))
+    }
+
+    /// The webhook verifier and inbox writer (with its secret cache) the router and `WebhookAckHandler` share.
+    static func makeIntake(_ deps: GatewayServerDependencies) -> WebhookIntake {
+        WebhookIntake(store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger)
+    }
+
+    static func makeRegistry(_ deps: GatewayServerDependencies, intake: WebhookIntake) -> RouteRegistry {
         var registry = RouteRegistry()
         AdminController(
             adminToken: deps.adminToken, store: deps.store, tlsContext: deps.tlsContext, metrics: deps.metrics,
             thresholds: deps.configuration.health, clock: deps.clock, version: deps.version
         ).register(into: &registry)
-        GoogleWebhookController(
-            store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger
-        ).register(into: &registry)
-        MicrosoftWebhookController(
-            store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger
-        ).register(into: &registry)
+        WebhookController(intake: intake).register(into: &registry)
         ConnectionsController(
             apiToken: deps.apiToken, store: deps.store, connectors: deps.connectors,
             maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, logger: deps.logger
@@ -119,9 +124,11 @@ public enum GatewayServer {
         _ deps: GatewayServerDependencies,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> Application<RouterResponder<BasicRequestContext>> {
-        let registry = makeRegistry(deps)
+        let intake = makeIntake(deps)
+        let registry = makeRegistry(deps, intake: intake)
         let table = try RouteTableLoader.load(directory: deps.configuration.routesDirectory, catalog: registry.catalog)
         let router = registry.makeRouter(table: table, metrics: deps.metrics, logger: deps.logger)
+        let webhookRoutes = WebhookRoute.routes(in: table, catalog: registry.catalog)
         let limits = deps.configuration.limits
         let metrics = deps.metrics
         let http1 = HTTP1Channel.Configuration(
@@ -137,11 +144,15 @@ public enum GatewayServer {
         let headTimeout = TimeAmount.seconds(Int64(limits.headerTimeoutSeconds))
         let bodyTimeout = TimeAmount.seconds(Int64(limits.bodyTimeoutSeconds))
         let server = HTTPServerBuilder { responder in
-            OpenSSLChildChannel(HTTP1Channel(responder: responder, configuration: http1), tlsContext: tls) {
-                ConnectionGuardHandler(headTimeout: headTimeout, bodyTimeout: bodyTimeout) { metrics.connectionCut($0) }
-            }
+            OpenSSLChildChannel(
+                HTTP1Channel(responder: responder, configuration: http1), tlsContext: tls,
+                makeGuard: { ConnectionGuardHandler(headTimeout: headTimeout, bodyTimeout: bodyTimeout) { metrics.connectionCut($0) } },
+                makeApplicationHandler: { WebhookAckHandler(routes: webhookRoutes, intake: intake, metrics: metrics) }
+            )
         }
         let address = deps.configuration.listen
+        let eventLoopGroup: any EventLoopGroup = limits.eventLoopThreads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+            ?? MultiThreadedEventLoopGroup.singleton
         return Application(
             router: router,
             server: server,
@@ -151,6 +162,7 @@ public enum GatewayServer {
                 availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections, logger: deps.logger)
             ),
             onServerRunning: onServerRunning,
+            eventLoopGroupProvider: .shared(eventLoopGroup),
             logger: deps.logger
         )
     }

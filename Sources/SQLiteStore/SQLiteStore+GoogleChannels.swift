@@ -4,6 +4,7 @@ import GatewayCore
 extension SQLiteStore: GoogleChannelStore {
     /// Inserts or replaces a channel row.
     public func saveGoogleChannel(_ channel: StoredGoogleChannel) async throws {
+        defer { credentialsChanged() }
         try await run { database in
             let statement = try database.prepare("""
                 INSERT INTO google_channels (id, resource_id, sealed_token, calendar_key, expires_at_ms, stopped_at_ms, created_at_ms)
@@ -38,6 +39,7 @@ extension SQLiteStore: GoogleChannelStore {
     /// Marks the channel stopped (the first stop time wins).
     public func stopGoogleChannel(id: String, at: Date) async throws {
         let when = Self.milliseconds(at)
+        defer { credentialsChanged() }
         try await run { database in
             let statement = try database.prepare("UPDATE google_channels SET stopped_at_ms = ? WHERE id = ? AND stopped_at_ms IS NULL")
             statement.bind(1, when)

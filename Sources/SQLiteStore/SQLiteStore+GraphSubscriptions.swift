@@ -4,6 +4,7 @@ import GatewayCore
 extension SQLiteStore: GraphSubscriptionStore {
     /// Inserts or replaces a subscription row.
     public func saveGraphSubscription(_ subscription: StoredGraphSubscription) async throws {
+        defer { credentialsChanged() }
         try await run { database in
             let statement = try database.prepare("""
                 INSERT INTO graph_subscriptions (id, calendar_key, sealed_client_state, expires_at_ms, removed_at_ms, created_at_ms)
@@ -62,6 +63,7 @@ extension SQLiteStore: GraphSubscriptionStore {
     /// Marks the subscription removed (first removal time wins).
     public func markGraphSubscriptionRemoved(id: String, at: Date) async throws {
         let when = Self.milliseconds(at)
+        defer { credentialsChanged() }
         try await run { database in
             let statement = try database.prepare("UPDATE graph_subscriptions SET removed_at_ms = ? WHERE id = ? AND removed_at_ms IS NULL")
             statement.bind(1, when)
@@ -74,6 +76,7 @@ extension SQLiteStore: GraphSubscriptionStore {
     public func updateGraphSubscriptionExpiry(id: String, expiresAt: Date, renewedAt: Date) async throws {
         let when = Self.milliseconds(expiresAt)
         let renewed = Self.milliseconds(renewedAt)
+        defer { credentialsChanged() }
         try await run { database in
             let statement = try database.prepare("UPDATE graph_subscriptions SET expires_at_ms = ?, created_at_ms = ? WHERE id = ?")
             statement.bind(1, when)

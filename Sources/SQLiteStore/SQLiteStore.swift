@@ -32,7 +32,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
 
     private struct PendingAppend {
         let entries: [InboxEntry]
-        let continuation: CheckedContinuation<[InboxAppendResult], any Error>
+        let completion: @Sendable (Result<[InboxAppendResult], any Error>) -> Void
     }
 
     private struct Queue {
@@ -49,6 +49,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     private var queue = Queue()
     private var database: SQLiteDatabase?
     private let stats = Mutex(SQLiteStoreStatistics(commits: 0, appendedRows: 0))
+    private let credentialsVersion = Atomic<UInt64>(0)
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Opens (creating if needed) and migrates the database at `path`; the directory must exist.
@@ -106,7 +107,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
 
     private func commit(_ batch: [PendingAppend]) {
         guard let database else {
-            for pending in batch { pending.continuation.resume(throwing: closedError()) }
+            for pending in batch { pending.completion(.failure(closedError())) }
             return
         }
         do {
@@ -124,9 +125,9 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
                 $0.commits += 1
                 $0.appendedRows += newRows
             }
-            for (pending, result) in zip(batch, results) { pending.continuation.resume(returning: result) }
+            for (pending, result) in zip(batch, results) { pending.completion(.success(result)) }
         } catch {
-            for pending in batch { pending.continuation.resume(throwing: error) }
+            for pending in batch { pending.completion(.failure(error)) }
         }
     }
 
@@ -200,16 +201,22 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     public func append(_ entries: [InboxEntry]) async throws -> [InboxAppendResult] {
         guard !entries.isEmpty else { return [] }
         return try await withCheckedThrowingContinuation { continuation in
-            condition.lock()
-            guard !queue.closing else {
-                condition.unlock()
-                continuation.resume(throwing: closedError())
-                return
-            }
-            queue.appends.append(PendingAppend(entries: entries, continuation: continuation))
-            condition.signal()
-            condition.unlock()
+            append(entries) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Queues entries for the next group commit; `completion` runs on the database thread once they committed.
+    public func append(_ entries: [InboxEntry], completion: @escaping @Sendable (Result<[InboxAppendResult], any Error>) -> Void) {
+        guard !entries.isEmpty else { return completion(.success([])) }
+        condition.lock()
+        guard !queue.closing else {
+            condition.unlock()
+            completion(.failure(closedError()))
+            return
+        }
+        queue.appends.append(PendingAppend(entries: entries, completion: completion))
+        condition.signal()
+        condition.unlock()
     }
 
     /// Unprocessed entries, oldest first.
@@ -287,6 +294,14 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
                 try statement.run()
             }
         }
+    }
+
+    /// Bumped after each committed write to `google_channels` or `graph_subscriptions`.
+    public var webhookCredentialsVersion: UInt64 { credentialsVersion.load(ordering: .acquiring) }
+
+    /// Records that channel or subscription rows changed (call after the write committed).
+    func credentialsChanged() {
+        credentialsVersion.add(1, ordering: .releasing)
     }
 
     /// Commits queued appends, then closes; later calls throw.

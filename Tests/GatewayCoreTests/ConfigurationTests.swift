@@ -29,7 +29,7 @@ struct ConfigurationTests {
          "admin_token": "0123456789abcdef0123456789abcdef",
          "log": {"level": "DEBUG", "format": "json"},
          "limits": {"max_header_bytes": 8192, "max_header_count": 50, "idle_timeout_s": 30, "header_timeout_s": 5,
-                    "body_timeout_s": 10, "max_connections": 100},
+                    "body_timeout_s": 10, "max_connections": 100, "event_loop_threads": 1},
          "health": {"certificate_warning_days": 30, "inbox_backlog_degraded": 10, "inbox_backlog_failing": 20},
          "shutdown_grace_s": 3,
          "microsoft": {"token_url": "http://127.0.0.1:8601/common/oauth2/v2.0/token", "api_base_url": "http://127.0.0.1:8601/v1.0"}}
@@ -49,6 +49,8 @@ struct ConfigurationTests {
         #expect(config.logLevel == "debug")
         #expect(config.logFormat == .json)
         #expect(config.limits.maxConnections == 100)
+        #expect(config.limits.eventLoopThreads == 1)
+        #expect(GatewayConfiguration().limits.eventLoopThreads == nil, "one per core unless set")
         #expect(config.health.inboxBacklogFailing == 20)
         #expect(config.shutdownGraceSeconds == 3)
     }
@@ -63,6 +65,8 @@ struct ConfigurationTests {
             (#"{"limits": {"idle_timeout_s": 0}}"#, "limits.idle_timeout_s: must be between 1"),
             (#"{"limits": {"idle_timeout": 5}}"#, "limits.idle_timeout: is not a known key"),
             (#"{"limits": {"max_connections": true}}"#, "must be an integer, found a boolean"),
+            (#"{"limits": {"event_loop_threads": 0}}"#, "limits.event_loop_threads: must be between 1"),
+            (#"{"limits": {"event_loop_threads": "2"}}"#, "limits.event_loop_threads: must be an integer"),
             (#"{"log": {"level": "loud"}}"#, "log.level: \"loud\" is not a log level"),
             (#"{"log": {"format": "xml"}}"#, "not a log format"),
             (#"{"tls": {"certificate": "/c.pem"}}"#, "must be set together"),

@@ -97,7 +97,7 @@ extension GatewayConfiguration {
         if let limits = try top.object("limits") {
             try limits.requireOnlyKeys([
                 "max_header_bytes", "max_header_count", "idle_timeout_s", "header_timeout_s", "body_timeout_s",
-                "max_connections",
+                "max_connections", "event_loop_threads",
             ])
             if let v = try limits.integer("max_header_bytes", in: 1024...1_048_576) { config.limits.maxHeaderBytes = Int(v) }
             if let v = try limits.integer("max_header_count", in: 8...10_000) { config.limits.maxHeaderCount = Int(v) }
@@ -105,6 +105,7 @@ extension GatewayConfiguration {
             if let v = try limits.integer("header_timeout_s", in: 1...3_600) { config.limits.headerTimeoutSeconds = Int(v) }
             if let v = try limits.integer("body_timeout_s", in: 1...3_600) { config.limits.bodyTimeoutSeconds = Int(v) }
             if let v = try limits.integer("max_connections", in: 1...1_000_000) { config.limits.maxConnections = Int(v) }
+            if let v = try limits.integer("event_loop_threads", in: 1...256) { config.limits.eventLoopThreads = Int(v) }
         }
         if let health = try top.object("health") {
             try health.requireOnlyKeys(["certificate_warning_days", "inbox_backlog_degraded", "inbox_backlog_failing"])

@@ -137,6 +137,8 @@ public struct GatewayConfiguration: Sendable, Hashable {
         public var bodyTimeoutSeconds: Int = 30
         /// Most open connections; beyond it new connections wait in the accept backlog.
         public var maxConnections: Int = 4096
+        /// Event-loop threads serving connections; `nil` means one per CPU core.
+        public var eventLoopThreads: Int?
         /// Creates defaults.
         public init() {}
     }

@@ -1,0 +1,212 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+
+/// Acknowledges provider webhooks on the event loop: collects the body, verifies it through `WebhookIntake`
+/// (cached secrets, no store read), waits for the group commit, and writes the answer — no hop into Swift
+/// concurrency per request. Every other request passes through untouched to the router behind it.
+///
+/// Sits after Hummingbird's `HTTPConnectionStateHandler`, so idle timeouts and graceful shutdown see webhook requests
+/// like any other. Answers leave in request order: a webhook that arrives while the router still owes a response
+/// waits for it, and while a webhook is being answered later parts are held and reads are paused (backpressure).
+public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias InboundOut = HTTPRequestPart
+    public typealias OutboundIn = HTTPResponsePart
+    public typealias OutboundOut = HTTPResponsePart
+
+    private enum State {
+        /// Between requests.
+        case idle
+        /// Passing a request's parts to the router.
+        case forwarding
+        /// Reading a webhook's body.
+        case collecting(WebhookRoute, HTTPRequest, ByteBuffer)
+        /// Verification or the commit is in flight.
+        case answering
+        /// Refused before its body ended; the connection closes after the answer.
+        case closing
+    }
+
+    private let routes: [String: WebhookRoute]
+    private let intake: WebhookIntake
+    private let metrics: GatewayMetrics
+    private var state = State.idle
+    /// Requests passed to the router whose response has not ended yet.
+    private var routerResponsesOwed = 0
+    /// Parts that arrived while a webhook was answered (or waited for the router), in order.
+    private var held = CircularBuffer<HTTPRequestPart>()
+    private var readPaused = false
+    /// Set while `resume` works through `held`, so an answer written synchronously inside it does not start a
+    /// second pass over the same parts.
+    private var resuming = false
+    private var context: ChannelHandlerContext?
+
+    /// Serves `routes` (by exact path) through `intake`.
+    public init(routes: [String: WebhookRoute], intake: WebhookIntake, metrics: GatewayMetrics) {
+        self.routes = routes
+        self.intake = intake
+        self.metrics = metrics
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        held.removeAll()
+    }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if case .answering = state {
+            held.append(part)
+        } else if !held.isEmpty || !process(part, context: context) {
+            held.append(part)
+        }
+    }
+
+    /// Handles one part; false when it has to wait until the router's owed responses are written.
+    private func process(_ part: HTTPRequestPart, context: ChannelHandlerContext) -> Bool {
+        switch state {
+        case .idle:
+            guard case .head(let head) = part, head.method == .post, let route = route(for: head) else {
+                if case .head = part {
+                    routerResponsesOwed += 1
+                    state = .forwarding
+                }
+                context.fireChannelRead(wrapInboundOut(part))
+                return true
+            }
+            // Answer in order: the router is still responding to an earlier request on this connection.
+            guard routerResponsesOwed == 0 else { return false }
+            if let declared = head.headerFields[.contentLength], let length = Int(declared), length > route.bodyLimit {
+                refuse(.payloadTooLarge(limit: route.bodyLimit), route: route, context: context)
+                return true
+            }
+            state = .collecting(route, head, context.channel.allocator.buffer(capacity: 0))
+        case .forwarding:
+            if case .end = part { state = .idle }
+            context.fireChannelRead(wrapInboundOut(part))
+        case .collecting(let route, let head, var body):
+            switch part {
+            case .head:
+                // The decoder never delivers a head inside a request; treat it as a broken connection.
+                state = .closing
+                context.close(promise: nil)
+            case .body(let chunk):
+                guard body.readableBytes + chunk.readableBytes <= route.bodyLimit else {
+                    refuse(.payloadTooLarge(limit: route.bodyLimit), route: route, context: context)
+                    return true
+                }
+                state = .idle  // drop the enum's reference so the append does not copy the buffer
+                body.writeImmutableBuffer(chunk)
+                state = .collecting(route, head, body)
+            case .end:
+                state = .answering
+                answer(route, head: head, body: body, context: context)
+            }
+        case .answering:
+            return false
+        case .closing:
+            break  // the rest of a refused request; the connection is closing
+        }
+        return true
+    }
+
+    private func route(for head: HTTPRequest) -> WebhookRoute? {
+        guard let path = head.path else { return nil }
+        if let query = path.firstIndex(of: "?") { return routes[String(path[..<query])] }
+        return routes[path]
+    }
+
+    private func answer(_ route: WebhookRoute, head: HTTPRequest, body: ByteBuffer, context: ChannelHandlerContext) {
+        let query = head.path.flatMap { path in path.firstIndex(of: "?").map { String(path[path.index(after: $0)...]) } }
+        let clientCloses = head.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
+        let eventLoop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        intake.receive(route, fields: head.headerFields, query: query, body: body) { reply in
+            if eventLoop.inEventLoop {
+                handler.value.write(reply, route: route, close: clientCloses)
+            } else {
+                eventLoop.execute { handler.value.write(reply, route: route, close: clientCloses) }
+            }
+        }
+    }
+
+    private func refuse(_ error: GatewayHTTPError, route: WebhookRoute, context: ChannelHandlerContext) {
+        state = .answering
+        write(.error(error), route: route, close: true)
+    }
+
+    // MARK: Answering
+
+    private func write(_ reply: WebhookReply, route: WebhookRoute, close: Bool) {
+        guard let context, case .answering = state else { return }
+        metrics.requestServed(handler: route.handlerKey, status: reply.status)
+        var fields = reply.fields
+        fields[.contentLength] = String(reply.body.readableBytes)
+        let closing = close || reply.closesConnection
+        if closing { fields[.connection] = "close" }
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: reply.status, headerFields: fields))), promise: nil)
+        if reply.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(reply.body)), promise: nil) }
+        if closing {
+            state = .closing
+            held.removeAll()
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+            written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        state = .idle
+        resume(context: context)
+    }
+
+    /// Works through held parts until one has to wait, then lets reads flow again if nothing is held.
+    private func resume(context: ChannelHandlerContext) {
+        guard !resuming else { return }
+        resuming = true
+        defer { resuming = false }
+        var forwarded = false
+        while let part = held.first {
+            if case .answering = state { break }
+            if case .forwarding = state { forwarded = true }
+            guard process(part, context: context) else { break }
+            if case .forwarding = state { forwarded = true }
+            _ = held.popFirst()
+        }
+        // Outside a read cycle: the router's channel delivers what it was given only at read-complete.
+        if forwarded { context.fireChannelReadComplete() }
+        if held.isEmpty, readPaused, !isAnswering {
+            readPaused = false
+            context.read()
+        }
+    }
+
+    private var isAnswering: Bool {
+        if case .answering = state { return true }
+        return false
+    }
+
+    // MARK: Outbound
+
+    public func read(context: ChannelHandlerContext) {
+        if isAnswering || !held.isEmpty {
+            readPaused = true
+        } else {
+            context.read()
+        }
+    }
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        context.write(data, promise: promise)
+        if case .end = unwrapOutboundIn(data) {
+            routerResponsesOwed = max(0, routerResponsesOwed - 1)
+            if routerResponsesOwed == 0, !held.isEmpty { resume(context: context) }
+        }
+    }
+}
