@@ -32,6 +32,8 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
 
     private struct PendingAppend {
         let entries: [InboxEntry]
+        /// Each entry's `headers` column, encoded by the appending thread.
+        let encodedHeaders: [String]
         let completion: @Sendable (Result<[InboxAppendResult], any Error>) -> Void
     }
 
@@ -114,8 +116,8 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
             var newRows = 0
             let results: [[InboxAppendResult]] = try database.transaction {
                 try batch.map { pending in
-                    try pending.entries.map { entry in
-                        let result = try insert(entry, into: database)
+                    try zip(pending.entries, pending.encodedHeaders).map { entry, headers in
+                        let result = try insert(entry, headers: headers, into: database)
                         if case .stored = result { newRows += 1 }
                         return result
                     }
@@ -131,7 +133,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         }
     }
 
-    private func insert(_ entry: InboxEntry, into database: SQLiteDatabase) throws -> InboxAppendResult {
+    private func insert(_ entry: InboxEntry, headers: String, into database: SQLiteDatabase) throws -> InboxAppendResult {
         let statement = try database.prepare("""
             INSERT INTO inbox (provider, channel_id, dedupe_key, kind, received_at_ms, headers, body)
             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedupe_key) DO NOTHING
@@ -141,7 +143,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         statement.bind(3, entry.dedupeKey)
         statement.bind(4, entry.kind)
         statement.bind(5, Self.milliseconds(entry.receivedAt))
-        statement.bind(6, Self.encodeHeaders(entry.headers))
+        statement.bind(6, headers)
         statement.bind(7, blob: entry.body)
         try statement.run()
         if database.changes > 0 { return .stored(database.lastInsertRowID) }
@@ -208,13 +210,14 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     /// Queues entries for the next group commit; `completion` runs on the database thread once they committed.
     public func append(_ entries: [InboxEntry], completion: @escaping @Sendable (Result<[InboxAppendResult], any Error>) -> Void) {
         guard !entries.isEmpty else { return completion(.success([])) }
+        let encoded = entries.map { InboxHeadersCodec.encode($0.headers) }
         condition.lock()
         guard !queue.closing else {
             condition.unlock()
             completion(.failure(closedError()))
             return
         }
-        queue.appends.append(PendingAppend(entries: entries, completion: completion))
+        queue.appends.append(PendingAppend(entries: entries, encodedHeaders: encoded, completion: completion))
         condition.signal()
         condition.unlock()
     }
@@ -236,7 +239,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
                     dedupeKey: statement.isNull(3) ? nil : statement.string(3),
                     kind: statement.string(4) ?? "",
                     receivedAt: Date(timeIntervalSince1970: Double(statement.int64(5)) / 1000),
-                    headers: Self.decodeHeaders(statement.string(6) ?? "{}"),
+                    headers: InboxHeadersCodec.decode(statement.string(6) ?? "{}"),
                     body: statement.blob(7)
                 )
                 rows.append(StoredInboxEntry(id: statement.int64(0), entry: entry, attempts: Int(statement.int64(8))))
@@ -323,15 +326,4 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     // MARK: Encoding
 
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-
-    static func encodeHeaders(_ headers: [String: String]) -> String {
-        guard !headers.isEmpty,
-              let data = try? JSONSerialization.data(withJSONObject: headers, options: [.sortedKeys])
-        else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    static func decodeHeaders(_ text: String) -> [String: String] {
-        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] ?? [:]
-    }
 }
