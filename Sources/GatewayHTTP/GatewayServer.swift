@@ -30,6 +30,8 @@ public struct GatewayServerDependencies: Sendable {
     public var version: String
     /// Logger for the server.
     public var logger: Logger
+    /// Failed verifications per source address, shared by every path that verifies (router and webhook fast path).
+    public var verificationFailures: VerificationFailureGate
 
     /// Bundles the dependencies.
     public init(
@@ -48,6 +50,10 @@ public struct GatewayServerDependencies: Sendable {
         self.metrics = metrics
         self.clock = clock
         self.version = version
+        self.verificationFailures = VerificationFailureGate(configuration: .init(
+            burst: configuration.limits.verificationFailureBurst,
+            refillInterval: TimeInterval(configuration.limits.verificationFailureRefillSeconds)
+        ))
         self.logger = logger
     }
 }
@@ -59,7 +65,8 @@ public enum GatewayServer {
         var registry = RouteRegistry()
         AdminController(
             adminToken: deps.adminToken, store: deps.store, tlsContext: deps.tlsContext, metrics: deps.metrics,
-            thresholds: deps.configuration.health, clock: deps.clock, version: deps.version
+            thresholds: deps.configuration.health, clock: deps.clock, version: deps.version,
+            adminTokenExpiresAt: deps.configuration.adminTokenExpiresAt
         ).register(into: &registry)
         GoogleWebhookController(
             store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger
@@ -69,7 +76,8 @@ public enum GatewayServer {
         ).register(into: &registry)
         ConnectionsController(
             apiToken: deps.apiToken, store: deps.store, connectors: deps.connectors,
-            maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, logger: deps.logger
+            maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, logger: deps.logger,
+            apiTokenExpiresAt: deps.configuration.apiTokenExpiresAt
         )
             .register(into: &registry)
         AppointmentsController(store: deps.store, clock: deps.clock, logger: deps.logger).register(into: &registry)
@@ -118,11 +126,13 @@ public enum GatewayServer {
     public static func makeApplication(
         _ deps: GatewayServerDependencies,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-    ) throws -> Application<RouterResponder<BasicRequestContext>> {
+    ) throws -> Application<RouterResponder<GatewayRequestContext>> {
         let registry = makeRegistry(deps)
         let table = try RouteTableLoader.load(directory: deps.configuration.routesDirectory, catalog: registry.catalog)
-        let router = registry.makeRouter(table: table, metrics: deps.metrics, logger: deps.logger)
         let limits = deps.configuration.limits
+        let router = registry.makeRouter(
+            table: table, metrics: deps.metrics, logger: deps.logger, failures: deps.verificationFailures, clock: deps.clock
+        )
         let metrics = deps.metrics
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [ConnectionGuardObserver()],
