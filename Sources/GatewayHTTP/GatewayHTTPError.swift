@@ -43,6 +43,8 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
 
     /// 400: the request is malformed.
     public static func badRequest(_ message: String) -> Self { .init(.badRequest, .badRequest, message) }
+    /// 400 and close: the body's framing cannot be trusted, so nothing after it on this connection can be either.
+    public static func badFraming(_ message: String) -> Self { .init(.badRequest, .badRequest, message, close: true) }
     /// 401: credentials missing or wrong (says nothing about which).
     public static func unauthorized(_ message: String = "a valid bearer token is required") -> Self {
         .init(.unauthorized, .unauthorized, message)

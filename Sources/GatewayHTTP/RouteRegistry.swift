@@ -143,6 +143,10 @@ public struct RouteRegistry: Sendable {
                     switch await verifier.verify(request, body) {
                     case .rejected(let error, let reason):
                         metrics.verificationRejected(verifier: entry.verifier, reason: reason)
+                        // Fixed labels and the peer address only: never a header, token or body.
+                        logger.debug("verification rejected", metadata: [
+                            "verifier": "\(entry.verifier)", "reason": "\(reason)", "source.address": "\(source)",
+                        ])
                         if verifier.limitsFailures, error.status.code < 500 {
                             failures.recordFailure(address: source, now: clock.now())
                         }
@@ -174,11 +178,23 @@ public struct RouteRegistry: Sendable {
             }
             if length > limit { throw GatewayHTTPError.payloadTooLarge(limit: limit) }
         }
+        // RFC 9112 §6.3: a request whose Transfer-Encoding does not end in chunked has no knowable length; answer
+        // 400 and close rather than guess (a request-smuggling shape). llhttp lets such a head through.
+        if let encoding = request.headers[.transferEncoding], encoding.lowercased() != "chunked" {
+            throw GatewayHTTPError.badFraming("Transfer-Encoding must be exactly chunked")
+        }
         var request = request
         do {
             return try await request.collectBody(upTo: limit)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw GatewayHTTPError.payloadTooLarge(limit: limit)
+        } catch let error as any HTTPResponseError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // The codec gave up on the body: its framing was invalid.
+            throw GatewayHTTPError.badFraming("the request body could not be read (invalid framing)")
         }
     }
 }
