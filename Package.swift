@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(
             name: "GatewayHTTPTests",
             dependencies: [
-                "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SQLiteStore", "CurlHTTP", "TestSupport",
+                "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SQLiteStore", "CurlHTTP", "TestSupport", "TLSTestClient",
                 "GoogleCalendar", "MicrosoftGraph", "Redtail", "SyncEngine", "ProviderSimulators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -7,8 +7,8 @@ import OpenSSLTLS
 
 /// `GET /admin/health` and `GET /admin/metrics`, and the admin-token verifiers they use.
 public struct AdminController: Sendable {
-    /// The token operators present as `Authorization: Bearer <token>`.
-    let adminToken: String
+    /// The token operators present as `Authorization: Bearer <token>`, with its optional expiry.
+    let adminToken: BearerCredential
     let store: any GatewayStore
     let tlsContext: TLSServerContext
     let metrics: GatewayMetrics
@@ -20,9 +20,9 @@ public struct AdminController: Sendable {
     /// Creates the controller.
     public init(
         adminToken: String, store: any GatewayStore, tlsContext: TLSServerContext, metrics: GatewayMetrics,
-        thresholds: GatewayConfiguration.HealthThresholds, clock: any GatewayClock, version: String
+        thresholds: GatewayConfiguration.HealthThresholds, clock: any GatewayClock, version: String, adminTokenExpiresAt: Date? = nil
     ) {
-        self.adminToken = adminToken
+        self.adminToken = BearerCredential(token: adminToken, expiresAt: adminTokenExpiresAt)
         self.store = store
         self.tlsContext = tlsContext
         self.metrics = metrics
@@ -35,11 +35,17 @@ public struct AdminController: Sendable {
     /// Registers the admin handlers and verifiers.
     public func register(into registry: inout RouteRegistry) {
         registry.register(RouteVerifier(key: "admin_token") { request, _ in
-            presentsAdminToken(request)
-                ? .accepted(.admin)
-                : .rejected(.unauthorized("this endpoint needs Authorization: Bearer <admin token>"), reason: "bad_admin_token")
+            switch adminToken.check(authorization: request.headers[.authorization], now: clock.now()) {
+            case .accepted:
+                return .accepted(.admin)
+            case .expired:
+                return .rejected(.unauthorized("the admin token has expired; configure a new one (admin_token, admin_token_expires_at)"), reason: "expired_admin_token")
+            case .missing, .wrong:
+                return .rejected(.unauthorized("this endpoint needs Authorization: Bearer <admin token>"), reason: "bad_admin_token")
+            }
         })
-        registry.register(RouteVerifier(key: "admin_token_optional") { request, _ in
+        // Never rejects (an anonymous caller sees the status only), so it spends no failure budget.
+        registry.register(RouteVerifier(key: "admin_token_optional", limitsFailures: false) { request, _ in
             .accepted(presentsAdminToken(request) ? .admin : .anonymous)
         })
         registry.register(RouteHandler(
@@ -55,12 +61,9 @@ public struct AdminController: Sendable {
         })
     }
 
-    /// True when the request carries the admin token; compared in constant time.
+    /// True when the request carries the admin token and it has not expired; compared in constant time.
     func presentsAdminToken(_ request: Request) -> Bool {
-        guard let header = request.headers[.authorization] else { return false }
-        let prefix = "Bearer "
-        guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix.lowercased() else { return false }
-        return ConstantTime.equals(header.dropFirst(prefix.count).utf8, adminToken.utf8)
+        adminToken.check(authorization: request.headers[.authorization], now: clock.now()) == .accepted
     }
 
     /// Runs every check and reports; only the admin sees anything but `status`.

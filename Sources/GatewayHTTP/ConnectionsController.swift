@@ -9,7 +9,7 @@ import Redtail
 
 /// The `/api/v1` routes LeadCenter calls: connections and imported appointments.
 public struct ConnectionsController: Sendable {
-    let apiToken: String
+    let apiToken: BearerCredential
     let store: any GatewayStore
     let connectors: [Provider: any ConnectionManaging]
     let maxConnectionsPerUser: Int
@@ -19,9 +19,9 @@ public struct ConnectionsController: Sendable {
     /// Creates the controller; a provider without a connector answers 503 when asked to connect.
     public init(
         apiToken: String, store: any GatewayStore, connectors: [any ConnectionManaging], maxConnectionsPerUser: Int = 10,
-        clock: any GatewayClock = SystemGatewayClock(), logger: Logger
+        clock: any GatewayClock = SystemGatewayClock(), logger: Logger, apiTokenExpiresAt: Date? = nil
     ) {
-        self.apiToken = apiToken
+        self.apiToken = BearerCredential(token: apiToken, expiresAt: apiTokenExpiresAt)
         self.store = store
         self.connectors = Dictionary(connectors.map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
         self.maxConnectionsPerUser = maxConnectionsPerUser
@@ -32,10 +32,14 @@ public struct ConnectionsController: Sendable {
     /// Registers the `api_token` verifier and the API handlers.
     public func register(into registry: inout RouteRegistry) {
         registry.register(RouteVerifier(key: "api_token") { request, _ in
-            guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
-                  ConstantTime.equals(header.dropFirst(7).utf8, apiToken.utf8)
-            else { return .rejected(.unauthorized("this endpoint needs Authorization: Bearer <API token>"), reason: "bad_api_token") }
-            return .accepted(.anonymous)
+            switch apiToken.check(authorization: request.headers[.authorization], now: clock.now()) {
+            case .accepted:
+                return .accepted(.anonymous)
+            case .expired:
+                return .rejected(.unauthorized("the API token has expired; configure a new one (api_token, api_token_expires_at)"), reason: "expired_api_token")
+            case .missing, .wrong:
+                return .rejected(.unauthorized("this endpoint needs Authorization: Bearer <API token>"), reason: "bad_api_token")
+            }
         })
         registry.register(RouteHandler(key: "api.connections.create", spec: Self.spec(["POST"], body: 16_384)) { call in
             try await create(call)

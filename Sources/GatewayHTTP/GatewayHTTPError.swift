@@ -17,6 +17,7 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
         case payloadTooLarge = "payload_too_large"
         case unsupportedMediaType = "unsupported_media_type"
         case unavailable = "unavailable"
+        case tooManyFailures = "too_many_failures"
         case unprocessable = "unprocessable"
         case badGateway = "bad_gateway"
         case internalError = "internal_error"
@@ -29,16 +30,21 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
     public let message: String
     /// Whether the connection is closed after the answer (the unread body must not be parsed as a next request).
     public let closeConnection: Bool
+    /// Seconds for `Retry-After`, when the caller should wait.
+    public let retryAfter: Int?
 
-    private init(_ code: Code, _ status: HTTPResponse.Status, _ message: String, close: Bool = false) {
+    private init(_ code: Code, _ status: HTTPResponse.Status, _ message: String, close: Bool = false, retryAfter: Int? = nil) {
         self.code = code
         self.status = status
         self.message = message
         self.closeConnection = close
+        self.retryAfter = retryAfter
     }
 
     /// 400: the request is malformed.
     public static func badRequest(_ message: String) -> Self { .init(.badRequest, .badRequest, message) }
+    /// 400 and close: the body's framing cannot be trusted, so nothing after it on this connection can be either.
+    public static func badFraming(_ message: String) -> Self { .init(.badRequest, .badRequest, message, close: true) }
     /// 401: credentials missing or wrong (says nothing about which).
     public static func unauthorized(_ message: String = "a valid bearer token is required") -> Self {
         .init(.unauthorized, .unauthorized, message)
@@ -57,6 +63,14 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
     /// 415: wrong content type.
     public static func unsupportedMediaType(_ message: String) -> Self {
         .init(.unsupportedMediaType, .unsupportedMediaType, message)
+    }
+    /// 429: this source address failed verification too often; its request was not looked at. The connection
+    /// closes, because the unread body must not be parsed as a next request.
+    public static func tooManyFailures(retryAfter: Int) -> Self {
+        .init(
+            .tooManyFailures, .tooManyRequests,
+            "too many failed verifications from this address; retry after \(retryAfter) s", close: true, retryAfter: retryAfter
+        )
     }
     /// 503: a dependency (the store) cannot take the request now; providers retry.
     public static func unavailable(_ message: String) -> Self { .init(.unavailable, .serviceUnavailable, message) }
@@ -81,6 +95,7 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
         var fields: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
         if status == .unauthorized { fields[.wwwAuthenticate] = #"Bearer realm="calgate""# }
         if closeConnection { fields[.connection] = "close" }
+        if let retryAfter { fields[.retryAfter] = "\(retryAfter)" }
         return (fields, ByteBuffer(bytes: body))
     }
 

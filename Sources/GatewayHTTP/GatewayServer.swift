@@ -31,6 +31,8 @@ public struct GatewayServerDependencies: Sendable {
     public var version: String
     /// Logger for the server.
     public var logger: Logger
+    /// Failed verifications per source address, shared by every path that verifies (router and webhook fast path).
+    public var verificationFailures: VerificationFailureGate
 
     /// Bundles the dependencies.
     public init(
@@ -49,6 +51,10 @@ public struct GatewayServerDependencies: Sendable {
         self.metrics = metrics
         self.clock = clock
         self.version = version
+        self.verificationFailures = VerificationFailureGate(configuration: .init(
+            burst: configuration.limits.verificationFailureBurst,
+            refillInterval: TimeInterval(configuration.limits.verificationFailureRefillSeconds)
+        ))
         self.logger = logger
     }
 }
@@ -62,19 +68,24 @@ public enum GatewayServer {
 
     /// The webhook verifier and inbox writer (with its secret cache) the router and `WebhookAckHandler` share.
     static func makeIntake(_ deps: GatewayServerDependencies) -> WebhookIntake {
-        WebhookIntake(store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger)
+        WebhookIntake(
+            store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger,
+            failures: deps.verificationFailures
+        )
     }
 
     static func makeRegistry(_ deps: GatewayServerDependencies, intake: WebhookIntake) -> RouteRegistry {
         var registry = RouteRegistry()
         AdminController(
             adminToken: deps.adminToken, store: deps.store, tlsContext: deps.tlsContext, metrics: deps.metrics,
-            thresholds: deps.configuration.health, clock: deps.clock, version: deps.version
+            thresholds: deps.configuration.health, clock: deps.clock, version: deps.version,
+            adminTokenExpiresAt: deps.configuration.adminTokenExpiresAt
         ).register(into: &registry)
         WebhookController(intake: intake).register(into: &registry)
         ConnectionsController(
             apiToken: deps.apiToken, store: deps.store, connectors: deps.connectors,
-            maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, logger: deps.logger
+            maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, logger: deps.logger,
+            apiTokenExpiresAt: deps.configuration.apiTokenExpiresAt
         )
             .register(into: &registry)
         AppointmentsController(store: deps.store, clock: deps.clock, logger: deps.logger).register(into: &registry)
@@ -123,13 +134,15 @@ public enum GatewayServer {
     public static func makeApplication(
         _ deps: GatewayServerDependencies,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-    ) throws -> Application<RouterResponder<BasicRequestContext>> {
+    ) throws -> Application<RouterResponder<GatewayRequestContext>> {
         let intake = makeIntake(deps)
         let registry = makeRegistry(deps, intake: intake)
         let table = try RouteTableLoader.load(directory: deps.configuration.routesDirectory, catalog: registry.catalog)
-        let router = registry.makeRouter(table: table, metrics: deps.metrics, logger: deps.logger)
         let webhookRoutes = WebhookRoute.routes(in: table, catalog: registry.catalog)
         let limits = deps.configuration.limits
+        let router = registry.makeRouter(
+            table: table, metrics: deps.metrics, logger: deps.logger, failures: deps.verificationFailures, clock: deps.clock
+        )
         let metrics = deps.metrics
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [ConnectionGuardObserver()],

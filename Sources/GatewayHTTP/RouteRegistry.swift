@@ -37,10 +37,14 @@ public struct RouteVerifier: Sendable {
     public let key: String
     /// The check.
     public let verify: @Sendable (Request, ByteBuffer) async -> VerificationOutcome
+    /// Whether its rejections spend the caller's failed-verification budget (`VerificationFailureLimiter`) and a
+    /// caller over budget is refused 429 before it runs. False for verifiers that never reject.
+    public let limitsFailures: Bool
 
     /// Creates a verifier.
-    public init(key: String, verify: @escaping @Sendable (Request, ByteBuffer) async -> VerificationOutcome) {
+    public init(key: String, limitsFailures: Bool = true, verify: @escaping @Sendable (Request, ByteBuffer) async -> VerificationOutcome) {
         self.key = key
+        self.limitsFailures = limitsFailures
         self.verify = verify
     }
 }
@@ -82,7 +86,7 @@ public struct RouteRegistry: Sendable {
     public private(set) var handlers: [String: RouteHandler] = [:]
     /// Verifiers by key (`none` is built in).
     public private(set) var verifiers: [String: RouteVerifier] = [
-        "none": RouteVerifier(key: "none") { _, _ in .accepted(.anonymous) }
+        "none": RouteVerifier(key: "none", limitsFailures: false) { _, _ in .accepted(.anonymous) }
     ]
 
     /// Creates an empty registry (with the `none` verifier).
@@ -106,8 +110,15 @@ public struct RouteRegistry: Sendable {
     }
 
     /// Builds the router for a table that passed `RouteTableValidator`.
-    public func makeRouter(table: RouteTable, metrics: GatewayMetrics, logger: Logger) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    ///
+    /// `failures` counts rejected verifications per source address: a rejection (other than 5xx, which is the
+    /// gateway's fault) spends one unit of the address's budget, and an address over budget is answered 429 with
+    /// `Retry-After` before its body is read or verified. Accepted requests never touch the budget.
+    public func makeRouter(
+        table: RouteTable, metrics: GatewayMetrics, logger: Logger,
+        failures: VerificationFailureGate = VerificationFailureGate(), clock: any GatewayClock = SystemGatewayClock()
+    ) -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: ErrorResponseMiddleware(logger: logger))
         for entry in table.entries {
             guard let handler = handlers[entry.handler], let verifier = verifiers[entry.verifier] else {
@@ -122,11 +133,23 @@ public struct RouteRegistry: Sendable {
             router.on(RouterPath(hummingbirdPath), method: method) { request, context in
                 var status = HTTPResponse.Status.internalServerError
                 defer { metrics.requestServed(handler: entry.handler, status: status) }
+                let source = context.sourceAddress
                 do {
+                    if verifier.limitsFailures, let retryAfter = failures.retryAfter(address: source, now: clock.now()) {
+                        metrics.verificationRejected(verifier: entry.verifier, reason: "rate_limited")
+                        throw GatewayHTTPError.tooManyFailures(retryAfter: retryAfter)
+                    }
                     let body = try await Self.readBody(request, limit: limit)
                     switch await verifier.verify(request, body) {
                     case .rejected(let error, let reason):
                         metrics.verificationRejected(verifier: entry.verifier, reason: reason)
+                        // Fixed labels and the peer address only: never a header, token or body.
+                        logger.debug("verification rejected", metadata: [
+                            "verifier": "\(entry.verifier)", "reason": "\(reason)", "source.address": "\(source)",
+                        ])
+                        if verifier.limitsFailures, error.status.code < 500 {
+                            failures.recordFailure(address: source, now: clock.now())
+                        }
                         throw error
                     case .accepted(let caller):
                         var parameters: [String: String] = [:]
@@ -155,18 +178,30 @@ public struct RouteRegistry: Sendable {
             }
             if length > limit { throw GatewayHTTPError.payloadTooLarge(limit: limit) }
         }
+        // RFC 9112 §6.3: a request whose Transfer-Encoding does not end in chunked has no knowable length; answer
+        // 400 and close rather than guess (a request-smuggling shape). llhttp lets such a head through.
+        if let encoding = request.headers[.transferEncoding], encoding.lowercased() != "chunked" {
+            throw GatewayHTTPError.badFraming("Transfer-Encoding must be exactly chunked")
+        }
         var request = request
         do {
             return try await request.collectBody(upTo: limit)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw GatewayHTTPError.payloadTooLarge(limit: limit)
+        } catch let error as any HTTPResponseError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // The codec gave up on the body: its framing was invalid.
+            throw GatewayHTTPError.badFraming("the request body could not be read (invalid framing)")
         }
     }
 }
 
 /// Gives every error the one JSON shape and keeps internal details in the log.
 struct ErrorResponseMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = GatewayRequestContext
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -186,4 +221,22 @@ struct ErrorResponseMiddleware: RouterMiddleware {
             throw GatewayHTTPError.internalError()
         }
     }
+}
+
+/// The request context of the gateway's router: Hummingbird's basics plus the peer's address, which the
+/// failed-verification limiter keys on.
+public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext {
+    /// Hummingbird's per-request storage.
+    public var coreContext: CoreRequestContextStorage
+    /// The TCP peer (the provider, LeadCenter, or whoever connected).
+    public let remoteAddress: SocketAddress?
+
+    /// Captures the channel's peer address.
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The peer's IP address as text (IPv4 dotted, IPv6 colon form); `unknown` when the socket has none.
+    public var sourceAddress: String { remoteAddress?.ipAddress ?? "unknown" }
 }

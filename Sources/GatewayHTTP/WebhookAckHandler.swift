@@ -22,11 +22,17 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
         case forwarding
         /// Reading a webhook's body.
         case collecting(WebhookRoute, HTTPRequest, ByteBuffer)
+        /// Refused for its size: the body is read and dropped (up to `drainLimit`) before the answer, so closing
+        /// afterwards does not reset a client still sending it (which would lose the answer).
+        case draining(WebhookRoute, GatewayHTTPError, received: Int)
         /// Verification or the commit is in flight.
         case answering
         /// Refused before its body ended; the connection closes after the answer.
         case closing
     }
+
+    /// Most body bytes read and dropped for a refused request before answering anyway.
+    static let drainLimit = 1 << 20
 
     private let routes: [String: WebhookRoute]
     private let intake: WebhookIntake
@@ -84,7 +90,18 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
             // Answer in order: the router is still responding to an earlier request on this connection.
             guard routerResponsesOwed == 0 else { return false }
             if let declared = head.headerFields[.contentLength], let length = Int(declared), length > route.bodyLimit {
-                refuse(.payloadTooLarge(limit: route.bodyLimit), route: route, context: context)
+                // A client waiting for `100 Continue` has not sent the body: answer at once.
+                let waitsForContinue = head.headerFields[.expect]?.lowercased() == "100-continue"
+                if waitsForContinue || length > Self.drainLimit {
+                    refuse(.payloadTooLarge(limit: route.bodyLimit), route: route, context: context)
+                } else {
+                    state = .draining(route, .payloadTooLarge(limit: route.bodyLimit), received: 0)
+                }
+                return true
+            }
+            // RFC 9112 §6.3, as the router: a Transfer-Encoding other than exactly chunked has no knowable length.
+            if let encoding = head.headerFields[.transferEncoding], encoding.lowercased() != "chunked" {
+                refuse(.badFraming("Transfer-Encoding must be exactly chunked"), route: route, context: context)
                 return true
             }
             state = .collecting(route, head, context.channel.allocator.buffer(capacity: 0))
@@ -99,7 +116,7 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
                 context.close(promise: nil)
             case .body(let chunk):
                 guard body.readableBytes + chunk.readableBytes <= route.bodyLimit else {
-                    refuse(.payloadTooLarge(limit: route.bodyLimit), route: route, context: context)
+                    state = .draining(route, .payloadTooLarge(limit: route.bodyLimit), received: body.readableBytes + chunk.readableBytes)
                     return true
                 }
                 state = .idle  // drop the enum's reference so the append does not copy the buffer
@@ -108,6 +125,21 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
             case .end:
                 state = .answering
                 answer(route, head: head, body: body, context: context)
+            }
+        case .draining(let route, let error, let received):
+            switch part {
+            case .head:
+                state = .closing
+                context.close(promise: nil)
+            case .body(let chunk):
+                let total = received + chunk.readableBytes
+                if total > Self.drainLimit {
+                    refuse(error, route: route, context: context)
+                } else {
+                    state = .draining(route, error, received: total)
+                }
+            case .end:
+                refuse(error, route: route, context: context)
             }
         case .answering:
             return false
@@ -128,7 +160,8 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
         let clientCloses = head.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
         let eventLoop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
-        intake.receive(route, fields: head.headerFields, query: query, body: body) { reply in
+        let source = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        intake.receive(route, fields: head.headerFields, query: query, body: body, source: source) { reply in
             if eventLoop.inEventLoop {
                 handler.value.write(reply, route: route, close: clientCloses)
             } else {

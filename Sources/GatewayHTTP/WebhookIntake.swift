@@ -64,6 +64,8 @@ public final class WebhookIntake: Sendable {
     let metrics: GatewayMetrics
     let clock: any GatewayClock
     let logger: Logger
+    /// Failed verifications per source address (shared with the router).
+    let failures: VerificationFailureGate
     /// Opened secrets by id.
     public let credentials: WebhookCredentialCache
     private let googleVerifier = GoogleChannelVerifier()
@@ -74,7 +76,11 @@ public final class WebhookIntake: Sendable {
     public static let graphVerifierKey = "graph_client_state"
 
     /// Creates the intake over `store`.
-    public init(store: any GatewayStore, sealer: any SecretSealer, metrics: GatewayMetrics, clock: any GatewayClock, logger: Logger) {
+    public init(
+        store: any GatewayStore, sealer: any SecretSealer, metrics: GatewayMetrics, clock: any GatewayClock, logger: Logger,
+        failures: VerificationFailureGate = VerificationFailureGate()
+    ) {
+        self.failures = failures
         self.store = store
         self.sealer = sealer
         self.metrics = metrics
@@ -281,16 +287,28 @@ public final class WebhookIntake: Sendable {
         }
     }
 
-    /// Verifies, stores and answers one webhook request.
+    /// Verifies, stores and answers one webhook request from `source` (the peer address).
+    ///
+    /// The same rules as the router: an address over its failed-verification budget is answered 429 unverified; a
+    /// refusal (not a 5xx, which is the gateway's fault) spends budget and is counted and logged with fixed labels.
     public func receive(
-        _ route: WebhookRoute, fields: HTTPFields, query: String?, body: ByteBuffer, then done: @escaping @Sendable (WebhookReply) -> Void
+        _ route: WebhookRoute, fields: HTTPFields, query: String?, body: ByteBuffer, source: String,
+        then done: @escaping @Sendable (WebhookReply) -> Void
     ) {
+        if let retryAfter = failures.retryAfter(address: source, now: clock.now()) {
+            metrics.verificationRejected(verifier: route.verifierKey, reason: "rate_limited")
+            return done(.error(.tooManyFailures(retryAfter: retryAfter)))
+        }
         let verified: @Sendable (Verification) -> Void = { [self] verification in
             switch verification {
             case .verified(let evidence):
                 accept(evidence, then: done)
             case .rejected(let error, let reason):
                 metrics.verificationRejected(verifier: route.verifierKey, reason: reason)
+                logger.debug("verification rejected", metadata: [
+                    "verifier": "\(route.verifierKey)", "reason": "\(reason)", "source.address": "\(source)",
+                ])
+                if error.status.code < 500 { failures.recordFailure(address: source, now: clock.now()) }
                 done(.error(error))
             }
         }

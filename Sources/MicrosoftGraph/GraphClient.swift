@@ -322,7 +322,8 @@ public struct GraphClient: Sendable {
         case 404: return GraphAPIError(kind: .notFound, message: message)
         case 429: return GraphAPIError(kind: .rateLimited(retryAfter: retryAfter), message: message)
         case 400 where (error?["message"] as? String)?.contains("validation request") == true:
-            return GraphAPIError(kind: .validationFailed, message: message + ": " + (error?["message"] as? String ?? ""))
+            // Graph's own wording is not repeated: provider error text stays out of logs and answers.
+            return GraphAPIError(kind: .validationFailed, message: message + ": Graph's validation request to the notification URL failed")
         case 503 where retryAfter != nil: return GraphAPIError(kind: .rateLimited(retryAfter: retryAfter), message: message)
         case 500...599: return GraphAPIError(kind: .server, message: message)
         default: return GraphAPIError(kind: .other(status: response.status), message: message)

@@ -2,38 +2,54 @@ import COpenSSL
 import Foundation
 import GatewayCore
 
-/// `SecretSealer` on OpenSSL's AES-256-GCM: `0x01 | nonce(12) | ciphertext | tag(16)`, the context as AAD.
+/// `SecretSealer` on OpenSSL's AES-256-GCM, with the context as AAD.
+///
+/// Sealed format: `0x02 | key id(4) | nonce(12) | ciphertext | tag(16)`, where the key id is the first four bytes of
+/// SHA-256 of the key. Values written before key ids existed (`0x01 | nonce | ciphertext | tag`) still open.
+///
+/// A sealer holds one current key (used to seal) and any number of previous keys (only used to open), so a key
+/// rotation that was interrupted half-way, or a gateway started during one, still opens every stored value.
 public struct AESGCMSecretSealer: SecretSealer {
-    private let key: [UInt8]
+    private struct Key: Sendable {
+        let bytes: [UInt8]
+        let id: [UInt8]
+    }
+
+    private let current: Key
+    private let previous: [Key]
 
     /// Uses a 32-byte key.
     public init(key: [UInt8]) throws {
-        guard key.count == 32 else { throw SecretSealingError("the secret key must be 32 bytes, got \(key.count)") }
-        self.key = key
+        try self.init(current: key, previous: [])
+    }
+
+    /// Seals with `current`; opens with `current` or any of `previous` (32 bytes each).
+    public init(current: [UInt8], previous: [[UInt8]]) throws {
+        for key in [current] + previous where key.count != 32 {
+            throw SecretSealingError("the secret key must be 32 bytes, got \(key.count)")
+        }
+        self.current = Key(bytes: current, id: try Self.keyID(current))
+        self.previous = try previous.filter { $0 != current }.map { Key(bytes: $0, id: try Self.keyID($0)) }
+    }
+
+    /// The current key's id as 8 hex characters (safe to log: it identifies the key, it does not reveal it).
+    public var keyID: String { current.id.map { String(format: "%02x", $0) }.joined() }
+
+    /// The first four bytes of SHA-256 of `key`.
+    static func keyID(_ key: [UInt8]) throws -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard EVP_Digest(key, key.count, &digest, &length, EVP_sha256(), nil) == 1, length >= 4 else {
+            throw SecretSealingError("SHA-256 failed")
+        }
+        return Array(digest.prefix(4))
     }
 
     /// Reads `<dataDirectory>/secret.key` (64 hex characters), creating it (mode 0600) on first start.
     public static func loadOrCreateKeyFile(dataDirectory: String) throws -> (sealer: AESGCMSecretSealer, path: String, created: Bool) {
         let path = (dataDirectory as NSString).appendingPathComponent("secret.key")
-        if FileManager.default.fileExists(atPath: path) {
-            guard let data = FileManager.default.contents(atPath: path),
-                  let key = hexBytes(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
-                  key.count == 32
-            else {
-                throw SecretSealingError("\(path): is not 64 hex characters; restore it from backup (secrets sealed with it cannot be opened without it)")
-            }
-            return (try AESGCMSecretSealer(key: key), path, false)
-        }
-        var key = [UInt8](repeating: 0, count: 32)
-        guard RAND_bytes(&key, 32) == 1 else { throw SecretSealingError("the system random generator failed") }
-        let text = key.map { String(format: "%02x", $0) }.joined() + "\n"
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw SecretSealingError("\(path): cannot be created (\(String(cString: strerror(errno))))") }
-        let written = text.utf8CString.withUnsafeBufferPointer { Glibc.write(fd, $0.baseAddress, $0.count - 1) }
-        fsync(fd)
-        close(fd)
-        guard written == text.utf8.count else { throw SecretSealingError("\(path): could not be written completely") }
-        return (try AESGCMSecretSealer(key: key), path, true)
+        let loaded = try SecretKeyStore.load(keyFile: path, createIfMissing: true, environment: [:])
+        return (loaded.sealer, path, loaded.created)
     }
 
     /// Seals with a fresh random nonce.
@@ -46,7 +62,7 @@ public struct AESGCMSecretSealer: SecretSealer {
         var length: Int32 = 0
         var total = 0
         let aad = Array(context.utf8)
-        guard EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1,
+        guard EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nil, current.bytes, nonce) == 1,
               aad.isEmpty || EVP_EncryptUpdate(ctx, nil, &length, aad, Int32(aad.count)) == 1
         else { throw SecretSealingError("encryption setup failed") }
         if !plaintext.isEmpty {
@@ -58,15 +74,36 @@ public struct AESGCMSecretSealer: SecretSealer {
         total += Int(length)
         var tag = [UInt8](repeating: 0, count: 16)
         guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, &tag) == 1 else { throw SecretSealingError("tag failed") }
-        return [1] + nonce + out.prefix(total) + tag
+        return [2] + current.id + nonce + out.prefix(total) + tag
     }
 
-    /// Opens and authenticates.
+    /// Opens and authenticates, with the key the value names (or, for the old format, whichever key opens it).
     public func open(_ sealed: [UInt8], context: String) throws -> [UInt8] {
-        guard sealed.count >= 1 + 12 + 16, sealed[0] == 1 else { throw SecretSealingError("sealed value is malformed") }
-        let nonce = Array(sealed[1..<13])
-        let ciphertext = Array(sealed[13..<(sealed.count - 16)])
-        var tag = Array(sealed[(sealed.count - 16)...])
+        switch sealed.first {
+        case 2?:
+            guard sealed.count >= 1 + 4 + 12 + 16 else { throw SecretSealingError("sealed value is malformed") }
+            let id = Array(sealed[1..<5])
+            guard let key = ([current] + previous).first(where: { $0.id == id }) else {
+                throw SecretSealingError("sealed value does not open: it was sealed with a key this gateway does not have (key id \(id.map { String(format: "%02x", $0) }.joined()))")
+            }
+            return try Self.open(Array(sealed[5...]), key: key.bytes, context: context)
+        case 1?:
+            guard sealed.count >= 1 + 12 + 16 else { throw SecretSealingError("sealed value is malformed") }
+            var lastError: any Error = SecretSealingError("sealed value does not open")
+            for key in [current] + previous {
+                do { return try Self.open(Array(sealed[1...]), key: key.bytes, context: context) } catch { lastError = error }
+            }
+            throw lastError
+        default:
+            throw SecretSealingError("sealed value is malformed")
+        }
+    }
+
+    /// `nonce(12) | ciphertext | tag(16)` under `key`.
+    private static func open(_ body: [UInt8], key: [UInt8], context: String) throws -> [UInt8] {
+        let nonce = Array(body[0..<12])
+        let ciphertext = Array(body[12..<(body.count - 16)])
+        var tag = Array(body[(body.count - 16)...])
         guard let ctx = EVP_CIPHER_CTX_new() else { throw SecretSealingError("cipher context allocation failed") }
         defer { EVP_CIPHER_CTX_free(ctx) }
         var out = [UInt8](repeating: 0, count: ciphertext.count + 16)

@@ -262,6 +262,9 @@ public final class GoogleSimulator: Sendable {
     /// Channels opened so far.
     public var channels: [WatchedChannel] { state.withLock { Array($0.channels.values) } }
 
+    /// Every access token the token endpoint has issued (for tests that check none is stored or logged).
+    public var issuedAccessTokens: [String] { state.withLock { Array($0.accessTokens) } }
+
     // MARK: HTTP
 
     /// The simulator's router: `/token`, `/calendar/v3/...` and `/control/...`.

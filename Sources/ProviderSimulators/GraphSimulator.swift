@@ -300,6 +300,9 @@ public final class GraphSimulator: Sendable {
         _ = state.withLock { $0.subscriptions.removeValue(forKey: id) }
     }
 
+    /// Every access token the token endpoint has issued (for tests that check none is stored or logged).
+    public var issuedAccessTokens: [String] { state.withLock { Array($0.accessTokens.keys) } }
+
     /// Highest number of API requests served at once, and how many were refused for the mailbox limit.
     public var concurrency: (max: Int, rejected: Int) { state.withLock { ($0.maxInFlight, $0.concurrencyRejections) } }
 

@@ -9,7 +9,7 @@ struct Calgate: AsyncParsableCommand {
         commandName: "calgate",
         abstract: "Webhook-driven calendar-sync gateway for LeadCenter.",
         version: version,
-        subcommands: [Serve.self, Demo.self, Simulate.self, SimulateMonth.self, OpenAPI.self, Routes.self, Certs.self],
+        subcommands: [Serve.self, Demo.self, Simulate.self, SimulateMonth.self, OpenAPI.self, Routes.self, Certs.self, Secrets.self],
         defaultSubcommand: nil
     )
 }

@@ -126,16 +126,7 @@ struct GatewayRunner {
         let tlsContext = try makeTLSContext(config, logger: logger)
         let adminToken = try resolveToken(config.adminToken, file: "admin-token", what: "admin", config, logger: logger)
         let apiToken = try resolveToken(config.apiToken, file: "api-token", what: "API", config, logger: logger)
-        let sealer: AESGCMSecretSealer
-        do {
-            let key = try AESGCMSecretSealer.loadOrCreateKeyFile(dataDirectory: config.dataDirectory)
-            sealer = key.sealer
-            if key.created {
-                logger.notice("generated the secret key that seals stored credentials; back it up with the database", metadata: ["secret_key.file": "\(key.path)"])
-            }
-        } catch {
-            throw CLIError("\(error)")
-        }
+        let sealer = try loadSealer(config, logger: logger)
 
         let store: SQLiteStore
         do {
@@ -189,7 +180,7 @@ struct GatewayRunner {
             configuration: config, apiToken: apiToken, adminToken: adminToken, google: google, microsoft: microsoft,
             redtail: redtail, scheduler: scheduler, ready: ready
         )
-        let application: Application<RouterResponder<BasicRequestContext>>
+        let application: Application<RouterResponder<GatewayRequestContext>>
         do {
             application = try GatewayServer.makeApplication(deps) { channel in
                 ready.fire()
@@ -270,6 +261,28 @@ struct GatewayRunner {
             throw CLIError("TLS: \(error)")
         } catch {
             throw CLIError("TLS: \(error)")
+        }
+    }
+
+    /// The key ring sealing stored secrets: `CALGATE_SECRET_KEY`, or the key file (generated on first start when it
+    /// is the default `<data_dir>/secret.key`).
+    func loadSealer(_ config: GatewayConfiguration, logger: Logger) throws -> AESGCMSecretSealer {
+        do {
+            let key = try SecretKeyStore.load(
+                keyFile: config.effectiveSecretKeyFile, createIfMissing: config.secretKeyFile == nil,
+                environment: ProcessInfo.processInfo.environment
+            )
+            if key.created {
+                logger.notice("generated the secret key that seals stored credentials; back it up apart from the database", metadata: ["secret_key.file": "\(key.source)"])
+            } else {
+                logger.info("secret key loaded", metadata: ["secret_key.source": "\(key.source)", "secret_key.id": "\(key.sealer.keyID)"])
+            }
+            for warning in key.warnings {
+                logger.warning("secret key needs attention", metadata: ["secret_key.warning": "\(warning)"])
+            }
+            return key.sealer
+        } catch {
+            throw CLIError("\(error)")
         }
     }
 

@@ -69,11 +69,18 @@ struct WebhookAckPathTests {
 
     @Test func bodiesOverTheRouteLimitAre413AndClose() async throws {
         let gateway = try await harness()
-        // Declared too large: refused before the body is read.
+        // Declared too large by a client waiting for 100 Continue: refused before the body is sent.
         let declared = try RawTLSClient(port: gateway.port, caFile: gateway.certificates.caCertificate)
-        declared.send("POST /webhooks/microsoft HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 300000\r\n\r\n{")
+        declared.send("POST /webhooks/microsoft HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + "Expect: 100-continue\r\nContent-Length: 300000\r\n\r\n")
         #expect(await declared.waitForClose())
         #expect(Self.statuses(declared.text) == [413])
+        // Declared too large and sent anyway: read and dropped, then refused, so the client is not reset mid-send.
+        let sent = try RawTLSClient(port: gateway.port, caFile: gateway.certificates.caCertificate)
+        sent.send("POST /webhooks/microsoft HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + "Content-Length: 300000\r\n\r\n" + String(repeating: "x", count: 300_000))
+        #expect(await sent.waitForClose())
+        #expect(Self.statuses(sent.text) == [413])
         // Chunked, growing past the Google route's 1 KiB limit.
         let chunked = try RawTLSClient(port: gateway.port, caFile: gateway.certificates.caCertificate)
         let chunk = String(repeating: "x", count: 800)

@@ -15,6 +15,7 @@ extension GatewayConfiguration {
         ("CALGATE_LOG_LEVEL", "log.level"),
         ("CALGATE_LOG_FORMAT", "log.format"),
         ("CALGATE_MAX_CONNECTIONS", "limits.max_connections"),
+        ("CALGATE_SECRET_KEY_FILE", "secret_key_file"),
     ]
 
     static let logLevels: Set<String> = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -40,6 +41,7 @@ extension GatewayConfiguration {
         try top.requireOnlyKeys([
             "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "api_token", "public_url", "google", "microsoft", "redtail",
             "log", "limits", "health", "shutdown_grace_s", "maintenance", "max_connections_per_user",
+            "admin_token_expires_at", "api_token_expires_at", "secret_key_file",
         ])
         if let listen = try top.string("listen") {
             do {
@@ -55,6 +57,9 @@ extension GatewayConfiguration {
         if let value = try top.integer("shutdown_grace_s", in: 0...3600) { config.shutdownGraceSeconds = Int(value) }
         if let value = try top.integer("max_connections_per_user", in: 1...1000) { config.maxConnectionsPerUser = Int(value) }
         if let value = try top.string("api_token") { config.apiToken = try validToken(value, path: "api_token") }
+        if let value = try top.string("admin_token_expires_at") { config.adminTokenExpiresAt = try validInstant(value, path: "admin_token_expires_at") }
+        if let value = try top.string("api_token_expires_at") { config.apiTokenExpiresAt = try validInstant(value, path: "api_token_expires_at") }
+        if let value = try top.string("secret_key_file") { config.secretKeyFile = try nonEmpty(value, top.qualified("secret_key_file")) }
         if let value = try top.string("public_url") { config.publicURL = try validURL(value, path: "public_url", https: true) }
         if let google = try top.object("google") {
             try google.requireOnlyKeys(["token_url", "api_base_url"])
@@ -97,7 +102,7 @@ extension GatewayConfiguration {
         if let limits = try top.object("limits") {
             try limits.requireOnlyKeys([
                 "max_header_bytes", "max_header_count", "idle_timeout_s", "header_timeout_s", "body_timeout_s",
-                "max_connections", "event_loop_threads",
+                "max_connections", "event_loop_threads", "verification_failure_burst", "verification_failure_refill_s",
             ])
             if let v = try limits.integer("max_header_bytes", in: 1024...1_048_576) { config.limits.maxHeaderBytes = Int(v) }
             if let v = try limits.integer("max_header_count", in: 8...10_000) { config.limits.maxHeaderCount = Int(v) }
@@ -106,6 +111,8 @@ extension GatewayConfiguration {
             if let v = try limits.integer("body_timeout_s", in: 1...3_600) { config.limits.bodyTimeoutSeconds = Int(v) }
             if let v = try limits.integer("max_connections", in: 1...1_000_000) { config.limits.maxConnections = Int(v) }
             if let v = try limits.integer("event_loop_threads", in: 1...256) { config.limits.eventLoopThreads = Int(v) }
+            if let v = try limits.integer("verification_failure_burst", in: 1...1_000_000) { config.limits.verificationFailureBurst = Int(v) }
+            if let v = try limits.integer("verification_failure_refill_s", in: 1...86_400) { config.limits.verificationFailureRefillSeconds = Int(v) }
         }
         if let health = try top.object("health") {
             try health.requireOnlyKeys(["certificate_warning_days", "inbox_backlog_degraded", "inbox_backlog_failing"])
@@ -166,6 +173,7 @@ extension GatewayConfiguration {
             }
             config.limits.maxConnections = n
         }
+        if let v = try value("CALGATE_SECRET_KEY_FILE") { config.secretKeyFile = v }
         do { try config.checkConsistency(pathPrefix: "") } catch {
             throw ConfigurationError(setting: error.path, message: error.message)
         }
@@ -210,6 +218,14 @@ extension GatewayConfiguration {
             throw StrictJSONError(path: path, message: "must be printable ASCII without spaces")
         }
         return text
+    }
+
+    /// An RFC 3339 instant with an explicit offset (`2027-01-31T00:00:00Z`).
+    static func validInstant(_ text: String, path: String) throws(StrictJSONError) -> Date {
+        guard let date = RFC3339.parse(text) else {
+            throw StrictJSONError(path: path, message: "\"\(text)\" is not an RFC 3339 instant such as 2027-01-31T00:00:00Z")
+        }
+        return date
     }
 
     /// An absolute http(s) URL without a trailing slash; `https` demands TLS (providers push only to HTTPS).

@@ -19,6 +19,13 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var adminToken: String?
     /// LeadCenter API bearer token; `nil` means read or generate `<dataDirectory>/api-token`.
     public var apiToken: String?
+    /// After this instant the admin token is refused (401) until a new one is configured; `nil`: it does not expire.
+    public var adminTokenExpiresAt: Date?
+    /// After this instant the API token is refused (401) until a new one is configured; `nil`: it does not expire.
+    public var apiTokenExpiresAt: Date?
+    /// File holding the 64-hex-character key that seals stored secrets; `nil` means `<dataDirectory>/secret.key`
+    /// (generated on first start). `CALGATE_SECRET_KEY` (64 hex) overrides both.
+    public var secretKeyFile: String?
     /// The public HTTPS base URL providers push to; `nil` means `https://<listen>`.
     public var publicURL: String?
     /// Google endpoints (production unless pointed at the simulator).
@@ -56,6 +63,11 @@ public struct GatewayConfiguration: Sendable, Hashable {
 
     /// Creates the default configuration.
     public init() {}
+
+    /// The secret key file in force.
+    public var effectiveSecretKeyFile: String {
+        secretKeyFile ?? (dataDirectory as NSString).appendingPathComponent("secret.key")
+    }
 
     /// The SQLite path in force.
     public var effectiveDatabasePath: String {
@@ -139,6 +151,11 @@ public struct GatewayConfiguration: Sendable, Hashable {
         public var maxConnections: Int = 4096
         /// Event-loop threads serving connections; `nil` means one per CPU core.
         public var eventLoopThreads: Int?
+        /// Failed verifications (forged webhooks, wrong tokens) one source address may have in a row before it is
+        /// answered 429 without being verified.
+        public var verificationFailureBurst: Int = 30
+        /// Seconds for one failed verification to be forgiven.
+        public var verificationFailureRefillSeconds: Int = 2
         /// Creates defaults.
         public init() {}
     }
