@@ -63,6 +63,11 @@ public struct AdminController: Sendable {
         return ConstantTime.equals(header.dropFirst(prefix.count).utf8, adminToken.utf8)
     }
 
+    /// True when `token` is the admin token (the console's login form); compared in constant time.
+    func matchesAdminToken(_ token: String) -> Bool {
+        !token.isEmpty && ConstantTime.equals(token.utf8, adminToken.utf8)
+    }
+
     /// Runs every check and reports; only the admin sees anything but `status`.
     func health(caller: VerifiedCaller) async throws -> Response {
         let report = await currentReport()
