@@ -200,7 +200,7 @@ public struct ConsoleController: Sendable {
                 return loginPage(error: "That login code is unknown, used or expired (codes last \(Int(sessions.codeLifetime)) s and work once).", status: .unauthorized)
             }
             logger.notice("console: logged in with a one-time code")
-            return startSession()
+            return startSession(then: Self.consolePath(call.request.uri.queryParameters.get("next").map { String($0) }) ?? "/admin")
         }
         if Self.session(call) != nil { return Self.redirect("/admin") }
         return loginPage(error: nil, status: .ok)
@@ -223,9 +223,9 @@ public struct ConsoleController: Sendable {
         return startSession()
     }
 
-    func startSession() -> Response {
+    func startSession(then location: String = "/admin") -> Response {
         let session = sessions.create()
-        var response = Self.redirect("/admin")
+        var response = Self.redirect(location)
         response.headers.append(HTTPField(name: .setCookie, value: Self.cookie(Self.sessionCookie, session.id, maxAge: Int(sessions.sessionLifetime))))
         response.headers.append(HTTPField(name: .setCookie, value: Self.expiredCookie(Self.loginCookie)))
         return response
@@ -359,6 +359,15 @@ public struct ConsoleController: Sendable {
         "\(name)=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=Strict"
     }
 
+    /// `next` after a code login: only a console page path (`/admin` or below it, plain characters), so the code link
+    /// cannot send the browser anywhere else.
+    static func consolePath(_ path: String?) -> String? {
+        guard let path, path == "/admin" || path.hasPrefix("/admin/"), !path.contains("//"), !path.contains(".."),
+              path.utf8.allSatisfy({ ConsolePathBytes.isPathByte($0) })
+        else { return nil }
+        return path
+    }
+
     /// Connection ids are path-safe, but nothing reaches a Location header unencoded.
     static func pathSegment(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#"))) ?? ""
@@ -398,5 +407,13 @@ public struct ConsoleController: Sendable {
 
     static func json(_ value: JSONValue) -> Response {
         Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: value.serialized())))
+    }
+}
+
+enum ConsolePathBytes {
+    /// Letters, digits, `-`, `_`, `.` and `/`.
+    static func isPathByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+            || byte == 0x2D || byte == 0x5F || byte == 0x2E || byte == 0x2F
     }
 }

@@ -44,7 +44,8 @@ enum ConsolePages {
     static func syncSummary(_ record: GatewayActivity.SyncRecord?, now: Date) -> String {
         guard let record else { return "none since start" }
         let kind = record.fullSync ? "full sync" : "delta sync"
-        return record.succeeded ? "\(kind) ok, \(record.changes) changes, \(ago(record.finishedAt, now: now))" : "failed \(ago(record.finishedAt, now: now))"
+        let changes = record.changes == 1 ? "1 change" : "\(record.changes) changes"
+        return record.succeeded ? "\(kind) ok, \(changes), \(ago(record.finishedAt, now: now))" : "failed \(ago(record.finishedAt, now: now))"
     }
 
     // MARK: Overview
@@ -109,7 +110,7 @@ enum ConsolePages {
     static func timeline(_ subscriptions: [ConsoleOverview.Subscription], now: Date, limit: Int = 200) -> [String: Any]? {
         guard !subscriptions.isEmpty else { return nil }
         let shown = Array(subscriptions.prefix(limit))
-        let width = 1000.0, labelWidth = 330.0, rightMargin = 110.0, rowHeight = 26.0, top = 28.0
+        let width = 1000.0, labelWidth = 330.0, rightMargin = 140.0, rowHeight = 26.0, top = 28.0
         let plotLeft = labelWidth, plotWidth = width - labelWidth - rightMargin
         let latest = shown.map { $0.expiresAt.timeIntervalSince(now) }.max() ?? 0
         // The scale ends on a whole day (at least one) past the latest expiry.
