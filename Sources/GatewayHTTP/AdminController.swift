@@ -66,6 +66,11 @@ public struct AdminController: Sendable {
         adminToken.check(authorization: request.headers[.authorization], now: clock.now()) == .accepted
     }
 
+    /// True when `token` is the admin token and has not expired (the console's login form); constant time.
+    func matchesAdminToken(_ token: String) -> Bool {
+        adminToken.check(authorization: "Bearer " + token, now: clock.now()) == .accepted
+    }
+
     /// Runs every check and reports; only the admin sees anything but `status`.
     func health(caller: VerifiedCaller) async throws -> Response {
         let report = await currentReport()

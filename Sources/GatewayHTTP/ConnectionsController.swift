@@ -15,12 +15,16 @@ public struct ConnectionsController: Sendable {
     let maxConnectionsPerUser: Int
     let clock: any GatewayClock
     let logger: Logger
+    /// Full-sync progress shown as `progress` (empty when nil).
+    let progress: SyncProgressBoard?
 
     /// Creates the controller; a provider without a connector answers 503 when asked to connect.
     public init(
         apiToken: String, store: any GatewayStore, connectors: [any ConnectionManaging], maxConnectionsPerUser: Int = 10,
-        clock: any GatewayClock = SystemGatewayClock(), logger: Logger, apiTokenExpiresAt: Date? = nil
+        clock: any GatewayClock = SystemGatewayClock(), progress: SyncProgressBoard? = nil, logger: Logger,
+        apiTokenExpiresAt: Date? = nil
     ) {
+        self.progress = progress
         self.apiToken = BearerCredential(token: apiToken, expiresAt: apiTokenExpiresAt)
         self.store = store
         self.connectors = Dictionary(connectors.map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
@@ -316,7 +320,7 @@ public struct ConnectionsController: Sendable {
 
     func representation(_ connection: Connection) async throws -> JSONValue {
         let calendars = try await store.calendars(connectionID: connection.id).map(Self.representation)
-        return .object([
+        var object: [String: JSONValue] = [
             "id": .string(connection.id), "user_id": .string(connection.userID), "provider": .string(connection.provider.rawValue),
             "state": .string(connection.state.rawValue), "state_reason": connection.stateReason.map(JSONValue.string) ?? .null,
             "created_at": .string(ISO8601DateFormatter().string(from: connection.createdAt)), "calendars": .array(calendars),
@@ -324,6 +328,21 @@ public struct ConnectionsController: Sendable {
             "failing_since": connection.failingSince.map { .string(ISO8601DateFormatter().string(from: $0)) } ?? .null,
             "account_type": connection.accountType.map(JSONValue.string) ?? .null,
             "account_id": .string(connection.accountID), "visibility": .string(connection.visibility.rawValue),
+        ]
+        let records = progress?.progress(connectionID: connection.id) ?? []
+        object["progress"] = .array(records.map(Self.representation))
+        return .object(object)
+    }
+
+    /// A full sync's progress; the calendar id is the part of the key after the connection id.
+    static func representation(_ progress: SyncProgress) -> JSONValue {
+        let formatter = ISO8601DateFormatter()
+        return .object([
+            "calendar_id": .string(ConnectionCalendar.parts(of: progress.calendarKey)?.calendarID ?? progress.calendarKey),
+            "phase": .string(progress.phase.rawValue), "pages_fetched": .integer(Int64(progress.pagesFetched)),
+            "appointments_fetched": .integer(Int64(progress.appointmentsFetched)),
+            "appointments_applied": .integer(Int64(progress.appointmentsApplied)),
+            "started_at": .string(formatter.string(from: progress.startedAt)), "updated_at": .string(formatter.string(from: progress.updatedAt)),
         ])
     }
 

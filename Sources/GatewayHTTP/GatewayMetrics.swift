@@ -1,4 +1,5 @@
 import CoreMetrics
+import GatewayCore
 import HTTPTypes
 import Metrics
 import Prometheus
@@ -23,9 +24,13 @@ public final class GatewayMetrics: Sendable {
     private let lastHandshakeCounts = Mutex<(completed: Int, failed: Int)>((0, 0))
     private let certificateReloads: CoreMetrics.Counter
     private let certificateReloadFailures: CoreMetrics.Counter
+    /// The last minutes of notifications and syncs, for the operator console (fed by the counters here and by the
+    /// sync scheduler).
+    public let activity: GatewayActivity
 
     /// Creates the metric set over a fresh registry.
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), activity: GatewayActivity = GatewayActivity()) {
+        self.activity = activity
         self.registry = registry
         self.factory = PrometheusMetricsFactory(registry: registry)
         self.requestCounters = Mutex([:])
@@ -52,11 +57,17 @@ public final class GatewayMetrics: Sendable {
     /// Counts a request a verifier refused.
     public func verificationRejected(verifier: String, reason: String) {
         counter(rejectionCounters, "calgate_verification_rejected_total", [("verifier", verifier), ("reason", reason)]).increment()
+        switch verifier {
+        case "google_channel": activity.notificationRejected(provider: .google, reason: reason)
+        case "graph_client_state": activity.notificationRejected(provider: .microsoft, reason: reason)
+        default: break
+        }
     }
 
     /// Counts a verified, stored notification by provider and kind (kinds are a small fixed set per provider).
     public func notificationAccepted(provider: String, kind: String) {
         counter(acceptedCounters, "calgate_notifications_accepted_total", [("provider", provider), ("kind", kind)]).increment()
+        if let known = Provider(rawValue: provider) { activity.notificationAccepted(provider: known) }
     }
 
     /// The counter for these dimension values, created on first use (values come from fixed small sets).

@@ -33,14 +33,22 @@ public struct GatewayServerDependencies: Sendable {
     public var logger: Logger
     /// Failed verifications per source address, shared by every path that verifies (router and webhook fast path).
     public var verificationFailures: VerificationFailureGate
+    /// What the operator console's buttons and figures need from the sync and renewal services (nil: the console
+    /// shows no running syncs or missed-by-push counts, and its actions answer 503).
+    public var console: (any ConsoleOperations)?
+    /// Full-sync progress, shown in the console and as `progress` in the connection API (nil: always empty).
+    public var progress: SyncProgressBoard?
 
     /// Bundles the dependencies.
     public init(
         configuration: GatewayConfiguration, adminToken: String, apiToken: String, connectors: [any ConnectionManaging],
         store: any GatewayStore, sealer: any SecretSealer,
         tlsContext: TLSServerContext,
-        metrics: GatewayMetrics, clock: any GatewayClock = SystemGatewayClock(), version: String, logger: Logger
+        metrics: GatewayMetrics, clock: any GatewayClock = SystemGatewayClock(), version: String, logger: Logger,
+        console: (any ConsoleOperations)? = nil, progress: SyncProgressBoard? = nil
     ) {
+        self.console = console
+        self.progress = progress
         self.configuration = configuration
         self.adminToken = adminToken
         self.apiToken = apiToken
@@ -76,15 +84,22 @@ public enum GatewayServer {
 
     static func makeRegistry(_ deps: GatewayServerDependencies, intake: WebhookIntake) -> RouteRegistry {
         var registry = RouteRegistry()
-        AdminController(
+        let admin = AdminController(
             adminToken: deps.adminToken, store: deps.store, tlsContext: deps.tlsContext, metrics: deps.metrics,
             thresholds: deps.configuration.health, clock: deps.clock, version: deps.version,
             adminTokenExpiresAt: deps.configuration.adminTokenExpiresAt
+        )
+        admin.register(into: &registry)
+        ConsoleController(
+            admin: admin, store: deps.store, connectors: deps.connectors, operations: deps.console, activity: deps.metrics.activity,
+            progress: deps.progress, sessions: ConsoleSessions(clock: deps.clock),
+            renewal: RenewalPolicy(minimumLead: TimeInterval(deps.configuration.maintenance.renewalMinimumLeadSeconds)),
+            clock: deps.clock, version: deps.version, logger: deps.logger
         ).register(into: &registry)
         WebhookController(intake: intake).register(into: &registry)
         ConnectionsController(
             apiToken: deps.apiToken, store: deps.store, connectors: deps.connectors,
-            maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, logger: deps.logger,
+            maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, progress: deps.progress, logger: deps.logger,
             apiTokenExpiresAt: deps.configuration.apiTokenExpiresAt
         )
             .register(into: &registry)
@@ -125,8 +140,8 @@ public enum GatewayServer {
                 "api.accounts.redtail.delete": ConnectionsController.spec(["DELETE"]),
                 "api.push_target.set": ConnectionsController.spec(["PUT"], body: 4096),
                 "api.appointments.list": ConnectionsController.spec(["GET"]),
-            ],
-            verifiers: ["none", "admin_token", "admin_token_optional", "google_channel", "graph_client_state", "api_token"]
+            ].merging(ConsoleController.specs) { first, _ in first },
+            verifiers: ["none", "admin_token", "admin_token_optional", "admin_session", "google_channel", "graph_client_state", "api_token"]
         )
     }
 

@@ -76,7 +76,14 @@ public enum OpenAPIDocument {
             "calendars": array(ref("Calendar")), "next_retry_at": nullable(string(format: "date-time")),
             "failing_since": nullable(string(format: "date-time")), "account_type": nullable(string()), "account_id": string(),
             "visibility": string(values: ["only_me", "everyone"]),
-        ], required: ["id", "user_id", "provider", "state", "state_reason", "created_at", "calendars", "next_retry_at", "failing_since", "account_type", "account_id", "visibility"])
+            "progress": array(ref("SyncProgress")),
+        ], required: ["id", "user_id", "provider", "state", "state_reason", "created_at", "calendars", "next_retry_at", "failing_since", "account_type", "account_id", "visibility", "progress"])
+        let progress = object([
+            "calendar_id": string(), "phase": string(values: ["fetching", "applying", "done", "failed"]),
+            "pages_fetched": integer, "appointments_fetched": integer,
+            "appointments_applied": integer, "started_at": string(format: "date-time"), "updated_at": string(format: "date-time"),
+        ], required: ["calendar_id", "phase", "pages_fetched", "appointments_fetched", "appointments_applied", "started_at", "updated_at"],
+        description: "The latest full sync of one calendar since the gateway started: pages and appointment changes fetched as it goes; changes are applied in one commit with the new cursor, so appointments_applied stays 0 until phase is done")
         let reference = object(["id": nullable(string()), "source": nullable(string()), "connection_id": nullable(string()), "calendar_id": nullable(string())],
                                required: ["id", "source", "connection_id", "calendar_id"])
         let appointment = object([
@@ -108,7 +115,7 @@ public enum OpenAPIDocument {
         ], required: ["user_id", "provider"], description: "Google and Microsoft: client_id, client_secret, refresh_token. Redtail: account_id (its main integration must exist).")
         let error = object(["error": object(["code": string(), "message": string()], required: ["code", "message"])], required: ["error"])
         let schemas: [String: J] = [
-            "Calendar": calendar, "Connection": connection, "Appointment": appointment, "AppointmentReference": reference,
+            "Calendar": calendar, "Connection": connection, "SyncProgress": progress, "Appointment": appointment, "AppointmentReference": reference,
             "AppointmentInput": appointmentInput, "AppointmentPatch": appointmentPatch, "Connect": connect, "Error": error,
             "Availability": object([
                 "user": string(), "from": string(format: "date-time"), "to": string(format: "date-time"),

@@ -16,12 +16,15 @@ public struct GoogleCalendarSyncer: Sendable {
     let client: GoogleCalendarClient
     let store: any AppointmentStore
     let pageSize: Int
+    /// Where full syncs report how far they have come.
+    let progress: SyncProgressBoard?
 
     /// Creates a syncer.
-    public init(client: GoogleCalendarClient, store: any AppointmentStore, pageSize: Int = 250) {
+    public init(client: GoogleCalendarClient, store: any AppointmentStore, pageSize: Int = 250, progress: SyncProgressBoard? = nil) {
         self.client = client
         self.store = store
         self.pageSize = pageSize
+        self.progress = progress
     }
 
     /// Syncs `calendarID` into `calendarKey`: incremental from the stored token, or full when there is none or
@@ -36,6 +39,20 @@ public struct GoogleCalendarSyncer: Sendable {
     }
 
     private func run(calendarKey: String, calendarID: String, accessToken: String, syncToken: String?) async throws -> Outcome {
+        // Only full syncs are long enough to be worth watching.
+        let progress = syncToken == nil ? self.progress : nil
+        progress?.started(calendarKey: calendarKey)
+        do {
+            return try await fetchAndApply(calendarKey: calendarKey, calendarID: calendarID, accessToken: accessToken, syncToken: syncToken, progress: progress)
+        } catch {
+            progress?.failed(calendarKey: calendarKey)
+            throw error
+        }
+    }
+
+    private func fetchAndApply(
+        calendarKey: String, calendarID: String, accessToken: String, syncToken: String?, progress: SyncProgressBoard?
+    ) async throws -> Outcome {
         var changes: [AppointmentChange] = []
         var pageToken: String?
         var pages = 0
@@ -48,8 +65,11 @@ public struct GoogleCalendarSyncer: Sendable {
             for event in page.items {
                 changes.append(try GoogleEventMapper.change(for: event, calendarKey: calendarKey))
             }
+            progress?.pageFetched(calendarKey: calendarKey, changes: page.items.count)
             if let next = page.nextSyncToken {
+                progress?.applying(calendarKey: calendarKey, changes: changes.count)
                 _ = try await store.applySync(calendarKey: calendarKey, changes: changes, cursor: next, replaceAll: syncToken == nil)
+                progress?.finished(calendarKey: calendarKey, applied: changes.count)
                 return Outcome(pages: pages, changes: changes.count, fullSync: syncToken == nil)
             }
             pageToken = page.nextPageToken

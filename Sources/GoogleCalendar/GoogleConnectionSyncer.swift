@@ -22,12 +22,16 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
     /// Per calendar: when maintenance may try again after a failure, and how many failures in a row.
     /// Backoff state of the renewal job's passes.
     private let maintenance: MaintenancePass
+    /// Where full syncs report how far they have come (the console and the connection API read it).
+    public let progress: SyncProgressBoard
 
     /// Creates the syncer.
     public init(
         client: GoogleCalendarClient, store: any GatewayStore, sealer: any SecretSealer, clock: any GatewayClock, webhookAddress: String,
-        pageSize: Int = 250, renewal: RenewalPolicy = RenewalPolicy(), maintenanceBackoff: BackoffPolicy = BackoffPolicy(base: 60, cap: 3600)
+        pageSize: Int = 250, renewal: RenewalPolicy = RenewalPolicy(), maintenanceBackoff: BackoffPolicy = BackoffPolicy(base: 60, cap: 3600),
+        progress: SyncProgressBoard? = nil
     ) {
+        self.progress = progress ?? SyncProgressBoard(clock: clock)
         self.client = client
         self.store = store
         self.sealer = sealer
@@ -43,7 +47,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
     public func withEmptyTokenCache() -> GoogleConnectionSyncer {
         GoogleConnectionSyncer(
             client: client, store: store, sealer: sealer, clock: clock, webhookAddress: webhookAddress, pageSize: pageSize,
-            renewal: renewal, maintenanceBackoff: maintenanceBackoff
+            renewal: renewal, maintenanceBackoff: maintenanceBackoff, progress: progress
         )
     }
 
@@ -290,7 +294,20 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
         }
     }
 
-    func maintain(_ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport) async throws {
+    /// Replaces the channel of each of the connection's selected calendars now, due or not (the operator's "renew
+    /// now"); calendars without a live channel get one and a delta sync.
+    public func renewNow(connectionID: String) async throws -> MaintenanceReport {
+        let now = clock.now()
+        var report = MaintenanceReport()
+        for calendar in try await existingCalendars(connectionID) where calendar.selected {
+            try await maintain(calendar, connectionID: connectionID, now: now, report: &report, force: true)
+        }
+        return report
+    }
+
+    func maintain(
+        _ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport, force: Bool = false
+    ) async throws {
         let key = calendar.calendarKey
         var live = try await store.liveGoogleChannels(calendarKey: key)
         let expired = live.filter { $0.expiresAt <= now }
@@ -303,7 +320,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
             report.created += 1
             report.resync.append(key)
             opened = true
-        } else if let newest = live.first, renewal.isDue(id: newest.id, createdAt: newest.createdAt, expiresAt: newest.expiresAt, now: now) {
+        } else if let newest = live.first, force || renewal.isDue(id: newest.id, createdAt: newest.createdAt, expiresAt: newest.expiresAt, now: now) {
             try await withAccessToken(connectionID) { token in try await self.openChannel(calendar: calendar, accessToken: token) }
             report.renewed += 1
             opened = true
@@ -334,7 +351,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
             return .nothing
         }
         let (connectionID, calendarID) = (calendar.connectionID, calendar.calendarID)
-        let syncer = GoogleCalendarSyncer(client: client, store: store, pageSize: pageSize)
+        let syncer = GoogleCalendarSyncer(client: client, store: store, pageSize: pageSize, progress: progress)
         do {
             do {
                 let token = try await accessToken(connectionID: connectionID)

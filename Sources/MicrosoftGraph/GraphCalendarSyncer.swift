@@ -24,13 +24,16 @@ public struct GraphCalendarSyncer: Sendable {
     let store: any AppointmentStore
     let pageSize: Int
     let window: ClosedRange<Date>
+    /// Where full rounds report how far they have come.
+    let progress: SyncProgressBoard?
 
     /// Creates a syncer; `window` bounds the first round (Graph encodes it into the links that follow).
-    public init(client: GraphClient, store: any AppointmentStore, pageSize: Int = 100, window: ClosedRange<Date>) {
+    public init(client: GraphClient, store: any AppointmentStore, pageSize: Int = 100, window: ClosedRange<Date>, progress: SyncProgressBoard? = nil) {
         self.client = client
         self.store = store
         self.pageSize = pageSize
         self.window = window
+        self.progress = progress
     }
 
     /// Syncs `calendarID` into `calendarKey`, incrementally from the stored delta link when there is one.
@@ -44,6 +47,20 @@ public struct GraphCalendarSyncer: Sendable {
     }
 
     private func round(calendarKey: String, calendarID: String, _ auth: GraphAuthorization, deltaLink: String?) async throws -> Outcome {
+        // Only full rounds are long enough to be worth watching.
+        let progress = deltaLink == nil ? self.progress : nil
+        progress?.started(calendarKey: calendarKey)
+        do {
+            return try await fetchAndApply(calendarKey: calendarKey, calendarID: calendarID, auth, deltaLink: deltaLink, progress: progress)
+        } catch {
+            progress?.failed(calendarKey: calendarKey)
+            throw error
+        }
+    }
+
+    private func fetchAndApply(
+        calendarKey: String, calendarID: String, _ auth: GraphAuthorization, deltaLink: String?, progress: SyncProgressBoard?
+    ) async throws -> Outcome {
         var url = deltaLink ?? client.initialEventsDeltaURL(calendarID: calendarID, window: window)
         var changes: [AppointmentChange] = []
         var upserted: Set<String> = []
@@ -65,6 +82,7 @@ public struct GraphCalendarSyncer: Sendable {
                 for change in mapped { if case .upsert(let appointment) = change { upserted.insert(appointment.externalID) } }
                 changes += mapped
             }
+            progress?.pageFetched(calendarKey: calendarKey, changes: page.items.count)
             if let next = page.nextLink {
                 url = next
                 continue
@@ -72,7 +90,9 @@ public struct GraphCalendarSyncer: Sendable {
             guard let newDeltaLink = page.deltaLink else { throw GraphAPIError(kind: .badResponse, message: "delta page without links") }
             let fetched = try await fetchMasters(stubMasters, known: upserted, calendarKey: calendarKey, calendarID: calendarID, full: deltaLink == nil, auth)
             changes += fetched
+            progress?.applying(calendarKey: calendarKey, changes: changes.count)
             _ = try await store.applySync(calendarKey: calendarKey, changes: changes, cursor: newDeltaLink, replaceAll: deltaLink == nil)
+            progress?.finished(calendarKey: calendarKey, applied: changes.count)
             return Outcome(pages: pages, changes: changes.count, fullSync: deltaLink == nil, mastersFetched: fetched.count)
         }
     }

@@ -37,13 +37,16 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     private let recoveries = Mutex<[String: Set<Recovery>]>([:])
     /// Backoff state of the renewal job's passes.
     private let maintenance: MaintenancePass
+    /// Where full rounds report how far they have come (the console and the connection API read it).
+    public let progress: SyncProgressBoard
 
     /// Creates the syncer. `publicURL` is the gateway's HTTPS base that Graph reaches.
     public init(
         client: GraphClient, store: any GatewayStore, sealer: any SecretSealer, clock: any GatewayClock, publicURL: String,
         pageSize: Int = 100, subscriptionLifetime: TimeInterval = 10_000 * 60, renewal: RenewalPolicy = RenewalPolicy(),
-        maintenanceBackoff: BackoffPolicy = BackoffPolicy(base: 60, cap: 3600)
+        maintenanceBackoff: BackoffPolicy = BackoffPolicy(base: 60, cap: 3600), progress: SyncProgressBoard? = nil
     ) {
+        self.progress = progress ?? SyncProgressBoard(clock: clock)
         self.renewal = renewal
         self.maintenanceBackoff = maintenanceBackoff
         self.maintenance = MaintenancePass(backoff: maintenanceBackoff)
@@ -61,7 +64,8 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     public func restarted() -> GraphConnectionSyncer {
         GraphConnectionSyncer(
             client: client, store: store, sealer: sealer, clock: clock, publicURL: String(notificationURL.dropLast("/webhooks/microsoft".count)),
-            pageSize: pageSize, subscriptionLifetime: subscriptionLifetime, renewal: renewal, maintenanceBackoff: maintenanceBackoff
+            pageSize: pageSize, subscriptionLifetime: subscriptionLifetime, renewal: renewal, maintenanceBackoff: maintenanceBackoff,
+            progress: progress
         )
     }
 
@@ -201,7 +205,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     /// Subscribes the calendar, then runs a full delta round (changes during the round arrive as notifications).
     func activate(_ calendar: ConnectionCalendar, _ auth: GraphAuthorization) async throws {
         try await subscribe(calendar, auth)
-        _ = try await GraphCalendarSyncer(client: client, store: store, pageSize: pageSize, window: syncWindow())
+        _ = try await GraphCalendarSyncer(client: client, store: store, pageSize: pageSize, window: syncWindow(), progress: progress)
             .sync(calendarKey: calendar.calendarKey, calendarID: calendar.calendarID, auth)
     }
 
@@ -299,7 +303,20 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
         }
     }
 
-    func maintain(_ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport) async throws {
+    /// Renews every live subscription of the connection's selected calendars now, due or not (the operator's
+    /// "renew now"); calendars without one get one and a delta sync.
+    public func renewNow(connectionID: String) async throws -> MaintenanceReport {
+        let now = clock.now()
+        var report = MaintenanceReport()
+        for calendar in try await existingCalendars(connectionID) where calendar.selected {
+            try await maintain(calendar, connectionID: connectionID, now: now, report: &report, force: true)
+        }
+        return report
+    }
+
+    func maintain(
+        _ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport, force: Bool = false
+    ) async throws {
         let key = calendar.calendarKey
         var live = try await store.liveGraphSubscriptions(calendarKey: key)
         let expired = live.filter { $0.expiresAt <= now }
@@ -313,7 +330,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
             return
         }
         let newest = live[0]
-        if renewal.isDue(id: newest.id, createdAt: newest.createdAt, expiresAt: newest.expiresAt, now: now) {
+        if force || renewal.isDue(id: newest.id, createdAt: newest.createdAt, expiresAt: newest.expiresAt, now: now) {
             let lifetime = subscriptionLifetime
             let replaced = try await withAuthorization(connectionID) { auth -> Bool in
                 do {
@@ -372,7 +389,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
         }
         return try await withAuthorization(calendar.connectionID) { auth in
             try await self.recover(calendar, auth)
-            let outcome = try await GraphCalendarSyncer(client: self.client, store: self.store, pageSize: self.pageSize, window: self.syncWindow())
+            let outcome = try await GraphCalendarSyncer(client: self.client, store: self.store, pageSize: self.pageSize, window: self.syncWindow(), progress: self.progress)
                 .sync(calendarKey: calendarKey, calendarID: calendar.calendarID, auth)
             return SyncOutcome(changes: outcome.changes, fullSync: outcome.fullSync)
         }

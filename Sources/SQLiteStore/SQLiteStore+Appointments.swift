@@ -83,6 +83,27 @@ extension SQLiteStore: AppointmentStore {
         }
     }
 
+    /// When the cursor was last saved.
+    public func syncCursorUpdatedAt(calendarKey: String) async throws -> Date? {
+        try await run { database in
+            let statement = try database.prepare("SELECT updated_at_ms FROM sync_cursors WHERE calendar_key = ?")
+            statement.bind(1, calendarKey)
+            guard try statement.step() else { return nil }
+            let milliseconds = statement.int64(0)
+            try statement.run()
+            return Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+        }
+    }
+
+    /// Deletes the cursor only; the next sync is full and replaces the appointments when it commits.
+    public func dropSyncCursor(calendarKey: String) async throws {
+        try await run { database in
+            let statement = try database.prepare("DELETE FROM sync_cursors WHERE calendar_key = ?")
+            statement.bind(1, calendarKey)
+            try statement.run()
+        }
+    }
+
     /// The calendar's appointments.
     public func appointments(calendarKey: String) async throws -> [Appointment] {
         try await run { database in

@@ -40,6 +40,22 @@ public final class RenewalService: Service, Sendable {
     /// Sums of every pass so far, per provider.
     public var totalsByProvider: [Provider: MaintenanceReport] { totals.withLock { $0 } }
 
+    /// Renews one connection's channels or subscriptions now (the operator's "renew now"), due or not; calendars
+    /// that had none get a delta sync. Throws when the provider has no maintainer or the renewal failed.
+    @discardableResult
+    public func renewNow(connectionID: String, provider: Provider) async throws -> MaintenanceReport {
+        guard let maintainer = maintainers.first(where: { $0.provider == provider }) else {
+            throw SyncFailure(kind: .failed, message: "\(provider.rawValue) has no push channels or subscriptions to renew")
+        }
+        let report = try await maintainer.renewNow(connectionID: connectionID)
+        for key in report.resync { scheduler?.requestSync(calendarKey: key, provider: provider) }
+        if report.renewed > 0 {
+            Counter(label: "calgate_subscription_renewals_total", dimensions: [("provider", provider.rawValue)]).increment(by: report.renewed)
+        }
+        await health?.record(connectionID: connectionID, .succeeded)
+        return report
+    }
+
     /// Runs a pass now, then every `interval`, until graceful shutdown.
     public func run() async throws {
         var next = clock.now()

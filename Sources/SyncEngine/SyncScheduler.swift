@@ -55,12 +55,14 @@ public final class SyncScheduler: Service, Sendable {
     private let logger: Logger
     private let state: Mutex<State>
     private let random = Mutex(SystemRandomNumberGenerator())
+    private let activity: GatewayActivity?
 
-    /// Creates the scheduler.
+    /// Creates the scheduler; `activity` (the console's) learns of every routed notification and finished sync.
     public init(
         store: any InboxStore, providers: [any ProviderSyncing], health: (any ConnectionHealthRecording)? = nil,
-        clock: any GatewayClock = SystemGatewayClock(), configuration: Configuration = .init(), logger: Logger
+        clock: any GatewayClock = SystemGatewayClock(), configuration: Configuration = .init(), activity: GatewayActivity? = nil, logger: Logger
     ) {
+        self.activity = activity
         self.store = store
         self.health = health
         self.providers = Dictionary(providers.map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
@@ -125,7 +127,12 @@ public final class SyncScheduler: Service, Sendable {
         for row in fresh {
             guard let provider = providers[row.entry.provider] else { continue }
             do {
-                if let key = try await provider.calendarKey(for: row) { keyed.append((key, row.id, provider.provider)) } else { orphans.append(row.id) }
+                if let key = try await provider.calendarKey(for: row) {
+                    keyed.append((key, row.id, provider.provider))
+                    activity?.notificationRouted(calendarKey: key, kind: row.entry.kind, receivedAt: row.entry.receivedAt)
+                } else {
+                    orphans.append(row.id)
+                }
             } catch {
                 logger.warning("cannot map a notification to a calendar", metadata: ["provider": "\(row.entry.provider.rawValue)", "error": "\(error)"])
             }
@@ -220,6 +227,12 @@ public final class SyncScheduler: Service, Sendable {
                 state.missedByPush[providerName, default: 0] += missed
             }
             return (succeeded ? rows : [], next, missed)
+        }
+        if let activity, let providerName {
+            activity.syncFinished(calendarKey: key, provider: providerName, GatewayActivity.SyncRecord(
+                finishedAt: now, succeeded: succeeded && !credentialsRefused, changes: outcome?.changes ?? 0, fullSync: outcome?.fullSync ?? false,
+                message: failureReason
+            ))
         }
         if missed > 0, let providerName {
             Counter(label: "calgate_changes_missed_by_push_total", dimensions: [("provider", providerName.rawValue)]).increment(by: missed)

@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// The calgate command line: `serve`, `routes check`, `certs dev`.
+/// The calgate command line: `serve`, `demo`, `status`, `routes check`, `certs dev`, ….
 @main
 struct Calgate: AsyncParsableCommand {
     static let version = "0.1.0"
@@ -9,7 +9,7 @@ struct Calgate: AsyncParsableCommand {
         commandName: "calgate",
         abstract: "Webhook-driven calendar-sync gateway for LeadCenter.",
         version: version,
-        subcommands: [Serve.self, Demo.self, Simulate.self, SimulateMonth.self, OpenAPI.self, Routes.self, Certs.self, Secrets.self],
+        subcommands: [Serve.self, Demo.self, Status.self, Simulate.self, SimulateMonth.self, OpenAPI.self, Routes.self, Certs.self, Secrets.self],
         defaultSubcommand: nil
     )
 }

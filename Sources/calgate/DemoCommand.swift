@@ -170,6 +170,8 @@ struct DemoDriver: Service {
         calgate demo is running. The demo user's Google calendar and Outlook calendar (both simulated) change every
         \(interval) s; each change is pushed to \(base)/webhooks/google or /webhooks/microsoft, stored, and synced.
 
+          console:       \(base)/admin   (open it in a browser; log in with the admin token \(runtime.adminToken))
+          status:        calgate status --listen \(runtime.configuration.listen) --data-dir \(runtime.configuration.dataDirectory) [--json]
           health:        curl --cacert \(ca) -H "Authorization: Bearer \(runtime.adminToken)" \(base)/admin/health
           connection:    curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/\(connection.id)
           Outlook:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/\(microsoft.id)/calendars

@@ -136,17 +136,19 @@ struct GatewayRunner {
         }
         let metrics = GatewayMetrics()
         MetricsSystem.bootstrap(metrics.factory)
+        // One board for every provider's full-sync progress (console and connection API).
+        let progress = SyncProgressBoard()
         let http: CurlHTTPClient
         do { http = try CurlHTTPClient() } catch { throw CLIError("outbound HTTP: \(error)") }
         let renewal = RenewalPolicy(minimumLead: TimeInterval(config.maintenance.renewalMinimumLeadSeconds))
         let google = GoogleConnectionSyncer(
             client: GoogleCalendarClient(http: http, endpoints: GoogleEndpoints(tokenURL: config.google.tokenURL, apiBaseURL: config.google.apiBaseURL)),
             store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: config.effectivePublicURL + "/webhooks/google",
-            renewal: renewal
+            renewal: renewal, progress: progress
         )
         let microsoft = GraphConnectionSyncer(
             client: GraphClient(http: http, endpoints: GraphEndpoints(tokenURL: config.microsoft.tokenURL, apiBaseURL: config.microsoft.apiBaseURL)),
-            store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: config.effectivePublicURL, renewal: renewal
+            store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: config.effectivePublicURL, renewal: renewal, progress: progress
         )
         let redtail = RedtailConnector(
             client: RedtailClient(http: http, endpoints: RedtailEndpoints(
@@ -155,7 +157,7 @@ struct GatewayRunner {
             store: store, sealer: sealer, clock: SystemGatewayClock()
         )
         let health = StoreConnectionHealthRecorder(store: store)
-        let scheduler = SyncScheduler(store: store, providers: [google, microsoft, redtail], health: health, logger: logger)
+        let scheduler = SyncScheduler(store: store, providers: [google, microsoft, redtail], health: health, activity: metrics.activity, logger: logger)
         let pushWorker = PushWorker(store: store, pushers: [google, microsoft], logger: logger)
         let redtailPoller = ReconciliationSweep(
             store: store, scheduler: scheduler, providers: [.redtail], interval: TimeInterval(config.redtail.pollIntervalSeconds),
@@ -173,7 +175,8 @@ struct GatewayRunner {
         let deps = GatewayServerDependencies(
             configuration: config, adminToken: adminToken, apiToken: apiToken, connectors: [google, microsoft, redtail], store: store, sealer: sealer,
             tlsContext: tlsContext, metrics: metrics,
-            version: Calgate.version, logger: logger
+            version: Calgate.version, logger: logger,
+            console: SchedulerConsoleOperations(store: store, scheduler: scheduler, renewal: renewalService), progress: progress
         )
         let ready = ReadySignal()
         let runtime = GatewayRuntime(

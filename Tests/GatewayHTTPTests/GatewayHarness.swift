@@ -45,6 +45,7 @@ final class GatewayHarness: Sendable {
     init(
         configure: (inout GatewayConfiguration) -> Void = { _ in },
         syncWindow: TimeInterval = 0.05,
+        console: (any ConsoleOperations)? = nil,
         google makeGoogle: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GoogleConnectionSyncer)? = nil,
         microsoft makeMicrosoft: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GraphConnectionSyncer)? = nil,
         redtail makeRedtail: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> RedtailConnector)? = nil
@@ -75,11 +76,13 @@ final class GatewayHarness: Sendable {
         let providers: [any ProviderSyncing] = [madeGoogle as (any ProviderSyncing)?, madeMicrosoft, madeRedtail].compactMap { $0 }
         let health = StoreConnectionHealthRecorder(store: store)
         self.health = health
-        scheduler = providers.isEmpty ? nil : SyncScheduler(store: store, providers: providers, health: health, configuration: schedule, logger: logger)
+        scheduler = providers.isEmpty ? nil : SyncScheduler(
+            store: store, providers: providers, health: health, configuration: schedule, activity: metrics.activity, logger: logger
+        )
         let deps = GatewayServerDependencies(
             configuration: config, adminToken: adminToken, apiToken: apiToken,
             connectors: [madeGoogle as (any ConnectionManaging)?, madeMicrosoft, madeRedtail].compactMap { $0 }, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
-            version: "test", logger: logger
+            version: "test", logger: logger, console: console, progress: madeGoogle?.progress ?? madeMicrosoft?.progress
         )
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let application = try GatewayServer.makeApplication(deps) { channel in

@@ -232,3 +232,27 @@ struct SQLiteGoogleChannelTests {
         await store.close()
     }
 }
+
+@Suite("SQLite store: cursors for the console")
+struct SQLiteCursorConsoleTests {
+    @Test func cursorAgeAndDroppingTheCursorKeepTheAppointments() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try SQLiteStore(path: dir + "/db.sqlite")
+        let key = "gc_1/primary"
+        #expect(try await store.syncCursorUpdatedAt(calendarKey: key) == nil)
+        let before = Date().addingTimeInterval(-1)
+        let appointment = Appointment(
+            source: .google, calendarKey: key, externalID: "e1", title: "Call",
+            time: .timed(start: Date(timeIntervalSince1970: 1_800_000_000), end: Date(timeIntervalSince1970: 1_800_003_600), timeZone: "UTC")
+        )
+        _ = try await store.applySync(calendarKey: key, changes: [.upsert(appointment)], cursor: "token-1", replaceAll: true)
+        let saved = try #require(try await store.syncCursorUpdatedAt(calendarKey: key))
+        #expect(saved >= before && saved <= Date().addingTimeInterval(1))
+        try await store.dropSyncCursor(calendarKey: key)
+        #expect(try await store.syncCursor(calendarKey: key) == nil, "the next sync is a full one")
+        #expect(try await store.syncCursorUpdatedAt(calendarKey: key) == nil)
+        #expect(try await store.appointments(calendarKey: key).map(\.externalID) == ["e1"], "appointments stay until the full sync replaces them")
+        await store.close()
+    }
+}

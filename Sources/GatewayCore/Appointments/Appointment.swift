@@ -95,6 +95,11 @@ public protocol AppointmentStore: Sendable {
     func syncCursor(calendarKey: String) async throws -> String?
     /// The calendar's appointments, cancelled instances included, ordered by external id.
     func appointments(calendarKey: String) async throws -> [Appointment]
+    /// When the calendar's cursor last moved (the console's "cursor age"); nil without a cursor.
+    func syncCursorUpdatedAt(calendarKey: String) async throws -> Date?
+    /// Forgets the calendar's cursor but keeps its appointments, so the next sync is a full one that replaces them
+    /// in its commit (the operator's "full re-sync").
+    func dropSyncCursor(calendarKey: String) async throws
 }
 
 /// An appointment created in LeadCenter (fully editable; pushed out to the "Add to calendar" target, if any).

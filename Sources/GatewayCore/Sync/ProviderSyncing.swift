@@ -61,6 +61,9 @@ public protocol SubscriptionMaintaining: Sendable {
     var provider: Provider { get }
     /// One maintenance pass over every syncing connection's selected calendars.
     func maintainSubscriptions(now: Date) async -> MaintenanceReport
+    /// Renews the push channels or subscriptions of one connection's selected calendars now, whether due or not;
+    /// throws `SyncFailure` or the provider's error when it cannot.
+    func renewNow(connectionID: String) async throws -> MaintenanceReport
 }
 
 /// What one maintenance pass did.

@@ -1,0 +1,30 @@
+import GatewayCore
+import GatewayHTTP
+import SyncEngine
+
+/// The console's buttons and figures, carried out by the sync scheduler and the renewal service.
+struct SchedulerConsoleOperations: ConsoleOperations {
+    let store: any GatewayStore
+    let scheduler: SyncScheduler
+    let renewal: RenewalService
+
+    func resync(_ connection: Connection, full: Bool) async throws -> Int {
+        var count = 0
+        for calendar in try await store.calendars(connectionID: connection.id) where calendar.selected {
+            // The appointments stay until the full sync commits its replacement (cursor and data move together).
+            if full { try await store.dropSyncCursor(calendarKey: calendar.calendarKey) }
+            scheduler.requestSync(calendarKey: calendar.calendarKey, provider: connection.provider)
+            count += 1
+        }
+        return count
+    }
+
+    func renew(_ connection: Connection) async throws -> (renewed: Int, created: Int) {
+        let report = try await renewal.renewNow(connectionID: connection.id, provider: connection.provider)
+        return (report.renewed, report.created)
+    }
+
+    func missedByPush() -> [Provider: Int] { scheduler.missedByPush }
+
+    func runningSyncs() -> Int { scheduler.runningCount }
+}
