@@ -10,12 +10,20 @@ public protocol InboxStore: Sendable {
     /// `append(_:)` for callers on an event loop, which must not wait: `completion` runs once, on the store's own
     /// thread, after the commit (or with the error); it must hand off quickly and never block.
     func append(_ entries: [InboxEntry], completion: @escaping @Sendable (Result<[InboxAppendResult], any Error>) -> Void)
-    /// Unprocessed entries in commit order, oldest first, at most `limit`.
-    func pending(limit: Int) async throws -> [StoredInboxEntry]
+    /// Unprocessed entries with an id above `after`, in commit order, oldest first, at most `limit`. Ids grow with
+    /// commit order, so a reader that remembers the last id it saw reads each row once.
+    func pending(after: Int64, limit: Int) async throws -> [StoredInboxEntry]
     /// Marks entries processed so `pending` no longer returns them.
     func markProcessed(_ ids: [Int64]) async throws
     /// Number of unprocessed entries and the receive time of the oldest.
     func backlog() async throws -> InboxBacklog
+}
+
+extension InboxStore {
+    /// Every unprocessed entry, oldest first, at most `limit`.
+    public func pending(limit: Int) async throws -> [StoredInboxEntry] {
+        try await pending(after: 0, limit: limit)
+    }
 }
 
 /// Size and age of the unprocessed inbox.

@@ -222,14 +222,16 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Unprocessed entries, oldest first.
-    public func pending(limit: Int) async throws -> [StoredInboxEntry] {
+    /// Unprocessed entries with an id above `after`, oldest first (ids are AUTOINCREMENT and assigned by the one
+    /// writer thread, so they grow in commit order).
+    public func pending(after: Int64, limit: Int) async throws -> [StoredInboxEntry] {
         try await run { database in
             let statement = try database.prepare("""
                 SELECT id, provider, channel_id, dedupe_key, kind, received_at_ms, headers, body, attempts
-                FROM inbox WHERE processed_at_ms IS NULL ORDER BY id LIMIT ?
+                FROM inbox WHERE processed_at_ms IS NULL AND id > ? ORDER BY id LIMIT ?
                 """)
-            statement.bind(1, Int64(max(0, limit)))
+            statement.bind(1, after)
+            statement.bind(2, Int64(max(0, limit)))
             var rows: [StoredInboxEntry] = []
             while try statement.step() {
                 let provider = Provider(rawValue: statement.string(1) ?? "") ?? .google

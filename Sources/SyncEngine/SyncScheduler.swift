@@ -34,7 +34,9 @@ public final class SyncScheduler: Service, Sendable {
         var waiting: [String: [Int64]] = [:]
         /// Rows a running sync covers.
         var covering: [String: [Int64]] = [:]
-        var seen: Set<Int64> = []
+        /// Highest inbox id read so far: each row is read once (unprocessed rows from before a restart are re-read,
+        /// because a new scheduler starts at 0).
+        var inboxWatermark: Int64 = 0
         /// Which provider syncs each calendar.
         var providerOf: [String: Provider] = [:]
         var running: Int = 0
@@ -111,17 +113,23 @@ public final class SyncScheduler: Service, Sendable {
         }
     }
 
-    /// Reads new inbox rows and feeds them to the coalescer.
+    /// Reads new inbox rows (in pages, until none are left) and feeds them to the coalescer.
     func pullInbox() async {
-        let rows: [StoredInboxEntry]
+        for _ in 0..<50 {
+            guard await pullInboxPage(limit: 1_000) == 1_000 else { return }
+        }
+    }
+
+    /// Reads one page of rows above the watermark; returns how many it read.
+    private func pullInboxPage(limit: Int) async -> Int {
+        let fresh: [StoredInboxEntry]
         do {
-            rows = try await store.pending(limit: 1_000)
+            fresh = try await store.pending(after: state.withLock { $0.inboxWatermark }, limit: limit)
         } catch {
             logger.warning("cannot read the inbox", metadata: ["error": "\(error)"])
-            return
+            return 0
         }
-        let fresh = state.withLock { state in rows.filter { !state.seen.contains($0.id) } }
-        guard !fresh.isEmpty else { return }
+        guard let last = fresh.last else { return 0 }
         var orphans: [Int64] = []
         var keyed: [(String, Int64, Provider)] = []
         for row in fresh {
@@ -139,7 +147,7 @@ public final class SyncScheduler: Service, Sendable {
         }
         let now = clock.now()
         state.withLock { state in
-            for row in fresh { state.seen.insert(row.id) }
+            state.inboxWatermark = max(state.inboxWatermark, last.id)
             for (key, id, provider) in keyed {
                 state.providerOf[key] = provider
                 state.waiting[key, default: []].append(id)
@@ -150,6 +158,7 @@ public final class SyncScheduler: Service, Sendable {
             // About a calendar calgate no longer syncs: nothing to do, ever.
             try? await store.markProcessed(orphans)
         }
+        return fresh.count
     }
 
     /// Calendars whose wake-up is due and may start now (within the concurrency cap).
