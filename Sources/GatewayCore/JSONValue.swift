@@ -30,16 +30,9 @@ public enum JSONValue: Sendable, Hashable, Decodable {
         }
     }
 
-    /// Parses a whole document; the error says where the syntax broke, in words.
+    /// Parses a whole document (`JSONParser`); the error says where the syntax broke, in words.
     public static func parse(_ data: Data) throws(JSONDocumentError) -> JSONValue {
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch let DecodingError.dataCorrupted(context) {
-            let reason = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            throw JSONDocumentError(message: "is not valid JSON" + (reason.map { " (\($0))" } ?? ""))
-        } catch {
-            throw JSONDocumentError(message: "is not valid JSON")
-        }
+        try JSONParser.parse(data)
     }
 
     /// A short name of the value's kind for error messages.

@@ -168,7 +168,8 @@ struct HostileHTTPTests {
     @Test func failedVerificationsAreRateLimitedPerAddressWithoutSlowingHonestPushes() async throws {
         let gateway = try await harness {
             $0.limits.verificationFailureBurst = 3
-            $0.limits.verificationFailureRefillSeconds = 1
+            // Long enough that a slow, loaded machine cannot refill the bucket between the requests below.
+            $0.limits.verificationFailureRefillSeconds = 8
         }
         // Honest pushes never spend the budget.
         for number in 1...20 { #expect(try await push(gateway, number: number).status == 200) }
@@ -176,14 +177,14 @@ struct HostileHTTPTests {
         for number in 21...23 { #expect(try await push(gateway, number: number, token: "forged").status == 403) }
         let limited = try await push(gateway, number: 24, token: "forged")
         #expect(limited.status == 429)
-        #expect(limited.headers.lowercased().contains("retry-after: 1"))
+        #expect(limited.headers.lowercased().range(of: #"retry-after: [1-8]\r?\n"#, options: .regularExpression) != nil)
         // While limited, even a correct push from this address waits (Google retries 429 with backoff).
         #expect(try await push(gateway, number: 25).status == 429)
         // Wrong bearer tokens spend the same budget.
         let api = try await curlRequest("https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate, arguments: ["-H", "Authorization: Bearer wrong"])
         #expect(api.status == 429)
-        // One failure is forgiven per second.
-        try await Task.sleep(for: .milliseconds(1_200))
+        // One failure is forgiven per refill interval.
+        try await Task.sleep(for: .milliseconds(8_300))
         #expect(try await push(gateway, number: 26).status == 200)
         let metrics = try await curlRequest(
             "https://127.0.0.1:\(gateway.port)/admin/metrics", caFile: gateway.certificates.caCertificate,
