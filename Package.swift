@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "calgate", targets: ["calgate"]),
+        .executable(name: "calgate-bench", targets: ["CalgateBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1"),
@@ -117,6 +118,22 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strict
+        ),
+
+        // The sync-side benchmark figures (issue 7): coalescing, appointments applied per second, a 10,000-connection
+        // store for the memory figure. Run by Benchmarks/syncfigures.py; loopback only.
+        .executableTarget(
+            name: "CalgateBench",
+            dependencies: [
+                "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph", "SyncEngine",
+                "ProviderSimulators",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Benchmarks/CalgateBench",
             swiftSettings: strict
         ),
 

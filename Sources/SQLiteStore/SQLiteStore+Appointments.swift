@@ -20,15 +20,16 @@ extension SQLiteStore: AppointmentStore {
                         try Self.upsert(appointment, calendarKey: calendarKey, into: database)
                         result.upserted += 1
                     case .delete(let externalID):
-                        // Deleting a series master takes its exceptions with it.
-                        let statement = try database.prepare(
-                            "DELETE FROM appointments WHERE calendar_key = ? AND (external_id = ? OR series_id = ?)"
-                        )
-                        statement.bind(1, calendarKey)
-                        statement.bind(2, externalID)
-                        statement.bind(3, externalID)
-                        try statement.run()
-                        result.deleted += Int(database.changes)
+                        // Deleting a series master takes its exceptions with it. Two statements, one per index: with
+                        // `external_id = ? OR series_id = ?` SQLite scans the whole calendar (10 ms per deletion at
+                        // 100,000 appointments).
+                        for column in ["external_id", "series_id"] {
+                            let statement = try database.prepare("DELETE FROM appointments WHERE calendar_key = ? AND \(column) = ?")
+                            statement.bind(1, calendarKey)
+                            statement.bind(2, externalID)
+                            try statement.run()
+                            result.deleted += Int(database.changes)
+                        }
                     case .cancelInstance(let source, let externalID, let seriesID, let originalStart):
                         let cancelled = Appointment(
                             source: source, calendarKey: calendarKey, externalID: externalID, title: "",
