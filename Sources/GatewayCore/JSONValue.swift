@@ -50,9 +50,11 @@ public enum JSONValue: Sendable, Hashable, Decodable {
 }
 
 /// A JSON document that could not be parsed.
-public struct JSONDocumentError: Error, Sendable {
+public struct JSONDocumentError: Error, Sendable, CustomStringConvertible {
     /// What was wrong, phrased to follow the file name.
     public let message: String
+    /// The message.
+    public var description: String { message }
 }
 
 /// Reads one JSON object strictly: every key must be known, every value of the expected type.

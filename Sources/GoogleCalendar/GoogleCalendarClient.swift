@@ -76,7 +76,7 @@ public struct GoogleCalendarClient: Sendable {
         guard response.status == 200 else { throw Self.classify(response, what: "events.list") }
         let page: GoogleEventsPage
         do {
-            page = try JSONDecoder().decode(GoogleEventsPage.self, from: Data(response.body))
+            page = try GoogleEventsPage(json: JSONValue.parse(Data(response.body)))
         } catch {
             throw GoogleAPIError(kind: .badResponse, message: "events.list page is not an Events collection (\(error))")
         }

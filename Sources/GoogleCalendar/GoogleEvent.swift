@@ -94,6 +94,131 @@ public struct GoogleEventsPage: Decodable, Sendable {
     }
 }
 
+extension GoogleEventsPage {
+    /// Reads a page from `JSONValue.parse`'s tree: the fields sync uses, each checked for its JSON type (a field of the
+    /// wrong type is an error, as it was with `JSONDecoder`; unknown fields are ignored). Decoding through
+    /// `JSONDecoder` cost ~28 µs per event, most of a full sync.
+    public init(json: JSONValue) throws(GoogleEventDecodingError) {
+        guard case .object(let page) = json else { throw GoogleEventDecodingError("the page is not an object") }
+        let reader = GoogleEventFields(page, path: "page")
+        nextPageToken = try reader.string("nextPageToken")
+        nextSyncToken = try reader.string("nextSyncToken")
+        switch page["items"] {
+        case nil, .null?:
+            items = []
+        case .array(let values)?:
+            items = []
+            items.reserveCapacity(values.count)
+            for (index, value) in values.enumerated() {
+                items.append(try GoogleEvent(json: value, path: "items[\(index)]"))
+            }
+        case .some:
+            throw GoogleEventDecodingError("items must be an array")
+        }
+    }
+}
+
+extension GoogleEvent {
+    /// Reads one event (see `GoogleEventsPage.init(json:)`).
+    init(json: JSONValue, path: String) throws(GoogleEventDecodingError) {
+        guard case .object(let fields) = json else { throw GoogleEventDecodingError("\(path) is not an object") }
+        let reader = GoogleEventFields(fields, path: path)
+        guard let id = try reader.string("id") else { throw GoogleEventDecodingError("\(path).id is missing") }
+        self.init(
+            id: id, status: try reader.string("status"), summary: try reader.string("summary"),
+            start: try reader.dateTime("start"), end: try reader.dateTime("end"), recurrence: try reader.strings("recurrence"),
+            recurringEventId: try reader.string("recurringEventId"), originalStartTime: try reader.dateTime("originalStartTime"),
+            updated: try reader.string("updated")
+        )
+        iCalUID = try reader.string("iCalUID")
+        switch fields["attendees"] {
+        case nil, .null?:
+            attendees = nil
+        case .array(let values)?:
+            var list: [Attendee] = []
+            for (index, value) in values.enumerated() {
+                guard case .object(let attendee) = value else { throw GoogleEventDecodingError("\(path).attendees[\(index)] is not an object") }
+                list.append(Attendee(email: try GoogleEventFields(attendee, path: "\(path).attendees[\(index)]").string("email")))
+            }
+            attendees = list
+        case .some:
+            throw GoogleEventDecodingError("\(path).attendees must be an array")
+        }
+        switch fields["extendedProperties"] {
+        case nil, .null?:
+            extendedProperties = nil
+        case .object(let properties)?:
+            switch properties["private"] {
+            case nil, .null?:
+                extendedProperties = ExtendedProperties(private: nil)
+            case .object(let values)?:
+                var strings: [String: String] = [:]
+                for (key, value) in values {
+                    guard case .string(let text) = value else {
+                        throw GoogleEventDecodingError("\(path).extendedProperties.private.\(key) must be a string")
+                    }
+                    strings[key] = text
+                }
+                extendedProperties = ExtendedProperties(private: strings)
+            case .some:
+                throw GoogleEventDecodingError("\(path).extendedProperties.private must be an object")
+            }
+        case .some:
+            throw GoogleEventDecodingError("\(path).extendedProperties must be an object")
+        }
+    }
+}
+
+/// A Google response that does not have the shape sync needs.
+public struct GoogleEventDecodingError: Error, Sendable, CustomStringConvertible {
+    /// What is wrong, naming the field.
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Typed access to one JSON object's fields, naming the field in errors.
+private struct GoogleEventFields {
+    let fields: [String: JSONValue]
+    let path: String
+
+    init(_ fields: [String: JSONValue], path: String) {
+        self.fields = fields
+        self.path = path
+    }
+
+    func string(_ key: String) throws(GoogleEventDecodingError) -> String? {
+        switch fields[key] {
+        case nil, .null?: return nil
+        case .string(let text)?: return text
+        case .some: throw GoogleEventDecodingError("\(path).\(key) must be a string")
+        }
+    }
+
+    func strings(_ key: String) throws(GoogleEventDecodingError) -> [String]? {
+        switch fields[key] {
+        case nil, .null?: return nil
+        case .array(let values)?:
+            var out: [String] = []
+            for value in values {
+                guard case .string(let text) = value else { throw GoogleEventDecodingError("\(path).\(key) must hold strings") }
+                out.append(text)
+            }
+            return out
+        case .some: throw GoogleEventDecodingError("\(path).\(key) must be an array")
+        }
+    }
+
+    func dateTime(_ key: String) throws(GoogleEventDecodingError) -> GoogleEventDateTime? {
+        switch fields[key] {
+        case nil, .null?: return nil
+        case .object(let inner)?:
+            let reader = GoogleEventFields(inner, path: "\(path).\(key)")
+            return GoogleEventDateTime(date: try reader.string("date"), dateTime: try reader.string("dateTime"), timeZone: try reader.string("timeZone"))
+        case .some: throw GoogleEventDecodingError("\(path).\(key) must be an object")
+        }
+    }
+}
+
 /// Turns Google events into appointment changes (PROVIDERS.md §2.3–2.5).
 public enum GoogleEventMapper {
     /// The change one event carries for `calendarKey`.
