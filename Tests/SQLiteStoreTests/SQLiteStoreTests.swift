@@ -172,6 +172,30 @@ struct SQLiteStoreTests {
         await store.close()
     }
 
+    @Test func theWALIsCheckpointedInTheBackgroundNotByCommits() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/db.sqlite"
+        var configuration = SQLiteStoreConfiguration()
+        configuration.checkpointInterval = 0.1
+        let store = try SQLiteStore(path: path, configuration: configuration)
+        #expect(rawQueryInt(path, "PRAGMA wal_autocheckpoint") == 1000, "another connection keeps the default")
+        let sizeBefore = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        for batch in 0..<20 {
+            _ = try await store.append((0..<100).map { entry("w\(batch)-\($0)", channel: "ch", body: Array(repeating: 0x61, count: 200)) })
+        }
+        // The rows reach the database file while the store is open: the background connection checkpointed them.
+        let deadline = ContinuousClock.now + .seconds(5)
+        var sizeAfter = sizeBefore
+        while sizeAfter <= sizeBefore + 100_000, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            sizeAfter = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        }
+        #expect(sizeAfter > sizeBefore + 100_000, "database file \(sizeBefore) → \(sizeAfter) bytes")
+        await store.close()
+        #expect(rawQueryInt(path, "SELECT COUNT(*) FROM inbox") == 2_000)
+    }
+
     @Test func closeFlushesQueuedAppendsAndLaterCallsFail() async throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
