@@ -49,6 +49,11 @@ public struct GoogleCalendarClient: Sendable {
             headers: [CurlHTTPHeader("Content-Type", "application/x-www-form-urlencoded"), CurlHTTPHeader("Accept", "application/json")],
             body: Array(form.utf8)
         ), what: "token refresh")
+        return try Self.decodeToken(response, now: now)
+    }
+
+    /// The token endpoint's answer: an access token, or the error that says what to do.
+    public static func decodeToken(_ response: CurlHTTPResponse, now: Date) throws(GoogleAPIError) -> GoogleAccessToken {
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
         guard response.status == 200 else {
             if let error = object?["error"] as? String, error == "invalid_grant" {
@@ -74,9 +79,14 @@ public struct GoogleCalendarClient: Sendable {
             url: url, headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
         ), what: "events.list")
         guard response.status == 200 else { throw Self.classify(response, what: "events.list") }
+        return try Self.decodeEventsPage(response.body)
+    }
+
+    /// An `events.list` page body: an Events collection with exactly one of `nextPageToken` and `nextSyncToken`.
+    public static func decodeEventsPage(_ body: [UInt8]) throws(GoogleAPIError) -> GoogleEventsPage {
         let page: GoogleEventsPage
         do {
-            page = try GoogleEventsPage(json: JSONValue.parse(Data(response.body)))
+            page = try GoogleEventsPage(json: JSONValue.parse(Data(body)))
         } catch {
             throw GoogleAPIError(kind: .badResponse, message: "events.list page is not an Events collection (\(error))")
         }
@@ -93,7 +103,12 @@ public struct GoogleCalendarClient: Sendable {
             headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
         ), what: "calendarList.list")
         guard response.status == 200 else { throw Self.classify(response, what: "calendarList.list") }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] else {
+        return try Self.decodeCalendarList(response.body)
+    }
+
+    /// A `calendarList.list` body: each calendar's id, name and whether it is the primary one.
+    public static func decodeCalendarList(_ body: [UInt8]) throws(GoogleAPIError) -> [(id: String, name: String, primary: Bool)] {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
             throw GoogleAPIError(kind: .badResponse, message: "calendarList.list answer is not JSON")
         }
         let items = object["items"] as? [[String: Any]] ?? []
@@ -112,7 +127,12 @@ public struct GoogleCalendarClient: Sendable {
             body: body
         ), what: "events.watch")
         guard response.status == 200 else { throw Self.classify(response, what: "events.watch") }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any],
+        return try Self.decodeWatch(response.body)
+    }
+
+    /// An `events.watch` answer: the resource id and expiry of the new channel.
+    public static func decodeWatch(_ body: [UInt8]) throws(GoogleAPIError) -> (resourceID: String, expiresAt: Date) {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
               let resourceID = object["resourceId"] as? String
         else { throw GoogleAPIError(kind: .badResponse, message: "events.watch answer has no resourceId") }
         // `expiration` is int64 milliseconds, sent as a number or a numeric string.
@@ -206,7 +226,7 @@ public struct GoogleCalendarClient: Sendable {
     }
 
     /// Maps a non-2xx answer to what the caller should do.
-    static func classify(_ response: CurlHTTPResponse, what: String) -> GoogleAPIError {
+    public static func classify(_ response: CurlHTTPResponse, what: String) -> GoogleAPIError {
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
         let errorObject = object?["error"] as? [String: Any]
         let reasons = (errorObject?["errors"] as? [[String: Any]])?.compactMap { $0["reason"] as? String } ?? []

@@ -98,6 +98,11 @@ public struct GraphClient: Sendable {
             headers: [CurlHTTPHeader("Content-Type", "application/x-www-form-urlencoded"), CurlHTTPHeader("Accept", "application/json")],
             body: Array(form.utf8)
         ), what: "token refresh")
+        return try Self.decodeToken(response, now: now)
+    }
+
+    /// The token endpoint's answer: an access token (and a rotated refresh token), or the error that says what to do.
+    public static func decodeToken(_ response: CurlHTTPResponse, now: Date) throws(GraphAPIError) -> GraphAccessToken {
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
         guard response.status == 200 else {
             let code = object?["error"] as? String
@@ -132,16 +137,27 @@ public struct GraphClient: Sendable {
             pages += 1
             guard pages <= 100 else { throw GraphAPIError(kind: .badResponse, message: "calendar list does not end") }
             let object = try await getJSON(next, auth, what: "list calendars")
-            guard let items = object["value"] as? [[String: Any]] else {
-                throw GraphAPIError(kind: .badResponse, message: "calendar list has no value array")
-            }
-            for item in items {
-                guard let id = item["id"] as? String, !id.isEmpty else { throw GraphAPIError(kind: .badResponse, message: "a calendar has no id") }
-                calendars.append(GraphCalendar(id: id, name: item["name"] as? String ?? id, isDefault: item["isDefaultCalendar"] as? Bool ?? false))
-            }
-            url = try (object["@odata.nextLink"] as? String).map { try checkedLink($0, what: "calendar list nextLink") }
+            let page = try Self.decodeCalendarPage(object, apiBaseURL: endpoints.apiBaseURL)
+            calendars += page.calendars
+            url = page.nextLink
         }
         return calendars
+    }
+
+    /// One `GET /me/calendars` page (a parsed JSON object): its calendars and the checked `@odata.nextLink`, if any.
+    public static func decodeCalendarPage(_ object: [String: Any], apiBaseURL: String) throws(GraphAPIError) -> (calendars: [GraphCalendar], nextLink: String?) {
+        guard let items = object["value"] as? [[String: Any]] else {
+            throw GraphAPIError(kind: .badResponse, message: "calendar list has no value array")
+        }
+        var calendars: [GraphCalendar] = []
+        for item in items {
+            guard let id = item["id"] as? String, !id.isEmpty else { throw GraphAPIError(kind: .badResponse, message: "a calendar has no id") }
+            calendars.append(GraphCalendar(id: id, name: item["name"] as? String ?? id, isDefault: item["isDefaultCalendar"] as? Bool ?? false))
+        }
+        let next = try (object["@odata.nextLink"] as? String).map { (link: String) throws(GraphAPIError) -> String in
+            try checkedLink(link, apiBaseURL: apiBaseURL, what: "calendar list nextLink")
+        }
+        return (calendars, next)
     }
 
     /// The first URL of a delta round over one calendar's events.
@@ -159,9 +175,15 @@ public struct GraphClient: Sendable {
             CurlHTTPHeader("Prefer", "odata.maxpagesize=\(pageSize)"), CurlHTTPHeader("Prefer", "outlook.timezone=\"UTC\""),
         ]), auth: auth, what: "events delta")
         guard response.status == 200 else { throw Self.classify(response, what: "events delta") }
+        return try Self.decodeDeltaPage(response.body, apiBaseURL: endpoints.apiBaseURL)
+    }
+
+    /// A delta page body: an event collection with exactly one of `@odata.nextLink` and `@odata.deltaLink`, both
+    /// pointing back at `apiBaseURL`.
+    public static func decodeDeltaPage(_ body: [UInt8], apiBaseURL: String) throws(GraphAPIError) -> GraphDeltaPage {
         let page: GraphDeltaPageBody
         do {
-            page = try JSONDecoder().decode(GraphDeltaPageBody.self, from: Data(response.body))
+            page = try JSONDecoder().decode(GraphDeltaPageBody.self, from: Data(body))
         } catch {
             throw GraphAPIError(kind: .badResponse, message: "delta page is not an event collection (\(error))")
         }
@@ -170,8 +192,12 @@ public struct GraphClient: Sendable {
         }
         return GraphDeltaPage(
             items: page.value,
-            nextLink: try page.nextLink.map { try checkedLink($0, what: "@odata.nextLink") },
-            deltaLink: try page.deltaLink.map { try checkedLink($0, what: "@odata.deltaLink") }
+            nextLink: try page.nextLink.map { (link: String) throws(GraphAPIError) -> String in
+                try checkedLink(link, apiBaseURL: apiBaseURL, what: "@odata.nextLink")
+            },
+            deltaLink: try page.deltaLink.map { (link: String) throws(GraphAPIError) -> String in
+                try checkedLink(link, apiBaseURL: apiBaseURL, what: "@odata.deltaLink")
+            }
         )
     }
 
@@ -184,7 +210,12 @@ public struct GraphClient: Sendable {
         ]), auth: auth, what: "get event")
         if response.status == 404 { return nil }
         guard response.status == 200 else { throw Self.classify(response, what: "get event") }
-        do { return try JSONDecoder().decode(GraphDeltaItem.self, from: Data(response.body)) } catch {
+        return try Self.decodeEvent(response.body)
+    }
+
+    /// A single event body (`GET /me/calendars/{id}/events/{id}`).
+    public static func decodeEvent(_ body: [UInt8]) throws(GraphAPIError) -> GraphDeltaItem {
+        do { return try JSONDecoder().decode(GraphDeltaItem.self, from: Data(body)) } catch {
             throw GraphAPIError(kind: .badResponse, message: "event is not an event (\(error))")
         }
     }
@@ -292,15 +323,21 @@ public struct GraphClient: Sendable {
     /// Links Graph hands out are followed only when they point back at the configured Graph base, so a forged or
     /// corrupted link can never receive the bearer token.
     func checkedLink(_ link: String, what: String) throws -> String {
-        guard link.hasPrefix(endpoints.apiBaseURL + "/"), link.utf8.count <= 16_384,
+        try Self.checkedLink(link, apiBaseURL: endpoints.apiBaseURL, what: what)
+    }
+
+    /// `link` when it points back at `apiBaseURL` and has no control characters; a bad-response error otherwise.
+    public static func checkedLink(_ link: String, apiBaseURL: String, what: String) throws(GraphAPIError) -> String {
+        guard link.hasPrefix(apiBaseURL + "/"), link.utf8.count <= 16_384,
               !link.utf8.contains(where: { $0 < 0x21 || $0 == 0x7F })
         else {
-            throw GraphAPIError(kind: .badResponse, message: "\(what) does not point at \(endpoints.apiBaseURL)")
+            throw GraphAPIError(kind: .badResponse, message: "\(what) does not point at \(apiBaseURL)")
         }
         return link
     }
 
-    static func subscription(_ response: CurlHTTPResponse, what: String) throws -> GraphSubscriptionInfo {
+    /// A subscription create or renew answer: its id and new expiry.
+    public static func subscription(_ response: CurlHTTPResponse, what: String) throws(GraphAPIError) -> GraphSubscriptionInfo {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any],
               let id = object["id"] as? String, !id.isEmpty,
               let expiry = (object["expirationDateTime"] as? String).flatMap(GraphDateTime.parseInstant)
@@ -309,7 +346,7 @@ public struct GraphClient: Sendable {
     }
 
     /// Maps a non-2xx answer to what the caller should do.
-    static func classify(_ response: CurlHTTPResponse, what: String) -> GraphAPIError {
+    public static func classify(_ response: CurlHTTPResponse, what: String) -> GraphAPIError {
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
         let error = object?["error"] as? [String: Any]
         let code = error?["code"] as? String ?? (object?["error"] as? String)

@@ -64,14 +64,19 @@ public enum GraphNotificationDecoder {
                 if case .string(let id)? = data["id"], id.utf8.count <= 512 { notification.resourceID = id }
                 if case .string(let tag)? = data["@odata.etag"], tag.utf8.count <= 256 { notification.etag = tag }
             }
+            // Each kind keeps only its own discriminator: a change item's `lifecycleEvent` (a lifecycle-only field)
+            // would otherwise become the inbox kind, turning a change POST into a recovery action and turning its
+            // deduplication off (found by fuzzing).
             if lifecycle {
                 guard let event = notification.lifecycleEvent, lifecycleEvents.contains(event) else {
                     throw GraphNotificationError("value[\(index)].lifecycleEvent must be one of \(lifecycleEvents.sorted().joined(separator: ", "))")
                 }
+                notification.changeType = nil
             } else {
                 guard let change = notification.changeType, changeTypes.contains(change) else {
                     throw GraphNotificationError("value[\(index)].changeType must be one of created, deleted, updated")
                 }
+                notification.lifecycleEvent = nil
             }
             notifications.append(notification)
         }

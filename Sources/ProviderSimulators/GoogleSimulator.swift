@@ -394,6 +394,19 @@ public final class GoogleSimulator: Sendable {
             }
             return found ? Response(status: .noContent) : Self.googleError(404, reason: "notFound", message: "Channel not found")
         }
+        router.post("/control/calendars") { request, context in
+            let fields = try await Self.jsonObject(request, context: context)
+            guard case .string(let id)? = fields["id"], case .string(let name)? = fields["name"] else {
+                return Self.json(.object(["error": .string("id and name are required")]), status: .badRequest)
+            }
+            self.addCalendar(id: id, name: name)
+            return Response(status: .created)
+        }
+        router.get("/control/calendars/:calendar/events") { _, context in
+            // The truth a synced store must equal (crash test, by hand): live events, id → summary.
+            let live = self.liveEvents(calendar: context.parameters.get("calendar") ?? "")
+            return Self.json(.object(["events": .object(live.mapValues { .string($0) })]))
+        }
         router.post("/control/calendars/:calendar/events") { request, context in
             let fields = try await Self.jsonObject(request, context: context)
             let id = self.upsertEvent(calendar: context.parameters.get("calendar") ?? "", fields)

@@ -570,6 +570,11 @@ public final class GraphSimulator: Sendable {
             self.addCalendar(id: id, name: name)
             return Response(status: .created)
         }
+        router.get("/control/calendars/:calendar/events") { _, context in
+            // The truth a synced store must equal (crash test, by hand): live events, id → subject.
+            let live = self.liveEvents(calendar: Self.parameter(context, "calendar") ?? "")
+            return Self.json(.object(["events": .object(live.mapValues { .string($0) })]))
+        }
         router.post("/control/calendars/:calendar/events") { request, context in
             let calendar = Self.parameter(context, "calendar") ?? ""
             guard self.state.withLock({ $0.calendars[calendar] != nil }) else {

@@ -98,7 +98,12 @@ public struct RedtailClient: Sendable {
             CurlHTTPHeader("Authorization", "Basic \(basic)"), CurlHTTPHeader("Accept", "application/json"),
         ]), what: "authentication")
         guard response.status == 200 else { throw Self.classify(response, what: "authentication") }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] else {
+        return try Self.decodeAuthentication(response.body)
+    }
+
+    /// A `GET /authentication` body: the UserKey and the user's identity (nested or flat).
+    public static func decodeAuthentication(_ body: [UInt8]) throws(RedtailAPIError) -> RedtailSession {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
             throw RedtailAPIError(kind: .badResponse, message: "authentication answer is not a JSON object")
         }
         // Public v1 nests the user under `authenticated_user`; some deployments answer flat.
@@ -133,8 +138,13 @@ public struct RedtailClient: Sendable {
             headers: authorization(apiKey: apiKey, userKey: userKey) + [CurlHTTPHeader("Accept", "application/json")]
         ), what: "activities")
         guard response.status == 200 else { throw Self.classify(response, what: "activities") }
+        return try Self.decodeActivities(response.body)
+    }
+
+    /// A `GET /activities` body: one page of activities and the page count.
+    public static func decodeActivities(_ bytes: [UInt8]) throws(RedtailAPIError) -> RedtailActivitiesPage {
         let body: RedtailActivitiesBody
-        do { body = try JSONDecoder().decode(RedtailActivitiesBody.self, from: Data(response.body)) } catch {
+        do { body = try JSONDecoder().decode(RedtailActivitiesBody.self, from: Data(bytes)) } catch {
             throw RedtailAPIError(kind: .badResponse, message: "activities answer is not an activity listing (\(error))")
         }
         let pages = body.meta?.totalPages ?? 1
@@ -159,7 +169,7 @@ public struct RedtailClient: Sendable {
     }
 
     /// Maps a non-2xx answer to what the caller should do.
-    static func classify(_ response: CurlHTTPResponse, what: String) -> RedtailAPIError {
+    public static func classify(_ response: CurlHTTPResponse, what: String) -> RedtailAPIError {
         let text = String(decoding: response.body.prefix(2048), as: UTF8.self)
         let retryAfter = response.header("Retry-After").flatMap(TimeInterval.init).map { min(max($0, 0), 3600) }
         let message = "\(what) answered \(response.status)"

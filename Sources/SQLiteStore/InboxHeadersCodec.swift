@@ -6,9 +6,9 @@ import Foundation
 /// cost more than the insert itself (a locale-aware key sort and bridging through `NSDictionary`). Encoding runs on
 /// the appending thread, not the store's single database thread. Decoding reads anything `JSONSerialization`
 /// wrote in earlier versions (`\/`, `\uXXXX` with surrogate pairs) and falls back to it for any other shape.
-enum InboxHeadersCodec {
+public enum InboxHeadersCodec {
     /// `{"a":"1","b":"2"}` with keys in byte order; `{}` when empty.
-    static func encode(_ headers: [String: String]) -> String {
+    public static func encode(_ headers: [String: String]) -> String {
         guard !headers.isEmpty else { return "{}" }
         var out: [UInt8] = [UInt8(ascii: "{")]
         out.reserveCapacity(64 * headers.count)
@@ -42,7 +42,7 @@ enum InboxHeadersCodec {
     }
 
     /// The object `encode` (or `JSONSerialization`) wrote; `[:]` for text that is not a flat object of strings.
-    static func decode(_ text: String) -> [String: String] {
+    public static func decode(_ text: String) -> [String: String] {
         if let fast = decodeFlat(Array(text.utf8)) { return fast }
         return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: String] ?? [:]
     }

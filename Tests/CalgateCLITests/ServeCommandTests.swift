@@ -1,6 +1,7 @@
 import CurlHTTP
 import ProviderSimulators
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -269,6 +270,108 @@ struct CertificateReloadProcessTests {
         _ = try await gateway.waitForLine(containing: "certificate reload failed")
         let still = try await curlRequest("https://127.0.0.1:\(port)/admin/health", caFile: dir + "/b/dev-ca.pem")
         #expect(still.status == 200)
+    }
+}
+
+/// Certificate reloads under steady load: no request fails, and new connections see the new certificate.
+@Suite("calgate certificate reload under load")
+struct CertificateReloadUnderLoadTests {
+    /// Counts of a load client's requests.
+    final class Tally: Sendable {
+        private let counts = Mutex<(ok: Int, failed: Int, failures: [String])>((0, 0, []))
+        func record(_ result: Result<Int, any Error>) {
+            counts.withLock { counts in
+                switch result {
+                case .success(200): counts.ok += 1
+                case .success(let status):
+                    counts.failed += 1
+                    counts.failures.append("status \(status)")
+                case .failure(let error):
+                    counts.failed += 1
+                    counts.failures.append("\(error)")
+                }
+            }
+        }
+        var snapshot: (ok: Int, failed: Int, failures: [String]) { counts.withLock { $0 } }
+    }
+
+    @Test func reloadsUnderLoadWithZeroFailedRequests() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
+        #expect(try await CalgateProcess.run(["certs", "dev", "--dir", dir + "/a"]).status == 0)
+        #expect(try await CalgateProcess.run(["certs", "dev", "--dir", dir + "/b"]).status == 0)
+        // The load clients trust both CAs, so a request fails only if the server fails it, not because of the swap.
+        let both = try String(contentsOfFile: dir + "/a/dev-ca.pem", encoding: .utf8) + String(contentsOfFile: dir + "/b/dev-ca.pem", encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: dir + "/both-ca.pem", contents: Data(both.utf8))
+        func install(_ name: String) throws {
+            // Replaced by rename, as a deploy tool or certbot does: the files are never seen half written.
+            for file in ["server.pem", "server.key"] {
+                try? FileManager.default.removeItem(atPath: dir + "/next-" + file)
+                try FileManager.default.copyItem(atPath: "\(dir)/\(name)/\(file)", toPath: dir + "/next-" + file)
+                guard rename(dir + "/next-" + file, dir + "/" + file) == 0 else { throw ProcessFailure("rename \(file) failed") }
+            }
+        }
+        try install("a")
+        let gateway = try CalgateProcess(
+            ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir + "/data", "--routes", routes, "--log-format", "json"],
+            environment: ["CALGATE_TLS_CERT": dir + "/server.pem", "CALGATE_TLS_KEY": dir + "/server.key"]
+        )
+        let port = try await gateway.waitUntilReady()
+        defer { gateway.signal(SIGKILL) }
+        let url = "https://127.0.0.1:\(port)/admin/health"
+
+        var configuration = CurlHTTPClient.Configuration()
+        configuration.caBundlePath = dir + "/both-ca.pem"
+        configuration.requestTimeout = .seconds(10)
+        let client = try CurlHTTPClient(configuration: configuration)
+        let tally = Tally()
+        let stop = ExitSignal()
+        // Three clients on keep-alive connections and three that open a new connection (full handshake) per request.
+        let load = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for index in 0..<6 {
+                    let headers = index < 3 ? [] : [CurlHTTPHeader("Connection", "close")]
+                    group.addTask {
+                        while !stop.isFired {
+                            do {
+                                let response = try await client.execute(CurlHTTPRequest(url: url, headers: headers))
+                                tally.record(.success(response.status))
+                            } catch {
+                                tally.record(.failure(error))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        func reloads() -> Int { gateway.lines.filter { $0.contains("certificate reloaded") }.count }
+        try await Task.sleep(for: .milliseconds(300))
+        for round in 1...6 {
+            let name = round % 2 == 1 ? "b" : "a"
+            let before = tally.snapshot.ok
+            try install(name)
+            gateway.signal(SIGHUP)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while reloads() < round, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(reloads() == round, "reload \(round) was not logged")
+            // New handshakes present the new certificate: only its CA verifies them.
+            let fresh = try await curlRequest(url, caFile: "\(dir)/\(name)/dev-ca.pem")
+            #expect(fresh.status == 200, "after reload \(round) a new connection does not verify with the new CA")
+            let stale = try await curlRequest(url, caFile: "\(dir)/\(name == "a" ? "b" : "a")/dev-ca.pem")
+            #expect(stale.status == 0, "after reload \(round) a new connection still presents the old certificate")
+            // Load kept flowing across the reload.
+            while tally.snapshot.ok < before + 30, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(tally.snapshot.ok >= before + 30, "load stalled around reload \(round)")
+        }
+        stop.fire()
+        await load.value
+        await client.shutdown()
+        let result = tally.snapshot
+        #expect(result.failed == 0, "\(result.failed) of \(result.ok + result.failed) requests failed: \(result.failures.prefix(5))")
+        #expect(result.ok > 200, "too little load to mean anything: \(result.ok) requests")
+        gateway.signal(SIGTERM)
+        #expect(await gateway.waitForExit() == 0)
     }
 }
 

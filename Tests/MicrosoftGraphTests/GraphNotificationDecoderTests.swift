@@ -33,6 +33,23 @@ struct GraphNotificationDecoderTests {
         #expect(throws: GraphNotificationError.self) { try GraphNotificationDecoder.decode(Array(change.utf8), lifecycle: true) }
     }
 
+    /// Fuzzing regression (fuzz-graph-notifications): a change item that also carries `lifecycleEvent` was stored with
+    /// the lifecycle event as its kind and without a dedupe key, so a change POST could trigger a subscription
+    /// recovery and its retries were stored again.
+    @Test func aChangeItemsLifecycleFieldIsIgnored() throws {
+        let body = #"{"value":[{"subscriptionId":"s1","clientState":"c","changeType":"deleted","lifecycleEvent":"subscriptionRemoved","resourceData":{"id":"AAMk","@odata.etag":"W/\"1\""},"id":"n-2"}]}"#
+        let items = try GraphNotificationDecoder.decode(Array(body.utf8), lifecycle: false)
+        #expect(items.map(\.lifecycleEvent) == [nil])
+        let entry = GraphNotificationDecoder.inboxEntry(for: items[0], receivedAt: Date(timeIntervalSince1970: 0))
+        #expect(entry.kind == "deleted")
+        #expect(entry.dedupeKey == "graph:s1:n-2")
+        // And the other way round: a lifecycle item's changeType does not make it a change.
+        let lifecycle = #"{"value":[{"subscriptionId":"s1","clientState":"c","lifecycleEvent":"missed","changeType":"updated"}]}"#
+        let events = try GraphNotificationDecoder.decode(Array(lifecycle.utf8), lifecycle: true)
+        #expect(events.map(\.changeType) == [nil])
+        #expect(GraphNotificationDecoder.inboxEntry(for: events[0], receivedAt: Date(timeIntervalSince1970: 0)).kind == "missed")
+    }
+
     @Test func refusesEveryMalformedShape() {
         let cases = [
             "", "{", "[]", #"{"value":{}}"#, #"{"value":[]}"#, #"{"value":[5]}"#, #"{"value":[{}]}"#,
