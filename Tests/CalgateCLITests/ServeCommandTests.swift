@@ -369,7 +369,8 @@ struct CertificateReloadUnderLoadTests {
         await client.shutdown()
         let result = tally.snapshot
         #expect(result.failed == 0, "\(result.failed) of \(result.ok + result.failed) requests failed: \(result.failures.prefix(5))")
-        #expect(result.ok > 200, "too little load to mean anything: \(result.ok) requests")
+        // Each round above already required 30 more answered requests across its reload.
+        #expect(result.ok >= 6 * 30, "too little load to mean anything: \(result.ok) requests")
         gateway.signal(SIGTERM)
         #expect(await gateway.waitForExit() == 0)
     }
