@@ -81,6 +81,13 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
     /// 500: a bug or an unexpected failure; details go to the log, not the client.
     public static func internalError() -> Self { .init(.internalError, .internalServerError, "internal error; see the gateway log") }
 
+    /// RFC 9112 §6.3: a request whose `Transfer-Encoding` is not exactly `chunked` has no knowable length, a
+    /// request-smuggling shape llhttp lets through; nil when the framing is fine.
+    static func framingError(_ fields: HTTPFields) -> Self? {
+        guard let encoding = fields[.transferEncoding], encoding.lowercased() != "chunked" else { return nil }
+        return .badFraming("Transfer-Encoding must be exactly chunked")
+    }
+
     /// The JSON error document.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let (fields, body) = rendered()

@@ -178,11 +178,7 @@ public struct RouteRegistry: Sendable {
             }
             if length > limit { throw GatewayHTTPError.payloadTooLarge(limit: limit) }
         }
-        // RFC 9112 §6.3: a request whose Transfer-Encoding does not end in chunked has no knowable length; answer
-        // 400 and close rather than guess (a request-smuggling shape). llhttp lets such a head through.
-        if let encoding = request.headers[.transferEncoding], encoding.lowercased() != "chunked" {
-            throw GatewayHTTPError.badFraming("Transfer-Encoding must be exactly chunked")
-        }
+        if let error = GatewayHTTPError.framingError(request.headers) { throw error }
         var request = request
         do {
             return try await request.collectBody(upTo: limit)

@@ -99,9 +99,8 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
                 }
                 return true
             }
-            // RFC 9112 §6.3, as the router: a Transfer-Encoding other than exactly chunked has no knowable length.
-            if let encoding = head.headerFields[.transferEncoding], encoding.lowercased() != "chunked" {
-                refuse(.badFraming("Transfer-Encoding must be exactly chunked"), route: route, context: context)
+            if let error = GatewayHTTPError.framingError(head.headerFields) {
+                refuse(error, route: route, context: context)
                 return true
             }
             state = .collecting(route, head, context.channel.allocator.buffer(capacity: 0))
