@@ -15,6 +15,9 @@ public protocol InboxStore: Sendable {
     func pending(after: Int64, limit: Int) async throws -> [StoredInboxEntry]
     /// Marks entries processed so `pending` no longer returns them.
     func markProcessed(_ ids: [Int64]) async throws
+    /// Which of `ids` are still unprocessed (a sync that claimed a calendar after another instance's sync of it asks
+    /// this, so it does not repeat work that is done).
+    func unprocessed(_ ids: [Int64]) async throws -> [Int64]
     /// Number of unprocessed entries and the receive time of the oldest.
     func backlog() async throws -> InboxBacklog
 }
@@ -40,7 +43,8 @@ public struct InboxBacklog: Sendable, Hashable {
     }
 }
 
-/// The gateway's store port. `SQLiteStore` implements it; `PostgresStore` will implement the same protocol.
+/// The gateway's store port. `SQLiteStore` (one process, the default) and `PostgresStore` (several instances sharing
+/// one database) implement it.
 public protocol GatewayStore: InboxStore, GoogleChannelStore, GraphSubscriptionStore, AppointmentStore, ConnectionStore, LeadCenterAppointmentStore, PushStore, RedtailIntegrationStore {
     /// Current schema version after migrations.
     func schemaVersion() async throws -> Int
@@ -49,6 +53,12 @@ public protocol GatewayStore: InboxStore, GoogleChannelStore, GraphSubscriptionS
     /// Changes after every committed write to a Google channel or Graph subscription row. Caches of opened
     /// verification secrets compare it to know when to forget what they hold.
     var webhookCredentialsVersion: UInt64 { get }
+    /// Where work that must run once is claimed: in memory for SQLite, shared rows for PostgreSQL.
+    var workLeases: any WorkLeasing { get }
+    /// Calls `wake` (on any thread; it must return quickly) when inbox rows were appended by another instance sharing
+    /// the database (PostgreSQL `LISTEN/NOTIFY`), so idle schedulers need not poll. Stores only one process writes
+    /// never call it. A later call replaces the handler.
+    func onRemoteInboxAppend(_ wake: @escaping @Sendable () -> Void)
     /// Commits anything buffered and closes the database. Appends after `close` throw.
     func close() async
 }

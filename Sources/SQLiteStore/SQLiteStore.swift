@@ -58,6 +58,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     private var database: SQLiteDatabase?
     private let stats = Mutex(SQLiteStoreStatistics(commits: 0, appendedRows: 0))
     private let credentialsVersion = Atomic<UInt64>(0)
+    private let leases = LocalWorkLeases()
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Opens (creating if needed) and migrates the database at `path`; the directory must exist.
@@ -294,6 +295,20 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         }
     }
 
+    /// Which of `ids` are still unprocessed.
+    public func unprocessed(_ ids: [Int64]) async throws -> [Int64] {
+        guard !ids.isEmpty else { return [] }
+        return try await run { database in
+            try ids.filter { id in
+                let statement = try database.prepare("SELECT 1 FROM inbox WHERE id = ? AND processed_at_ms IS NULL")
+                statement.bind(1, id)
+                let found = try statement.step()
+                if found { try statement.run() }
+                return found
+            }
+        }
+    }
+
     /// Count and age of unprocessed entries.
     public func backlog() async throws -> InboxBacklog {
         try await run { database in
@@ -336,6 +351,12 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     func credentialsChanged() {
         credentialsVersion.add(1, ordering: .releasing)
     }
+
+    /// Claims in memory: one process owns an SQLite database.
+    public var workLeases: any WorkLeasing { leases }
+
+    /// Never called: no other process appends to this database.
+    public func onRemoteInboxAppend(_ wake: @escaping @Sendable () -> Void) {}
 
     /// Commits queued appends, then closes; later calls throw.
     public func close() async {
