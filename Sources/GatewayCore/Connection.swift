@@ -95,6 +95,12 @@ public struct SealedCredentials: Sendable, Hashable {
         self.sealedClientSecret = sealedClientSecret
         self.sealedRefreshToken = sealedRefreshToken
     }
+
+    /// Whether `sealer` opens the refresh token (every provider seals it for `connection:<id>:refresh_token`): false
+    /// means the key in use is not the one these were sealed with.
+    public func opens(with sealer: any SecretSealer, connectionID: String) -> Bool {
+        (try? sealer.open(sealedRefreshToken, context: "connection:\(connectionID):refresh_token")) != nil
+    }
 }
 
 /// One provider calendar of a connection.

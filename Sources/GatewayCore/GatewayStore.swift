@@ -55,9 +55,9 @@ public protocol GatewayStore: InboxStore, GoogleChannelStore, GraphSubscriptionS
     var webhookCredentialsVersion: UInt64 { get }
     /// Where work that must run once is claimed: in memory for SQLite, shared rows for PostgreSQL.
     var workLeases: any WorkLeasing { get }
-    /// Calls `wake` (on any thread; it must return quickly) when inbox rows were appended by another instance sharing
-    /// the database (PostgreSQL `LISTEN/NOTIFY`), so idle schedulers need not poll. Stores only one process writes
-    /// never call it. A later call replaces the handler.
+    /// Calls `wake` (on any thread; it must return quickly) when inbox rows were committed to a database several
+    /// instances share (PostgreSQL `LISTEN/NOTIFY`, any instance's appends, this one's included), so idle schedulers
+    /// need not poll often. Stores only one process writes never call it. A later call replaces the handler.
     func onRemoteInboxAppend(_ wake: @escaping @Sendable () -> Void)
     /// Commits anything buffered and closes the database. Appends after `close` throw.
     func close() async

@@ -11,6 +11,8 @@ public protocol WorkLeasing: Sendable {
     /// Whether other processes take leases from the same place (PostgreSQL). When false, claims only keep this
     /// process's own tasks apart, and callers may skip the re-checks a shared store needs after a claim.
     var isShared: Bool { get }
+    /// This instance's name as a lease owner (`<host>-<pid>` on PostgreSQL); what its claims are held under.
+    var owner: String { get }
     /// Claims `key` for `owner` for `duration` seconds, unless another owner holds a claim that has not lapsed.
     /// Returns true when `owner` holds it now; claiming again what `owner` holds extends it (a heartbeat).
     func claimLease(_ key: String, owner: String, duration: TimeInterval) async throws -> Bool
@@ -24,16 +26,27 @@ extension WorkLeasing {
     public func releaseLease(_ key: String, owner: String) async throws {
         try await releaseLease(key, owner: owner, record: nil)
     }
+
+    /// Claims `key` under this instance's own name.
+    public func claim(_ key: String, for duration: TimeInterval) async throws -> Bool {
+        try await claimLease(key, owner: owner, duration: duration)
+    }
+
+    /// Releases this instance's claim on `key`, logging `record` if given. Failures are swallowed: an unreleased
+    /// claim lapses on its own.
+    public func release(_ key: String, record: WorkRecord? = nil) async {
+        try? await releaseLease(key, owner: owner, record: record)
+    }
 }
 
 /// What one claimed piece of work did, for the work log that shows which instance did what (and lets the
 /// scale-out test prove nothing ran twice).
 public struct WorkRecord: Sendable, Hashable {
-    /// `sync`, `renewal`, `poll` or `push`.
+    /// `sync`, `renewal` or `push` (a Redtail poll is a `sync` of its calendar).
     public var kind: String
     /// When the work started (after its claim).
     public var startedAt: Date
-    /// Inbox rows a sync covered (empty for other work).
+    /// The items the work covered: the inbox rows a sync covered, a push job's id; empty for renewals.
     public var inboxRows: [Int64]
     /// Short outcome: `ok`, `skipped` (another instance had done it), `failed: …`.
     public var outcome: String
@@ -57,6 +70,9 @@ public final class LocalWorkLeases: WorkLeasing {
 
     /// Always false: nothing outside this process shares these claims.
     public var isShared: Bool { false }
+
+    /// The one owner name a single process needs.
+    public var owner: String { "local" }
 
     /// Claims `key` unless another owner holds it.
     public func claimLease(_ key: String, owner: String, duration: TimeInterval) async throws -> Bool {

@@ -222,4 +222,18 @@ extension SQLiteStore: PushStore {
             return count
         }
     }
+
+    /// Whether `job` is still queued unchanged and due.
+    public func isPushJobDue(_ job: PushJob, now: Date) async throws -> Bool {
+        let nowMS = Self.milliseconds(now)
+        return try await run { database in
+            let statement = try database.prepare("SELECT 1 FROM push_jobs WHERE id = ? AND attempts = ? AND next_attempt_ms <= ?")
+            statement.bind(1, job.id)
+            statement.bind(2, Int64(job.attempts))
+            statement.bind(3, nowMS)
+            let found = try statement.step()
+            if found { try statement.run() }
+            return found
+        }
+    }
 }

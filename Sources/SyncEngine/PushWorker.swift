@@ -7,7 +7,8 @@ import Synchronization
 
 /// Carries out "Add to calendar" pushes: durable jobs from the store, each appointment's jobs in order, retried with
 /// backoff through provider outages and restarts (a job leaves the queue only after the provider answered), given
-/// up only on errors retrying cannot fix.
+/// up only on errors retrying cannot fix. Each job runs under its appointment's lease (`push:<appointment>`), and
+/// only if it is still queued as read, so instances sharing a database never push the same job twice.
 public final class PushWorker: Service, Sendable {
     private let store: any GatewayStore
     private let pushers: [Provider: any AppointmentPushing]
@@ -15,6 +16,8 @@ public final class PushWorker: Service, Sendable {
     private let tick: Duration
     private let backoff: BackoffPolicy
     private let maxFailedAttempts: Int
+    /// How long an appointment's push lease lasts: beyond one provider call's timeouts.
+    private let leaseDuration: TimeInterval = 120
     private let logger: Logger
     private let done = Mutex(0)
 
@@ -51,21 +54,35 @@ public final class PushWorker: Service, Sendable {
             logger.warning("cannot read push jobs", metadata: ["error": "\(error)"])
             return 0
         }
+        var handled = 0
         for job in jobs {
             if Task.isShuttingDownGracefully { break }
-            await process(job)
+            let leases = store.workLeases
+            let leaseKey = "push:\(job.appointmentID)"
+            // Another instance is pushing this appointment now: its jobs stay in order there.
+            guard (try? await leases.claim(leaseKey, for: leaseDuration)) == true else { continue }
+            let startedAt = clock.now()
+            if leases.isShared, (try? await store.isPushJobDue(job, now: startedAt)) != true {
+                await leases.release(leaseKey)
+                continue
+            }
+            let outcome = await process(job)
+            await leases.release(leaseKey, record: WorkRecord(kind: "push", startedAt: startedAt, inboxRows: [job.id], outcome: outcome))
+            handled += 1
         }
-        return jobs.count
+        return handled
     }
 
-    func process(_ job: PushJob) async {
+    /// Carries out one job; returns its outcome for the work log (`ok`, `retry`, `failed`).
+    @discardableResult
+    func process(_ job: PushJob) async -> String {
         do {
             let connectionID = String(job.calendarKey.split(separator: "/", maxSplits: 1).first ?? "")
             guard let connection = try await store.connection(id: connectionID), connection.state != .disconnected,
                   let pusher = pushers[connection.provider]
             else {
                 try await store.abandonPushJob(job, error: "the \"Add to calendar\" target is no longer connected")
-                return
+                return "failed"
             }
             guard connection.state.syncs else {
                 throw SyncFailure(kind: .retry(retryAfter: nil), message: "the target connection needs to be reconnected")
@@ -84,7 +101,7 @@ public final class PushWorker: Service, Sendable {
                 guard let appointment = try await store.leadCenterAppointment(id: job.appointmentID) else {
                     // Deleted meanwhile: its delete job follows.
                     try await store.completePushJob(job, state: state)
-                    return
+                    return "ok"
                 }
                 let action: PushAction = existing == nil ? .create : .update
                 let id = try await pusher.push(appointment, action: action, calendarKey: job.calendarKey, externalID: existing)
@@ -95,6 +112,7 @@ public final class PushWorker: Service, Sendable {
             }
             done.withLock { $0 += 1 }
             Counter(label: "calgate_push_jobs_total", dimensions: [("outcome", "done")]).increment()
+            return "ok"
         } catch {
             let failure = error as? SyncFailure
             let retryable: Bool
@@ -112,13 +130,16 @@ public final class PushWorker: Service, Sendable {
                     let delay = backoff.delay(attempt: job.attempts + 1, unit: Double.random(in: 0.5..<1), retryAfter: retryAfter)
                     try await store.retryPushJob(job, nextAttemptAt: clock.now().addingTimeInterval(delay), error: message)
                     Counter(label: "calgate_push_jobs_total", dimensions: [("outcome", "retry")]).increment()
+                    return "retry"
                 } else {
                     try await store.abandonPushJob(job, error: message)
                     Counter(label: "calgate_push_jobs_total", dimensions: [("outcome", "failed")]).increment()
                     logger.warning("push to the \"Add to calendar\" target failed for good", metadata: ["appointment.id": "\(job.appointmentID)", "error": "\(message)"])
+                    return "failed"
                 }
             } catch {
                 logger.warning("cannot record a push failure; the job runs again", metadata: ["error": "\(error)"])
+                return "failed"
             }
         }
     }

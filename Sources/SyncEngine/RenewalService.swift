@@ -112,8 +112,13 @@ public final class RenewalService: Service, Sendable {
 /// phase), exactly `interval` apart. Changes these syncs find are counted by the scheduler as missed by push.
 ///
 /// The same schedule with `missedByPush: false` is the Redtail poller: Redtail has no push, every poll is the sync.
+///
+/// Instances sharing one database keep the same schedule (the phases are stable per calendar); the first to reach a
+/// calendar's slot claims `sweep:<calendar>` (or `poll:`) for most of an interval and requests the sync, the others
+/// find the claim held and skip it. An instance that dies after claiming loses that one slot; the next one runs.
 public final class ReconciliationSweep: Service, Sendable {
     private let store: any ConnectionStore
+    private let leases: any WorkLeasing
     private let scheduler: SyncScheduler
     private let providers: Set<Provider>
     private let clock: any GatewayClock
@@ -126,11 +131,13 @@ public final class ReconciliationSweep: Service, Sendable {
 
     /// Creates the sweep over the calendars of `providers`.
     public init(
-        store: any ConnectionStore, scheduler: SyncScheduler, providers: Set<Provider>, clock: any GatewayClock = SystemGatewayClock(),
-        interval: TimeInterval = 3600, tick: Duration = .seconds(1), missedByPush: Bool = true, logger: Logger
+        store: any ConnectionStore, leases: any WorkLeasing = LocalWorkLeases(), scheduler: SyncScheduler, providers: Set<Provider>,
+        clock: any GatewayClock = SystemGatewayClock(), interval: TimeInterval = 3600, tick: Duration = .seconds(1), missedByPush: Bool = true,
+        logger: Logger
     ) {
         self.marksSweep = missedByPush
         self.store = store
+        self.leases = leases
         self.scheduler = scheduler
         self.providers = providers
         self.clock = clock
@@ -190,7 +197,15 @@ public final class ReconciliationSweep: Service, Sendable {
             }
             return due
         }
-        for (key, provider) in due.sorted(by: { $0.0 < $1.0 }) { scheduler.requestSync(calendarKey: key, provider: provider, sweep: marksSweep) }
-        if !due.isEmpty { requested.withLock { $0 += due.count } }
+        var count = 0
+        for (key, provider) in due.sorted(by: { $0.0 < $1.0 }) {
+            if leases.isShared {
+                let slot = "\(marksSweep ? "sweep" : "poll"):\(key)"
+                guard (try? await leases.claim(slot, for: interval * 0.9)) == true else { continue }
+            }
+            scheduler.requestSync(calendarKey: key, provider: provider, sweep: marksSweep)
+            count += 1
+        }
+        if count > 0 { requested.withLock { $0 += count } }
     }
 }

@@ -8,6 +8,11 @@ import Synchronization
 /// Turns inbox rows into coalesced per-calendar delta syncs, and marks rows processed only after a sync that
 /// started after them succeeded, so nothing acknowledged is lost across crashes (replayed rows cause one
 /// extra, idempotent sync).
+///
+/// Each sync runs under the calendar's lease (`sync:<calendar>`), kept alive by a heartbeat while it runs. When
+/// several instances share one PostgreSQL, every instance reads every inbox row, but only the holder of a calendar's
+/// lease fetches it; the others wait a window, find the rows it covered processed, and drop them. So coalescing
+/// holds across instances, and a dead instance's calendars are free again once its leases lapse.
 public final class SyncScheduler: Service, Sendable {
     /// Tuning.
     public struct Configuration: Sendable {
@@ -23,6 +28,12 @@ public final class SyncScheduler: Service, Sendable {
         public var maxConcurrentSyncsPerConnection: Int = 2
         /// Backoff after failures.
         public var backoff = BackoffPolicy(base: 1, cap: 300)
+        /// How often the inbox is read when nothing woke the scheduler (`wakeForInbox`); with a store that announces
+        /// appends (PostgreSQL `LISTEN/NOTIFY`) this is only the fallback.
+        public var inboxPollInterval: Duration = .milliseconds(25)
+        /// How long a calendar's sync lease lasts without a heartbeat: how soon another instance takes over the
+        /// calendars of an instance that died. The heartbeat renews it every third of this while the sync runs.
+        public var leaseDuration: TimeInterval = 30
         /// Creates defaults.
         public init() {}
     }
@@ -50,6 +61,9 @@ public final class SyncScheduler: Service, Sendable {
     }
 
     private let store: any InboxStore
+    private let leases: any WorkLeasing
+    /// Set when the store announced new rows; the next tick reads the inbox even before the poll interval.
+    private let inboxWoken = Atomic<Bool>(true)
     private let health: (any ConnectionHealthRecording)?
     private let providers: [Provider: any ProviderSyncing]
     private let clock: any GatewayClock
@@ -61,11 +75,12 @@ public final class SyncScheduler: Service, Sendable {
 
     /// Creates the scheduler; `activity` (the console's) learns of every routed notification and finished sync.
     public init(
-        store: any InboxStore, providers: [any ProviderSyncing], health: (any ConnectionHealthRecording)? = nil,
+        store: any InboxStore, leases: any WorkLeasing = LocalWorkLeases(), providers: [any ProviderSyncing], health: (any ConnectionHealthRecording)? = nil,
         clock: any GatewayClock = SystemGatewayClock(), configuration: Configuration = .init(), activity: GatewayActivity? = nil, logger: Logger
     ) {
         self.activity = activity
         self.store = store
+        self.leases = leases
         self.health = health
         self.providers = Dictionary(providers.map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
         self.clock = clock
@@ -100,11 +115,22 @@ public final class SyncScheduler: Service, Sendable {
         }
     }
 
+    /// Asks for the inbox to be read on the next tick (the store announced rows another instance, or this one,
+    /// committed). Safe from any thread.
+    public func wakeForInbox() {
+        inboxWoken.store(true, ordering: .releasing)
+    }
+
     /// Runs until graceful shutdown; in-flight syncs finish (their rows stay unprocessed if they do not).
     public func run() async throws {
+        let clock = ContinuousClock()
+        var lastPull = clock.now
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
-                await pullInbox()
+                if inboxWoken.exchange(false, ordering: .acquiringAndReleasing) || clock.now - lastPull >= configuration.inboxPollInterval {
+                    lastPull = clock.now
+                    await pullInbox()
+                }
                 for key in dueCalendars() {
                     group.addTask { await self.runSync(key) }
                 }
@@ -176,7 +202,6 @@ public final class SyncScheduler: Service, Sendable {
                 case .fetch:
                     state.running += 1
                     state.runningPerConnection[connection, default: 0] += 1
-                    state.fetchCount += 1
                     let covering = state.waiting.removeValue(forKey: key) ?? []
                     state.covering[key] = covering
                     if state.sweepRequested.remove(key) != nil, covering.isEmpty { state.sweepOnly.insert(key) }
@@ -191,7 +216,71 @@ public final class SyncScheduler: Service, Sendable {
         }
     }
 
+    /// Runs one due calendar: under its lease, unless another instance holds it or already did the work.
     func runSync(_ key: String) async {
+        let covering = state.withLock { $0.covering[key] ?? [] }
+        let leaseKey = "sync:\(key)"
+        let startedAt = clock.now()
+        if leases.isShared {
+            // Another instance may have synced these rows since they were read: then there is nothing to do.
+            if !covering.isEmpty, let left = try? await store.unprocessed(covering), left.isEmpty {
+                return finishWithoutFetch(key, requeue: false)
+            }
+        }
+        let claimed: Bool
+        do { claimed = try await leases.claim(leaseKey, for: configuration.leaseDuration) } catch {
+            logger.warning("cannot claim a calendar for its sync; trying again", metadata: ["calendar.key": "\(key)", "error": "\(error)"])
+            return finishWithoutFetch(key, requeue: true)
+        }
+        // Held by another instance (or another task here): its sync covers what it read; ours waits a window and
+        // then looks again.
+        guard claimed else { return finishWithoutFetch(key, requeue: true) }
+        if leases.isShared, !covering.isEmpty, let left = try? await store.unprocessed(covering), left.isEmpty {
+            await leases.release(leaseKey)
+            return finishWithoutFetch(key, requeue: false)
+        }
+        state.withLock { $0.fetchCount += 1 }
+        let heartbeat = Task { [leases, configuration] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(configuration.leaseDuration / 3))
+                if Task.isCancelled { break }
+                _ = try? await leases.claim(leaseKey, for: configuration.leaseDuration)
+            }
+        }
+        let outcome = await sync(key)
+        heartbeat.cancel()
+        let record = WorkRecord(kind: "sync", startedAt: startedAt, inboxRows: covering, outcome: outcome.succeeded ? "ok" : "failed")
+        if !outcome.covered.isEmpty {
+            do { try await store.markProcessed(outcome.covered) } catch {
+                logger.warning("cannot mark inbox rows processed; they will cause one more sync", metadata: ["error": "\(error)"])
+            }
+        }
+        await leases.release(leaseKey, record: record)
+    }
+
+    /// Ends a due calendar's turn without a fetch: the rows it covered were done by another instance (`requeue`
+    /// false), or its lease was busy and they wait one more window (`requeue` true).
+    private func finishWithoutFetch(_ key: String, requeue: Bool) {
+        let now = clock.now()
+        state.withLock { state in
+            state.running -= 1
+            let connection = Self.connection(of: key)
+            state.runningPerConnection[connection, default: 1] -= 1
+            if state.runningPerConnection[connection] == 0 { state.runningPerConnection[connection] = nil }
+            let rows = state.covering.removeValue(forKey: key) ?? []
+            let sweepOnly = state.sweepOnly.remove(key) != nil
+            if case .wake(_, let at) = state.coalescer.fetchFinished(key, succeeded: true, now: now) { state.wakes[key] = at }
+            if requeue {
+                state.waiting[key, default: []].insert(contentsOf: rows, at: 0)
+                if sweepOnly { state.sweepRequested.insert(key) }
+                if case .wake(_, let at) = state.coalescer.notify(key, now: now) { state.wakes[key] = at }
+            }
+        }
+    }
+
+    /// Runs the provider's sync of `key` and books its outcome; returns the inbox rows it covered (to mark processed)
+    /// when it succeeded.
+    private func sync(_ key: String) async -> (succeeded: Bool, covered: [Int64]) {
         let provider = state.withLock { $0.providerOf[key] }.flatMap { providers[$0] }
         var succeeded = false
         var retryAfter: TimeInterval?
@@ -261,11 +350,7 @@ public final class SyncScheduler: Service, Sendable {
                 ))
             }
         }
-        if !covered.isEmpty {
-            do { try await store.markProcessed(covered) } catch {
-                logger.warning("cannot mark inbox rows processed; they will cause one more sync", metadata: ["error": "\(error)"])
-            }
-        }
+        return (succeeded, covered)
     }
 
     static func connection(of key: String) -> Substring {

@@ -35,6 +35,11 @@ struct Secrets: AsyncParsableCommand {
             let environment = ProcessInfo.processInfo.environment
             let keyFile = config.effectiveSecretKeyFile
             let fromEnvironment = environment[SecretKeyStore.environmentVariable] != nil
+            if config.postgresURL != nil {
+                // Re-sealing runs on the one SQLite writer thread; on a shared PostgreSQL every instance would have to
+                // take the new key at once, which this command cannot arrange.
+                throw CLIError("secrets rotate works on the SQLite store only; this configuration uses PostgreSQL (see the README's PostgreSQL section)")
+            }
             guard FileManager.default.fileExists(atPath: config.effectiveDatabasePath) else {
                 throw CLIError("\(config.effectiveDatabasePath): no database to rotate; check --config / --data-dir")
             }

@@ -10,6 +10,7 @@ import CurlHTTP
 import GoogleCalendar
 import MicrosoftGraph
 import Redtail
+import PostgresStore
 import SQLiteStore
 import ServiceLifecycle
 import Synchronization
@@ -128,11 +129,10 @@ struct GatewayRunner {
         let apiToken = try resolveToken(config.apiToken, file: "api-token", what: "API", config, logger: logger)
         let sealer = try loadSealer(config, logger: logger)
 
-        let store: SQLiteStore
-        do {
-            store = try SQLiteStore(path: config.effectiveDatabasePath)
-        } catch {
-            throw CLIError("\(error)")
+        let store = try await openStore(config, logger: logger)
+        do { try await checkSealerOpensStoredSecrets(store, sealer: sealer, config) } catch {
+            await store.close()
+            throw error
         }
         let metrics = GatewayMetrics()
         MetricsSystem.bootstrap(metrics.factory)
@@ -157,10 +157,20 @@ struct GatewayRunner {
             store: store, sealer: sealer, clock: SystemGatewayClock()
         )
         let health = StoreConnectionHealthRecorder(store: store)
-        let scheduler = SyncScheduler(store: store, providers: [google, microsoft, redtail], health: health, activity: metrics.activity, logger: logger)
+        var schedulerConfiguration = SyncScheduler.Configuration()
+        if store.workLeases.isShared {
+            // Appends anywhere are announced (LISTEN/NOTIFY); reading the shared inbox every 25 ms on every instance
+            // would only add load, so the poll is the fallback.
+            schedulerConfiguration.inboxPollInterval = .seconds(1)
+        }
+        let scheduler = SyncScheduler(
+            store: store, leases: store.workLeases, providers: [google, microsoft, redtail], health: health, configuration: schedulerConfiguration,
+            activity: metrics.activity, logger: logger
+        )
+        store.onRemoteInboxAppend { [scheduler] in scheduler.wakeForInbox() }
         let pushWorker = PushWorker(store: store, pushers: [google, microsoft], logger: logger)
         let redtailPoller = ReconciliationSweep(
-            store: store, scheduler: scheduler, providers: [.redtail], interval: TimeInterval(config.redtail.pollIntervalSeconds),
+            store: store, leases: store.workLeases, scheduler: scheduler, providers: [.redtail], interval: TimeInterval(config.redtail.pollIntervalSeconds),
             missedByPush: false, logger: logger
         )
         let renewalService = RenewalService(
@@ -168,7 +178,7 @@ struct GatewayRunner {
             interval: TimeInterval(config.maintenance.renewalCheckIntervalSeconds), logger: logger
         )
         let sweep = ReconciliationSweep(
-            store: store, scheduler: scheduler, providers: [.google, .microsoft],
+            store: store, leases: store.workLeases, scheduler: scheduler, providers: [.google, .microsoft],
             interval: TimeInterval(config.maintenance.reconciliationIntervalSeconds), logger: logger
         )
 
@@ -190,7 +200,7 @@ struct GatewayRunner {
                 let bound = channel.localAddress.map { "\($0.ipAddress ?? config.listen.host):\($0.port ?? config.listen.port)" }
                 logger.notice("calgate ready", metadata: [
                     "listen.address": "\(bound ?? config.listen.description)",
-                    "database.path": "\(config.effectiveDatabasePath)",
+                    "database": "\(config.databaseDescription)",
                 ])
             }
         } catch {
@@ -216,6 +226,35 @@ struct GatewayRunner {
         try await ServiceGroup(configuration: groupConfiguration).run()
         await http.shutdown()
         logger.notice("calgate stopped")
+    }
+
+    /// The SQLite store (the default), or the PostgreSQL store when `database` is a `postgres://` URL.
+    func openStore(_ config: GatewayConfiguration, logger: Logger) async throws -> any GatewayStore {
+        guard let url = config.postgresURL else {
+            do { return try SQLiteStore(path: config.effectiveDatabasePath) } catch { throw CLIError("\(error)") }
+        }
+        do {
+            return try await PostgresStore.open(url: url, logger: logger)
+        } catch {
+            throw CLIError("database: \(error)")
+        }
+    }
+
+    /// Refuses to start with a key that cannot open the secrets already stored: instances sharing one PostgreSQL
+    /// must share one key (`secret_key_file` or `CALGATE_SECRET_KEY`), and a key file generated anew by a second
+    /// instance would otherwise seal new secrets the others cannot read and fail every sync of the old ones.
+    func checkSealerOpensStoredSecrets(_ store: any GatewayStore, sealer: any SecretSealer, _ config: GatewayConfiguration) async throws {
+        let connections: [Connection]
+        do { connections = try await store.connections(userID: nil) } catch { throw CLIError("database: \(error)") }
+        for connection in connections.prefix(3) {
+            guard let credentials = try? await store.credentials(connectionID: connection.id) else { continue }
+            guard credentials.opens(with: sealer, connectionID: connection.id) else {
+                throw CLIError(
+                    "the secret key (\(config.effectiveSecretKeyFile) or CALGATE_SECRET_KEY) does not open the secrets stored in \(config.databaseDescription); "
+                        + "instances sharing a database must use the same key"
+                )
+            }
+        }
     }
 
     func prepareDataDirectory(_ path: String) throws {

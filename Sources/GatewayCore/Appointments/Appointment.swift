@@ -241,6 +241,9 @@ public protocol PushStore: Sendable {
     func setPushedICalUID(appointmentID: String, iCalUID: String) async throws
     /// Jobs not yet done.
     func pendingPushJobCount() async throws -> Int
+    /// Whether `job` is still queued as it was read (same attempt count) and due at `now`: a worker that claimed the
+    /// appointment after another instance worked on it asks this, so it does not push the same thing twice.
+    func isPushJobDue(_ job: PushJob, now: Date) async throws -> Bool
 }
 
 /// A provider that can hold LeadCenter-created appointments ("Add to calendar").

@@ -9,7 +9,8 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8443)
     /// Directory for the database, generated tokens and dev certificates' default location.
     public var dataDirectory: String = "./data"
-    /// SQLite file; `nil` means `<dataDirectory>/calgate.sqlite`.
+    /// SQLite file (`nil` means `<dataDirectory>/calgate.sqlite`), or a `postgres://` URL: several instances then share
+    /// that PostgreSQL database.
     public var databasePath: String?
     /// Directory of route files (`*.json`).
     public var routesDirectory: String = "routes"
@@ -69,9 +70,31 @@ public struct GatewayConfiguration: Sendable, Hashable {
         secretKeyFile ?? (dataDirectory as NSString).appendingPathComponent("secret.key")
     }
 
-    /// The SQLite path in force.
+    /// The SQLite path in force (meaningless when `postgresURL` is set).
     public var effectiveDatabasePath: String {
         databasePath ?? (dataDirectory as NSString).appendingPathComponent("calgate.sqlite")
+    }
+
+    /// The PostgreSQL connection URL when `database` is one (`postgres://` or `postgresql://`): several instances
+    /// then share that database. Nil means SQLite, the default.
+    public var postgresURL: String? {
+        guard let databasePath, Self.isPostgresURL(databasePath) else { return nil }
+        return databasePath
+    }
+
+    /// Whether `value` names a PostgreSQL database rather than an SQLite file.
+    public static func isPostgresURL(_ value: String) -> Bool {
+        let lower = value.lowercased()
+        return lower.hasPrefix("postgres://") || lower.hasPrefix("postgresql://")
+    }
+
+    /// Where the database is, for logs and status: the SQLite path, or the PostgreSQL URL without its password.
+    public var databaseDescription: String {
+        guard let url = postgresURL else { return effectiveDatabasePath }
+        guard let scheme = url.range(of: "://"), let at = url.range(of: "@", range: scheme.upperBound..<url.endIndex) else { return url }
+        let userInfo = url[scheme.upperBound..<at.lowerBound]
+        guard let colon = userInfo.firstIndex(of: ":") else { return url }
+        return String(url[..<colon]) + ":***" + String(url[at.lowerBound...])
     }
 
     /// The public base URL in force.

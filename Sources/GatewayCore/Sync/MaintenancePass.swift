@@ -2,7 +2,8 @@ import Foundation
 import Synchronization
 
 /// The part of a subscription-maintenance pass every provider shares: walk each syncing connection's selected
-/// calendars, skip calendars still backing off after a failure, run the provider's per-calendar step, and turn its
+/// calendars, skip calendars still backing off after a failure, run the provider's per-calendar step under the
+/// calendar's maintenance lease (so instances sharing a database never renew the same channel twice), and turn its
 /// outcome into backoff state and the report's per-connection health events.
 public final class MaintenancePass: Sendable {
     /// Delays after a calendar's maintenance failed.
@@ -10,15 +11,19 @@ public final class MaintenancePass: Sendable {
     /// Per calendar: when maintenance may try again, and how many failures in a row.
     private let retry = Mutex<[String: (at: Date, attempt: Int)]>([:])
 
+    /// How long one calendar's maintenance lease lasts: well beyond one step's provider calls (they time out sooner).
+    public let leaseDuration: TimeInterval
+
     /// Creates the pass state.
-    public init(backoff: BackoffPolicy) {
+    public init(backoff: BackoffPolicy, leaseDuration: TimeInterval = 300) {
         self.backoff = backoff
+        self.leaseDuration = leaseDuration
     }
 
     /// One pass over `provider`'s syncing connections; `step` maintains one selected calendar and may add to the
     /// report. Failures are described as "`failureLabel`: error".
     public func run(
-        provider: Provider, store: any ConnectionStore, now: Date, failureLabel: String,
+        provider: Provider, store: any GatewayStore, now: Date, failureLabel: String,
         step: (ConnectionCalendar, _ connectionID: String, inout MaintenanceReport) async throws -> Void
     ) async -> MaintenanceReport {
         var report = MaintenanceReport()
@@ -35,11 +40,19 @@ public final class MaintenancePass: Sendable {
             for calendar in calendars where calendar.selected {
                 let key = calendar.calendarKey
                 if let due = retry.withLock({ $0[key] }), due.at > now { continue }
+                // Another instance maintaining this calendar now: it is its turn. The step reads the channels after the
+                // claim, so what that instance renewed is seen here on a later pass and not renewed again.
+                let leaseKey = "maintain:\(key)"
+                let leases = store.workLeases
+                guard (try? await leases.claim(leaseKey, for: leaseDuration)) == true else { continue }
+                let before = report
                 do {
                     try await step(calendar, connection.id, &report)
+                    await leases.release(leaseKey, record: report.changedSince(before) ? WorkRecord(kind: "renewal", startedAt: now, outcome: "ok") : nil)
                     retry.withLock { $0[key] = nil }
                     report.succeeded(connection.id)
                 } catch {
+                    await leases.release(leaseKey, record: WorkRecord(kind: "renewal", startedAt: now, outcome: "failed: \(error)"))
                     let attempt = (retry.withLock { $0[key]?.attempt } ?? 0) + 1
                     let failure = error as? SyncFailure
                     var retryAfter: TimeInterval?

@@ -91,6 +91,12 @@ public struct MaintenanceReport: Sendable, Hashable {
         if outcomes[connectionID] == nil { outcomes[connectionID] = .succeeded }
     }
 
+    /// Whether anything was renewed, created, found lapsed or stopped since `earlier` (a step that did something,
+    /// worth a line in the work log).
+    public func changedSince(_ earlier: MaintenanceReport) -> Bool {
+        renewed != earlier.renewed || created != earlier.created || lapsed != earlier.lapsed || stopped != earlier.stopped
+    }
+
     /// Records a failure for the connection.
     public mutating func failed(_ connectionID: String, _ event: ConnectionHealth.Event) {
         failures += 1
