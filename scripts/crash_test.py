@@ -58,8 +58,9 @@ def wait_until(predicate, timeout, interval=0.1, what="condition"):
 class Gateway:
     """`calgate serve` as a child process that can be SIGKILLed and restarted on the same data directory."""
 
-    def __init__(self, binary, config, log_path, port, ca):
+    def __init__(self, binary, config, log_path, port, ca, environment=None):
         self.binary, self.config, self.log_path, self.port, self.ca = binary, config, log_path, port, ca
+        self.environment = environment
         self.process = None
         self.starts = 0
 
@@ -68,7 +69,8 @@ class Gateway:
         log_file = open(self.log_path, "ab")
         log_file.write(f"\n==== start {self.starts} ====\n".encode())
         log_file.flush()
-        self.process = subprocess.Popen([self.binary, "serve", "--config", self.config], stdout=log_file, stderr=log_file)
+        self.process = subprocess.Popen([self.binary, "serve", "--config", self.config], stdout=log_file, stderr=log_file,
+                                        env=self.environment)
         log_file.close()
         started = time.monotonic()
 
