@@ -340,7 +340,10 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
 
     /// The calendar a push is about, through its channel.
     public func calendarKey(for entry: StoredInboxEntry) async throws -> String? {
-        guard let channel = try await store.googleChannel(id: entry.entry.channelID), channel.stoppedAt == nil else { return nil }
+        // A stopped channel still names its calendar: a push acknowledged just before a renewal stopped the channel
+        // (on another instance, say) announced a real change, so it gets its sync; a calendar deselected since
+        // syncs as nothing.
+        guard let channel = try await store.googleChannel(id: entry.entry.channelID) else { return nil }
         return channel.calendarKey
     }
 

@@ -34,7 +34,8 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     /// Delays after failed subscription maintenance (validation failures during renew included).
     let maintenanceBackoff: BackoffPolicy
     private let tokens = Mutex<[String: GraphAccessToken]>([:])
-    private let recoveries = Mutex<[String: Set<Recovery>]>([:])
+    /// Per calendar, the recoveries lifecycle notifications asked for, each with the inbox rows that asked.
+    private let recoveries = Mutex<[String: [Recovery: Set<Int64>]]>([:])
     /// Backoff state of the renewal job's passes.
     private let maintenance: MaintenancePass
     /// Where full rounds report how far they have come (the console and the connection API read it).
@@ -372,7 +373,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
                 case "subscriptionRemoved": .recreate(subscriptionID: row.id)
                 default: nil
                 }
-                if let recovery { _ = recoveries.withLock { $0[row.calendarKey, default: []].insert(recovery) } }
+                if let recovery { _ = recoveries.withLock { $0[row.calendarKey, default: [:]][recovery, default: []].insert(entry.id) } }
             }
             return row.calendarKey
         default:
@@ -397,7 +398,13 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
 
     func recover(_ calendar: ConnectionCalendar, _ auth: GraphAuthorization) async throws {
         let key = calendar.calendarKey
-        for recovery in recoveries.withLock({ $0[key] ?? [] }).sorted(by: { "\($0)" < "\($1)" }) {
+        for (recovery, rows) in recoveries.withLock({ $0[key] ?? [:] }).sorted(by: { "\($0.key)" < "\($1.key)" }) {
+            // Instances sharing a database all read every lifecycle row; the one whose sync covered the rows did the
+            // recovery and marked them processed. Rows read here but processed since are someone else's work done.
+            if try await store.unprocessed(Array(rows)).isEmpty {
+                _ = recoveries.withLock { $0[key]?[recovery] = nil }
+                continue
+            }
             switch recovery {
             case .reauthorize(let id):
                 do {
@@ -409,7 +416,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
             case .recreate(let id):
                 try await replace(subscriptionID: id, calendar, auth)
             }
-            _ = recoveries.withLock { $0[key]?.remove(recovery) }
+            _ = recoveries.withLock { $0[key]?[recovery] = nil }
         }
     }
 
