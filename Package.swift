@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", exact: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", exact: "1.33.2"),
     ],
     targets: [
         // System libraries: pkg-config plus a shim.h of static inline wrappers (see DESIGN.md).
@@ -76,6 +77,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "GatewayCore"], swiftSettings: strict),
+        // The same store port on PostgreSQL, for several instances sharing one database (leases, LISTEN/NOTIFY).
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "GatewayHTTP",
             dependencies: [
@@ -108,8 +119,8 @@ let package = Package(
         .executableTarget(
             name: "calgate",
             dependencies: [
-                "GatewayCore", "OpenSSLTLS", "SQLiteStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph", "Redtail", "SyncEngine",
-                "ProviderSimulators", "MonthSimulation",
+                "GatewayCore", "OpenSSLTLS", "SQLiteStore", "PostgresStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
+                "Redtail", "SyncEngine", "ProviderSimulators", "MonthSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -186,6 +197,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "GatewayCore", "CSQLite"], swiftSettings: strict),
+        .testTarget(
+            name: "StoreContractTests",
+            dependencies: ["SQLiteStore", "PostgresStore", "GatewayCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "GatewayHTTPTests",
             dependencies: [

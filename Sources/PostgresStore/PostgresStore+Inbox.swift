@@ -1,0 +1,255 @@
+import Foundation
+import GatewayCore
+import PostgresNIO
+
+extension PostgresStore: InboxStore {
+    /// Serializes inbox appends across every instance (`pg_advisory_xact_lock`), so ids are assigned and committed in
+    /// the same order. Identity values come from a sequence, and sequences are not commit-ordered: without the lock
+    /// transaction B could take id 11 and commit while A still holds uncommitted id 10, and a scheduler that has read
+    /// up to 11 would never see 10.
+    static let inboxLockKey: Int64 = 0x6361_6C67_696E_6278 // "calginbx"
+
+    /// Most rows in one INSERT statement (7 parameters each; PostgreSQL allows 65,535 per statement).
+    static let rowsPerInsert = 1_000
+
+    /// Appends entries durably; returns after the group-commit transaction holding them committed.
+    public func append(_ entries: [InboxEntry]) async throws -> [InboxAppendResult] {
+        guard !entries.isEmpty else { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            append(entries) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Queues entries for the next group commit and returns at once; `completion` runs on the committer task after
+    /// COMMIT (or with the error, and then nothing of the batch is visible).
+    public func append(_ entries: [InboxEntry], completion: @escaping @Sendable (Result<[InboxAppendResult], any Error>) -> Void) {
+        guard !entries.isEmpty else { return completion(.success([])) }
+        let encoded = entries.map { Self.encodeHeaders($0.headers) }
+        let accepted = appendQueue.withLock { queue in
+            guard !queue.closing else { return false }
+            queue.pending.append(PendingAppend(entries: entries, encodedHeaders: encoded, completion: completion))
+            return true
+        }
+        guard accepted else { return completion(.failure(closedError())) }
+        committerWake.yield()
+    }
+
+    /// The committer: one task, so batches commit one after another (the advisory lock orders them against other
+    /// instances). Drains the queue on every wake-up and once more when `close` ends the signal stream.
+    func runCommitter(_ signals: AsyncStream<Void>) async {
+        for await _ in signals {
+            while let batch = nextBatch() { await commit(batch) }
+        }
+        while let batch = nextBatch() { await commit(batch) }
+    }
+
+    /// Takes whole appends off the queue up to `maximumBatchRows` rows (at least one append, however large).
+    private func nextBatch() -> [PendingAppend]? {
+        appendQueue.withLock { queue in
+            var batch: [PendingAppend] = []
+            var rows = 0
+            while let next = queue.pending.first, batch.isEmpty || rows + next.entries.count <= configuration.maximumBatchRows {
+                queue.pending.removeFirst()
+                rows += next.entries.count
+                batch.append(next)
+            }
+            return batch.isEmpty ? nil : batch
+        }
+    }
+
+    private func commit(_ batch: [PendingAppend]) async {
+        do {
+            let results = try await client.withTransaction(logger: logger) { connection in
+                try await self.insert(batch, on: connection)
+            }
+            for (pending, result) in zip(batch, results) { pending.completion(.success(result)) }
+        } catch {
+            let failure = Self.failure(error, "appending \(batch.reduce(0) { $0 + $1.entries.count }) rows to inbox")
+            logger.error("inbox append failed", metadata: ["error": "\(failure)"])
+            for pending in batch { pending.completion(.failure(failure)) }
+        }
+    }
+
+    /// One row to insert: where its result goes, and the entry.
+    private struct Row {
+        let append: Int
+        let index: Int
+        let entry: InboxEntry
+        let headers: String
+    }
+
+    /// Inserts a batch inside the caller's transaction; returns each append's results.
+    private func insert(_ batch: [PendingAppend], on connection: PostgresConnection) async throws -> [[InboxAppendResult]] {
+        try await connection.query("SELECT pg_advisory_xact_lock(\(Self.inboxLockKey))", logger: logger)
+
+        // A key repeated within the batch is inserted once; the later ones are duplicates of the first.
+        var results: [[InboxAppendResult?]] = batch.map { Array(repeating: nil, count: $0.entries.count) }
+        var toInsert: [Row] = []
+        var firstOfKey: [String: (append: Int, index: Int)] = [:]
+        var repeats: [(append: Int, index: Int, first: (append: Int, index: Int))] = []
+        for (a, pending) in batch.enumerated() {
+            for (i, entry) in pending.entries.enumerated() {
+                if let key = entry.dedupeKey {
+                    if let first = firstOfKey[key] {
+                        repeats.append((a, i, first))
+                        continue
+                    }
+                    firstOfKey[key] = (a, i)
+                }
+                toInsert.append(Row(append: a, index: i, entry: entry, headers: pending.encodedHeaders[i]))
+            }
+        }
+
+        var start = 0
+        while start < toInsert.count {
+            let chunk = toInsert[start..<min(start + Self.rowsPerInsert, toInsert.count)]
+            start += chunk.count
+            var sql = "INSERT INTO inbox (provider, channel_id, dedupe_key, kind, received_at, headers, body) VALUES "
+            var binds = PostgresBindings(capacity: chunk.count * 7)
+            for (n, row) in chunk.enumerated() {
+                let p = n * 7
+                sql += n == 0 ? "" : ", "
+                sql += "($\(p + 1), $\(p + 2), $\(p + 3), $\(p + 4), $\(p + 5), $\(p + 6)::jsonb, $\(p + 7))"
+                binds.append(row.entry.provider.rawValue)
+                binds.append(row.entry.channelID)
+                binds.append(row.entry.dedupeKey)
+                binds.append(row.entry.kind)
+                binds.append(Self.ms(row.entry.receivedAt))
+                binds.append(row.headers)
+                binds.append(ByteBuffer(bytes: row.entry.body))
+            }
+            sql += " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
+            var inserted: [(id: Int64, key: String?)] = []
+            for try await (id, key) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+                .decode((Int64, String?).self) {
+                inserted.append((id, key))
+            }
+            // Identity values are drawn in VALUES order, so sorted ids match the rows in order; keyed rows match by key.
+            inserted.sort { $0.id < $1.id }
+            var idOfKey: [String: Int64] = [:]
+            var unkeyed = inserted.filter { $0.key == nil }.map(\.id)[...]
+            for row in inserted { if let key = row.key { idOfKey[key] = row.id } }
+            var conflicting: [String] = []
+            for row in chunk {
+                if let key = row.entry.dedupeKey {
+                    if let id = idOfKey[key] {
+                        results[row.append][row.index] = .stored(id)
+                    } else {
+                        conflicting.append(key)
+                    }
+                } else {
+                    guard let id = unkeyed.popFirst() else {
+                        throw PostgresStoreError(.query, "inbox insert returned fewer ids than rows without a dedupe key")
+                    }
+                    results[row.append][row.index] = .stored(id)
+                }
+            }
+            if !conflicting.isEmpty {
+                var existing: [String: Int64] = [:]
+                let rows = try await connection.query("SELECT id, dedupe_key FROM inbox WHERE dedupe_key = ANY(\(conflicting))", logger: logger)
+                for try await (id, key) in rows.decode((Int64, String).self) { existing[key] = id }
+                for row in chunk {
+                    guard let key = row.entry.dedupeKey, idOfKey[key] == nil else { continue }
+                    guard let id = existing[key] else {
+                        throw PostgresStoreError(.query, "inbox insert was ignored but no duplicate exists")
+                    }
+                    results[row.append][row.index] = .duplicate(id)
+                }
+            }
+        }
+        for repeated in repeats {
+            guard let first = results[repeated.first.append][repeated.first.index] else {
+                throw PostgresStoreError(.query, "inbox batch lost the result of a repeated dedupe key")
+            }
+            results[repeated.append][repeated.index] = .duplicate(first.rowID)
+        }
+        try await connection.query("SELECT pg_notify('calgate_inbox', \(instanceID))", logger: logger)
+        return try results.map { appendResults in
+            try appendResults.map { result in
+                guard let result else { throw PostgresStoreError(.query, "inbox batch left an entry without a result") }
+                return result
+            }
+        }
+    }
+
+    /// Unprocessed entries with an id above `after`, oldest first (ids grow in commit order: see `inboxLockKey`).
+    public func pending(after: Int64, limit: Int) async throws -> [StoredInboxEntry] {
+        try await read("reading inbox") { connection in
+            let rows = try await connection.query("""
+                SELECT id, provider, channel_id, dedupe_key, kind, received_at, headers::text, body, attempts
+                FROM inbox WHERE processed_at IS NULL AND id > \(after) ORDER BY id LIMIT \(Int64(max(0, limit)))
+                """, logger: logger)
+            var result: [StoredInboxEntry] = []
+            for try await (id, provider, channelID, dedupeKey, kind, receivedAt, headers, body, attempts)
+                in rows.decode((Int64, String, String, String?, String, Date, String, ByteBuffer, Int32).self) {
+                guard let provider = Provider(rawValue: provider) else {
+                    throw PostgresStoreError(.decoding, "inbox row \(id): column provider holds unknown provider \"\(provider)\"")
+                }
+                let entry = InboxEntry(
+                    provider: provider, channelID: channelID, dedupeKey: dedupeKey, kind: kind, receivedAt: Self.ms(receivedAt),
+                    headers: try Self.decodeHeaders(headers, row: id), body: Self.bytes(body)
+                )
+                result.append(StoredInboxEntry(id: id, entry: entry, attempts: Int(attempts)))
+            }
+            return result
+        }
+    }
+
+    /// Marks entries processed (the first time wins).
+    public func markProcessed(_ ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        let now = Self.ms(Date())
+        try await transaction("marking inbox rows processed") { connection in
+            try await connection.query(
+                "UPDATE inbox SET processed_at = \(now) WHERE id = ANY(\(ids)) AND processed_at IS NULL", logger: logger
+            )
+        }
+    }
+
+    /// Which of `ids` are still unprocessed, in the order given.
+    public func unprocessed(_ ids: [Int64]) async throws -> [Int64] {
+        guard !ids.isEmpty else { return [] }
+        let open = try await read("reading inbox") { connection in
+            var open: Set<Int64> = []
+            let rows = try await connection.query("SELECT id FROM inbox WHERE id = ANY(\(ids)) AND processed_at IS NULL", logger: logger)
+            for try await id in rows.decode(Int64.self) { open.insert(id) }
+            return open
+        }
+        return ids.filter { open.contains($0) }
+    }
+
+    /// Count and age of unprocessed entries.
+    public func backlog() async throws -> InboxBacklog {
+        try await read("reading inbox") { connection in
+            let rows = try await connection.query(
+                "SELECT COUNT(*), MIN(received_at) FROM inbox WHERE processed_at IS NULL", logger: logger
+            )
+            for try await (count, oldest) in rows.decode((Int64, Date?).self) {
+                return InboxBacklog(count: Int(count), oldestReceivedAt: Self.ms(oldest))
+            }
+            return InboxBacklog(count: 0, oldestReceivedAt: nil)
+        }
+    }
+
+    // MARK: Headers
+
+    /// The `headers` column: a flat JSON object of strings.
+    static func encodeHeaders(_ headers: [String: String]) -> String {
+        guard !headers.isEmpty else { return "{}" }
+        return String(decoding: JSONValue.object(headers.mapValues { .string($0) }).serialized(), as: UTF8.self)
+    }
+
+    static func decodeHeaders(_ text: String, row: Int64) throws -> [String: String] {
+        guard case .object(let fields)? = try? JSONValue.parse(Data(text.utf8)) else {
+            throw PostgresStoreError(.decoding, "inbox row \(row): column headers is not a JSON object")
+        }
+        var headers: [String: String] = [:]
+        for (name, value) in fields {
+            guard case .string(let text) = value else {
+                throw PostgresStoreError(.decoding, "inbox row \(row): column headers has a non-string value for \(name)")
+            }
+            headers[name] = text
+        }
+        return headers
+    }
+}
