@@ -188,4 +188,15 @@ extension PostgresStore: PushStore {
             return 0
         }
     }
+
+    /// Whether `job` is still queued unchanged (same attempt count) and due at `now`.
+    public func isPushJobDue(_ job: PushJob, now: Date) async throws -> Bool {
+        try await read("reading push_jobs") { db in
+            let rows = try await db.query(
+                "SELECT 1 FROM push_jobs WHERE id = \(job.id) AND attempts = \(Int64(job.attempts)) AND next_attempt_at <= \(Self.ms(now))", logger: logger
+            )
+            for try await _ in rows.decode(Int32.self) { return true }
+            return false
+        }
+    }
 }

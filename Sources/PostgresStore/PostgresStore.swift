@@ -208,15 +208,15 @@ public final class PostgresStore: GatewayStore, Sendable {
     /// Shared leases: rows in `work_leases`.
     public var workLeases: any WorkLeasing { PostgresWorkLeases(store: self) }
 
-    /// Sets the handler called when another instance appended inbox rows.
+    /// Sets the handler called when inbox rows were committed by any instance (this one included).
     public func onRemoteInboxAppend(_ wake: @escaping @Sendable () -> Void) {
         remoteInboxHandler.withLock { $0 = wake }
     }
 
     func listenerEvent(_ event: PostgresListener.Event) {
         switch event {
-        case .inbox(let sender):
-            guard sender != instanceID else { return }
+        case .inbox:
+            // Any instance's appends, this one's included: its own scheduler learns of them the same way.
             remoteInboxHandler.withLock { $0 }?()
         case .credentials:
             credentialsChanged()

@@ -20,6 +20,9 @@ public final class PostgresWorkLeases: WorkLeasing {
     /// Always true: other instances claim from the same table.
     public var isShared: Bool { true }
 
+    /// This instance's name (`<host>-<pid>` unless configured).
+    public var owner: String { store.instanceID }
+
     /// Claims `key` for `owner` unless another owner's claim has not lapsed; claiming what `owner` holds extends it.
     public func claimLease(_ key: String, owner: String, duration: TimeInterval) async throws -> Bool {
         let seconds = max(0, duration)
