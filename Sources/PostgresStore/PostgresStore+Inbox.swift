@@ -64,6 +64,13 @@ extension PostgresStore: InboxStore {
             }
             for (pending, result) in zip(batch, results) { pending.completion(.success(result)) }
         } catch {
+            // A value PostgreSQL refuses (SQLSTATE class 22, e.g. a NUL character in text) fails the whole batch;
+            // retry its appends one by one so only the caller that sent it gets the error, not every webhook that
+            // happened to share its transaction.
+            if batch.count > 1, PostgresStoreError.sqlState(error)?.hasPrefix("22") == true {
+                for pending in batch { await commit([pending]) }
+                return
+            }
             let failure = Self.failure(error, "appending \(batch.reduce(0) { $0 + $1.entries.count }) rows to inbox")
             logger.error("inbox append failed", metadata: ["error": "\(failure)"])
             for pending in batch { pending.completion(.failure(failure)) }
