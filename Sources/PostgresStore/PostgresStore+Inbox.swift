@@ -62,6 +62,13 @@ extension PostgresStore: InboxStore {
             let results = try await client.withTransaction(logger: logger) { connection in
                 try await self.insert(batch, on: connection)
             }
+            let stored = results.reduce(0) { count, appendResults in
+                count + appendResults.filter { if case .stored = $0 { true } else { false } }.count
+            }
+            stats.withLock {
+                $0.commits += 1
+                $0.appendedRows += stored
+            }
             for (pending, result) in zip(batch, results) { pending.completion(.success(result)) }
         } catch {
             // A value PostgreSQL refuses (SQLSTATE class 22, e.g. a NUL character in text) fails the whole batch;

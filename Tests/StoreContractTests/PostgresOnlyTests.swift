@@ -115,6 +115,23 @@ struct PostgresOnlyTests {
         }
     }
 
+    @Test func concurrentAppendsShareTransactions() async throws {
+        try await withStore(.postgres) { store in
+            let postgres = try #require(store as? PostgresStore)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for n in 0..<300 {
+                    group.addTask {
+                        _ = try await postgres.append([InboxEntry(provider: .google, channelID: "g\(n)", kind: "exists", receivedAt: Date())])
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let statistics = postgres.statistics
+            #expect(statistics.appendedRows == 300)
+            #expect(statistics.commits < 300, "group commit puts concurrent appends into shared transactions (\(statistics.commits) commits)")
+        }
+    }
+
     @Test func concurrentOpensMigrateOnce() async throws {
         try await withPostgresDatabase { url in
             let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
