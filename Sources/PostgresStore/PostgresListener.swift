@@ -21,6 +21,8 @@ final class PostgresListener: Sendable {
 
     static let inboxChannel = "calgate_inbox"
     static let credentialsChannel = "calgate_credentials"
+    /// How long a fresh connection's LISTENs may take before it is given up and replaced.
+    static let listenTimeout: Duration = .seconds(4)
 
     private struct State {
         var task: Task<Void, Never>?
@@ -67,7 +69,7 @@ final class PostgresListener: Sendable {
         }
         state.withLock { $0.task = task }
         // Both channels must be listened to before the store is handed out, or an early NOTIFY would be lost.
-        let listening = try await withTimeout(seconds: 10, "starting LISTEN on \(url.endpoint)") {
+        let listening = try await withTimeout(seconds: 20, "starting LISTEN on \(url.endpoint)") {
             for await _ in readySignals { return true }
             return false
         }
@@ -88,13 +90,14 @@ final class PostgresListener: Sendable {
     private func run(first: PostgresConnection, events: @escaping @Sendable (Event) -> Void, ready: AsyncStream<Void>.Continuation) async {
         var connection: PostgresConnection? = first
         var failures = 0
-        var reconnecting = false
+        var listenedBefore = false
         while !Task.isCancelled {
             if connection == nil {
                 do {
                     connection = try await Self.connect(configuration, url: url, logger: logger)
                     failures = 0
                 } catch {
+                    if Task.isCancelled { break }
                     failures += 1
                     let delay = min(5.0, 0.1 * pow(2.0, Double(min(failures, 6))))
                     logger.warning("postgres LISTEN connection lost; retrying", metadata: ["error": "\(error)", "retry_in_s": "\(delay)"])
@@ -111,58 +114,80 @@ final class PostgresListener: Sendable {
                 try? await current.close()
                 break
             }
-            let wasReconnect = reconnecting
-            await listen(on: current, events: events) {
-                if wasReconnect {
+            // The first time both LISTENs take effect `start` returns; any later time is a reconnect.
+            let wasListening = listenedBefore
+            let listened = await listen(on: current, events: events) {
+                if wasListening {
                     events(.reconnected)
                 } else {
                     ready.yield()
                 }
             }
+            if listened { listenedBefore = true }
             state.withLock { $0.connection = nil }
             try? await current.close()
             connection = nil
-            reconnecting = true
             if !Task.isCancelled { logger.warning("postgres LISTEN connection closed; reconnecting", metadata: ["endpoint": "\(url.endpoint)"]) }
         }
         ready.finish()
     }
 
     /// Listens on both channels until the connection closes or the task is cancelled. `listening` runs once, when
-    /// both LISTENs took effect.
-    private func listen(on connection: PostgresConnection, events: @escaping @Sendable (Event) -> Void, listening: @escaping @Sendable () -> Void) async {
-        let started = ListenCount()
+    /// both LISTENs took effect. The two LISTENs are issued one after the other, and a connection whose LISTENs do
+    /// not take effect within `listenTimeout` is given up (and the loop in `run` reconnects) rather than left
+    /// silently deaf: a backend terminated while its LISTEN was starting was seen to leave postgres-nio's `listen`
+    /// waiting without an error.
+    private func listen(on connection: PostgresConnection, events: @escaping @Sendable (Event) -> Void, listening: @escaping @Sendable () -> Void) async -> Bool {
+        let started = ListenFlag()
+        let logger = logger
         await withTaskGroup(of: Void.self) { group in
-            for channel in [Self.inboxChannel, Self.credentialsChannel] {
-                group.addTask {
-                    do {
-                        try await connection.listen(on: channel) { notifications in
-                            if started.value.add(1, ordering: .relaxed).newValue == 2 { listening() }
-                            for try await notification in notifications {
-                                if channel == Self.inboxChannel {
-                                    events(.inbox(sender: notification.payload))
-                                } else {
-                                    events(.credentials)
+            group.addTask {
+                do {
+                    try await connection.listen(on: Self.inboxChannel) { inbox in
+                        try await connection.listen(on: Self.credentialsChannel) { credentials in
+                            started.set()
+                            listening()
+                            try await withThrowingTaskGroup(of: Void.self) { streams in
+                                streams.addTask {
+                                    for try await notification in inbox { events(.inbox(sender: notification.payload)) }
                                 }
+                                streams.addTask {
+                                    for try await _ in credentials { events(.credentials) }
+                                }
+                                try await streams.next()
+                                streams.cancelAll()
                             }
                         }
-                    } catch {
-                        // The connection failed or closed; the loop in `run` reconnects.
                     }
+                } catch {
+                    // The connection failed or closed; the loop in `run` reconnects.
+                    logger.debug("postgres LISTEN ended", metadata: ["error": "\(String(reflecting: error))"])
                 }
             }
             group.addTask {
                 // A dropped socket fails the notification streams too; this catches a close they would not see.
                 try? await connection.closeFuture.get()
             }
+            group.addTask {
+                try? await Task.sleep(for: Self.listenTimeout)
+                guard !started.isSet else {
+                    // Listening: wait for the end (cancellation) without ending the group.
+                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3_600)) }
+                    return
+                }
+                logger.warning("postgres LISTEN did not take effect in time; reconnecting", metadata: ["connection": "\(connection.id)"])
+            }
             await group.next()
             group.cancelAll()
             try? await connection.close()
         }
+        return started.isSet
     }
 }
 
-/// How many of a connection's LISTENs took effect (a class: an `Atomic` cannot be captured by the group's tasks).
-private final class ListenCount: Sendable {
-    let value = Atomic<Int>(0)
+/// Whether a connection's LISTENs took effect (a class: an `Atomic` cannot be captured by the group's tasks).
+private final class ListenFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }

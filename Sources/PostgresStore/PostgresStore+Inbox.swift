@@ -62,8 +62,22 @@ extension PostgresStore: InboxStore {
             let results = try await client.withTransaction(logger: logger) { connection in
                 try await self.insert(batch, on: connection)
             }
+            let stored = results.reduce(0) { count, appendResults in
+                count + appendResults.filter { if case .stored = $0 { true } else { false } }.count
+            }
+            stats.withLock {
+                $0.commits += 1
+                $0.appendedRows += stored
+            }
             for (pending, result) in zip(batch, results) { pending.completion(.success(result)) }
         } catch {
+            // A value PostgreSQL refuses (SQLSTATE class 22, e.g. a NUL character in text) fails the whole batch;
+            // retry its appends one by one so only the caller that sent it gets the error, not every webhook that
+            // happened to share its transaction.
+            if batch.count > 1, PostgresStoreError.sqlState(error)?.hasPrefix("22") == true {
+                for pending in batch { await commit([pending]) }
+                return
+            }
             let failure = Self.failure(error, "appending \(batch.reduce(0) { $0 + $1.entries.count }) rows to inbox")
             logger.error("inbox append failed", metadata: ["error": "\(failure)"])
             for pending in batch { pending.completion(.failure(failure)) }

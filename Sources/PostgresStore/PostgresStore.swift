@@ -21,6 +21,14 @@ public struct PostgresStoreConfiguration: Sendable {
     }
 }
 
+/// Counters that show group commit at work.
+public struct PostgresStoreStatistics: Sendable, Hashable {
+    /// Transactions that committed inbox appends.
+    public var commits: Int
+    /// Inbox rows appended (duplicates excluded).
+    public var appendedRows: Int
+}
+
 /// The PostgreSQL implementation of the gateway's store port, for several calgate instances sharing one database.
 ///
 /// Work runs on a postgres-nio connection pool. Inbox appends queue up and one committer task writes them in batches,
@@ -50,6 +58,7 @@ public final class PostgresStore: GatewayStore, Sendable {
     private let committerSignals: AsyncStream<Void>
     private let committerTask = Mutex<Task<Void, Never>?>(nil)
     let credentialsVersion = Atomic<UInt64>(0)
+    let stats = Mutex(PostgresStoreStatistics(commits: 0, appendedRows: 0))
     let remoteInboxHandler = Mutex<(@Sendable () -> Void)?>(nil)
     private let listener: PostgresListener
     /// Counts work-log inserts so old rows are pruned now and then rather than on every release.
@@ -57,6 +66,9 @@ public final class PostgresStore: GatewayStore, Sendable {
 
     /// This instance's name (lease owner, notification payload).
     public var instanceID: String { configuration.instanceID }
+
+    /// Group-commit counters.
+    public var statistics: PostgresStoreStatistics { stats.withLock { $0 } }
 
     private init(client: PostgresClient, runTask: Task<Void, Never>, listener: PostgresListener, url: PostgresURL,
                  configuration: PostgresStoreConfiguration, logger: Logger) {

@@ -18,12 +18,15 @@ struct PostgresOnlyTests {
     }
 
     /// Two stores on one fresh database.
+    /// Instance names are unique per test: the cluster is shared by tests running in parallel, and the reconnect
+    /// test terminates backends by name.
     func withTwoStores(_ body: (PostgresStore, PostgresStore, String) async throws -> Void) async throws {
+        let suffix = UUID().uuidString.prefix(8).lowercased()
         try await withPostgresDatabase { url in
-            let a = try await PostgresStore.open(url: url, configuration: Self.configuration("instance-a"), logger: testLogger)
+            let a = try await PostgresStore.open(url: url, configuration: Self.configuration("instance-a-\(suffix)"), logger: testLogger)
             let b: PostgresStore
             do {
-                b = try await PostgresStore.open(url: url, configuration: Self.configuration("instance-b"), logger: testLogger)
+                b = try await PostgresStore.open(url: url, configuration: Self.configuration("instance-b-\(suffix)"), logger: testLogger)
             } catch {
                 await a.close()
                 throw error
@@ -42,7 +45,7 @@ struct PostgresOnlyTests {
 
     @Test func appendOnOneInstanceWakesTheOther() async throws {
         try await withTwoStores { a, b, _ in
-            #expect(a.instanceID == "instance-a")
+            #expect(a.instanceID.hasPrefix("instance-a-"))
             let woken = Counter()
             let ownWakes = Counter()
             b.onRemoteInboxAppend { woken.increment() }
@@ -112,6 +115,23 @@ struct PostgresOnlyTests {
         }
     }
 
+    @Test func concurrentAppendsShareTransactions() async throws {
+        try await withStore(.postgres) { store in
+            let postgres = try #require(store as? PostgresStore)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for n in 0..<300 {
+                    group.addTask {
+                        _ = try await postgres.append([InboxEntry(provider: .google, channelID: "g\(n)", kind: "exists", receivedAt: Date())])
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let statistics = postgres.statistics
+            #expect(statistics.appendedRows == 300)
+            #expect(statistics.commits < 300, "group commit puts concurrent appends into shared transactions (\(statistics.commits) commits)")
+        }
+    }
+
     @Test func concurrentOpensMigrateOnce() async throws {
         try await withPostgresDatabase { url in
             let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
@@ -155,7 +175,7 @@ struct PostgresOnlyTests {
             let log = try await b.workLog()
             #expect(log.count == 1)
             #expect(log.first?.record == record)
-            #expect(log.first?.key == "sync:x" && log.first?.owner == "instance-a")
+            #expect(log.first?.key == "sync:x" && log.first?.owner == a.instanceID)
         }
     }
 
@@ -165,7 +185,7 @@ struct PostgresOnlyTests {
             b.onRemoteInboxAppend { woken.increment() }
             let before = b.webhookCredentialsVersion
             try await PostgresAdmin.execute(url: url, [
-                "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE application_name = 'calgate-listen instance-b'",
+                "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE application_name = 'calgate-listen \(b.instanceID)'",
             ])
             #expect(await eventually(within: 10) { b.webhookCredentialsVersion > before && woken.value >= 1 }, "after a reconnect both fire once")
             // And it listens again.
@@ -237,4 +257,37 @@ final class Counter: Sendable {
     private let count = Mutex(0)
     func increment() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
+}
+
+/// A value PostgreSQL refuses fails only the append that carried it, and nothing of it is stored.
+@Suite("PostgresStore: failed appends", .enabled(if: PostgresTestServer.enabled, "CALGATE_TEST_POSTGRES_URL is not set"))
+struct PostgresFailedAppendTests {
+    @Test func aRefusedValueFailsOnlyItsOwnAppend() async throws {
+        try await withStore(.postgres) { store in
+            let poisoned = [
+                InboxEntry(provider: .google, channelID: "fine", dedupeKey: "p-1", kind: "exists", receivedAt: Date()),
+                InboxEntry(provider: .google, channelID: "nul\u{0}inside", dedupeKey: "p-2", kind: "exists", receivedAt: Date()),
+            ]
+            await #expect(throws: PostgresStoreError.self, "text with NUL is refused") { try await store.append(poisoned) }
+            let visible = try await store.pending(limit: 10)
+            #expect(visible.isEmpty, "nothing of a failed append is visible")
+
+            // Concurrent appends that may share the poisoned one's batch still commit.
+            let outcomes = await withTaskGroup(of: Bool.self) { group in
+                for n in 0..<30 {
+                    group.addTask {
+                        let channel = n == 15 ? "bad\u{0}" : "ok-\(n)"
+                        let result = try? await store.append([InboxEntry(provider: .google, channelID: channel, kind: "exists", receivedAt: Date())])
+                        return result != nil
+                    }
+                }
+                var outcomes: [Bool] = []
+                for await outcome in group { outcomes.append(outcome) }
+                return outcomes
+            }
+            #expect(outcomes.filter { $0 }.count == 29)
+            let stored = try await store.pending(limit: 100)
+            #expect(stored.count == 29)
+        }
+    }
 }
