@@ -80,7 +80,10 @@ struct PushContractTests {
 
             // lc_2 fails: retried later with the error on the appointment.
             let later = date(Date().timeIntervalSince1970 + 3_600)
+            #expect(try await store.isPushJobDue(due[1], now: now))
+            #expect(try await !store.isPushJobDue(due[1], now: Date(timeIntervalSince1970: 0)), "not due yet")
             try await store.retryPushJob(due[1], nextAttemptAt: later, error: "HTTP 503")
+            #expect(try await !store.isPushJobDue(due[1], now: later), "rescheduled since it was read (another attempt counted)")
             #expect(try await store.pushState(appointmentID: "lc_2") == PushState(status: "pending", error: "HTTP 503"))
             due = try await store.duePushJobs(now: now, limit: 10)
             #expect(due.map(\.appointmentID) == ["lc_1"])
@@ -90,6 +93,7 @@ struct PushContractTests {
 
             // lc_1's create succeeds; its update is next.
             try await store.completePushJob(due[0], state: PushState(status: "pushed", calendarKey: target, externalID: "evt-1"))
+            #expect(try await !store.isPushJobDue(due[0], now: now), "completed since it was read")
             #expect(try await store.pushState(appointmentID: "lc_1") == PushState(status: "pushed", calendarKey: target, externalID: "evt-1"))
             #expect(try await store.pushedExternalIDs(calendarKey: target) == ["evt-1"])
             #expect(try await store.pushedExternalIDs(calendarKey: "c1/other").isEmpty)
