@@ -140,10 +140,12 @@ class ScaleOutDriver(Driver):
             google_port, graph_port = free_port(), free_port()
             self.ports = [free_port() for _ in range(options.instances)]
             self.port = self.ports[0]
-            for name, provider, port, token in (("google", "google", google_port, "1//scale"), ("graph", "microsoft", graph_port, "0.AAAA-scale")):
+            for name, provider, port, token, extra in (
+                    ("google", "google", google_port, "1//scale", ["--channel-lifetime", str(options.channel_lifetime)]),
+                    ("graph", "microsoft", graph_port, "0.AAAA-scale", [])):
                 simulator_log = open(os.path.join(work, f"{name}-simulator.log"), "wb")
                 procs.append(subprocess.Popen([binary, "simulate", "--provider", provider, "--listen", f"127.0.0.1:{port}", "--ca", ca_file,
-                                               "--refresh-token", token], stdout=simulator_log, stderr=simulator_log))
+                                               "--refresh-token", token] + extra, stdout=simulator_log, stderr=simulator_log))
             self.google = f"http://127.0.0.1:{google_port}"
             self.graph = f"http://127.0.0.1:{graph_port}"
             wait_until(lambda: http_json("GET", self.google + "/control/channels", timeout=2), 30, what="the Google simulator")
@@ -175,8 +177,8 @@ class ScaleOutDriver(Driver):
                     "admin_token": admin_token, "api_token": self.api_token,
                     "google": {"token_url": f"{self.google}/token", "api_base_url": f"{self.google}/calendar/v3"},
                     "microsoft": {"token_url": f"{self.graph}/common/oauth2/v2.0/token", "api_base_url": f"{self.graph}/v1.0"},
-                    "maintenance": {"renewal_check_interval_seconds": options.renewal_interval,
-                                    "renewal_minimum_lead_seconds": options.renewal_lead},
+                    "maintenance": {"renewal_check_interval_s": options.renewal_interval,
+                                    "renewal_minimum_lead_s": options.renewal_lead},
                     "log": {"level": "info", "format": "json"},
                 }
                 config_path = os.path.join(work, f"config{index + 1}.json")
@@ -408,8 +410,9 @@ def main():
     parser.add_argument("--google-calendars", type=int, default=12)
     parser.add_argument("--graph-calendars", type=int, default=4)
     parser.add_argument("--renewal-interval", type=int, default=3, help="seconds between renewal passes on each instance")
-    parser.add_argument("--renewal-lead", type=int, default=604_790,
-                        help="renew this long before expiry (the simulators' channels live 7 days: channels are replaced every few seconds)")
+    parser.add_argument("--channel-lifetime", type=int, default=120, help="seconds the Google simulator's channels live")
+    parser.add_argument("--renewal-lead", type=int, default=100,
+                        help="renew this long before expiry: with 120 s channels, each calendar's channel is replaced every 10-20 s")
     parser.add_argument("--mutation-interval", type=float, default=0.02)
     parser.add_argument("--pace", type=float, default=0.004)
     parser.add_argument("--deadline", type=float, default=420)

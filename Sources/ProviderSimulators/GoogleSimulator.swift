@@ -117,12 +117,19 @@ public final class GoogleSimulator: Sendable {
         }
     }
     private let pushClientBox: Mutex<CurlHTTPClient?>
+    private let channelLifetime: TimeInterval
     private let pushes = Mutex<(sent: Int, delivered: Int, messageNumber: UInt64)>((0, 0, 1))
 
     /// Creates an empty simulator that accepts `refreshTokens`. With `pushClient` (trusting the gateway's CA, as
     /// Google trusts only real certificates) it sends push notifications to every watched calendar's channel.
-    public init(refreshTokens: Set<String> = [], pushClient: CurlHTTPClient? = nil, clock: @escaping @Sendable () -> Date = { Date() }) {
+    /// `channelLifetime` is how long `events.watch` channels live (Google: about a week); tests that exercise renewal
+    /// shorten it.
+    public init(
+        refreshTokens: Set<String> = [], pushClient: CurlHTTPClient? = nil, channelLifetime: TimeInterval = 7 * 86_400,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.clock = clock
+        self.channelLifetime = channelLifetime
         self.pushClientBox = Mutex(pushClient)
         state.withLock { $0.refreshTokens = refreshTokens }
     }
@@ -358,7 +365,7 @@ public final class GoogleSimulator: Sendable {
             if case .string(let given)? = fields["token"] { token = given }
             let calendar = context.parameters.get("calendar") ?? ""
             let resourceID = "res-\(calendar)-\(id.prefix(8))"
-            let expiresAt = self.clock().addingTimeInterval(7 * 86_400)
+            let expiresAt = self.clock().addingTimeInterval(self.channelLifetime)
             let expiration = Int64((expiresAt.timeIntervalSince1970 * 1000).rounded())
             self.state.withLock {
                 $0.channels[id] = WatchedChannel(

@@ -61,8 +61,8 @@ public final class PushWorker: Service, Sendable {
             let leaseKey = "push:\(job.appointmentID)"
             // Another instance is pushing this appointment now: its jobs stay in order there.
             guard (try? await leases.claim(leaseKey, for: leaseDuration)) == true else { continue }
-            let startedAt = clock.now()
-            if leases.isShared, (try? await store.isPushJobDue(job, now: startedAt)) != true {
+            let startedAt = Date()
+            if leases.isShared, (try? await store.isPushJobDue(job, now: clock.now())) != true {
                 await leases.release(leaseKey)
                 continue
             }

@@ -218,9 +218,8 @@ public final class SyncScheduler: Service, Sendable {
 
     /// Runs one due calendar: under its lease, unless another instance holds it or already did the work.
     func runSync(_ key: String) async {
-        let covering = state.withLock { $0.covering[key] ?? [] }
+        var covering = state.withLock { $0.covering[key] ?? [] }
         let leaseKey = "sync:\(key)"
-        let startedAt = clock.now()
         if leases.isShared {
             // Another instance may have synced these rows since they were read: then there is nothing to do.
             if !covering.isEmpty, let left = try? await store.unprocessed(covering), left.isEmpty {
@@ -235,11 +234,20 @@ public final class SyncScheduler: Service, Sendable {
         // Held by another instance (or another task here): its sync covers what it read; ours waits a window and
         // then looks again.
         guard claimed else { return finishWithoutFetch(key, requeue: true) }
-        if leases.isShared, !covering.isEmpty, let left = try? await store.unprocessed(covering), left.isEmpty {
-            await leases.release(leaseKey)
-            return finishWithoutFetch(key, requeue: false)
+        let startedAt = Date()
+        if leases.isShared, !covering.isEmpty, let left = try? await store.unprocessed(covering) {
+            guard !left.isEmpty else {
+                await leases.release(leaseKey)
+                return finishWithoutFetch(key, requeue: false)
+            }
+            // What is left is this sync's work; the rest another instance's sync covered (and marked).
+            covering = left
         }
-        state.withLock { $0.fetchCount += 1 }
+        let coveredRows = covering
+        state.withLock {
+            $0.fetchCount += 1
+            if $0.covering[key] != nil { $0.covering[key] = coveredRows }
+        }
         let heartbeat = Task { [leases, configuration] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(configuration.leaseDuration / 3))

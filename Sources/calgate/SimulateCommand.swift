@@ -32,11 +32,18 @@ struct Simulate: AsyncParsableCommand {
     @Option(name: .customLong("refresh-token"), help: "A refresh token the OAuth endpoint accepts (repeatable; default 1//demo-refresh-token, or 0.AAAA-demo-refresh-token for microsoft).")
     var refreshTokens: [String] = []
 
+    @Option(name: .customLong("channel-lifetime"), help: "Seconds a Google watch channel lives (default 604800, a week; google only).")
+    var channelLifetime: Int?
+
     func run() async throws {
         let address: ListenAddress
         do { address = try ListenAddress(parsing: listen) } catch { throw CLIError("--listen: \(error.message)") }
         guard ["127.0.0.1", "::1", "localhost"].contains(address.host) else {
             throw CLIError("--listen: the simulator serves loopback only (127.0.0.1, ::1 or localhost)")
+        }
+        if let channelLifetime {
+            guard provider == .google else { throw CLIError("--channel-lifetime: only the google simulator has watch channels") }
+            guard (60...(30 * 86_400)).contains(channelLifetime) else { throw CLIError("--channel-lifetime: must be 60 to 2592000 seconds, found \(channelLifetime)") }
         }
         guard FileManager.default.isReadableFile(atPath: caFile) else {
             throw CLIError("--ca \(caFile): file does not exist; run `calgate certs dev` first or point --ca at the gateway's CA")
@@ -48,7 +55,10 @@ struct Simulate: AsyncParsableCommand {
         let banner: String
         switch provider {
         case .google:
-            let simulator = GoogleSimulator(refreshTokens: Set(refreshTokens.isEmpty ? ["1//demo-refresh-token"] : refreshTokens), pushClient: pushClient)
+            let simulator = GoogleSimulator(
+                refreshTokens: Set(refreshTokens.isEmpty ? ["1//demo-refresh-token"] : refreshTokens), pushClient: pushClient,
+                channelLifetime: TimeInterval(channelLifetime ?? 7 * 86_400)
+            )
             server = try await SimulatorServer(router: simulator.makeRouter(), host: address.host, port: address.port)
             banner = """
             Google simulator on \(server.baseURL)

@@ -45,14 +45,16 @@ public final class MaintenancePass: Sendable {
                 let leaseKey = "maintain:\(key)"
                 let leases = store.workLeases
                 guard (try? await leases.claim(leaseKey, for: leaseDuration)) == true else { continue }
+                // The work log's start is wall-clock time after the claim (`now` may be a test clock).
+                let startedAt = Date()
                 let before = report
                 do {
                     try await step(calendar, connection.id, &report)
-                    await leases.release(leaseKey, record: report.changedSince(before) ? WorkRecord(kind: "renewal", startedAt: now, outcome: "ok") : nil)
+                    await leases.release(leaseKey, record: report.changedSince(before) ? WorkRecord(kind: "renewal", startedAt: startedAt, outcome: "ok") : nil)
                     retry.withLock { $0[key] = nil }
                     report.succeeded(connection.id)
                 } catch {
-                    await leases.release(leaseKey, record: WorkRecord(kind: "renewal", startedAt: now, outcome: "failed: \(error)"))
+                    await leases.release(leaseKey, record: WorkRecord(kind: "renewal", startedAt: startedAt, outcome: "failed: \(error)"))
                     let attempt = (retry.withLock { $0[key]?.attempt } ?? 0) + 1
                     let failure = error as? SyncFailure
                     var retryAfter: TimeInterval?
