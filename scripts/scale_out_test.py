@@ -114,7 +114,7 @@ class ScaleOutDriver(Driver):
 
     def stop_database(self):
         try:
-            if getattr(self, "db_name", None) and not self.options.keep:
+            if getattr(self, "db_name", None) and getattr(self, "remove_work", False):
                 self.admin_db.rows(f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")
         except Exception as error:
             log(f"could not drop the test database: {error}")
@@ -177,6 +177,9 @@ class ScaleOutDriver(Driver):
                     "admin_token": admin_token, "api_token": self.api_token,
                     "google": {"token_url": f"{self.google}/token", "api_base_url": f"{self.google}/calendar/v3"},
                     "microsoft": {"token_url": f"{self.graph}/common/oauth2/v2.0/token", "api_base_url": f"{self.graph}/v1.0"},
+                    # Every sender shares 127.0.0.1, and pushes on a channel a renewal just replaced are refused (404):
+                    # without a larger budget the failed-verification limiter would answer everything 429.
+                    "limits": {"verification_failure_burst": 100_000},
                     "maintenance": {"renewal_check_interval_s": options.renewal_interval,
                                     "renewal_minimum_lead_s": options.renewal_lead},
                     "log": {"level": "info", "format": "json"},
@@ -224,6 +227,7 @@ class ScaleOutDriver(Driver):
             time.sleep(random.Random(self.seed + 2).random() * 0.3)
             with self.lock:
                 killed_at = self.sent
+            self.victim_pid = victim.process.pid
             victim.kill()
             self.ports = self.ports[:-1]
             log(f"SIGKILL of the instance on port {victim.port} at notification {killed_at}; it stays down")
@@ -264,10 +268,9 @@ class ScaleOutDriver(Driver):
                 f"{verdict['appointments']} appointments in {verdict['calendars']} calendars; run {time.monotonic() - started:.1f} s")
             print(f"scale-out: {len(self.acked)} acked, {lost} lost, {duplicated} duplicated work", flush=True)
             ok = lost == 0 and duplicated == 0 and not problems
-            if ok and not options.keep:
-                shutil.rmtree(work, ignore_errors=True)
-            else:
-                log(f"kept {work} for inspection")
+            self.remove_work = ok and not options.keep
+            if not self.remove_work:
+                log(f"kept {work} (and the database {self.db_name}) for inspection")
             return 0 if ok else 1
         finally:
             self.stop_sending.set()
@@ -282,6 +285,9 @@ class ScaleOutDriver(Driver):
                 except subprocess.TimeoutExpired:
                     p.kill()
             self.stop_database()
+            # Last: a cluster of our own lives in the work directory.
+            if getattr(self, "remove_work", False):
+                shutil.rmtree(work, ignore_errors=True)
 
     def refresh_targets(self):
         """Channels are replaced by renewals: notifications follow the live ones, as Google's would."""
@@ -378,6 +384,10 @@ class ScaleOutDriver(Driver):
         work = dict((kind, int(n)) for kind, n in db.rows("SELECT kind || ':' || outcome, COUNT(*) FROM work_log GROUP BY 1"))
         owners = dict((owner, int(n)) for owner, n in db.rows("SELECT owner, COUNT(*) FROM work_log GROUP BY 1"))
         work["by instance"] = owners
+        if getattr(self, "victim_pid", None):
+            # Claims the killed instance still held: they lapsed and the others took the work over.
+            work["claims left by the killed instance"] = [key for key, in db.rows(
+                f"SELECT key FROM work_leases WHERE owner LIKE '%-{self.victim_pid}'")]
 
         truth = {}
         for (provider, calendar) in self.event_ids:

@@ -19,6 +19,8 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
     /// Delays after failed channel maintenance.
     let maintenanceBackoff: BackoffPolicy
     private let tokens = Mutex<[String: GoogleAccessToken]>([:])
+    /// Channel id → calendar, for mapping inbox rows without a store read each.
+    private let channelCalendars = CalendarKeyCache()
     /// Per calendar: when maintenance may try again after a failure, and how many failures in a row.
     /// Backoff state of the renewal job's passes.
     private let maintenance: MaintenancePass
@@ -343,8 +345,9 @@ public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, 
         // A stopped channel still names its calendar: a push acknowledged just before a renewal stopped the channel
         // (on another instance, say) announced a real change, so it gets its sync; a calendar deselected since
         // syncs as nothing.
-        guard let channel = try await store.googleChannel(id: entry.entry.channelID) else { return nil }
-        return channel.calendarKey
+        try await channelCalendars.calendarKey(of: entry.entry.channelID) {
+            try await self.store.googleChannel(id: entry.entry.channelID)?.calendarKey
+        }
     }
 
     /// One delta sync; refreshes the access token when needed (and once on 401).

@@ -36,6 +36,8 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
     private let tokens = Mutex<[String: GraphAccessToken]>([:])
     /// Per calendar, the recoveries lifecycle notifications asked for, each with the inbox rows that asked.
     private let recoveries = Mutex<[String: [Recovery: Set<Int64>]]>([:])
+    /// Subscription id → calendar, for mapping inbox rows without a store read each.
+    private let subscriptionCalendars = CalendarKeyCache()
     /// Backoff state of the renewal job's passes.
     private let maintenance: MaintenancePass
     /// Where full rounds report how far they have come (the console and the connection API read it).
@@ -362,9 +364,9 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
 
     /// The calendar a stored notification is about; lifecycle events also note the recovery the next sync runs.
     public func calendarKey(for entry: StoredInboxEntry) async throws -> String? {
-        guard let row = try await store.graphSubscription(id: entry.entry.channelID) else { return nil }
         switch entry.entry.kind {
         case "reauthorizationRequired", "subscriptionRemoved", "missed":
+            guard let row = try await store.graphSubscription(id: entry.entry.channelID) else { return nil }
             // A lifecycle row replayed after a crash may name a subscription already replaced: the calendar still
             // gets its delta round, which is what closes the gap.
             if row.removedAt == nil {
@@ -377,7 +379,11 @@ public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, S
             }
             return row.calendarKey
         default:
-            return row.removedAt == nil ? row.calendarKey : nil
+            // A change acknowledged just before its subscription was removed (by another instance, say) still gets
+            // its calendar's sync; a calendar deselected since syncs as nothing.
+            return try await subscriptionCalendars.calendarKey(of: entry.entry.channelID) {
+                try await self.store.graphSubscription(id: entry.entry.channelID)?.calendarKey
+            }
         }
     }
 
