@@ -10,9 +10,9 @@ public protocol InboxStore: Sendable {
     /// `append(_:)` for callers on an event loop, which must not wait: `completion` runs once, on the store's own
     /// thread, after the commit (or with the error); it must hand off quickly and never block.
     func append(_ entries: [InboxEntry], completion: @escaping @Sendable (Result<[InboxAppendResult], any Error>) -> Void)
-    /// Unprocessed entries with an id above `after`, in commit order, oldest first, at most `limit`. Ids grow with
-    /// commit order, so a reader that remembers the last id it saw reads each row once.
-    func pending(after: Int64, limit: Int) async throws -> [StoredInboxEntry]
+    /// Unprocessed entries past `cursor`, oldest first, at most `limit`. A reader that advances its cursor past what
+    /// it read (`InboxCursor.advance(past:)`) reads each row once, even rows an instance committed after another's.
+    func pending(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry]
     /// Marks entries processed so `pending` no longer returns them.
     func markProcessed(_ ids: [Int64]) async throws
     /// Which of `ids` are still unprocessed (a sync that claimed a calendar after another instance's sync of it asks
@@ -25,7 +25,34 @@ public protocol InboxStore: Sendable {
 extension InboxStore {
     /// Every unprocessed entry, oldest first, at most `limit`.
     public func pending(limit: Int) async throws -> [StoredInboxEntry] {
-        try await pending(after: 0, limit: limit)
+        try await pending(after: .start, limit: limit)
+    }
+}
+
+/// How far a reader of the inbox has got: the last row id seen per appender.
+///
+/// An appender is one committing thread of one store (an instance's group commit), and its rows commit in the order
+/// of their ids. Rows of different appenders do not (a PostgreSQL sequence hands out ids before commit, so instance
+/// B may commit id 11 while A still holds 10), so one position per appender lets a reader see each row once without
+/// a lock that would order every instance's commits — and serialize their fsyncs.
+public struct InboxCursor: Sendable, Hashable {
+    /// Last id seen per appender; a missing appender is at 0.
+    public private(set) var positions: [String: Int64]
+
+    /// Before every row.
+    public static let start = InboxCursor()
+
+    /// A cursor at `positions`.
+    public init(positions: [String: Int64] = [:]) {
+        self.positions = positions
+    }
+
+    /// The last id seen of `appender`'s rows.
+    public func position(of appender: String) -> Int64 { positions[appender] ?? 0 }
+
+    /// Moves past `rows` (read with this cursor).
+    public mutating func advance(past rows: [StoredInboxEntry]) {
+        for row in rows where row.id > position(of: row.appender) { positions[row.appender] = row.id }
     }
 }
 

@@ -56,12 +56,16 @@ public struct StoredInboxEntry: Sendable, Hashable {
     public var entry: InboxEntry
     /// How many times a worker has tried to process it.
     public var attempts: Int
+    /// Which store appended it (an instance's group commit on PostgreSQL; "" on SQLite, which has one): see
+    /// `InboxCursor`.
+    public var appender: String
 
     /// Creates a stored inbox entry.
-    public init(id: Int64, entry: InboxEntry, attempts: Int) {
+    public init(id: Int64, entry: InboxEntry, attempts: Int, appender: String = "") {
         self.id = id
         self.entry = entry
         self.attempts = attempts
+        self.appender = appender
     }
 }
 

@@ -25,6 +25,7 @@ public enum PostgresMigrations {
             """
             CREATE TABLE inbox (
                 id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                appender text NOT NULL,
                 provider text NOT NULL,
                 channel_id text NOT NULL,
                 dedupe_key text UNIQUE,

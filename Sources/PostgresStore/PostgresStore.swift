@@ -66,6 +66,9 @@ public final class PostgresStore: GatewayStore, Sendable {
 
     /// This instance's name (lease owner, notification payload).
     public var instanceID: String { configuration.instanceID }
+    /// This store's name as the appender of its inbox rows: the instance and a random suffix, so two stores can never
+    /// share one even when misconfigured with the same instance name (see `InboxCursor`).
+    let appender: String
 
     /// Group-commit counters.
     public var statistics: PostgresStoreStatistics { stats.withLock { $0 } }
@@ -78,6 +81,7 @@ public final class PostgresStore: GatewayStore, Sendable {
         self.url = url
         self.configuration = configuration
         self.logger = logger
+        self.appender = configuration.instanceID + "/" + String(UInt32.random(in: .min ... .max), radix: 16)
         (committerSignals, committerWake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 

@@ -251,10 +251,11 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Unprocessed entries with an id above `after`, oldest first (ids are AUTOINCREMENT and assigned by the one
-    /// writer thread, so they grow in commit order).
-    public func pending(after: Int64, limit: Int) async throws -> [StoredInboxEntry] {
-        try await run { database in
+    /// Unprocessed entries past `cursor`, oldest first. SQLite has one appender (""): ids are AUTOINCREMENT and
+    /// assigned by the one writer thread, so they grow in commit order.
+    public func pending(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry] {
+        let after = cursor.position(of: "")
+        return try await run { database in
             let statement = try database.prepare("""
                 SELECT id, provider, channel_id, dedupe_key, kind, received_at_ms, headers, body, attempts
                 FROM inbox WHERE processed_at_ms IS NULL AND id > ? ORDER BY id LIMIT ?

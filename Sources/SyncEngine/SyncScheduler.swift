@@ -45,9 +45,9 @@ public final class SyncScheduler: Service, Sendable {
         var waiting: [String: [Int64]] = [:]
         /// Rows a running sync covers.
         var covering: [String: [Int64]] = [:]
-        /// Highest inbox id read so far: each row is read once (unprocessed rows from before a restart are re-read,
-        /// because a new scheduler starts at 0).
-        var inboxWatermark: Int64 = 0
+        /// How far the inbox has been read: each row is read once (unprocessed rows from before a restart are
+        /// re-read, because a new scheduler starts at the beginning).
+        var inboxCursor = InboxCursor.start
         /// Which provider syncs each calendar.
         var providerOf: [String: Provider] = [:]
         var running: Int = 0
@@ -150,12 +150,12 @@ public final class SyncScheduler: Service, Sendable {
     private func pullInboxPage(limit: Int) async -> Int {
         let fresh: [StoredInboxEntry]
         do {
-            fresh = try await store.pending(after: state.withLock { $0.inboxWatermark }, limit: limit)
+            fresh = try await store.pending(after: state.withLock { $0.inboxCursor }, limit: limit)
         } catch {
             logger.warning("cannot read the inbox", metadata: ["error": "\(error)"])
             return 0
         }
-        guard let last = fresh.last else { return 0 }
+        guard !fresh.isEmpty else { return 0 }
         var orphans: [Int64] = []
         var keyed: [(String, Int64, Provider)] = []
         for row in fresh {
@@ -173,7 +173,7 @@ public final class SyncScheduler: Service, Sendable {
         }
         let now = clock.now()
         state.withLock { state in
-            state.inboxWatermark = max(state.inboxWatermark, last.id)
+            state.inboxCursor.advance(past: fresh)
             for (key, id, provider) in keyed {
                 state.providerOf[key] = provider
                 state.waiting[key, default: []].append(id)

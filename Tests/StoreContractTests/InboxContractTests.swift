@@ -86,7 +86,7 @@ struct InboxContractTests {
             }
             #expect(ids.count == 200)
             #expect(Set(ids).count == 200, "distinct ids")
-            let pending = try await store.pending(after: 0, limit: 1_000)
+            let pending = try await store.pending(after: .start, limit: 1_000)
             #expect(pending.map(\.id) == ids.sorted())
             #expect(Set(pending.map(\.entry.channelID)).count == 200)
         }
@@ -117,10 +117,14 @@ struct InboxContractTests {
                 InboxEntry(provider: .google, channelID: "ch", dedupeKey: "w-\(n)", kind: "exists", receivedAt: date(1_733_400_000 + Double(10 - n)))
             }
             let ids = try await store.append(entries).map(\.rowID)
-            #expect(try await store.pending(after: ids[1], limit: 10).map(\.id) == Array(ids[2...]))
-            #expect(try await store.pending(after: 0, limit: 2).map(\.id) == Array(ids[..<2]))
-            #expect(try await store.pending(after: ids[4], limit: 10).isEmpty)
-            #expect(try await store.pending(after: 0, limit: 0).isEmpty)
+            let firstTwo = try await store.pending(after: .start, limit: 2)
+            #expect(firstTwo.map(\.id) == Array(ids[..<2]))
+            var cursor = InboxCursor.start
+            cursor.advance(past: firstTwo)
+            #expect(try await store.pending(after: cursor, limit: 10).map(\.id) == Array(ids[2...]))
+            cursor.advance(past: try await store.pending(after: cursor, limit: 10))
+            #expect(try await store.pending(after: cursor, limit: 10).isEmpty)
+            #expect(try await store.pending(after: .start, limit: 0).isEmpty)
             #expect(try await store.backlog() == InboxBacklog(count: 5, oldestReceivedAt: date(1_733_400_006)))
 
             try await store.markProcessed([ids[0], ids[4]])
