@@ -225,12 +225,18 @@ class ScaleOutDriver(Driver):
                     break
                 time.sleep(0.005)
             time.sleep(random.Random(self.seed + 2).random() * 0.3)
+            # Killed while it holds work if it can be caught doing some within 5 s: its claims must lapse and the
+            # others must finish that work.
+            self.victim_pid = victim.process.pid
+            held, deadline = [], time.monotonic() + 5
+            while not held and time.monotonic() < deadline:
+                held = [key for key, in self.db.rows(
+                    f"SELECT key FROM work_leases WHERE owner LIKE '%-{self.victim_pid}' AND expires_at > clock_timestamp()")]
             with self.lock:
                 killed_at = self.sent
-            self.victim_pid = victim.process.pid
             victim.kill()
             self.ports = self.ports[:-1]
-            log(f"SIGKILL of the instance on port {victim.port} at notification {killed_at}; it stays down")
+            log(f"SIGKILL of the instance on port {victim.port} at notification {killed_at}, holding {held or 'no claims'}; it stays down")
             for sender in senders:
                 sender.join(timeout=max(1, options.deadline - (time.monotonic() - started)))
                 if sender.is_alive():
