@@ -218,14 +218,11 @@ public final class SyncScheduler: Service, Sendable {
 
     /// Runs one due calendar: under its lease, unless another instance holds it or already did the work.
     func runSync(_ key: String) async {
-        var covering = state.withLock { $0.covering[key] ?? [] }
         let leaseKey = "sync:\(key)"
-        if leases.isShared {
-            // Another instance may have synced these rows since they were read: then there is nothing to do.
-            if !covering.isEmpty, let left = try? await store.unprocessed(covering), left.isEmpty {
-                return finishWithoutFetch(key, requeue: false)
-            }
-        }
+        // Another instance may have synced some or all of these rows since they were read: only the rest is this
+        // turn's work (and, if the lease is busy, all that waits for the next window, so the list never grows with
+        // rows done elsewhere).
+        guard await keepUnprocessedRows(of: key) else { return finishWithoutFetch(key, requeue: false) }
         let claimed: Bool
         do { claimed = try await leases.claim(leaseKey, for: configuration.leaseDuration) } catch {
             logger.warning("cannot claim a calendar for its sync; trying again", metadata: ["calendar.key": "\(key)", "error": "\(error)"])
@@ -235,18 +232,14 @@ public final class SyncScheduler: Service, Sendable {
         // then looks again.
         guard claimed else { return finishWithoutFetch(key, requeue: true) }
         let startedAt = Date()
-        if leases.isShared, !covering.isEmpty, let left = try? await store.unprocessed(covering) {
-            guard !left.isEmpty else {
-                await leases.release(leaseKey)
-                return finishWithoutFetch(key, requeue: false)
-            }
-            // What is left is this sync's work; the rest another instance's sync covered (and marked).
-            covering = left
+        // Once more under the lease: the previous holder may have finished in between.
+        guard await keepUnprocessedRows(of: key) else {
+            await leases.release(leaseKey)
+            return finishWithoutFetch(key, requeue: false)
         }
-        let coveredRows = covering
-        state.withLock {
+        let covering = state.withLock {
             $0.fetchCount += 1
-            if $0.covering[key] != nil { $0.covering[key] = coveredRows }
+            return $0.covering[key] ?? []
         }
         let heartbeat = Task { [leases, configuration] in
             while !Task.isCancelled {
@@ -264,6 +257,17 @@ public final class SyncScheduler: Service, Sendable {
             }
         }
         await leases.release(leaseKey, record: record)
+    }
+
+    /// With leases shared between instances, narrows the rows `key`'s turn covers to those still unprocessed; false
+    /// when rows were covered and none is left (another instance did the work). Alone, or when the store cannot
+    /// tell, it keeps them all.
+    private func keepUnprocessedRows(of key: String) async -> Bool {
+        guard leases.isShared else { return true }
+        let covering = state.withLock { $0.covering[key] ?? [] }
+        guard !covering.isEmpty, let left = try? await store.unprocessed(covering) else { return true }
+        state.withLock { if $0.covering[key] != nil { $0.covering[key] = left } }
+        return !left.isEmpty
     }
 
     /// Ends a due calendar's turn without a fetch: the rows it covered were done by another instance (`requeue`
