@@ -28,6 +28,7 @@ def main():
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=48, help="total keep-alive connections, split over the instances")
     parser.add_argument("--max-instances", type=int, default=3)
+    parser.add_argument("--profile", metavar="PERF_DATA", help="also perf-record the first instance during the last run")
     options = parser.parse_args()
     work = tempfile.mkdtemp(prefix="calgate-scaleout-bench-")
     os.chmod(work, 0o755)
@@ -110,24 +111,39 @@ end
             runs = [None] * count
             cpu_before = {p.pid: cpu_seconds(p.pid) for p in gateways}
             pg_before = sum(cpu_seconds(pid) for pid in postgres_pids)
+            commits_sql = f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{database}'"
+            commits_before = int(psql(admin_url, commits_sql) or 0)
 
             def drive(index):
                 offset = 10_000_000_000 * count + 1_000_000_000 * index
                 runs[index] = wrk(f"https://localhost:{ports[index]}/webhooks/google", script(offset), per, options.duration)
             threads = [threading.Thread(target=drive, args=(i,)) for i in range(count)]
+            recorder = None
+            if options.profile and count == options.max_instances:
+                recorder = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-o", options.profile, "-p", str(gateways[0].pid),
+                                             "--", "sleep", str(options.duration)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
+            if recorder:
+                recorder.wait(timeout=60)
             acks = sum(r["requests"] - r["non2xx"] for r in runs)
             acked_total += acks
+            time.sleep(0.6)  # pg_stat counters are flushed about every 500 ms
+            commits = int(psql(admin_url, commits_sql) or 0) - commits_before
+            calgate_cpu = sum(cpu_seconds(p.pid) - cpu_before[p.pid] for p in gateways)
+            pg_cpu = sum(cpu_seconds(pid) for pid in postgres_pids) - pg_before
             results[f"instances_{count}"] = {
                 "instances": count, "connections_each": per,
                 "acks_per_second": round(sum(r["rps"] for r in runs), 1),
                 "per_instance_rps": [round(r["rps"], 1) for r in runs],
                 "non2xx": sum(r["non2xx"] for r in runs), "p99_ms": [r["p99_ms"] for r in runs],
                 "calgate_cpu_seconds": [round(cpu_seconds(p.pid) - cpu_before[p.pid], 2) for p in gateways],
-                "postgres_cpu_seconds": round(sum(cpu_seconds(pid) for pid in postgres_pids) - pg_before, 2),
+                "postgres_cpu_seconds": round(pg_cpu, 2),
+                "transactions_per_ack": round(commits / acks, 3) if acks else None,
+                "calgate_cpu_us_per_ack": round(calgate_cpu * 1e6 / acks, 1) if acks else None,
+                "postgres_cpu_us_per_ack": round(pg_cpu * 1e6 / acks, 1) if acks else None,
             }
             print(json.dumps(results[f"instances_{count}"]), flush=True)
         time.sleep(2)
@@ -142,11 +158,13 @@ end
         with open(os.path.join(out_dir, "scaleout.json"), "w") as f:
             json.dump(results, f, indent=2)
         lines = ["# calgate instances sharing one PostgreSQL (loopback, one run)", "",
-                 "| instances | acked notifications/s | ratio to one | per instance | calgate CPU s (each) | PostgreSQL CPU s |", "|---|---|---|---|---|---|"]
+                 "| instances | acked notifications/s | ratio to one | per instance | calgate CPU µs/ack (all instances) | PostgreSQL CPU µs/ack | transactions/ack | p99 ms |",
+                 "|---|---|---|---|---|---|---|---|"]
         for count in range(1, options.max_instances + 1):
             r = results[f"instances_{count}"]
             lines.append(f"| {count} | {r['acks_per_second']:,.0f} | {r['ratio_to_one']} | {', '.join(f'{x:,.0f}' for x in r['per_instance_rps'])} | "
-                         f"{', '.join(str(x) for x in r['calgate_cpu_seconds'])} | {r['postgres_cpu_seconds']} |")
+                         f"{r['calgate_cpu_us_per_ack']} | {r['postgres_cpu_us_per_ack']} | {r['transactions_per_ack']} | "
+                         f"{', '.join(str(x) for x in r['p99_ms'])} |")
         lines.append("")
         lines.append(f"Acknowledged {acked_total:,} pushes; {rows:,} inbox rows (rows ≥ acks). {os.cpu_count()} cores, {options.duration} s per run, "
                      f"{options.connections} connections in all.")
