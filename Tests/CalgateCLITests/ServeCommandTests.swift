@@ -154,6 +154,13 @@ struct ServeCommandTests {
             ([], ["CALGATE_LISTEN": "x"], "CALGATE_LISTEN"),
             ([], ["CALGATE_ADMIN_TOKEN": "short"], "CALGATE_ADMIN_TOKEN"),
             ([], ["CALGATE_ROUTES_DIR": dir + "/no-routes"], "no-routes"),
+            // PostgreSQL URLs: each bad part named, the password never echoed (checked below), an unreachable server
+            // refused within seconds.
+            ([], ["CALGATE_DATABASE": "postgres://calgate:hunter2@/calgate"], "host"),
+            ([], ["CALGATE_DATABASE": "postgres://calgate:hunter2@127.0.0.1:99999/calgate"], "port"),
+            ([], ["CALGATE_DATABASE": "postgres://calgate:hunter2@127.0.0.1:5432"], "database"),
+            ([], ["CALGATE_DATABASE": "postgres://calgate:hunter2@127.0.0.1:5432/calgate?sslmode=maybe"], "sslmode"),
+            ([], ["CALGATE_DATABASE": "postgres://calgate:hunter2@127.0.0.1:1/calgate"], "127.0.0.1:1"),
         ]
         for c in cases {
             var args = serveArguments(dir) + c.args
@@ -161,6 +168,7 @@ struct ServeCommandTests {
             let result = try await CalgateProcess.run(args, environment: c.env)
             #expect(result.status != 0, "\(c.args) \(c.env) started")
             #expect(result.output.contains(c.expected), "\(c.expected) not in: \(result.output)")
+            #expect(!result.output.contains("hunter2"), "the database password was echoed: \(result.output)")
         }
     }
 
