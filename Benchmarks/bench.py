@@ -67,6 +67,26 @@ def wrk(url, script, connections, duration, headers=()):
     }
 
 
+
+def write_google_script(path, channel, start, extra_headers=""):
+    """A wrk script sending Google-shaped pushes for `channel` (a simulator /control/channels entry), message numbers
+    from start + 1 on; returns the path."""
+    with open(path, "w") as f:
+        f.write(f"""
+local n = {start}
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/webhooks/google", {{
+    ["X-Goog-Channel-ID"] = "{channel['id']}", ["X-Goog-Channel-Token"] = "{channel['token']}",
+    ["X-Goog-Resource-ID"] = "{channel['resource_id']}", ["X-Goog-Resource-State"] = "exists",
+    ["X-Goog-Resource-URI"] = "https://www.googleapis.com/calendar/v3/calendars/primary/events?alt=json",
+    ["X-Goog-Message-Number"] = tostring(n), ["X-Goog-Channel-Expiration"] = "Tue, 01 Dec 2026 10:00:00 GMT",
+    ["Content-Length"] = "0"{extra_headers}
+  }}, "")
+end
+""")
+    return path
+
 def s_time(port, duration):
     """Full TLS handshakes per second from `openssl s_time -new` (handshake, then close; no resumption)."""
     out = subprocess.run(["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(duration)],
@@ -189,22 +209,7 @@ http {{
         wait_http(f"https://127.0.0.1:{nginx_port}/", context=ssl._create_unverified_context())
 
         def google_script(name, extra_headers=""):
-            path = os.path.join(work, name)
-            with open(path, "w") as f:
-                f.write(f"""
-local n = 1000
-request = function()
-  n = n + 1
-  return wrk.format("POST", "/webhooks/google", {{
-    ["X-Goog-Channel-ID"] = "{channel['id']}", ["X-Goog-Channel-Token"] = "{channel['token']}",
-    ["X-Goog-Resource-ID"] = "{channel['resource_id']}", ["X-Goog-Resource-State"] = "exists",
-    ["X-Goog-Resource-URI"] = "https://www.googleapis.com/calendar/v3/calendars/primary/events?alt=json",
-    ["X-Goog-Message-Number"] = tostring(n), ["X-Goog-Channel-Expiration"] = "Tue, 01 Dec 2026 10:00:00 GMT",
-    ["Content-Length"] = "0"{extra_headers}
-  }}, "")
-end
-""")
-            return path
+            return write_google_script(os.path.join(work, name), channel, 1000, extra_headers)
 
         google_lua = google_script("google.lua")
         item = {"subscriptionId": subscription["id"], "clientState": subscription["clientState"], "changeType": "updated",

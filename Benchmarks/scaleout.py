@@ -11,7 +11,7 @@ the ratio to one instance, CPU seconds each process used, and acks against inbox
 import argparse, json, os, secrets, shutil, subprocess, sys, tempfile, threading, time, ssl
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, cpu_seconds, free_port, request, wait_http, wrk  # noqa: E402
+from bench import ROOT, cpu_seconds, free_port, request, wait_http, write_google_script, wrk  # noqa: E402
 
 
 def psql(url, sql):
@@ -82,22 +82,7 @@ def main():
         channel = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{simulator_port}/control/channels").read())["channels"][0]
 
         def script(offset):
-            path = os.path.join(work, f"google-{offset}.lua")
-            with open(path, "w") as f:
-                f.write(f"""
-local n = {offset}
-request = function()
-  n = n + 1
-  return wrk.format("POST", "/webhooks/google", {{
-    ["X-Goog-Channel-ID"] = "{channel['id']}", ["X-Goog-Channel-Token"] = "{channel['token']}",
-    ["X-Goog-Resource-ID"] = "{channel['resource_id']}", ["X-Goog-Resource-State"] = "exists",
-    ["X-Goog-Resource-URI"] = "https://www.googleapis.com/calendar/v3/calendars/primary/events?alt=json",
-    ["X-Goog-Message-Number"] = tostring(n), ["X-Goog-Channel-Expiration"] = "Tue, 01 Dec 2026 10:00:00 GMT",
-    ["Content-Length"] = "0"
-  }}, "")
-end
-""")
-            return path
+            return write_google_script(os.path.join(work, f"google-{offset}.lua"), channel, offset)
 
         results = {}
         acked_total = 0

@@ -260,37 +260,9 @@ class Driver:
         self.gateway = None
         log(f"work directory {work}, seed {self.seed}")
         try:
-            certs = os.path.join(work, "certs")
-            subprocess.run([binary, "certs", "dev", "--dir", certs], check=True, capture_output=True, timeout=60)
-            ca_file = os.path.join(certs, "dev-ca.pem")
-            self.ca = ssl.create_default_context(cafile=ca_file)
-            self.ca.check_hostname = False  # we connect to 127.0.0.1; the chain is still verified against the dev CA
-            google_port, graph_port, self.port = free_port(), free_port(), free_port()
-            google_log = open(os.path.join(work, "google-simulator.log"), "wb")
-            graph_log = open(os.path.join(work, "graph-simulator.log"), "wb")
-            procs.append(subprocess.Popen([binary, "simulate", "--provider", "google", "--listen", f"127.0.0.1:{google_port}",
-                                           "--ca", ca_file, "--refresh-token", "1//crash"], stdout=google_log, stderr=google_log))
-            procs.append(subprocess.Popen([binary, "simulate", "--provider", "microsoft", "--listen", f"127.0.0.1:{graph_port}",
-                                           "--ca", ca_file, "--refresh-token", "0.AAAA-crash"], stdout=graph_log, stderr=graph_log))
-            self.google = f"http://127.0.0.1:{google_port}"
-            self.graph = f"http://127.0.0.1:{graph_port}"
-            wait_until(lambda: http_json("GET", self.google + "/control/channels", timeout=2), 30, what="the Google simulator")
-            wait_until(lambda: http_json("GET", self.graph + "/control/subscriptions", timeout=2), 30, what="the Graph simulator")
-
-            self.google_calendars = ["primary"] + [f"cal{i:02d}" for i in range(1, options.google_calendars)]
-            for calendar in self.google_calendars[1:]:
-                http_json("POST", self.google + "/control/calendars", {"id": calendar, "name": f"Google {calendar}"})
-            self.graph_calendars = ["AAMkCalendarDefault="] + [f"mscal{i:02d}" for i in range(1, options.graph_calendars)]
-            for calendar in self.graph_calendars[1:]:
-                http_json("POST", self.graph + "/control/calendars", {"id": calendar, "name": f"Graph {calendar}"})
-            # Some events before connecting, so the first full syncs have work too.
-            self.rng = random.Random(self.seed)
-            self.event_ids = {("google", c): [] for c in self.google_calendars}
-            self.event_ids.update({("microsoft", c): [] for c in self.graph_calendars})
-            self.version = 0
-            for key in list(self.event_ids):
-                for _ in range(5):
-                    self.create_event(*key)
+            certs = self.start_simulators(work, binary, "crash", procs)
+            self.port = free_port()
+            self.create_calendars(events_each=5)
 
             config = {
                 "listen": f"127.0.0.1:{self.port}", "data_dir": os.path.join(work, "data"), "routes_dir": os.path.join(ROOT, "routes"),
@@ -401,6 +373,46 @@ class Driver:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+
+    def start_simulators(self, work, binary, name, procs, google_args=()):
+        """A dev CA and certificate in work/certs, and the Google and Graph simulators trusting it, each a process of
+        its own added to `procs` as it starts; sets self.ca, self.google and self.graph. Returns the certificate
+        directory."""
+        certs = os.path.join(work, "certs")
+        subprocess.run([binary, "certs", "dev", "--dir", certs], check=True, capture_output=True, timeout=60)
+        ca_file = os.path.join(certs, "dev-ca.pem")
+        self.ca = ssl.create_default_context(cafile=ca_file)
+        self.ca.check_hostname = False  # we connect to 127.0.0.1; the chain is still verified against the dev CA
+        urls = {}
+        for simulator, provider, token, extra in (("google", "google", f"1//{name}", list(google_args)),
+                                                  ("graph", "microsoft", f"0.AAAA-{name}", [])):
+            port = free_port()
+            simulator_log = open(os.path.join(work, f"{simulator}-simulator.log"), "wb")
+            procs.append(subprocess.Popen([binary, "simulate", "--provider", provider, "--listen", f"127.0.0.1:{port}", "--ca", ca_file,
+                                           "--refresh-token", token] + extra, stdout=simulator_log, stderr=simulator_log))
+            urls[simulator] = f"http://127.0.0.1:{port}"
+        self.google, self.graph = urls["google"], urls["graph"]
+        wait_until(lambda: http_json("GET", self.google + "/control/channels", timeout=2), 30, what="the Google simulator")
+        wait_until(lambda: http_json("GET", self.graph + "/control/subscriptions", timeout=2), 30, what="the Graph simulator")
+        return certs
+
+    def create_calendars(self, events_each):
+        """The options' numbers of Google and Graph calendars in the simulators, each with `events_each` events, so
+        the first full syncs have work too."""
+        options = self.options
+        self.google_calendars = ["primary"] + [f"cal{i:02d}" for i in range(1, options.google_calendars)]
+        for calendar in self.google_calendars[1:]:
+            http_json("POST", self.google + "/control/calendars", {"id": calendar, "name": f"Google {calendar}"})
+        self.graph_calendars = ["AAMkCalendarDefault="] + [f"mscal{i:02d}" for i in range(1, options.graph_calendars)]
+        for calendar in self.graph_calendars[1:]:
+            http_json("POST", self.graph + "/control/calendars", {"id": calendar, "name": f"Graph {calendar}"})
+        self.rng = random.Random(self.seed)
+        self.event_ids = {("google", c): [] for c in self.google_calendars}
+        self.event_ids.update({("microsoft", c): [] for c in self.graph_calendars})
+        self.version = 0
+        for key in list(self.event_ids):
+            for _ in range(events_each):
+                self.create_event(*key)
 
     def kill_points(self, budget, kills):
         """Random notification counts at which to kill, spread over the run (never two within 5 % of the budget)."""

@@ -24,7 +24,7 @@ import argparse, json, os, random, secrets, shutil, signal, subprocess, sys, tem
 import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crash_test import ROOT, Driver, Gateway, Sender, free_port, http_json, log, wait_until  # noqa: E402
+from crash_test import ROOT, Driver, Gateway, Sender, free_port, http_json, log  # noqa: E402
 
 
 class Database:
@@ -131,39 +131,10 @@ class ScaleOutDriver(Driver):
         try:
             url = self.start_database(work)
             self.db = Database(url)
-            certs = os.path.join(work, "certs")
-            subprocess.run([binary, "certs", "dev", "--dir", certs], check=True, capture_output=True, timeout=60)
-            ca_file = os.path.join(certs, "dev-ca.pem")
-            import ssl
-            self.ca = ssl.create_default_context(cafile=ca_file)
-            self.ca.check_hostname = False
-            google_port, graph_port = free_port(), free_port()
+            certs = self.start_simulators(work, binary, "scale", procs, ["--channel-lifetime", str(options.channel_lifetime)])
             self.ports = [free_port() for _ in range(options.instances)]
             self.port = self.ports[0]
-            for name, provider, port, token, extra in (
-                    ("google", "google", google_port, "1//scale", ["--channel-lifetime", str(options.channel_lifetime)]),
-                    ("graph", "microsoft", graph_port, "0.AAAA-scale", [])):
-                simulator_log = open(os.path.join(work, f"{name}-simulator.log"), "wb")
-                procs.append(subprocess.Popen([binary, "simulate", "--provider", provider, "--listen", f"127.0.0.1:{port}", "--ca", ca_file,
-                                               "--refresh-token", token] + extra, stdout=simulator_log, stderr=simulator_log))
-            self.google = f"http://127.0.0.1:{google_port}"
-            self.graph = f"http://127.0.0.1:{graph_port}"
-            wait_until(lambda: http_json("GET", self.google + "/control/channels", timeout=2), 30, what="the Google simulator")
-            wait_until(lambda: http_json("GET", self.graph + "/control/subscriptions", timeout=2), 30, what="the Graph simulator")
-
-            self.google_calendars = ["primary"] + [f"cal{i:02d}" for i in range(1, options.google_calendars)]
-            for calendar in self.google_calendars[1:]:
-                http_json("POST", self.google + "/control/calendars", {"id": calendar, "name": f"Google {calendar}"})
-            self.graph_calendars = ["AAMkCalendarDefault="] + [f"mscal{i:02d}" for i in range(1, options.graph_calendars)]
-            for calendar in self.graph_calendars[1:]:
-                http_json("POST", self.graph + "/control/calendars", {"id": calendar, "name": f"Graph {calendar}"})
-            self.rng = random.Random(self.seed)
-            self.event_ids = {("google", c): [] for c in self.google_calendars}
-            self.event_ids.update({("microsoft", c): [] for c in self.graph_calendars})
-            self.version = 0
-            for key in list(self.event_ids):
-                for _ in range(3):
-                    self.create_event(*key)
+            self.create_calendars(events_each=3)
 
             # One database, one key, one pair of tokens; each instance its own port and data directory. The public URL
             # (where Graph delivers its own notifications and handshakes) is the first instance, which stays up.

@@ -23,6 +23,14 @@ public protocol InboxStore: Sendable {
 }
 
 extension InboxStore {
+    /// `append(_:completion:)` for async callers: returns after the commit holding the entries.
+    public func append(_ entries: [InboxEntry]) async throws -> [InboxAppendResult] {
+        guard !entries.isEmpty else { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            append(entries) { continuation.resume(with: $0) }
+        }
+    }
+
     /// Every unprocessed entry, oldest first, at most `limit`.
     public func pending(limit: Int) async throws -> [StoredInboxEntry] {
         try await pending(after: .start, limit: limit)

@@ -13,14 +13,6 @@ extension PostgresStore: InboxStore {
     /// Most rows in one INSERT statement (7 parameters each; PostgreSQL allows 65,535 per statement).
     static let rowsPerInsert = 1_000
 
-    /// Appends entries durably; returns after the group-commit transaction holding them committed.
-    public func append(_ entries: [InboxEntry]) async throws -> [InboxAppendResult] {
-        guard !entries.isEmpty else { return [] }
-        return try await withCheckedThrowingContinuation { continuation in
-            append(entries) { continuation.resume(with: $0) }
-        }
-    }
-
     /// Queues entries for the next group commit and returns at once; `completion` runs on the committer task after
     /// COMMIT (or with the error, and then nothing of the batch is visible).
     public func append(_ entries: [InboxEntry], completion: @escaping @Sendable (Result<[InboxAppendResult], any Error>) -> Void) {

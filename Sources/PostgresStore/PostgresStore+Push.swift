@@ -146,27 +146,24 @@ extension PostgresStore: PushStore {
 
     /// Provider ids of events calgate pushed into a calendar.
     public func pushedExternalIDs(calendarKey: String) async throws -> Set<String> {
-        try await read("reading leadcenter_appointments") { db in
-            var ids: Set<String> = []
-            let rows = try await db.query("""
-                SELECT pushed_external_id FROM leadcenter_appointments
-                WHERE pushed_calendar_key = \(calendarKey) AND pushed_external_id IS NOT NULL
-                """, logger: logger)
-            for try await id in rows.decode(String.self) { ids.insert(id) }
-            return ids
-        }
+        try await pushedValues(calendarKey: calendarKey, column: "pushed_external_id")
     }
 
     /// iCalendar UIDs of events calgate pushed into a calendar.
     public func pushedICalUIDs(calendarKey: String) async throws -> Set<String> {
+        try await pushedValues(calendarKey: calendarKey, column: "pushed_ical_uid")
+    }
+
+    /// The non-null values of one `pushed_*` column (a fixed name, never input) over a calendar's pushed appointments.
+    private func pushedValues(calendarKey: String, column: StaticString) async throws -> Set<String> {
         try await read("reading leadcenter_appointments") { db in
-            var uids: Set<String> = []
+            var values: Set<String> = []
             let rows = try await db.query("""
-                SELECT pushed_ical_uid FROM leadcenter_appointments
-                WHERE pushed_calendar_key = \(calendarKey) AND pushed_ical_uid IS NOT NULL
+                SELECT \(unescaped: "\(column)") FROM leadcenter_appointments
+                WHERE pushed_calendar_key = \(calendarKey) AND \(unescaped: "\(column)") IS NOT NULL
                 """, logger: logger)
-            for try await uid in rows.decode(String.self) { uids.insert(uid) }
-            return uids
+            for try await value in rows.decode(String.self) { values.insert(value) }
+            return values
         }
     }
 

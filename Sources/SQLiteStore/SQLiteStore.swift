@@ -228,14 +228,6 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
 
     // MARK: InboxStore
 
-    /// Appends entries durably; returns after the group-commit transaction holding them committed.
-    public func append(_ entries: [InboxEntry]) async throws -> [InboxAppendResult] {
-        guard !entries.isEmpty else { return [] }
-        return try await withCheckedThrowingContinuation { continuation in
-            append(entries) { continuation.resume(with: $0) }
-        }
-    }
-
     /// Queues entries for the next group commit; `completion` runs on the database thread once they committed.
     public func append(_ entries: [InboxEntry], completion: @escaping @Sendable (Result<[InboxAppendResult], any Error>) -> Void) {
         guard !entries.isEmpty else { return completion(.success([])) }
