@@ -511,19 +511,10 @@ class Driver:
             result[f"{self.connections[provider]}/{calendar}"] = body["events"]
         return result
 
-    def verdict(self):
-        problems = []
-        with self.database() as db:
-            rows = {key: (received, processed) for key, received, processed in
-                    db.execute("SELECT dedupe_key, received_at_ms, processed_at_ms FROM inbox WHERE dedupe_key IS NOT NULL")}
-            backlog = db.execute("SELECT COUNT(*) FROM inbox WHERE processed_at_ms IS NULL").fetchone()[0]
-            cursors = dict(db.execute("SELECT calendar_key, updated_at_ms FROM sync_cursors"))
-            stored = {}
-            pairs = {}
-            for calendar_key, external_id, title in db.execute("SELECT calendar_key, external_id, title FROM appointments"):
-                stored.setdefault(calendar_key, {})
-                pairs[(calendar_key, external_id)] = pairs.get((calendar_key, external_id), 0) + 1
-                stored[calendar_key][external_id] = title
+    def count_lost(self, rows, cursors, problems):
+        """Acknowledged notifications not stored, not processed, or processed without a sync of their calendar that
+        started after they arrived. `rows`: dedupe key → (received, processed or None); `cursors`: calendar → when its
+        cursor last moved (same unit as received). Appends a line per loss to `problems`; returns the count."""
         lost = 0
         with self.lock:
             acked = dict(self.acked)
@@ -538,6 +529,34 @@ class Driver:
             elif cursors.get(calendar_key) is None or cursors[calendar_key] < row[0]:
                 lost += 1
                 problems.append(f"lost: {key} was marked processed but {calendar_key} has not synced since it arrived")
+        return lost
+
+    @staticmethod
+    def compare_truth(truth, stored, problems):
+        """Each calendar's stored appointments (external id → title) against the simulator's live events."""
+        for calendar_key, events in truth.items():
+            mine = stored.get(calendar_key, {})
+            if mine != events:
+                missing = sorted(set(events) - set(mine))
+                extra = sorted(set(mine) - set(events))
+                stale = sorted(k for k in set(events) & set(mine) if events[k] != mine[k])
+                problems.append(f"{calendar_key}: store differs from the simulator: missing {missing[:5]}, extra {extra[:5]}, "
+                                f"stale titles {[(k, mine[k], events[k]) for k in stale[:3]]}")
+
+    def verdict(self):
+        problems = []
+        with self.database() as db:
+            rows = {key: (received, processed) for key, received, processed in
+                    db.execute("SELECT dedupe_key, received_at_ms, processed_at_ms FROM inbox WHERE dedupe_key IS NOT NULL")}
+            backlog = db.execute("SELECT COUNT(*) FROM inbox WHERE processed_at_ms IS NULL").fetchone()[0]
+            cursors = dict(db.execute("SELECT calendar_key, updated_at_ms FROM sync_cursors"))
+            stored = {}
+            pairs = {}
+            for calendar_key, external_id, title in db.execute("SELECT calendar_key, external_id, title FROM appointments"):
+                stored.setdefault(calendar_key, {})
+                pairs[(calendar_key, external_id)] = pairs.get((calendar_key, external_id), 0) + 1
+                stored[calendar_key][external_id] = title
+        lost = self.count_lost(rows, cursors, problems)
         if backlog:
             problems.append(f"{backlog} inbox rows still unprocessed")
         truth = self.truth()
@@ -553,14 +572,7 @@ class Driver:
             if count > max(1, truth_counts.get(event_id, 0)):
                 duplicated += count - max(1, truth_counts.get(event_id, 0))
                 problems.append(f"duplicated: {event_id} is stored {count} times, the simulators have it {truth_counts.get(event_id, 0)} times")
-        for calendar_key, events in truth.items():
-            mine = stored.get(calendar_key, {})
-            if mine != events:
-                missing = sorted(set(events) - set(mine))
-                extra = sorted(set(mine) - set(events))
-                stale = sorted(k for k in set(events) & set(mine) if events[k] != mine[k])
-                problems.append(f"{calendar_key}: store differs from the simulator: missing {missing[:5]}, extra {extra[:5]}, "
-                                f"stale titles {[(k, mine[k], events[k]) for k in stale[:3]]}")
+        self.compare_truth(truth, stored, problems)
         for calendar_key in stored:
             if calendar_key not in truth:
                 problems.append(f"{calendar_key}: appointments for a calendar that was never selected")

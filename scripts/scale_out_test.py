@@ -313,20 +313,7 @@ class ScaleOutDriver(Driver):
                 continue  # an echo of a pushed LeadCenter appointment, checked below
             stored.setdefault(calendar_key, {})[external_id] = title
             pairs[(calendar_key, external_id)] = pairs.get((calendar_key, external_id), 0) + 1
-        lost = 0
-        with self.lock:
-            acked = dict(self.acked)
-        for key, calendar_key in acked.items():
-            row = rows.get(key)
-            if row is None:
-                lost += 1
-                problems.append(f"lost: {key} was acknowledged but is not in the inbox")
-            elif row[1] is None:
-                lost += 1
-                problems.append(f"lost: {key} is in the inbox but was never processed")
-            elif cursors.get(calendar_key) is None or cursors[calendar_key] < row[0]:
-                lost += 1
-                problems.append(f"lost: {key} was marked processed but {calendar_key} has not synced since it arrived")
+        lost = self.count_lost(rows, cursors, problems)
         if backlog:
             problems.append(f"{backlog} inbox rows still unprocessed")
 
@@ -374,14 +361,7 @@ class ScaleOutDriver(Driver):
         if duplicated_rows:
             duplicated += duplicated_rows
             problems.append(f"duplicated: {duplicated_rows} appointments stored twice")
-        for calendar_key, events in truth.items():
-            mine = stored.get(calendar_key, {})
-            if mine != events:
-                missing = sorted(set(events) - set(mine))
-                extra = sorted(set(mine) - set(events))
-                stale = sorted(k for k in set(events) & set(mine) if events[k] != mine[k])
-                problems.append(f"{calendar_key}: store differs from the simulator: missing {missing[:5]}, extra {extra[:5]}, "
-                                f"stale titles {[(k, mine[k], events[k]) for k in stale[:3]]}")
+        self.compare_truth(truth, stored, problems)
         return {"lost": lost, "duplicated": duplicated, "problems": problems, "work": work,
                 "appointments": sum(len(v) for v in stored.values()), "calendars": len(stored), "backlog": backlog}
 
