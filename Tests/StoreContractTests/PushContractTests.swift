@@ -70,7 +70,9 @@ struct PushContractTests {
             #expect(try await store.pushState(appointmentID: "lc_3") == PushState(status: "no_target"))
             #expect(try await store.pushState(appointmentID: "nope") == nil)
 
-            let now = Date().addingTimeInterval(5)
+            // "Now" for the due checks: far enough ahead that jobs enqueued later in the test (a delete) are due too,
+            // however slowly a loaded machine runs it (CI once took 25 s), and well before `later`.
+            let now = Date().addingTimeInterval(600)
             var due = try await store.duePushJobs(now: now, limit: 10)
             #expect(due.map(\.appointmentID) == ["lc_1", "lc_2"], "only the oldest job of each appointment, oldest first")
             #expect(due.map(\.action) == [.create, .create])
