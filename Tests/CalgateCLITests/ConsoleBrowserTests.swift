@@ -22,16 +22,25 @@ struct ConsoleBrowserTests {
 
     func startDemo() async throws -> Demo {
         let dir = temporaryDirectory()
-        let port = try SilentListener().port
         let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
         let config = dir + "/config.json"
         _ = FileManager.default.createFile(atPath: config, contents: Data(#"{"tls": {"dev_cert_dir": "\#(dir)/certs"}}"#.utf8))
-        let demo = try CalgateProcess([
-            "demo", "--listen", "127.0.0.1:\(port)", "--data-dir", dir + "/data", "--routes", routes, "--config", config,
-            "--log-format", "json", "--change-every", "0.5",
-        ])
-        _ = try await demo.waitForLine(containing: "demo user connected")
-        return Demo(process: demo, directory: dir, port: port)
+        // The demo needs its port before it listens (it is the simulators' push address), so it is picked from a
+        // listener that is then closed; another test may take it in between, and then the demo starts again.
+        for attempt in 1...3 {
+            let port = try SilentListener().port
+            let demo = try CalgateProcess([
+                "demo", "--listen", "127.0.0.1:\(port)", "--data-dir", dir + "/data", "--routes", routes, "--config", config,
+                "--log-format", "json", "--change-every", "0.5",
+            ])
+            do {
+                _ = try await demo.waitForLine(containing: "demo user connected")
+                return Demo(process: demo, directory: dir, port: port)
+            } catch where attempt < 3 && demo.output.contains("Address already in use") {
+                continue
+            }
+        }
+        throw ProcessFailure("unreachable: the last attempt returns or throws")
     }
 
     /// A one-time login code's path, minted with the admin token (the token itself never goes into a URL).
