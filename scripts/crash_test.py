@@ -55,6 +55,17 @@ def wait_until(predicate, timeout, interval=0.1, what="condition"):
     raise SystemExit(f"crash-test: timed out after {timeout} s waiting for {what}")
 
 
+def stop_processes(procs):
+    """SIGTERM to every process, then a bounded wait for each (SIGKILL after 10 s)."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 class Gateway:
     """`calgate serve` as a child process that can be SIGKILLed and restarted on the same data directory."""
 
@@ -366,13 +377,7 @@ class Driver:
             self.stop_mutating.set()
             if self.gateway:
                 self.gateway.stop()
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs)
 
     def start_simulators(self, work, binary, name, procs, google_args=()):
         """A dev CA and certificate in work/certs, and the Google and Graph simulators trusting it, each a process of

@@ -20,11 +20,11 @@ and the other two take its work over. At the end it checks, reading the database
 Prints `scale-out: N acked, L lost, D duplicated work` and exits non-zero unless L and D are 0 and the store is right.
 Loopback only; stdlib Python plus the psql client; every wait is bounded.
 """
-import argparse, json, os, random, secrets, shutil, signal, subprocess, sys, tempfile, threading, time
+import argparse, json, os, random, secrets, shutil, subprocess, sys, tempfile, threading, time
 import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crash_test import ROOT, Driver, Gateway, Sender, free_port, http_json, log  # noqa: E402
+from crash_test import ROOT, Driver, Gateway, Sender, free_port, http_json, log, stop_processes  # noqa: E402
 
 
 class Database:
@@ -254,13 +254,7 @@ class ScaleOutDriver(Driver):
             self.stop_mutating.set()
             for gateway in self.gateways:
                 gateway.stop()
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs)
             self.stop_database()
             # Last: a cluster of our own lives in the work directory.
             if getattr(self, "remove_work", False):

@@ -55,9 +55,9 @@ public final class PushWorker: Service, Sendable {
             return 0
         }
         var handled = 0
+        let leases = store.workLeases
         for job in jobs {
             if Task.isShuttingDownGracefully { break }
-            let leases = store.workLeases
             let leaseKey = "push:\(job.appointmentID)"
             // Another instance is pushing this appointment now: its jobs stay in order there.
             guard (try? await leases.claim(leaseKey, for: leaseDuration)) == true else { continue }

@@ -79,12 +79,8 @@ let testLogger: Logger = {
 
 /// Opens a fresh store of `backend`, runs `body`, closes it and removes its database.
 func withStore(_ backend: Backend, _ body: (any GatewayStore) async throws -> Void) async throws {
-    switch backend {
-    case .sqlite:
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("calgate-contract-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let store = try SQLiteStore(path: directory.appendingPathComponent("gateway.sqlite").path)
+    /// Runs `body` on `store`, closing it however `body` ends.
+    func run(_ store: any GatewayStore) async throws {
         do {
             try await body(store)
         } catch {
@@ -92,16 +88,16 @@ func withStore(_ backend: Backend, _ body: (any GatewayStore) async throws -> Vo
             throw error
         }
         await store.close()
+    }
+    switch backend {
+    case .sqlite:
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("calgate-contract-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await run(try SQLiteStore(path: directory.appendingPathComponent("gateway.sqlite").path))
     case .postgres:
         try await withPostgresDatabase { url in
-            let store = try await PostgresStore.open(url: url, logger: testLogger)
-            do {
-                try await body(store)
-            } catch {
-                await store.close()
-                throw error
-            }
-            await store.close()
+            try await run(try await PostgresStore.open(url: url, logger: testLogger))
         }
     }
 }

@@ -27,6 +27,7 @@ public final class MaintenancePass: Sendable {
         step: (ConnectionCalendar, _ connectionID: String, inout MaintenanceReport) async throws -> Void
     ) async -> MaintenanceReport {
         var report = MaintenanceReport()
+        let leases = store.workLeases
         let connections: [Connection]
         do { connections = try await store.connections(userID: nil).filter { $0.provider == provider && $0.state.syncs } } catch {
             report.failures += 1
@@ -43,7 +44,6 @@ public final class MaintenancePass: Sendable {
                 // Another instance maintaining this calendar now: it is its turn. The step reads the channels after the
                 // claim, so what that instance renewed is seen here on a later pass and not renewed again.
                 let leaseKey = "maintain:\(key)"
-                let leases = store.workLeases
                 guard (try? await leases.claim(leaseKey, for: leaseDuration)) == true else { continue }
                 // The work log's start is wall-clock time after the claim (`now` may be a test clock).
                 let startedAt = Date()
