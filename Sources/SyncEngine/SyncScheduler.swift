@@ -275,10 +275,7 @@ public final class SyncScheduler: Service, Sendable {
     private func finishWithoutFetch(_ key: String, requeue: Bool) {
         let now = clock.now()
         state.withLock { state in
-            state.running -= 1
-            let connection = Self.connection(of: key)
-            state.runningPerConnection[connection, default: 1] -= 1
-            if state.runningPerConnection[connection] == 0 { state.runningPerConnection[connection] = nil }
+            Self.endTurn(of: key, in: &state)
             let rows = state.covering.removeValue(forKey: key) ?? []
             let sweepOnly = state.sweepOnly.remove(key) != nil
             if case .wake(_, let at) = state.coalescer.fetchFinished(key, succeeded: true, now: now) { state.wakes[key] = at }
@@ -320,10 +317,7 @@ public final class SyncScheduler: Service, Sendable {
         let now = clock.now()
         let providerName = state.withLock { $0.providerOf[key] }
         let (covered, nextAttempt, missed): ([Int64], Date?, Int) = state.withLock { state in
-            state.running -= 1
-            let connection = Self.connection(of: key)
-            state.runningPerConnection[connection, default: 1] -= 1
-            if state.runningPerConnection[connection] == 0 { state.runningPerConnection[connection] = nil }
+            Self.endTurn(of: key, in: &state)
             let rows = state.covering.removeValue(forKey: key) ?? []
             if !succeeded { state.waiting[key, default: []].insert(contentsOf: rows, at: 0) }
             var next: Date?
@@ -363,6 +357,14 @@ public final class SyncScheduler: Service, Sendable {
             }
         }
         return (succeeded, covered)
+    }
+
+    /// Frees the concurrency slots a calendar's turn held (overall and its connection's).
+    private static func endTurn(of key: String, in state: inout State) {
+        state.running -= 1
+        let connection = connection(of: key)
+        state.runningPerConnection[connection, default: 1] -= 1
+        if state.runningPerConnection[connection] == 0 { state.runningPerConnection[connection] = nil }
     }
 
     static func connection(of key: String) -> Substring {
