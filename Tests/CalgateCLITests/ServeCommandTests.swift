@@ -130,6 +130,10 @@ struct ServeCommandTests {
         let cases: [([String], String)] = [
             (["simulate", "--provider", "yahoo"], "provider"),
             (["simulate", "--provider", "microsoft", "--listen", "10.0.0.1:9000", "--ca", "/dev/null"], "loopback"),
+            (["simulate", "--provider", "microsoft", "--channel-lifetime", "120", "--ca", "/dev/null"], "--channel-lifetime"),
+            (["simulate", "--provider", "google", "--channel-lifetime", "59", "--ca", "/dev/null"], "--channel-lifetime"),
+            (["simulate", "--provider", "google", "--channel-lifetime", "2592001", "--ca", "/dev/null"], "--channel-lifetime"),
+            (["simulate", "--provider", "google", "--channel-lifetime", "soon", "--ca", "/dev/null"], "channel-lifetime"),
             (["simulate-month", "--days", "0"], "--days"),
             (["simulate-month", "--failure-rate", "0.9"], "--failure-rate"),
             (["simulate-month", "--drop-rate", "-1"], "--drop-rate"),
