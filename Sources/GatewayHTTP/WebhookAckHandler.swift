@@ -40,8 +40,21 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
     private var state = State.idle
     /// Requests passed to the router whose response has not ended yet.
     private var routerResponsesOwed = 0
-    /// Parts that arrived while a webhook was answered (or waited for the router), in order.
-    private var held = CircularBuffer<HTTPRequestPart>()
+    /// What arrived while a webhook was answered (or waited for the router), in order: request parts, and the
+    /// end of input or an error, which must not overtake the parts before them (the router's side would end the
+    /// connection before the held requests were answered).
+    private enum Held {
+        case part(HTTPRequestPart)
+        case inputClosed
+        case error(any Error)
+    }
+    private var held = CircularBuffer<Held>()
+    /// Closes asked for from the router's side while a webhook was being answered; carried out once it is written.
+    private var deferredCloses: [(mode: CloseMode, promise: EventLoopPromise<Void>?)] = []
+    /// The last answer's end: a deferred close waits for it.
+    private var lastAnswerWritten: EventLoopFuture<Void>?
+    /// A forwarded request or the router's response said `Connection: close`: nothing after it is processed.
+    private var routerCloses = false
     private var readPaused = false
     /// Set while `resume` works through `held`, so an answer written synchronously inside it does not start a
     /// second pass over the same parts.
@@ -68,21 +81,55 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if case .answering = state {
-            held.append(part)
-        } else if !held.isEmpty || !process(part, context: context) {
-            held.append(part)
+        if isAnswering || !held.isEmpty || !process(part, context: context) {
+            held.append(.part(part))
+        }
+    }
+
+    /// A client that half-closes after its last request still gets every answer: the end of input reaches the
+    /// router's side (which then closes) only after the requests before it were handed on or answered.
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, isAnswering || !held.isEmpty {
+            held.append(.inputClosed)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// A decoding error behind a webhook being answered waits its turn, like the end of input.
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if isAnswering || !held.isEmpty {
+            held.append(.error(error))
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    /// Handles one held item; false when it has to wait.
+    private func process(_ item: Held, context: ChannelHandlerContext) -> Bool {
+        switch item {
+        case .part(let part):
+            return process(part, context: context)
+        case .inputClosed:
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            return true
+        case .error(let error):
+            context.fireErrorCaught(error)
+            return true
         }
     }
 
     /// Handles one part; false when it has to wait until the router's owed responses are written.
     private func process(_ part: HTTPRequestPart, context: ChannelHandlerContext) -> Bool {
+        // After a request or response that closes the connection, nothing more is read or answered (RFC 9112 9.6).
+        if routerCloses, case .idle = state { return true }
         switch state {
         case .idle:
             guard case .head(let head) = part, head.method == .post, let route = route(for: head) else {
-                if case .head = part {
+                if case .head(let head) = part {
                     routerResponsesOwed += 1
                     state = .forwarding
+                    if Self.asksToClose(head.headerFields) { routerCloses = true }
                 }
                 context.fireChannelRead(wrapInboundOut(part))
                 return true
@@ -156,7 +203,7 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
 
     private func answer(_ route: WebhookRoute, head: HTTPRequest, body: ByteBuffer, context: ChannelHandlerContext) {
         let query = head.path.flatMap { path in path.firstIndex(of: "?").map { String(path[path.index(after: $0)...]) } }
-        let clientCloses = head.headerFields[.connection].map { $0.lowercased().contains("close") } ?? false
+        let clientCloses = Self.asksToClose(head.headerFields)
         let eventLoop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
         let source = context.channel.remoteAddress?.ipAddress ?? "unknown"
@@ -167,6 +214,12 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
                 eventLoop.execute { handler.value.write(reply, route: route, close: clientCloses) }
             }
         }
+    }
+
+    /// Whether a `Connection` field carries the `close` option.
+    static func asksToClose(_ fields: HTTPFields) -> Bool {
+        guard let value = fields[.connection] else { return false }
+        return value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
     }
 
     private func refuse(_ error: GatewayHTTPError, route: WebhookRoute, context: ChannelHandlerContext) {
@@ -185,17 +238,39 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
         if closing { fields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(HTTPResponse(status: reply.status, headerFields: fields))), promise: nil)
         if reply.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(reply.body)), promise: nil) }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        lastAnswerWritten = written.futureResult
         if closing {
+            // This handler closes, and only once the answer's last byte was handed to the socket (the TLS handler
+            // then sends close_notify after it and lingers until the client is done).
             state = .closing
             held.removeAll()
-            let written = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
-            written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            let deferred = deferredCloses
+            deferredCloses.removeAll()
+            written.futureResult.assumeIsolated().whenComplete { _ in
+                let closed = context.eventLoop.makePromise(of: Void.self)
+                context.close(promise: closed)
+                for close in deferred { closed.futureResult.cascade(to: close.promise) }
+            }
             return
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
         state = .idle
         resume(context: context)
+        performDeferredCloses(context: context)
+    }
+
+    /// Carries out closes the router's side asked for while a webhook was answered, after that answer's end.
+    private func performDeferredCloses(context: ChannelHandlerContext) {
+        guard !isAnswering, !deferredCloses.isEmpty else { return }
+        let closes = deferredCloses
+        deferredCloses.removeAll()
+        held.removeAll()
+        let after = lastAnswerWritten ?? context.eventLoop.makeSucceededVoidFuture()
+        after.assumeIsolated().whenComplete { _ in
+            for close in closes { context.close(mode: close.mode, promise: close.promise) }
+        }
     }
 
     /// Works through held parts until one has to wait, then lets reads flow again if nothing is held.
@@ -204,10 +279,15 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
         resuming = true
         defer { resuming = false }
         var forwarded = false
-        while let part = held.first {
+        while let item = held.first {
             if case .answering = state { break }
             if case .forwarding = state { forwarded = true }
-            guard process(part, context: context) else { break }
+            if case .part = item {} else if forwarded {
+                // What was handed on reaches the router at read-complete; deliver it before the end of input.
+                context.fireChannelReadComplete()
+                forwarded = false
+            }
+            guard process(item, context: context) else { break }
             if case .forwarding = state { forwarded = true }
             _ = held.popFirst()
         }
@@ -235,10 +315,31 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let part = unwrapOutboundIn(data)
+        if case .head(var head) = part, head.status.kind != .informational {
+            if routerCloses, !Self.asksToClose(head.headerFields) {
+                // The request asked to close: say so in the answer (RFC 9112 9.6), or a client keeps the connection
+                // for its next request and finds it dead (libcurl: "Connection died, retrying").
+                head.headerFields[.connection] = "close"
+                context.write(wrapOutboundOut(.head(head)), promise: promise)
+                return
+            }
+            if Self.asksToClose(head.headerFields) { routerCloses = true }
+        }
         context.write(data, promise: promise)
-        if case .end = unwrapOutboundIn(data) {
+        if case .end = part {
             routerResponsesOwed = max(0, routerResponsesOwed - 1)
             if routerResponsesOwed == 0, !held.isEmpty { resume(context: context) }
         }
+    }
+
+    /// The router's side closes when its input ended or it answered a request that closes. While a webhook is being
+    /// answered, that close waits for the answer: the webhook's row is committed, so its answer must go out.
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode != .input, isAnswering else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        deferredCloses.append((mode, promise))
     }
 }

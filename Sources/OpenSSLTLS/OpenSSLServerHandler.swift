@@ -47,6 +47,12 @@ public final class OpenSSLServerHandler: ChannelDuplexHandler, RemovableChannelH
     private var handshakeTimer: Scheduled<Void>?
     /// Plaintext went to the next handler since the last channelReadComplete.
     private var deliveredPlaintext = false
+    /// Completes once close_notify (and everything written before it) was handed to the socket.
+    private var closeNotifySent: EventLoopFuture<Void>?
+    /// The client closed its sending side (TCP FIN seen).
+    private var inputEnded = false
+    /// Set while a full close waits for the client to finish (lingering close).
+    private var lingerTimer: Scheduled<Void>?
 
     init(owner: TLSServerContext, box: SSLContextBox) {
         self.owner = owner
@@ -88,6 +94,8 @@ public final class OpenSSLServerHandler: ChannelDuplexHandler, RemovableChannelH
     /// Frees the `SSL` object (and its BIOs) and fails writes still waiting.
     public func handlerRemoved(context: ChannelHandlerContext) {
         cancelHandshakeTimer()
+        lingerTimer?.cancel()
+        lingerTimer = nil
         failPendingWrites(ChannelError.ioOnClosedChannel)
         if let ssl { SSL_free(ssl) }
         ssl = nil
@@ -107,6 +115,8 @@ public final class OpenSSLServerHandler: ChannelDuplexHandler, RemovableChannelH
         // A client that disconnects mid-handshake failed it; an unclean EOF after it is simply the end.
         if case .handshaking = state { owner.recordHandshake(success: false) }
         cancelHandshakeTimer()
+        lingerTimer?.cancel()
+        lingerTimer = nil
         state = .closed
         failPendingWrites(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
@@ -172,7 +182,10 @@ public final class OpenSSLServerHandler: ChannelDuplexHandler, RemovableChannelH
         switch state {
         case .idle, .handshaking, .active, .outputClosed:
             if (try? context.channel.syncOptions?.getOption(.autoRead)) == false { context.read() }
-        case .closing, .closed:
+        case .closing:
+            // Lingering: read and drop until the client closes.
+            if lingerTimer != nil { context.read() }
+        case .closed:
             break
         }
     }
@@ -182,6 +195,14 @@ public final class OpenSSLServerHandler: ChannelDuplexHandler, RemovableChannelH
         // With remote half-closure allowed, a client that sends FIN before finishing its handshake (one that gave
         // up while queued, a scanner) would otherwise hold the connection until the handshake timeout.
         if let event = event as? ChannelEvent, event == .inputClosed {
+            inputEnded = true
+            if lingerTimer != nil {
+                // The client finished after our close_notify: the lingering close is over.
+                lingerTimer?.cancel()
+                lingerTimer = nil
+                context.close(mode: .all, promise: nil)
+                return
+            }
             switch state {
             case .idle, .handshaking:
                 failHandshake(context: context, error: OpenSSLHandlerError.handshakeFailed.with(reason: "client closed its side during the handshake"))
@@ -372,42 +393,90 @@ public final class OpenSSLServerHandler: ChannelDuplexHandler, RemovableChannelH
     }
 
     /// Sends what is buffered and close_notify, then closes (output only for `.output`).
+    ///
+    /// The socket is shut only after that last ciphertext write completed: a close issued right behind a write (as
+    /// HTTP handlers do after an answer) never overtakes it, even when the socket could not take it at once. A full
+    /// close then lingers (RFC 9112 9.6): our side is shut with a FIN and what the client still sends is read and
+    /// dropped until it closes or `TLSServerContext.lingerTimeout` passes, so unread pipelined requests or the rest
+    /// of a refused body never turn the close into a reset that could destroy the answer at the client.
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         if mode == .input {
             context.close(mode: .input, promise: promise)
             return
         }
         switch state {
-        case .active:
-            // What the application wrote goes out first, then close_notify; we do not wait for the peer's reply
-            // (RFC 8446 §6.1 allows it, and waiting would let a silent peer hold the connection).
-            encryptAndFlush(context: context)
-            guard case .active = state, let ssl else {
-                context.close(mode: .all, promise: promise)
-                return
-            }
-            OpenSSLErrorQueue.clear()
-            _ = SSL_shutdown(ssl)
-            OpenSSLErrorQueue.clear()
-            flushOutput(context: context, promise: nil)
+        case .active, .outputClosed:
+            let sent = sendCloseNotify(context: context)
             if mode == .output {
-                state = .outputClosed
-                context.close(mode: .output, promise: promise)
+                if case .active = state { state = .outputClosed }
+                sent.assumeIsolated().whenComplete { _ in context.close(mode: .output, promise: promise) }
             } else {
                 state = .closing
-                context.close(mode: .all, promise: promise)
+                context.channel.closeFuture.cascade(to: promise)
+                sent.assumeIsolated().whenComplete { [self] result in
+                    if case .success = result { self.linger(context: context) } else { context.close(mode: .all, promise: nil) }
+                }
             }
-        case .outputClosed:
-            if mode == .all { state = .closing }
-            context.close(mode: mode, promise: promise)
         case .idle, .handshaking:
             if case .handshaking = state { owner.recordHandshake(success: false) }
             cancelHandshakeTimer()
             state = .closed
             failPendingWrites(ChannelError.ioOnClosedChannel)
             context.close(mode: .all, promise: promise)
-        case .closing, .closed:
+        case .closing:
+            if closeNotifySent != nil, mode == .all, context.channel.isActive {
+                // Already closing after close_notify (lingering or about to): this close ends with that one.
+                context.channel.closeFuture.cascade(to: promise)
+            } else {
+                context.close(mode: mode, promise: promise)
+            }
+        case .closed:
             context.close(mode: mode, promise: promise)
+        }
+    }
+
+    /// Encrypts what is buffered, then close_notify, once per connection; the future completes when the socket took it.
+    private func sendCloseNotify(context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        if let closeNotifySent { return closeNotifySent }
+        encryptAndFlush(context: context)
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        closeNotifySent = sent.futureResult
+        guard let ssl, context.channel.isActive else {
+            sent.succeed(())
+            return sent.futureResult
+        }
+        switch state {
+        case .active, .outputClosed, .closing:
+            OpenSSLErrorQueue.clear()
+            _ = SSL_shutdown(ssl)
+            OpenSSLErrorQueue.clear()
+            flushOutput(context: context, promise: sent)
+        case .idle, .handshaking, .closed:
+            sent.succeed(())
+        }
+        return sent.futureResult
+    }
+
+    /// After close_notify went out: shut our side and wait (bounded) for the client to close its own.
+    private func linger(context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        let timeout = owner.lingerTimeout
+        guard !inputEnded, timeout > .zero else {
+            context.close(mode: .all, promise: nil)
+            return
+        }
+        let shut = context.eventLoop.makePromise(of: Void.self)
+        context.close(mode: .output, promise: shut)
+        shut.futureResult.assumeIsolated().whenComplete { [self] result in
+            guard case .success = result, !self.inputEnded else {
+                context.close(mode: .all, promise: nil)
+                return
+            }
+            self.lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+                self.lingerTimer = nil
+                context.close(mode: .all, promise: nil)
+            }
+            context.read()
         }
     }
 

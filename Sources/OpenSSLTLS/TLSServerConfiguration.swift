@@ -12,12 +12,16 @@ public struct TLSServerConfiguration: Sendable {
     public var sessionResumption: Bool
     /// A client that has not finished its handshake by then is disconnected.
     public var handshakeTimeout: TimeAmount
+    /// After the server's close_notify and FIN, how long a closing connection waits for the client to close its side,
+    /// reading and dropping what it still sends (a lingering close); zero closes at once.
+    public var lingerTimeout: TimeAmount
 
     /// Creates a configuration.
     public init(
         certificateChainPath: String, privateKeyPath: String, alpnProtocols: [String] = ["http/1.1"],
-        sessionResumption: Bool = true, handshakeTimeout: TimeAmount = .seconds(10)
+        sessionResumption: Bool = true, handshakeTimeout: TimeAmount = .seconds(10), lingerTimeout: TimeAmount = .seconds(2)
     ) {
+        self.lingerTimeout = lingerTimeout
         self.certificateChainPath = certificateChainPath
         self.privateKeyPath = privateKeyPath
         self.alpnProtocols = alpnProtocols

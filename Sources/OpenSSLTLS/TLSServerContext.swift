@@ -44,6 +44,8 @@ public final class TLSServerContext: Sendable {
     public var handshakeFailures: Int { failed.load(ordering: .relaxed) }
     /// How long a client may take to finish its handshake.
     public var handshakeTimeout: TimeAmount { configuration.handshakeTimeout }
+    /// How long a closing connection lingers for the client (see `TLSServerConfiguration.lingerTimeout`).
+    public var lingerTimeout: TimeAmount { configuration.lingerTimeout }
 
     /// A handler for one new connection, on the current (possibly reloaded) certificate.
     public func makeServerHandler() -> OpenSSLServerHandler {

@@ -341,6 +341,12 @@ public final class TLSTestClient: @unchecked Sendable {
         return true
     }
 
+    /// Half-closes the TCP connection (a FIN, no close_notify); reading goes on, as for a client that shuts down its
+    /// sending side once its request is out and waits for the answer.
+    public func shutdownWrite() {
+        socket.shutdownWrite()
+    }
+
     /// Closes the TCP connection without close_notify (an unclean close, as far as TLS is concerned).
     public func close() {
         socket.close()

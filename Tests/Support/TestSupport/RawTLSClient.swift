@@ -23,10 +23,15 @@ public final class RawTLSClient: @unchecked Sendable {
         process.standardOutput = outputPipe
         process.standardError = FileHandle.nullDevice
         let closed = self.closed
-        process.terminationHandler = { _ in closed.fire() }
+        let trace = Self.trace
+        let received = self.received
+        // The connection counts as closed at the pipe's end-of-file, after the last byte is appended, not when the
+        // process exits: under load the reader thread can still be waking up with the answer when the exit is seen
+        // (traced: exit, waitForClose returning with 0 bytes, then the 57-byte answer; see docs/ack-delivery.md).
+        process.terminationHandler = { _ in trace?("exit") }
         try ProcessSpawn.run(process)
         try? outputPipe.fileHandleForWriting.close()
-        reader = PipeReader(outputPipe.fileHandleForReading, into: received, atEnd: { closed.fire() })
+        reader = PipeReader(outputPipe.fileHandleForReading, onData: { trace?("bytes \($0.count)"); received.append($0) }, atEnd: { trace?("eof"); closed.fire() })
     }
 
     /// Sends text.
@@ -39,7 +44,7 @@ public final class RawTLSClient: @unchecked Sendable {
 
     /// Everything received.
     public var text: String { received.text }
-    /// True once the server closed the connection.
+    /// True once the server closed the connection and everything it sent has been read.
     public var isClosed: Bool { closed.isFired }
 
     /// Waits until the received text contains `needle`.
@@ -56,10 +61,21 @@ public final class RawTLSClient: @unchecked Sendable {
     /// Waits until the server has closed the connection.
     @discardableResult
     public func waitForClose(timeout: Duration = .seconds(10)) async -> Bool {
-        await closed.wait(timeout: timeout)
+        let result = await closed.wait(timeout: timeout)
+        Self.trace?("waitForClose returned \(result) holding \(received.text.utf8.count) bytes")
+        return result
     }
 
-    /// Closes the client.
+    /// With `CALGATE_RAWTLS_TRACE` set, every client event goes to standard error with a monotonic timestamp.
+    static let trace: (@Sendable (String) -> Void)? = {
+        guard ProcessInfo.processInfo.environment["CALGATE_RAWTLS_TRACE"] != nil else { return nil }
+        let start = ContinuousClock.now
+        return { @Sendable (event: String) in
+            let elapsed = ContinuousClock.now - start
+            FileHandle.standardError.write(Data("rawtls +\(elapsed) \(event)\n".utf8))
+        }
+    }()
+
     /// Closes the client. SIGKILL, because a test process that traps signals hands SIG_IGN for them to children.
     public func close() {
         try? input.fileHandleForWriting.close()
