@@ -29,6 +29,8 @@ final class GatewayHarness: Sendable {
     let health: StoreConnectionHealthRecorder
     let sealer = try! AESGCMSecretSealer(key: Array(repeating: 7, count: 32))
     let port: Int
+    /// The SQLite file the gateway writes.
+    let databasePath: String
     private let group: ServiceGroup
     private let runTask: Task<Void, any Error>
 
@@ -61,7 +63,8 @@ final class GatewayHarness: Sendable {
         config.dataDirectory = directory
         config.routesDirectory = Self.repositoryRoutes
         configure(&config)
-        store = try SQLiteStore(path: config.effectiveDatabasePath)
+        databasePath = config.effectiveDatabasePath
+        store = try SQLiteStore(path: databasePath)
         metrics = GatewayMetrics()
         var logger = Logger(label: "test")
         logger.logLevel = .warning
@@ -105,8 +108,13 @@ final class GatewayHarness: Sendable {
 
     /// Graceful shutdown, as SIGTERM would do it; waits until every service has stopped.
     func shutdown() async {
+        await shutdownKeepingFiles()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Graceful shutdown that leaves the directory (and the database file) for the test to read.
+    func shutdownKeepingFiles() async {
         await group.triggerGracefulShutdown()
         _ = try? await runTask.value
-        try? FileManager.default.removeItem(atPath: directory)
     }
 }
