@@ -46,11 +46,14 @@ let package = Package(
         .target(
             name: "OpenSSLTLS",
             dependencies: [
-                "COpenSSL", "GatewayCore",
+                "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
+        // AES-256-GCM sealing of stored secrets: GatewayCore's `SecretSealer` port on OpenSSL's libcrypto, kept out of
+        // the TLS module so OpenSSLTLS does not see the domain.
+        .target(name: "SecretSealing", dependencies: ["COpenSSL", "GatewayCore"], swiftSettings: strict),
         .target(name: "CurlHTTP", dependencies: ["CCurl"], swiftSettings: strict),
         .target(name: "MicrosoftGraph", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
         .target(name: "GoogleCalendar", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
@@ -108,8 +111,8 @@ let package = Package(
         .target(
             name: "MonthSimulation",
             dependencies: [
-                "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph", "Redtail",
-                "SyncEngine", "ProviderSimulators",
+                "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
+                "Redtail", "SyncEngine", "ProviderSimulators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -119,7 +122,7 @@ let package = Package(
         .executableTarget(
             name: "calgate",
             dependencies: [
-                "GatewayCore", "OpenSSLTLS", "SQLiteStore", "PostgresStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
+                "GatewayCore", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "PostgresStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
                 "Redtail", "SyncEngine", "ProviderSimulators", "MonthSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -137,8 +140,8 @@ let package = Package(
         .executableTarget(
             name: "CalgateBench",
             dependencies: [
-                "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph", "SyncEngine",
-                "ProviderSimulators",
+                "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
+                "SyncEngine", "ProviderSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -161,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "OpenSSLTLSTests",
             dependencies: [
-                "OpenSSLTLS", "TestSupport", "TLSTestClient", "COpenSSL",
+                "OpenSSLTLS", "SecretSealing", "TestSupport", "TLSTestClient", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -206,7 +209,7 @@ let package = Package(
         .testTarget(
             name: "GatewayHTTPTests",
             dependencies: [
-                "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SQLiteStore", "CurlHTTP", "TestSupport", "TLSTestClient",
+                "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "TestSupport", "TLSTestClient",
                 "GoogleCalendar", "MicrosoftGraph", "Redtail", "SyncEngine", "ProviderSimulators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -6,6 +6,7 @@ import GoogleCalendar
 import Hummingbird
 import Logging
 import OpenSSLTLS
+import SecretSealing
 import ProviderSimulators
 import SQLiteStore
 import ServiceLifecycle

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GatewayCore
 import OpenSSLTLS
+import SecretSealing
 import ProviderSimulators
 import SQLiteStore
 

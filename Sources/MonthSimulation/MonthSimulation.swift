@@ -7,6 +7,7 @@ import Hummingbird
 import Logging
 import MicrosoftGraph
 import OpenSSLTLS
+import SecretSealing
 import ProviderSimulators
 import Redtail
 import SQLiteStore

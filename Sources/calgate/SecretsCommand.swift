@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GatewayCore
 import OpenSSLTLS
+import SecretSealing
 import SQLiteStore
 
 /// `calgate secrets rotate`: re-seal every stored secret under a new key.

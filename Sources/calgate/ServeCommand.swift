@@ -6,6 +6,7 @@ import Hummingbird
 import Logging
 import Metrics
 import OpenSSLTLS
+import SecretSealing
 import CurlHTTP
 import GoogleCalendar
 import MicrosoftGraph

@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import OpenSSLTLS
+import SecretSealing
 import GoogleCalendar
 import MicrosoftGraph
 import Redtail

@@ -1,5 +1,6 @@
 import Foundation
 import OpenSSLTLS
+import SecretSealing
 import Testing
 
 @Suite("Secrets at rest")

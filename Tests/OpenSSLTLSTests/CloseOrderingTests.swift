@@ -1,4 +1,5 @@
 import COpenSSL
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import Testing
@@ -141,9 +142,9 @@ extension OpenSSLTLSTests {
             let shut = channel.eventLoop.makePromise(of: Void.self)
             channel.close(mode: .output, promise: shut)
             channel.embeddedEventLoop.run()
-            var shutResult: Result<Void, any Error>?
-            shut.futureResult.whenComplete { shutResult = $0 }
-            #expect(shutResult == nil, "the output was shut before the answer left")
+            let shutDone = NIOLockedValueBox(false)
+            shut.futureResult.whenComplete { _ in shutDone.withLockedValue { $0 = true } }
+            #expect(!shutDone.withLockedValue { $0 }, "the output was shut before the answer left")
             let context = try channel.pipeline.syncOperations.context(handler: socket)
             socket.release(context: context)
             channel.embeddedEventLoop.run()
@@ -153,7 +154,7 @@ extension OpenSSLTLSTests {
             let (text, closeNotify) = client.read()
             #expect(text == "last answer")
             #expect(closeNotify)
-            #expect(shutResult != nil, "the output close completed after the answer was written")
+            #expect(shutDone.withLockedValue { $0 }, "the output close completed after the answer was written")
             _ = try? channel.finish()
         }
     }
