@@ -148,7 +148,7 @@ class AckSender(threading.Thread):
     def connect(self):
         """A new connection, retried while the gateway is down (restart) until the sending deadline."""
         driver = self.driver
-        while time.monotonic() < driver.send_deadline:
+        while time.monotonic() < driver.send_deadline and not driver.aborted.is_set():
             try:
                 return TLSConnection(driver.ca, driver.port, driver.options.timeout)
             except (OSError, ssl.SSLError, ConnectionError):
@@ -255,7 +255,7 @@ class AckDriver(Driver):
 
     def done(self):
         with self.lock:
-            return self.next_number >= self.options.requests or time.monotonic() > self.send_deadline
+            return self.next_number >= self.options.requests or time.monotonic() > self.send_deadline or self.aborted.is_set()
 
     def requests(self, count, close_last=False):
         """Up to `count` new requests (dedupe key, bytes), each with a message number of its own, round-robin over
@@ -312,13 +312,16 @@ class AckDriver(Driver):
             os.rename(staged, os.path.join(self.certs, name))
 
     def reload_loop(self):
-        """Every reload interval: the other certificate, then SIGHUP; never while the gateway is being restarted,
-        nor within its first second (before serve traps SIGHUP, the signal would end the process)."""
+        """Every reload interval: the other certificate, then SIGHUP; never while the gateway is being restarted
+        (before serve traps SIGHUP, the signal would end the process; it does by the time /admin/health answers)."""
         while not self.stop_reloading.wait(self.options.reload_interval):
             with self.gateway_lock:
                 process = self.gateway.process
-                if process.poll() is not None or time.monotonic() - self.ready_at < 1:
-                    continue
+                if process.poll() is not None:
+                    # Not restarting (that holds the lock): the gateway died on its own. Stop sending.
+                    self.problem(f"the gateway exited with {process.returncode} on its own; see {self.gateway.log_path}")
+                    self.aborted.set()
+                    return
                 self.reloads_sent += 1
                 self.install_certificate(self.reloads_sent)
                 process.send_signal(signal.SIGHUP)
@@ -339,9 +342,8 @@ class AckDriver(Driver):
             if code != 0:
                 self.problem(f"the graceful stop at request {at} exited with {code}, not 0")
             self.gateway.start()
-            self.ready_at = time.monotonic()
             self.restarts += 1
-            log(f"graceful restart at request {at}: stopped in {stopped:.2f} s (exit {code}), up again after {self.ready_at - began:.2f} s")
+            log(f"graceful restart at request {at}: stopped in {stopped:.2f} s (exit {code}), up again after {time.monotonic() - began:.2f} s")
 
     # MARK: the run
 
@@ -352,7 +354,7 @@ class AckDriver(Driver):
         self.work = work
         procs = []
         self.gateway = None
-        self.stop_reloading = threading.Event()
+        self.stop_reloading, self.aborted = threading.Event(), threading.Event()
         self.gateway_lock = threading.Lock()
         self.reloads_sent = self.restarts = 0
         log(f"work directory {work}, seed {self.seed}")
@@ -376,7 +378,6 @@ class AckDriver(Driver):
                 json.dump(config, f)
             self.gateway = Gateway(binary, config_path, os.path.join(work, "gateway.log"), self.port, self.ca)
             self.gateway.start()
-            self.ready_at = time.monotonic()
             self.db_path = os.path.join(work, "data", "calgate.sqlite")
             api = open(os.path.join(work, "data", "api-token")).read().strip()
             base = f"https://127.0.0.1:{self.port}"
@@ -400,7 +401,8 @@ class AckDriver(Driver):
                         if self.next_number >= options.requests // 2:
                             break
                     time.sleep(0.005)
-                self.restart()
+                if not self.aborted.is_set():
+                    self.restart()
             for sender in senders:
                 sender.join(timeout=max(1, self.send_deadline + 3 * options.timeout - time.monotonic()))
                 if sender.is_alive():
