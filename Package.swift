@@ -93,7 +93,7 @@ let package = Package(
         .target(
             name: "GatewayHTTP",
             dependencies: [
-                "GatewayCore", "OpenSSLTLS", "GoogleCalendar", "MicrosoftGraph", "Redtail",
+                "GatewayCore", "OpenSSLTLS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -105,6 +105,17 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "GatewayAssembly",
+            dependencies: [
+                "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "CurlHTTP", "SyncEngine", "GoogleCalendar", "MicrosoftGraph", "Redtail",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -123,7 +134,7 @@ let package = Package(
             name: "calgate",
             dependencies: [
                 "GatewayCore", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "PostgresStore", "GatewayHTTP", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
-                "Redtail", "SyncEngine", "ProviderSimulators", "MonthSimulation",
+                "Redtail", "SyncEngine", "ProviderSimulators", "MonthSimulation", "GatewayAssembly",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -141,7 +152,7 @@ let package = Package(
             name: "CalgateBench",
             dependencies: [
                 "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
-                "SyncEngine", "ProviderSimulators",
+                "Redtail", "SyncEngine", "ProviderSimulators",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -223,6 +234,15 @@ let package = Package(
         .testTarget(
             name: "MonthSimulationTests",
             dependencies: ["MonthSimulation", "GatewayCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ToyProviderTests",
+            dependencies: [
+                "GatewayAssembly", "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "CalgateCLITests", dependencies: ["OpenSSLTLS", "TestSupport", "CurlHTTP", "ProviderSimulators"], swiftSettings: strict),

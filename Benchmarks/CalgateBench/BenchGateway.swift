@@ -3,11 +3,13 @@ import Foundation
 import GatewayCore
 import GatewayHTTP
 import GoogleCalendar
+import MicrosoftGraph
 import Hummingbird
 import Logging
 import OpenSSLTLS
 import SecretSealing
 import ProviderSimulators
+import Redtail
 import SQLiteStore
 import ServiceLifecycle
 import SyncEngine
@@ -60,7 +62,7 @@ final class BenchGateway: Sendable {
         scheduler = SyncScheduler(store: store, providers: [google], health: health, configuration: schedule, logger: logger)
         let application = try GatewayServer.makeApplication(GatewayServerDependencies(
             configuration: config, adminToken: "bench-admin-token-0123456789abcdef", apiToken: apiToken,
-            connectors: [google], store: store, sealer: sealer, tlsContext: tlsContext, metrics: GatewayMetrics(), version: "bench", logger: logger
+            plugins: [.google(google), .microsoft(nil), .redtail(nil)], store: store, sealer: sealer, tlsContext: tlsContext, metrics: GatewayMetrics(), version: "bench", logger: logger
         ))
         group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: StoreLifecycleService(store: store, logger: logger)), .init(service: scheduler), .init(service: application)],

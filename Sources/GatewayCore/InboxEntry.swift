@@ -1,11 +1,5 @@
 import Foundation
 
-/// Which provider a notification or connection belongs to.
-public enum Provider: String, Sendable, Codable, CaseIterable, Hashable {
-    case google
-    case microsoft
-    case redtail
-}
 
 /// A verified inbound notification, as it is written to the durable inbox before the webhook is acknowledged.
 ///

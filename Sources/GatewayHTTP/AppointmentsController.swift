@@ -9,11 +9,14 @@ import NIOCore
 /// LeadCenter-created appointments, and availability without details.
 public struct AppointmentsController: Sendable {
     let store: any GatewayStore
+    /// Providers whose calendars can be the "Add to calendar" target.
+    let pushTargets: [Provider]
     let clock: any GatewayClock
     let logger: Logger
 
     /// Creates the controller.
-    public init(store: any GatewayStore, clock: any GatewayClock = SystemGatewayClock(), logger: Logger) {
+    public init(store: any GatewayStore, pushTargets: [Provider], clock: any GatewayClock = SystemGatewayClock(), logger: Logger) {
+        self.pushTargets = pushTargets
         self.store = store
         self.clock = clock
         self.logger = logger
@@ -272,12 +275,7 @@ public struct AppointmentsController: Sendable {
     }
 
     static func readOnly(_ provider: Provider?, field: String? = nil) -> GatewayHTTPError {
-        let source = switch provider {
-        case .google?: "Google Calendar"
-        case .microsoft?: "Outlook (Microsoft 365)"
-        case .redtail?: "Redtail"
-        case nil: "the calendar it came from"
-        }
+        let source = provider?.calendarName ?? "the calendar it came from"
         let what = field.map { "\"\($0)\" cannot be changed" } ?? "it cannot be changed or deleted"
         return GatewayHTTPError.conflict("this appointment is imported from \(source): \(what) here (only its category can); edit it in \(source)")
     }
@@ -397,8 +395,9 @@ public struct AppointmentsController: Sendable {
         guard let connection = try await store.connection(id: connectionID), connection.userID == user else {
             throw GatewayHTTPError.notFound("user \(user) has no connection with this id")
         }
-        guard connection.provider == .google || connection.provider == .microsoft else {
-            throw GatewayHTTPError.conflict("only Google and Microsoft calendars can be the \"Add to calendar\" target")
+        guard pushTargets.contains(connection.provider) else {
+            let names = pushTargets.map(\.displayName).joined(separator: " and ")
+            throw GatewayHTTPError.conflict("only \(names) calendars can be the \"Add to calendar\" target")
         }
         guard connection.state.syncs else {
             throw GatewayHTTPError.conflict("the connection is \(connection.state.rawValue); reconnect it before choosing it as the target")

@@ -1,17 +1,18 @@
 import Foundation
 import GatewayCore
-import GoogleCalendar
 import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import Redtail
 
 /// The `/api/v1` routes LeadCenter calls: connections and imported appointments.
 public struct ConnectionsController: Sendable {
     let apiToken: BearerCredential
     let store: any GatewayStore
     let connectors: [Provider: any ConnectionManaging]
+    /// Providers whose connections build on an account-level integration (routes registered even when the
+    /// provider is not configured here, then answering 503).
+    let accountIntegrated: [Provider]
     let maxConnectionsPerUser: Int
     let clock: any GatewayClock
     let logger: Logger
@@ -20,14 +21,15 @@ public struct ConnectionsController: Sendable {
 
     /// Creates the controller; a provider without a connector answers 503 when asked to connect.
     public init(
-        apiToken: String, store: any GatewayStore, connectors: [any ConnectionManaging], maxConnectionsPerUser: Int = 10,
+        apiToken: String, store: any GatewayStore, plugins: [ProviderPlugin], maxConnectionsPerUser: Int = 10,
         clock: any GatewayClock = SystemGatewayClock(), progress: SyncProgressBoard? = nil, logger: Logger,
         apiTokenExpiresAt: Date? = nil
     ) {
         self.progress = progress
         self.apiToken = BearerCredential(token: apiToken, expiresAt: apiTokenExpiresAt)
         self.store = store
-        self.connectors = Dictionary(connectors.map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
+        self.connectors = Dictionary(plugins.compactMap(\.connector).map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
+        self.accountIntegrated = plugins.filter(\.hasAccountIntegration).map(\.provider)
         self.maxConnectionsPerUser = maxConnectionsPerUser
         self.clock = clock
         self.logger = logger
@@ -95,52 +97,67 @@ public struct ConnectionsController: Sendable {
         registry.register(RouteHandler(key: "api.connections.reconnect", spec: Self.spec(["POST"], body: 16_384)) { call in
             try await reconnect(call)
         })
-        registry.register(RouteHandler(key: "api.accounts.redtail.get", spec: Self.spec(["GET"])) { call in
-            guard let account = call.parameters["account"], let integration = try await store.redtailIntegration(accountID: account) else {
-                throw GatewayHTTPError.notFound("this account has no main Redtail integration")
+        for provider in accountIntegrated { registerAccountIntegration(of: provider, into: &registry) }
+    }
+
+    /// `GET`/`PUT`/`DELETE /api/v1/accounts/{account}/<provider>`: the account-level integration a provider's
+    /// connections build on (Redtail's main integration).
+    func registerAccountIntegration(of provider: Provider, into registry: inout RouteRegistry) {
+        let keys = Self.accountIntegrationKeys(provider)
+        let missing = "this account has no main \(provider.displayName) integration"
+        @Sendable func integrations() throws -> any AccountIntegrating {
+            guard let integrations = connectors[provider]?.accountIntegration else {
+                throw GatewayHTTPError.unavailable("\(provider.displayName) is not configured on this gateway")
+            }
+            return integrations
+        }
+        registry.register(RouteHandler(key: keys.get, spec: Self.spec(["GET"])) { call in
+            guard let account = call.parameters["account"], let integration = try await integrations().integration(accountID: account) else {
+                throw GatewayHTTPError.notFound(missing)
             }
             return Self.json(Self.representation(integration))
         })
-        registry.register(RouteHandler(key: "api.accounts.redtail.put", spec: Self.spec(["PUT"], body: 16_384)) { call in
+        registry.register(RouteHandler(key: keys.put, spec: Self.spec(["PUT"], body: 16_384)) { call in
             guard let account = call.parameters["account"], !account.isEmpty, account.utf8.count <= 256 else {
                 throw GatewayHTTPError.badRequest("account id is required")
             }
-            let object = try Self.strictObject(call.body, allowed: ["account_type", "api_key", "username", "password"])
-            let (type, apiKey, username, password) = (
-                try Self.required(object, "account_type", max: 64), try Self.required(object, "api_key"), try Self.required(object, "username"),
-                try Self.required(object, "password")
-            )
-            let integration = try await providerCall(.redtail, connecting: true) { connector in
-                guard let redtail = connector as? RedtailConnector else { throw GatewayHTTPError.unavailable("Redtail is not configured on this gateway") }
-                return try await redtail.registerIntegration(accountID: account, accountType: type, apiKey: apiKey, username: username, password: password)
+            let integrations = try integrations()
+            let object = try Self.strictObject(call.body, allowed: Set(integrations.integrationFields))
+            var fields: [String: String] = [:]
+            for name in integrations.integrationFields { fields[name] = try Self.required(object, name, max: name == "account_type" ? 64 : 4096) }
+            let integration = try await providerCall(provider, connecting: true) { _ in
+                try await integrations.registerIntegration(accountID: account, fields: fields)
             }
             return Self.json(Self.representation(integration))
         })
-        registry.register(RouteHandler(key: "api.accounts.redtail.delete", spec: Self.spec(["DELETE"])) { call in
-            guard let account = call.parameters["account"], try await store.deleteRedtailIntegration(accountID: account) else {
-                throw GatewayHTTPError.notFound("this account has no main Redtail integration")
+        registry.register(RouteHandler(key: keys.delete, spec: Self.spec(["DELETE"])) { call in
+            guard let account = call.parameters["account"], try await integrations().removeIntegration(accountID: account) else {
+                throw GatewayHTTPError.notFound(missing)
             }
             return Response(status: .noContent)
         })
     }
 
+    /// Handler keys of a provider's account-integration routes.
+    static func accountIntegrationKeys(_ provider: Provider) -> (get: String, put: String, delete: String) {
+        ("api.accounts.\(provider.rawValue).get", "api.accounts.\(provider.rawValue).put", "api.accounts.\(provider.rawValue).delete")
+    }
+
+    /// The catalog entries of a provider's account-integration routes.
+    static func accountIntegrationSpecs(_ provider: Provider) -> [String: RouteHandlerSpec] {
+        let keys = accountIntegrationKeys(provider)
+        return [keys.get: spec(["GET"]), keys.put: spec(["PUT"], body: 16_384), keys.delete: spec(["DELETE"])]
+    }
+
     /// New credentials for an existing connection (after `needs_reconnect`, or to undo a disconnect): a full re-sync.
     func reconnect(_ call: RouteCall) async throws -> Response {
         let connection = try await existing(call)
-        let reconnected: Connection
-        if connection.provider == .redtail {
-            let object = try Self.strictObject(call.body, allowed: ["api_key", "username", "password"])
-            let (apiKey, username, password) = (try Self.required(object, "api_key"), try Self.required(object, "username"), try Self.required(object, "password"))
-            reconnected = try await providerCall(.redtail, connecting: true) { connector in
-                guard let redtail = connector as? RedtailConnector else { throw GatewayHTTPError.unavailable("Redtail is not configured on this gateway") }
-                return try await redtail.reconnect(connectionID: connection.id, apiKey: apiKey, username: username, password: password)
-            }
-        } else {
-            let object = try Self.strictObject(call.body, allowed: ["client_id", "client_secret", "refresh_token"])
-            let (client, secret, refresh) = (try Self.required(object, "client_id"), try Self.required(object, "client_secret"), try Self.required(object, "refresh_token"))
-            reconnected = try await providerCall(connection.provider, connecting: true) {
-                try await $0.reconnect(connectionID: connection.id, clientID: client, clientSecret: secret, refreshToken: refresh)
-            }
+        let shape = try connector(connection.provider).connectShape
+        let object = try Self.strictObject(call.body, allowed: Set(shape.reconnectFields))
+        var fields: [String: String] = [:]
+        for name in shape.reconnectFields { fields[name] = try Self.required(object, name) }
+        let reconnected = try await providerCall(connection.provider, connecting: true) {
+            try await $0.reconnect(connectionID: connection.id, fields: fields)
         }
         return Self.json(try await representation(reconnected))
     }
@@ -179,14 +196,19 @@ public struct ConnectionsController: Sendable {
         let object: StrictJSONObject
         do {
             object = try StrictJSONObject(try JSONValue.parse(Data(buffer: call.body)), path: "")
-            if case .string("redtail")? = object.value("provider") {
-                try object.requireOnlyKeys(["user_id", "provider", "account_id", "visibility"])
-            } else {
-                try object.requireOnlyKeys(["user_id", "provider", "client_id", "client_secret", "refresh_token", "account_id", "visibility"])
-            }
         } catch let error as JSONDocumentError {
             throw GatewayHTTPError.badRequest("body \(error.message)")
         } catch let error as StrictJSONError {
+            throw GatewayHTTPError.badRequest(error.description)
+        }
+        // The keys allowed depend on the provider named; an unknown one is refused below by name.
+        var shape = ConnectShape.refreshToken
+        if case .string(let name)? = object.value("provider"), let provider = Provider(rawValue: name), let connector = connectors[provider] {
+            shape = connector.connectShape
+        }
+        do {
+            try object.requireOnlyKeys(Set(["user_id", "provider", "account_id", "visibility"] + shape.connectFields))
+        } catch {
             throw GatewayHTTPError.badRequest(error.description)
         }
         func field(_ name: String) throws -> String {
@@ -197,8 +219,10 @@ public struct ConnectionsController: Sendable {
             return value
         }
         let name = try field("provider")
-        guard let provider = Provider(rawValue: name) else {
-            throw GatewayHTTPError.badRequest("provider \"\(name)\" is not one calgate connects (google, microsoft, redtail)")
+        guard let provider = Provider(rawValue: name), knownProviders.contains(provider) else {
+            throw GatewayHTTPError.badRequest(
+                "provider \"\(name)\" is not one calgate connects (\(knownProviders.map(\.rawValue).joined(separator: ", ")))"
+            )
         }
         var visibility = Connection.Visibility.onlyMe
         if let given = try Self.string(object, "visibility") {
@@ -217,7 +241,11 @@ public struct ConnectionsController: Sendable {
                 "user \(userID) already has \(existing.count) calendar connections, the most this plan allows (\(maxConnectionsPerUser)); disconnect one first"
             )
         }
-        let connection = try await connectProvider(provider, field: field)
+        var fields: [String: String] = [:]
+        if shape.requiresAccount { _ = try field("account_id") }
+        for name in shape.connectFields { fields[name] = try field(name) }
+        let request = ConnectRequest(userID: userID, accountID: accountID, fields: fields)
+        let connection = try await providerCall(provider, connecting: true) { try await $0.connect(request) }
         if visibility != .onlyMe { try await store.setConnectionVisibility(id: connection.id, visibility) }
         if let accountID { try await store.setConnectionAccount(id: connection.id, accountID: accountID) }
         var response = Self.json(try await representation(try await store.connection(id: connection.id) ?? connection))
@@ -225,19 +253,17 @@ public struct ConnectionsController: Sendable {
         return response
     }
 
-    func connectProvider(_ provider: Provider, field: (String) throws -> String) async throws -> Connection {
-        if provider == .redtail {
-            // A Redtail calendar builds on the account's main Redtail integration (PUT /api/v1/accounts/{id}/redtail).
-            let (user, account) = (try field("user_id"), try field("account_id"))
-            return try await providerCall(.redtail, connecting: true) { connector in
-                guard let redtail = connector as? RedtailConnector else { throw GatewayHTTPError.unavailable("Redtail is not configured on this gateway") }
-                return try await redtail.connectCalendar(userID: user, accountID: account)
-            }
+    /// The providers a connect request may name: the built-in ones (503 when not configured) and any plugged in.
+    var knownProviders: [Provider] {
+        Provider.builtIn + connectors.keys.filter { !Provider.builtIn.contains($0) }.sorted { $0.rawValue < $1.rawValue }
+    }
+
+    /// The provider's connector, or 503 when it is not configured here.
+    func connector(_ provider: Provider) throws -> any ConnectionManaging {
+        guard let connector = connectors[provider] else {
+            throw GatewayHTTPError.unavailable("\(provider.displayName) is not configured on this gateway")
         }
-        let (user, client, secret, refresh) = (try field("user_id"), try field("client_id"), try field("client_secret"), try field("refresh_token"))
-        return try await providerCall(provider, connecting: true) {
-            try await $0.connect(userID: user, clientID: client, clientSecret: secret, refreshToken: refresh)
-        }
+        return connector
     }
 
     /// The connection named by the `{id}` path parameter.
@@ -253,9 +279,7 @@ public struct ConnectionsController: Sendable {
     func providerCall<T: Sendable>(
         _ provider: Provider, connecting: Bool = false, _ body: (any ConnectionManaging) async throws -> T
     ) async throws -> T {
-        guard let connector = connectors[provider] else {
-            throw GatewayHTTPError.unavailable("\(Self.displayName(provider)) is not configured on this gateway")
-        }
+        let connector = try connector(provider)
         do {
             return try await body(connector)
         } catch let error as ConnectionConflictError {
@@ -266,12 +290,12 @@ public struct ConnectionsController: Sendable {
             if failure.kind == .needsReconnect {
                 throw connecting ? GatewayHTTPError.unprocessable(failure.message) : GatewayHTTPError.conflict(failure.message)
             }
-            throw GatewayHTTPError.badGateway("\(Self.displayName(provider)) could not complete the request: \(failure.message)")
+            throw GatewayHTTPError.badGateway("\(provider.displayName) could not complete the request: \(failure.message)")
         } catch let error as GatewayHTTPError {
             throw error
         } catch {
             logger.error("provider request failed", metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"])
-            throw GatewayHTTPError.badGateway("\(Self.displayName(provider)) could not complete the request: \(error)")
+            throw GatewayHTTPError.badGateway("\(provider.displayName) could not complete the request: \(error)")
         }
     }
 
@@ -282,14 +306,6 @@ public struct ConnectionsController: Sendable {
             "redtail_user_id": integration.redtailUserID.map(JSONValue.string) ?? .null,
             "connected_at": .string(ISO8601DateFormatter().string(from: integration.createdAt)),
         ])
-    }
-
-    static func displayName(_ provider: Provider) -> String {
-        switch provider {
-        case .google: "Google"
-        case .microsoft: "Microsoft"
-        case .redtail: "Redtail"
-        }
     }
 
     /// `{"selected": ["calendar id", ...]}`: strict keys, strings only, no duplicates, at most 200.

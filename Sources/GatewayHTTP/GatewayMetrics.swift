@@ -24,6 +24,8 @@ public final class GatewayMetrics: Sendable {
     private let lastHandshakeCounts = Mutex<(completed: Int, failed: Int)>((0, 0))
     private let certificateReloads: CoreMetrics.Counter
     private let certificateReloadFailures: CoreMetrics.Counter
+    /// Which provider each webhook verifier key belongs to (from the plugins), for the console's rejection figures.
+    private let verifierProviders = Mutex<[String: Provider]>([:])
     /// The last minutes of notifications and syncs, for the operator console (fed by the counters here and by the
     /// sync scheduler).
     public let activity: GatewayActivity
@@ -57,10 +59,13 @@ public final class GatewayMetrics: Sendable {
     /// Counts a request a verifier refused.
     public func verificationRejected(verifier: String, reason: String) {
         counter(rejectionCounters, "calgate_verification_rejected_total", [("verifier", verifier), ("reason", reason)]).increment()
-        switch verifier {
-        case "google_channel": activity.notificationRejected(provider: .google, reason: reason)
-        case "graph_client_state": activity.notificationRejected(provider: .microsoft, reason: reason)
-        default: break
+        if let provider = verifierProviders.withLock({ $0[verifier] }) { activity.notificationRejected(provider: provider, reason: reason) }
+    }
+
+    /// Attributes the rejections of these webhook verifiers to their providers (called once, from the plugins).
+    public func attribute(_ verifiers: [any WebhookVerifying]) {
+        verifierProviders.withLock { known in
+            for verifier in verifiers { known[verifier.key] = verifier.provider }
         }
     }
 

@@ -15,8 +15,11 @@ public struct GatewayServerDependencies: Sendable {
     public var adminToken: String
     /// The LeadCenter API bearer token.
     public var apiToken: String
-    /// The providers accounts can be connected with (Google, Microsoft); a missing one answers 503.
-    public var connectors: [any ConnectionManaging]
+    /// The providers this gateway knows (webhooks, account integrations), each with its connector when configured;
+    /// connecting through one without a connector answers 503.
+    public var plugins: [ProviderPlugin]
+    /// The configured connectors of `plugins`.
+    public var connectors: [any ConnectionManaging] { plugins.compactMap(\.connector) }
     /// The store every handler writes to.
     public var store: any GatewayStore
     /// Seals and opens secrets kept in the store.
@@ -41,7 +44,7 @@ public struct GatewayServerDependencies: Sendable {
 
     /// Bundles the dependencies.
     public init(
-        configuration: GatewayConfiguration, adminToken: String, apiToken: String, connectors: [any ConnectionManaging],
+        configuration: GatewayConfiguration, adminToken: String, apiToken: String, plugins: [ProviderPlugin],
         store: any GatewayStore, sealer: any SecretSealer,
         tlsContext: TLSServerContext,
         metrics: GatewayMetrics, clock: any GatewayClock = SystemGatewayClock(), version: String, logger: Logger,
@@ -52,7 +55,7 @@ public struct GatewayServerDependencies: Sendable {
         self.configuration = configuration
         self.adminToken = adminToken
         self.apiToken = apiToken
-        self.connectors = connectors
+        self.plugins = plugins
         self.store = store
         self.sealer = sealer
         self.tlsContext = tlsContext
@@ -76,7 +79,8 @@ public enum GatewayServer {
 
     /// The webhook verifier and inbox writer (with its secret cache) the router and `WebhookAckHandler` share.
     static func makeIntake(_ deps: GatewayServerDependencies) -> WebhookIntake {
-        WebhookIntake(
+        deps.metrics.attribute(deps.plugins.flatMap(\.webhooks))
+        return WebhookIntake(
             store: deps.store, sealer: deps.sealer, metrics: deps.metrics, clock: deps.clock, logger: deps.logger,
             failures: deps.verificationFailures
         )
@@ -96,53 +100,51 @@ public enum GatewayServer {
             renewal: RenewalPolicy(minimumLead: TimeInterval(deps.configuration.maintenance.renewalMinimumLeadSeconds)),
             clock: deps.clock, version: deps.version, logger: deps.logger
         ).register(into: &registry)
-        WebhookController(intake: intake).register(into: &registry)
+        WebhookController(intake: intake, verifiers: deps.plugins.flatMap(\.webhooks)).register(into: &registry)
         ConnectionsController(
-            apiToken: deps.apiToken, store: deps.store, connectors: deps.connectors,
+            apiToken: deps.apiToken, store: deps.store, plugins: deps.plugins,
             maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, progress: deps.progress, logger: deps.logger,
             apiTokenExpiresAt: deps.configuration.apiTokenExpiresAt
         )
             .register(into: &registry)
-        AppointmentsController(store: deps.store, clock: deps.clock, logger: deps.logger).register(into: &registry)
+        AppointmentsController(store: deps.store, pushTargets: deps.plugins.filter(\.takesPushOut).map(\.provider), clock: deps.clock, logger: deps.logger).register(into: &registry)
         return registry
     }
 
-    /// The catalog route files are checked against (also used by `calgate routes check`).
-    public static var catalog: RouteCatalog {
+    /// The catalog route files are checked against (also used by `calgate routes check`): the gateway's own
+    /// handlers and verifiers plus those the provider plugins bring.
+    public static func catalog(plugins: [ProviderPlugin]) -> RouteCatalog {
         // Handler and verifier keys do not depend on runtime dependencies; a registry with inert
         // dependencies would be heavier than listing them here, so the registry tests pin the two together.
-        RouteCatalog(
-            handlers: [
-                "admin.health": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET", "HEAD"]),
-                "admin.metrics": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET"]),
-                "webhook.google": RouteHandlerSpec(kind: .webhook, defaultBodyLimit: 1024, methods: ["POST"]),
-                "webhook.microsoft": RouteHandlerSpec(kind: .webhook, defaultBodyLimit: 256 * 1024, methods: ["POST"]),
-                "webhook.microsoft.lifecycle": RouteHandlerSpec(kind: .webhook, defaultBodyLimit: 256 * 1024, methods: ["POST"]),
-                "api.connections.create": ConnectionsController.spec(["POST"], body: 16_384),
-                "api.connections.list": ConnectionsController.spec(["GET"]),
-                "api.connections.get": ConnectionsController.spec(["GET"]),
-                "api.connections.calendars.list": ConnectionsController.spec(["GET"]),
-                "api.connections.calendars.refresh": ConnectionsController.spec(["POST"]),
-                "api.connections.calendars.select": ConnectionsController.spec(["PUT"], body: 65_536),
-                "api.connections.update": ConnectionsController.spec(["PATCH"], body: 4096),
-                "api.connections.disconnect": ConnectionsController.spec(["DELETE"]),
-                "api.connections.reconnect": ConnectionsController.spec(["POST"], body: 16_384),
-                "api.imported.update": ConnectionsController.spec(["PATCH"], body: 16_384),
-                "api.imported.delete": ConnectionsController.spec(["DELETE"]),
-                "api.appointments.create": ConnectionsController.spec(["POST"], body: 65_536),
-                "api.appointments.update": ConnectionsController.spec(["PATCH"], body: 65_536),
-                "api.appointments.delete": ConnectionsController.spec(["DELETE"]),
-                "api.availability": ConnectionsController.spec(["GET"]),
-                "api.push_target.get": ConnectionsController.spec(["GET"]),
-                "api.openapi": ConnectionsController.spec(["GET"]),
-                "api.accounts.redtail.get": ConnectionsController.spec(["GET"]),
-                "api.accounts.redtail.put": ConnectionsController.spec(["PUT"], body: 16_384),
-                "api.accounts.redtail.delete": ConnectionsController.spec(["DELETE"]),
-                "api.push_target.set": ConnectionsController.spec(["PUT"], body: 4096),
-                "api.appointments.list": ConnectionsController.spec(["GET"]),
-            ].merging(ConsoleController.specs) { first, _ in first },
-            verifiers: ["none", "admin_token", "admin_token_optional", "admin_session", "google_channel", "graph_client_state", "api_token"]
-        )
+        var handlers: [String: RouteHandlerSpec] = [
+            "admin.health": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET", "HEAD"]),
+            "admin.metrics": RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET"]),
+            "api.connections.create": ConnectionsController.spec(["POST"], body: 16_384),
+            "api.connections.list": ConnectionsController.spec(["GET"]),
+            "api.connections.get": ConnectionsController.spec(["GET"]),
+            "api.connections.calendars.list": ConnectionsController.spec(["GET"]),
+            "api.connections.calendars.refresh": ConnectionsController.spec(["POST"]),
+            "api.connections.calendars.select": ConnectionsController.spec(["PUT"], body: 65_536),
+            "api.connections.update": ConnectionsController.spec(["PATCH"], body: 4096),
+            "api.connections.disconnect": ConnectionsController.spec(["DELETE"]),
+            "api.connections.reconnect": ConnectionsController.spec(["POST"], body: 16_384),
+            "api.imported.update": ConnectionsController.spec(["PATCH"], body: 16_384),
+            "api.imported.delete": ConnectionsController.spec(["DELETE"]),
+            "api.appointments.create": ConnectionsController.spec(["POST"], body: 65_536),
+            "api.appointments.update": ConnectionsController.spec(["PATCH"], body: 65_536),
+            "api.appointments.delete": ConnectionsController.spec(["DELETE"]),
+            "api.availability": ConnectionsController.spec(["GET"]),
+            "api.push_target.get": ConnectionsController.spec(["GET"]),
+            "api.openapi": ConnectionsController.spec(["GET"]),
+            "api.push_target.set": ConnectionsController.spec(["PUT"], body: 4096),
+            "api.appointments.list": ConnectionsController.spec(["GET"]),
+        ].merging(ConsoleController.specs) { first, _ in first }
+        handlers.merge(WebhookController.specs(plugins.flatMap(\.webhooks))) { first, _ in first }
+        for plugin in plugins where plugin.hasAccountIntegration {
+            handlers.merge(ConnectionsController.accountIntegrationSpecs(plugin.provider)) { first, _ in first }
+        }
+        let verifiers: Set<String> = ["none", "admin_token", "admin_token_optional", "admin_session", "api_token"]
+        return RouteCatalog(handlers: handlers, verifiers: verifiers.union(plugins.flatMap(\.webhooks).map(\.key)))
     }
 
     /// Loads the route table and builds the application; `onServerRunning` receives the bound channel.
@@ -153,7 +155,7 @@ public enum GatewayServer {
         let intake = makeIntake(deps)
         let registry = makeRegistry(deps, intake: intake)
         let table = try RouteTableLoader.load(directory: deps.configuration.routesDirectory, catalog: registry.catalog)
-        let webhookRoutes = WebhookRoute.routes(in: table, catalog: registry.catalog)
+        let webhookRoutes = WebhookRoute.routes(in: table, catalog: registry.catalog, verifiers: deps.plugins.flatMap(\.webhooks))
         let limits = deps.configuration.limits
         let router = registry.makeRouter(
             table: table, metrics: deps.metrics, logger: deps.logger, failures: deps.verificationFailures, clock: deps.clock

@@ -196,12 +196,12 @@ public enum OpenAPIDocument {
             ]),
             "/api/v1/accounts/{account}/redtail": .object([
                 "get": operation("getRedtailIntegration", "The account's main Redtail integration", parameters: [path("account", "Account id")],
-                                 responses: ["200": response("Integration", ref("RedtailIntegration"))].merging(errors([404])) { a, _ in a }),
+                                 responses: ["200": response("Integration", ref("RedtailIntegration"))].merging(errors([404, 503])) { a, _ in a }),
                 "put": operation("connectRedtailIntegration", "Connect it (Financial Advisor accounts only)", parameters: [path("account", "Account id")],
                                  body: object(["account_type": string(), "api_key": string(), "username": string(), "password": string()], required: ["account_type", "api_key", "username", "password"]),
-                                 responses: ["200": response("Integration", ref("RedtailIntegration"))].merging(errors([400, 409, 422, 502])) { a, _ in a }),
+                                 responses: ["200": response("Integration", ref("RedtailIntegration"))].merging(errors([400, 409, 422, 502, 503])) { a, _ in a }),
                 "delete": operation("deleteRedtailIntegration", "Remove it", parameters: [path("account", "Account id")],
-                                    responses: ["204": response("Removed", nil)].merging(errors([404])) { a, _ in a }),
+                                    responses: ["204": response("Removed", nil)].merging(errors([404, 503])) { a, _ in a }),
             ]),
             "/api/v1/openapi.json": .object([
                 "get": operation("openapi", "This document", responses: ["200": response("OpenAPI 3.1", .object(["type": .string("object")]))], security: false),

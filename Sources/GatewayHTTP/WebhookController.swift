@@ -3,40 +3,56 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// Registers the webhook verifiers (`google_channel`, `graph_client_state`) and handlers (`webhook.google`,
-/// `webhook.microsoft`, `webhook.microsoft.lifecycle`) with the router.
+/// Registers every provider plugin's webhook verifiers (`google_channel`, `graph_client_state`, …) and handlers
+/// (`webhook.google`, `webhook.microsoft`, …) with the router.
 ///
 /// In a running gateway `WebhookAckHandler` answers these routes on the event loop before they reach the router;
 /// the router's copies serve route tables that pair the handlers with other verifiers, and they use the same
 /// `WebhookIntake`, so both paths verify, store and answer identically.
 public struct WebhookController: Sendable {
     let intake: WebhookIntake
+    let verifiers: [any WebhookVerifying]
 
-    /// Creates the controller over `intake`.
-    public init(intake: WebhookIntake) {
-        self.intake = intake
+    /// What a router-path verifier hands its handler.
+    struct Evidence: Sendable {
+        var verdict: WebhookVerdict
+        var provider: Provider
     }
 
-    /// Registers both verifiers and the three handlers.
+    /// Creates the controller over `intake` for these verifiers.
+    public init(intake: WebhookIntake, verifiers: [any WebhookVerifying]) {
+        self.intake = intake
+        self.verifiers = verifiers
+    }
+
+    /// The catalog entries of these verifiers' handlers.
+    static func specs(_ verifiers: [any WebhookVerifying]) -> [String: RouteHandlerSpec] {
+        var specs: [String: RouteHandlerSpec] = [:]
+        for verifier in verifiers {
+            for handler in verifier.handlers {
+                specs[handler.key] = RouteHandlerSpec(kind: .webhook, defaultBodyLimit: handler.defaultBodyLimit, methods: ["POST"])
+            }
+        }
+        return specs
+    }
+
+    /// Registers each verifier and each handler.
     public func register(into registry: inout RouteRegistry) {
-        registry.register(RouteVerifier(key: WebhookIntake.googleVerifierKey) { [intake] request, body in
-            Self.outcome(await withCheckedContinuation { continuation in
-                intake.verifyGoogle(fields: request.headers, bodyLength: body.readableBytes) { continuation.resume(returning: $0) }
+        for verifier in verifiers {
+            registry.register(RouteVerifier(key: verifier.key) { [intake] request, body in
+                let webhook = WebhookIntake.request(
+                    for: verifier, handlerKey: nil, path: request.uri.path, query: request.uri.query, fields: request.headers, body: body
+                )
+                return Self.outcome(await withCheckedContinuation { continuation in
+                    intake.verify(webhook, with: verifier) { continuation.resume(returning: $0) }
+                })
             })
-        })
-        registry.register(RouteVerifier(key: WebhookIntake.graphVerifierKey) { [intake] request, body in
-            Self.outcome(await withCheckedContinuation { continuation in
-                intake.verifyGraph(query: request.uri.query, lifecycle: request.uri.path.hasSuffix("/lifecycle"), body: body) {
-                    continuation.resume(returning: $0)
-                }
-            })
-        })
-        let handlers: [(String, Int)] = [("webhook.google", 1024), ("webhook.microsoft", 256 * 1024), ("webhook.microsoft.lifecycle", 256 * 1024)]
-        for (key, limit) in handlers {
-            registry.register(RouteHandler(key: key, spec: RouteHandlerSpec(kind: .webhook, defaultBodyLimit: limit, methods: ["POST"])) { [intake] call in
-                guard let evidence = call.caller.evidence as? WebhookIntake.Evidence else { throw GatewayHTTPError.internalError() }
+        }
+        for (key, spec) in Self.specs(verifiers).sorted(by: { $0.key < $1.key }) {
+            registry.register(RouteHandler(key: key, spec: spec) { [intake] call in
+                guard let evidence = call.caller.evidence as? Evidence else { throw GatewayHTTPError.internalError() }
                 let reply = await withCheckedContinuation { continuation in
-                    intake.accept(evidence) { continuation.resume(returning: $0) }
+                    intake.accept(evidence.verdict, provider: evidence.provider) { continuation.resume(returning: $0) }
                 }
                 return Response(status: reply.status, headers: reply.fields, body: .init(byteBuffer: reply.body))
             })
@@ -45,7 +61,7 @@ public struct WebhookController: Sendable {
 
     private static func outcome(_ verification: WebhookIntake.Verification) -> VerificationOutcome {
         switch verification {
-        case .verified(let evidence): .accepted(VerifiedCaller(isAdmin: false, evidence: evidence))
+        case .verified(let verdict, let provider): .accepted(VerifiedCaller(isAdmin: false, evidence: Evidence(verdict: verdict, provider: provider)))
         case .rejected(let error, let reason): .rejected(error, reason: reason)
         }
     }

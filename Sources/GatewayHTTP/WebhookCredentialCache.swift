@@ -2,23 +2,16 @@ import Foundation
 import GatewayCore
 import Synchronization
 
-/// Opened verification secrets (Google channel tokens, Graph clientStates) by channel or subscription id, so a
+/// Opened verification secrets (channel tokens, clientStates: `WebhookCredential`) by verifier and id, so a
 /// webhook is verified on the event loop without a store read or an AES-GCM open per request.
 ///
 /// Exact, not time-based: every entry belongs to one `GatewayStore.webhookCredentialsVersion`, and the whole cache is
 /// forgotten when the store reports a newer version (a channel saved or stopped, a subscription saved, renewed or
 /// removed). A lookup that raced such a write is not kept, because it is inserted only under the version read before
-/// it started. Unknown ids are remembered too (as `.absent`), so a flood of forged ids does not reach the store.
+/// it started. Unknown ids are remembered too (as nil), so a flood of forged ids does not reach the store.
 public final class WebhookCredentialCache: Sendable {
-    /// What the store said about one id.
-    public enum Credential: Sendable, Hashable {
-        /// A Google channel, its token opened; `stoppedAt` set when calgate stopped it.
-        case googleChannel(id: String, resourceID: String, token: String, calendarKey: String, expiresAt: Date, stoppedAt: Date?)
-        /// A Graph subscription's opened clientState; `removed` when calgate or Graph removed it.
-        case graphSubscription(clientState: String, removed: Bool)
-        /// No such row.
-        case absent
-    }
+    /// What the store said about one id: the credential, or nil for no such row.
+    public typealias Credential = WebhookCredential?
 
     /// A cache miss: look the id up, then `insert` under this version.
     public struct Miss: Sendable {
@@ -80,8 +73,6 @@ public final class WebhookCredentialCache: Sendable {
     /// Number of ids held (for tests and metrics).
     public var count: Int { state.withLock { $0.entries.count } }
 
-    /// Cache key of a Google channel id.
-    static func googleKey(_ id: String) -> String { "g:" + id }
-    /// Cache key of a Graph subscription id.
-    static func graphKey(_ id: String) -> String { "m:" + id }
+    /// Cache key of a channel or subscription id under its verifier.
+    static func key(verifier: String, id: String) -> String { verifier + ":" + id }
 }

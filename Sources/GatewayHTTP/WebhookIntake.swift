@@ -1,9 +1,7 @@
 import Foundation
 import GatewayCore
-import GoogleCalendar
 import HTTPTypes
 import Logging
-import MicrosoftGraph
 import NIOCore
 
 /// The answer to one webhook request: status, header fields and body.
@@ -32,29 +30,20 @@ public struct WebhookReply: Sendable {
 
 /// Verifies provider webhooks and appends them to the durable inbox, without Swift concurrency on the hot path.
 ///
-/// Shared by both ways a webhook arrives: `WebhookAckHandler` on the event loop (the normal path) and the route
-/// handlers registered by `GoogleWebhookController` / `MicrosoftWebhookController`. Secrets come from
-/// `WebhookCredentialCache`; only a miss reads the store (in a task) before verification goes on. Completions run
-/// on whichever thread finished the work (the caller's, a task's, or the store's commit thread); callers hop.
+/// Provider-neutral: each route names a `WebhookVerifying` from a provider plugin, which parses the request, names
+/// the credentials it needs and decides. Shared by both ways a webhook arrives: `WebhookAckHandler` on the event
+/// loop (the normal path) and the route handlers registered by `WebhookController`. Credentials come from
+/// `WebhookCredentialCache`; only a miss reads the store (in a task) before verification goes on. Completions run on
+/// whichever thread finished the work (the caller's, a task's, or the store's commit thread); callers hop.
 ///
 /// Answers follow the providers' retry rules (PROVIDERS.md §1.5, §3): forged or unknown → 4xx, which they do not
 /// retry; only a store failure answers 503, which they retry.
 public final class WebhookIntake: Sendable {
-    /// A verified Google push or a Graph batch, ready to be stored.
-    public enum Evidence: Sendable {
-        /// A Google push (a `sync` push is acknowledged without storing).
-        case google(GoogleChannelVerifier.Push)
-        /// A Graph validation handshake carrying this token.
-        case graphValidation(String)
-        /// Verified Graph items; `dropped` were unknown or forged.
-        case graphNotifications([InboxEntry], dropped: Int)
-    }
-
-    /// What verification concluded. Refusals are counted by the caller under its verifier key (Graph items that
-    /// are dropped from an otherwise valid batch are counted here, one by one).
+    /// What verification concluded. Refusals are counted by the caller under its verifier key (items dropped from
+    /// an otherwise valid batch are counted here, one by one).
     public enum Verification: Sendable {
         /// Go on to `accept`.
-        case verified(Evidence)
+        case verified(WebhookVerdict, provider: Provider)
         /// Refuse with this error; `reason` is the metric label.
         case rejected(GatewayHTTPError, reason: String)
     }
@@ -66,14 +55,8 @@ public final class WebhookIntake: Sendable {
     let logger: Logger
     /// Failed verifications per source address (shared with the router).
     let failures: VerificationFailureGate
-    /// Opened secrets by id.
+    /// Opened secrets by verifier and id.
     public let credentials: WebhookCredentialCache
-    private let googleVerifier = GoogleChannelVerifier()
-
-    /// Verifier keys (route files) of the two provider checks.
-    public static let googleVerifierKey = "google_channel"
-    /// See `googleVerifierKey`.
-    public static let graphVerifierKey = "graph_client_state"
 
     /// Creates the intake over `store`.
     public init(
@@ -89,199 +72,107 @@ public final class WebhookIntake: Sendable {
         self.credentials = WebhookCredentialCache { [store] in store.webhookCredentialsVersion }
     }
 
-    // MARK: Google
-
-    /// Verifies a Google push (`X-Goog-*` fields, empty body) against its channel.
-    public func verifyGoogle(fields: HTTPFields, bodyLength: Int, then done: @escaping @Sendable (Verification) -> Void) {
+    /// The request as the verifier sees it: only the header fields it asked for.
+    static func request(
+        for verifier: any WebhookVerifying, handlerKey: String?, path: String, query: String?, fields: HTTPFields, body: ByteBuffer
+    ) -> WebhookRequest {
         var headers: [String: String] = [:]
-        for field in fields where field.name.canonicalName.hasPrefix("x-goog-") {
-            headers[field.name.canonicalName] = field.value
+        if let prefix = verifier.headerPrefix {
+            for field in fields where field.name.canonicalName.hasPrefix(prefix) { headers[field.name.canonicalName] = field.value }
         }
-        guard let id = googleVerifier.channelID(in: headers) else {
-            return done(finishGoogle(headers: headers, bodyLength: bodyLength, credential: .absent))
-        }
-        let key = WebhookCredentialCache.googleKey(id)
-        switch credentials.lookup(key) {
-        case .hit(let credential):
-            done(finishGoogle(headers: headers, bodyLength: bodyLength, credential: credential))
-        case .miss(let miss):
-            Task { [self] in
-                let credential: WebhookCredentialCache.Credential
-                do {
-                    credential = try await loadGoogleChannel(id)
-                } catch {
-                    logger.error("google channel lookup failed", metadata: ["provider": "google", "error.type": "\(type(of: error))"])
-                    return done(rejectedForStore())
-                }
-                credentials.insert(credential, for: key, after: miss)
-                done(finishGoogle(headers: headers, bodyLength: bodyLength, credential: credential))
-            }
-        }
+        return WebhookRequest(handlerKey: handlerKey, path: path, query: query, headers: headers, body: Array(buffer: body))
     }
 
-    private func loadGoogleChannel(_ id: String) async throws -> WebhookCredentialCache.Credential {
-        guard let row = try await store.googleChannel(id: id) else { return .absent }
-        let token = try sealer.open(row.sealedToken, context: "google_channel:\(row.id)")
-        return .googleChannel(
-            id: row.id, resourceID: row.resourceID, token: String(decoding: token, as: UTF8.self),
-            calendarKey: row.calendarKey, expiresAt: row.expiresAt, stoppedAt: row.stoppedAt
-        )
-    }
-
-    private func finishGoogle(headers: [String: String], bodyLength: Int, credential: WebhookCredentialCache.Credential) -> Verification {
-        let now = clock.now()
-        var channel: GoogleChannel?
-        if case .googleChannel(let id, let resourceID, let token, let calendarKey, let expiresAt, let stoppedAt) = credential {
-            if stoppedAt != nil || expiresAt <= now {
-                return .rejected(.notFound("this channel is no longer active"), reason: stoppedAt != nil ? "stopped_channel" : "expired_channel")
-            }
-            channel = GoogleChannel(id: id, resourceID: resourceID, token: token, calendarKey: calendarKey, expiresAt: expiresAt)
+    /// Verifies one request with `verifier`: parse, credentials from the cache (the store on a miss), decide.
+    public func verify(_ request: WebhookRequest, with verifier: any WebhookVerifying, then done: @escaping @Sendable (Verification) -> Void) {
+        let parsed: any Sendable
+        let ids: [String]
+        switch verifier.parse(request) {
+        case .verdict(let verdict):
+            return done(verified(verdict, by: verifier))
+        case .lookup(let wanted, let payload):
+            (ids, parsed) = (wanted, payload)
         }
-        switch googleVerifier.verify(headers: headers, bodyLength: bodyLength, channel: channel, receivedAt: now) {
-        case .success(let push):
-            return .verified(.google(push))
-        case .failure(let rejection):
-            return .rejected(Self.error(for: rejection), reason: rejection.rawValue)
-        }
-    }
-
-    /// The one place a Google rejection becomes a status.
-    static func error(for rejection: GoogleChannelVerifier.Rejection) -> GatewayHTTPError {
-        switch rejection {
-        case .missingHeader, .badMessageNumber, .unknownState, .unexpectedBody, .oversizedHeader:
-            return .badRequest("not a valid Google Calendar push notification")
-        case .tokenMismatch, .resourceMismatch:
-            return .forbidden("notification does not match its channel")
-        case .unknownChannel:
-            return .notFound("unknown channel")
-        }
-    }
-
-    // MARK: Graph
-
-    /// Verifies a Graph validation handshake or notification batch, item by item against each subscription's
-    /// clientState. Unknown or forged items are counted and dropped; a batch in which nothing verifies is refused 403.
-    public func verifyGraph(query: String?, lifecycle: Bool, body: ByteBuffer, then done: @escaping @Sendable (Verification) -> Void) {
-        if let token = query.flatMap(GraphNotificationDecoder.validationToken(inQuery:)) {
-            return done(Self.validation(token))
-        }
-        let notifications: [GraphNotification]
-        do {
-            notifications = try GraphNotificationDecoder.decode(Array(buffer: body), lifecycle: lifecycle)
-        } catch {
-            return done(.rejected(.badRequest("not a Graph notification collection: \(error.description)"), reason: "malformed"))
-        }
-        var known: [String: WebhookCredentialCache.Credential] = [:]
+        var known: [String: WebhookCredential] = [:]
         var missing: [(id: String, miss: WebhookCredentialCache.Miss)] = []
-        for notification in notifications where known[notification.subscriptionID] == nil {
-            let id = notification.subscriptionID
-            guard !missing.contains(where: { $0.id == id }) else { continue }
-            switch credentials.lookup(WebhookCredentialCache.graphKey(id)) {
-            case .hit(let credential): known[id] = credential
+        for id in ids {
+            switch credentials.lookup(WebhookCredentialCache.key(verifier: verifier.key, id: id)) {
+            case .hit(let credential?): known[id] = credential
+            case .hit(nil): continue
             case .miss(let miss): missing.append((id, miss))
             }
         }
-        guard !missing.isEmpty else { return done(finishGraph(notifications, known: known)) }
-        Task { [self, known, missing] in
+        guard !missing.isEmpty else { return done(verified(verifier.verify(parsed, credentials: known, now: clock.now()), by: verifier)) }
+        Task { [self, known, missing, parsed] in
             var known = known
             for (id, miss) in missing {
-                let credential: WebhookCredentialCache.Credential
+                let credential: WebhookCredential?
                 do {
-                    if let row = try await store.graphSubscription(id: id) {
-                        let state = try sealer.open(row.sealedClientState, context: "graph_subscription:\(row.id)")
-                        credential = .graphSubscription(clientState: String(decoding: state, as: UTF8.self), removed: row.removedAt != nil)
-                    } else {
-                        credential = .absent
-                    }
+                    credential = try await verifier.credential(id: id, store: store, sealer: sealer)
                 } catch {
-                    logger.error("graph subscription lookup failed", metadata: ["provider": "microsoft", "error.type": "\(type(of: error))"])
+                    logger.error("webhook credential lookup failed", metadata: [
+                        "provider": "\(verifier.provider.rawValue)", "verifier": "\(verifier.key)", "error.type": "\(type(of: error))",
+                    ])
                     return done(rejectedForStore())
                 }
-                credentials.insert(credential, for: WebhookCredentialCache.graphKey(id), after: miss)
-                known[id] = credential
+                credentials.insert(credential, for: WebhookCredentialCache.key(verifier: verifier.key, id: id), after: miss)
+                if let credential { known[id] = credential }
             }
-            done(finishGraph(notifications, known: known))
+            done(verified(verifier.verify(parsed, credentials: known, now: clock.now()), by: verifier))
         }
     }
 
-    private static func validation(_ token: String) -> Verification {
-        guard !token.isEmpty, token.utf8.count <= 1024 else {
-            return .rejected(.badRequest("validationToken must be 1 to 1024 bytes"), reason: "bad_validation")
+    /// Counts the items a verdict dropped and turns a refusal into its answer.
+    private func verified(_ verdict: WebhookVerdict, by verifier: any WebhookVerifying) -> Verification {
+        switch verdict {
+        case .rejected(let rejection):
+            for reason in rejection.itemReasons { metrics.verificationRejected(verifier: verifier.key, reason: reason) }
+            return .rejected(Self.error(for: rejection), reason: rejection.reason)
+        case .store(_, _, let dropped):
+            for reason in dropped { metrics.verificationRejected(verifier: verifier.key, reason: reason) }
+            return .verified(verdict, provider: verifier.provider)
+        case .answer:
+            return .verified(verdict, provider: verifier.provider)
         }
-        // Echoed verbatim, so nothing that could split or smuggle a response: no control characters at all.
-        guard !token.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            return .rejected(.badRequest("validationToken contains control characters"), reason: "bad_validation")
-        }
-        return .verified(.graphValidation(token))
     }
 
-    private func finishGraph(_ notifications: [GraphNotification], known: [String: WebhookCredentialCache.Credential]) -> Verification {
-        let now = clock.now()
-        var accepted: [InboxEntry] = []
-        var unknown = 0
-        var forged = 0
-        for notification in notifications {
-            guard case .graphSubscription(let expected, let removed)? = known[notification.subscriptionID], !removed else {
-                unknown += 1
-                continue
-            }
-            guard let given = notification.clientState, !expected.isEmpty, ConstantTime.equals(given, expected) else {
-                forged += 1
-                continue
-            }
-            accepted.append(GraphNotificationDecoder.inboxEntry(for: notification, receivedAt: now))
+    /// The one place a provider's refusal becomes an HTTP error.
+    static func error(for rejection: WebhookRejection) -> GatewayHTTPError {
+        switch rejection.status {
+        case .badRequest: .badRequest(rejection.message)
+        case .forbidden: .forbidden(rejection.message)
+        case .notFound: .notFound(rejection.message)
         }
-        for _ in 0..<unknown { metrics.verificationRejected(verifier: Self.graphVerifierKey, reason: "unknown_subscription") }
-        for _ in 0..<forged { metrics.verificationRejected(verifier: Self.graphVerifierKey, reason: "client_state_mismatch") }
-        guard !accepted.isEmpty else {
-            // Nothing verifies: refuse without saying which subscriptions exist.
-            return .rejected(
-                .forbidden("no notification in the batch matches a live subscription and its clientState"),
-                reason: forged > 0 ? "client_state_mismatch" : "unknown_subscription"
-            )
-        }
-        return .verified(.graphNotifications(accepted, dropped: unknown + forged))
     }
 
     // MARK: Storing and answering
 
     /// Stores what verification produced (after the group commit) and says what to answer.
-    public func accept(_ evidence: Evidence, then done: @escaping @Sendable (WebhookReply) -> Void) {
-        switch evidence {
-        case .google(let push):
-            // `sync` only announces that the channel works: acknowledged, nothing to fetch.
-            guard push.state != "sync" else {
-                metrics.notificationAccepted(provider: "google", kind: push.state)
-                return done(.empty(.ok))
+    public func accept(_ verdict: WebhookVerdict, provider: Provider, then done: @escaping @Sendable (WebhookReply) -> Void) {
+        switch verdict {
+        case .rejected(let rejection):
+            done(.error(Self.error(for: rejection)))
+        case .answer(let answer):
+            if let kind = answer.acknowledgedKind { metrics.notificationAccepted(provider: provider.rawValue, kind: kind) }
+            var fields: HTTPFields = [:]
+            if let type = answer.contentType {
+                // A body is echoed provider data (Graph's validation token may carry markup): text only, never sniffed.
+                fields[.contentType] = type
+                fields[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+                fields[.cacheControl] = "no-store"
             }
-            store.append([push.entry]) { [metrics, logger] result in
-                switch result {
-                case .success:
-                    metrics.notificationAccepted(provider: "google", kind: push.state)
-                    done(.empty(.ok))
-                case .failure(let error):
-                    logger.error("inbox append failed; answering 503 so Google retries", metadata: [
-                        "provider": "google", "channel.id": "\(push.channel.id)", "error.type": "\(type(of: error))",
-                    ])
-                    done(.error(.unavailable("the notification could not be stored; retry")))
-                }
-            }
-        case .graphValidation(let token):
-            // Echoed only as text/plain with nosniff: the token is opaque and may carry markup.
-            done(WebhookReply(
-                status: .ok,
-                fields: [.contentType: "text/plain; charset=utf-8", HTTPField.Name("X-Content-Type-Options")!: "nosniff", .cacheControl: "no-store"],
-                body: ByteBuffer(string: token)
-            ))
-        case .graphNotifications(let entries, _):
+            done(WebhookReply(status: HTTPResponse.Status(code: answer.status), fields: fields, body: ByteBuffer(bytes: answer.body)))
+        case .store(let entries, let status, _):
             store.append(entries) { [metrics, logger] result in
                 switch result {
                 case .success:
-                    for entry in entries { metrics.notificationAccepted(provider: "microsoft", kind: entry.kind) }
-                    done(.empty(.accepted))
+                    for entry in entries { metrics.notificationAccepted(provider: entry.provider.rawValue, kind: entry.kind) }
+                    done(.empty(HTTPResponse.Status(code: status)))
                 case .failure(let error):
-                    logger.error("inbox append failed; answering 503 so Graph retries", metadata: ["provider": "microsoft", "error.type": "\(type(of: error))"])
-                    done(.error(.unavailable("the notifications could not be stored; retry")))
+                    logger.error("inbox append failed; answering 503 so the provider retries", metadata: [
+                        "provider": "\(provider.rawValue)", "error.type": "\(type(of: error))",
+                    ])
+                    done(.error(.unavailable("the notification could not be stored; retry")))
                 }
             }
         }
@@ -301,8 +192,8 @@ public final class WebhookIntake: Sendable {
         }
         let verified: @Sendable (Verification) -> Void = { [self] verification in
             switch verification {
-            case .verified(let evidence):
-                accept(evidence, then: done)
+            case .verified(let verdict, let provider):
+                accept(verdict, provider: provider, then: done)
             case .rejected(let error, let reason):
                 metrics.verificationRejected(verifier: route.verifierKey, reason: reason)
                 logger.debug("verification rejected", metadata: [
@@ -312,14 +203,8 @@ public final class WebhookIntake: Sendable {
                 done(.error(error))
             }
         }
-        switch route.kind {
-        case .google:
-            verifyGoogle(fields: fields, bodyLength: body.readableBytes, then: verified)
-        case .graph:
-            verifyGraph(query: query, lifecycle: false, body: body, then: verified)
-        case .graphLifecycle:
-            verifyGraph(query: query, lifecycle: true, body: body, then: verified)
-        }
+        let request = Self.request(for: route.verifier, handlerKey: route.handlerKey, path: route.path, query: query, fields: fields, body: body)
+        verify(request, with: route.verifier, then: verified)
     }
 
     // MARK: Helpers

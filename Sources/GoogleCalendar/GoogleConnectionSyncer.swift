@@ -4,7 +4,7 @@ import Synchronization
 
 /// Google connections end to end: connect (verify credentials, list calendars, full sync, open channels) and the
 /// `ProviderSyncing` port the scheduler drives.
-public final class GoogleConnectionSyncer: ProviderSyncing, ConnectionManaging, SubscriptionMaintaining, AppointmentPushing, Sendable {
+public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecting, SubscriptionMaintaining, AppointmentPushing, Sendable {
     /// Always `.google`.
     public let provider = Provider.google
     let client: GoogleCalendarClient

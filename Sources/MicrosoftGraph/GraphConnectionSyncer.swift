@@ -9,7 +9,7 @@ import Synchronization
 /// calendar, the recovery it asks for (reauthorize, or recreate a removed subscription) is noted; the calendar's
 /// next sync carries it out before its delta round, and only a successful sync marks the rows processed, so a crash
 /// or a failure repeats the recovery instead of losing it.
-public final class GraphConnectionSyncer: ProviderSyncing, ConnectionManaging, SubscriptionMaintaining, AppointmentPushing, Sendable {
+public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnecting, SubscriptionMaintaining, AppointmentPushing, Sendable {
     /// What a lifecycle event asks of a calendar before its next delta round.
     enum Recovery: Hashable, Sendable {
         case reauthorize(subscriptionID: String)

@@ -180,7 +180,7 @@ public enum MonthSimulation {
         ))
         let application = try GatewayServer.makeApplication(GatewayServerDependencies(
             configuration: config, adminToken: "month-admin-token-0123456789abcdef", apiToken: "month-api-token-0123456789abcdef",
-            connectors: [googleSyncer, graphSyncer, redtailConnector], store: store, sealer: sealer, tlsContext: tlsContext,
+            plugins: [.google(googleSyncer), .microsoft(graphSyncer), .redtail(redtailConnector)], store: store, sealer: sealer, tlsContext: tlsContext,
             metrics: GatewayMetrics(), version: "month", logger: quiet
         ))
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(

@@ -7,7 +7,7 @@ import GatewayCore
 /// activities updated since the watermark minus an overlap window, skips those whose `(id, updated_at)` is already
 /// stored, then lists the sync window to find deletions (Redtail exposes no tombstones), and stores the changes and
 /// the new watermark in one transaction.
-public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Sendable {
+public final class RedtailConnector: ProviderSyncing, ConnectionManaging, AccountIntegrating, Sendable {
     /// Always `.redtail`.
     public let provider = Provider.redtail
     /// The id of the single calendar a Redtail connection has.
@@ -40,10 +40,20 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Sendab
 
     // MARK: Connect
 
-    /// OAuth-style connect does not apply to Redtail.
-    public func connect(userID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection {
-        throw ConnectionInputError("Redtail connects with account_type, api_key, username and password, not OAuth tokens")
+    /// A user's calendar connects on the account's main integration (`account_id`); reconnecting takes the
+    /// integration's credentials again.
+    public var connectShape: ConnectShape {
+        ConnectShape(connectFields: [], requiresAccount: true, reconnectFields: ["api_key", "username", "password"])
     }
+
+    /// Connects the user's Redtail calendar on the account's main integration (`connectCalendar`).
+    public func connect(_ request: ConnectRequest) async throws -> Connection {
+        guard let accountID = request.accountID, !accountID.isEmpty else { throw ConnectionInputError("account_id is required") }
+        return try await connectCalendar(userID: request.userID, accountID: accountID)
+    }
+
+    /// The account's main integration (`registerIntegration`).
+    public var accountIntegration: (any AccountIntegrating)? { self }
 
     /// Connects a Financial Advisor's Redtail account: exchanges the credentials for the UserKey, stores API key and
     /// UserKey sealed (not the password), and runs the first full listing.
@@ -69,6 +79,28 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Sendab
     }
 
     // MARK: The account's main integration
+
+    /// The `PUT /api/v1/accounts/{account}/redtail` fields.
+    public var integrationFields: [String] { ["account_type", "api_key", "username", "password"] }
+
+    /// The account's main integration.
+    public func integration(accountID: String) async throws -> RedtailIntegration? {
+        try await store.redtailIntegration(accountID: accountID)
+    }
+
+    /// Removes the account's main integration (its calendar connections stay until disconnected).
+    public func removeIntegration(accountID: String) async throws -> Bool {
+        try await store.deleteRedtailIntegration(accountID: accountID)
+    }
+
+    /// Registers the main integration from the checked fields.
+    public func registerIntegration(accountID: String, fields: [String: String]) async throws -> RedtailIntegration {
+        let request = ConnectRequest(userID: "", fields: fields)
+        return try await registerIntegration(
+            accountID: accountID, accountType: try request.field("account_type"), apiKey: try request.field("api_key"),
+            username: try request.field("username"), password: try request.field("password")
+        )
+    }
 
     /// Connects a LeadCenter account's main Redtail integration: Financial Advisor accounts only (409 otherwise);
     /// the credentials are exchanged for the UserKey, which is kept sealed with the API key (not the password).
@@ -148,9 +180,12 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Sendab
         return try await store.connection(id: connectionID) ?? connection
     }
 
-    /// OAuth-style reconnect does not apply to Redtail.
-    public func reconnect(connectionID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection {
-        throw ConnectionInputError("Redtail reconnects with api_key, username and password")
+    /// New credentials (`api_key`, `username`, `password`) for an existing connection.
+    public func reconnect(connectionID: String, fields: [String: String]) async throws -> Connection {
+        let request = ConnectRequest(userID: "", fields: fields)
+        return try await reconnect(
+            connectionID: connectionID, apiKey: try request.field("api_key"), username: try request.field("username"), password: try request.field("password")
+        )
     }
 
     /// New credentials: a fresh UserKey, then a full re-poll.
@@ -285,5 +320,12 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Sendab
         case .badResponse, .other:
             return SyncFailure(kind: .failed, message: error.description)
         }
+    }
+}
+
+extension ProviderPlugin {
+    /// Redtail CRM: no webhooks, polled; connections build on the account's main integration.
+    public static func redtail(_ connector: RedtailConnector?, pollInterval: TimeInterval = 300) -> ProviderPlugin {
+        ProviderPlugin(provider: .redtail, hasAccountIntegration: true, connector: connector, syncer: connector, pollInterval: pollInterval)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GatewayAssembly
 import GatewayHTTP
 
 /// `calgate routes check [DIR]`: the start-up validation of the route table, on its own.
@@ -16,7 +17,7 @@ struct Routes: ParsableCommand {
 
         func run() throws {
             do {
-                let table = try RouteTableLoader.load(directory: directory, catalog: GatewayServer.catalog)
+                let table = try RouteTableLoader.load(directory: directory, catalog: GatewayServer.catalog(plugins: BuiltInProviders.definitions))
                 print("\(directory): \(table.entries.count) routes OK")
                 for entry in table.entries {
                     print("  \(entry.method.padding(toLength: 7, withPad: " ", startingAt: 0)) \(entry.path) -> \(entry.handler) [verifier: \(entry.verifier)]")

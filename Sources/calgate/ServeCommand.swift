@@ -8,6 +8,7 @@ import Metrics
 import OpenSSLTLS
 import SecretSealing
 import CurlHTTP
+import GatewayAssembly
 import GoogleCalendar
 import MicrosoftGraph
 import Redtail
@@ -141,62 +142,15 @@ struct GatewayRunner {
         let progress = SyncProgressBoard()
         let http: CurlHTTPClient
         do { http = try CurlHTTPClient() } catch { throw CLIError("outbound HTTP: \(error)") }
-        let renewal = RenewalPolicy(minimumLead: TimeInterval(config.maintenance.renewalMinimumLeadSeconds))
-        let google = GoogleConnectionSyncer(
-            client: GoogleCalendarClient(http: http, endpoints: GoogleEndpoints(tokenURL: config.google.tokenURL, apiBaseURL: config.google.apiBaseURL)),
-            store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: config.effectivePublicURL + "/webhooks/google",
-            renewal: renewal, progress: progress
-        )
-        let microsoft = GraphConnectionSyncer(
-            client: GraphClient(http: http, endpoints: GraphEndpoints(tokenURL: config.microsoft.tokenURL, apiBaseURL: config.microsoft.apiBaseURL)),
-            store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: config.effectivePublicURL, renewal: renewal, progress: progress
-        )
-        let redtail = RedtailConnector(
-            client: RedtailClient(http: http, endpoints: RedtailEndpoints(
-                baseURL: config.redtail.baseURL, authScheme: RedtailAuthScheme(rawValue: config.redtail.authScheme) ?? .userKeyAuth
-            )),
-            store: store, sealer: sealer, clock: SystemGatewayClock()
-        )
-        let health = StoreConnectionHealthRecorder(store: store)
-        var schedulerConfiguration = SyncScheduler.Configuration()
-        if store.workLeases.isShared {
-            // Appends anywhere are announced (LISTEN/NOTIFY); reading the shared inbox every 25 ms on every instance
-            // would only add load, so the poll is the fallback.
-            schedulerConfiguration.inboxPollInterval = .seconds(1)
-        }
-        let scheduler = SyncScheduler(
-            store: store, leases: store.workLeases, providers: [google, microsoft, redtail], health: health, configuration: schedulerConfiguration,
-            activity: metrics.activity, logger: logger
-        )
-        store.onRemoteInboxAppend { [scheduler] in scheduler.wakeForInbox() }
-        let pushWorker = PushWorker(store: store, pushers: [google, microsoft], logger: logger)
-        let redtailPoller = ReconciliationSweep(
-            store: store, leases: store.workLeases, scheduler: scheduler, providers: [.redtail], interval: TimeInterval(config.redtail.pollIntervalSeconds),
-            missedByPush: false, logger: logger
-        )
-        let renewalService = RenewalService(
-            maintainers: [google, microsoft], scheduler: scheduler, health: health,
-            interval: TimeInterval(config.maintenance.renewalCheckIntervalSeconds), logger: logger
-        )
-        let sweep = ReconciliationSweep(
-            store: store, leases: store.workLeases, scheduler: scheduler, providers: [.google, .microsoft],
-            interval: TimeInterval(config.maintenance.reconciliationIntervalSeconds), logger: logger
-        )
-
-        let deps = GatewayServerDependencies(
-            configuration: config, adminToken: adminToken, apiToken: apiToken, connectors: [google, microsoft, redtail], store: store, sealer: sealer,
-            tlsContext: tlsContext, metrics: metrics,
-            version: Calgate.version, logger: logger,
-            console: SchedulerConsoleOperations(store: store, scheduler: scheduler, renewal: renewalService), progress: progress
+        let providers = BuiltInProviders(configuration: config, http: http, store: store, sealer: sealer, progress: progress)
+        let parts = GatewayAssembly.Parts(
+            configuration: config, store: store, sealer: sealer, tlsContext: tlsContext, adminToken: adminToken, apiToken: apiToken, metrics: metrics,
+            version: Calgate.version, logger: logger
         )
         let ready = ReadySignal()
-        let runtime = GatewayRuntime(
-            configuration: config, apiToken: apiToken, adminToken: adminToken, google: google, microsoft: microsoft,
-            redtail: redtail, scheduler: scheduler, ready: ready
-        )
-        let application: Application<RouterResponder<GatewayRequestContext>>
+        let gateway: GatewayAssembly
         do {
-            application = try GatewayServer.makeApplication(deps) { channel in
+            gateway = try GatewayAssembly(parts, plugins: providers.plugins, progress: progress) { channel in
                 ready.fire()
                 let bound = channel.localAddress.map { "\($0.ipAddress ?? config.listen.host):\($0.port ?? config.listen.port)" }
                 logger.notice("calgate ready", metadata: [
@@ -208,17 +162,12 @@ struct GatewayRunner {
             await store.close()
             throw CLIError("\(error)")
         }
+        let runtime = GatewayRuntime(
+            configuration: config, apiToken: apiToken, adminToken: adminToken, google: providers.google, microsoft: providers.microsoft,
+            redtail: providers.redtail, scheduler: gateway.scheduler, ready: ready
+        )
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [
-                .init(service: StoreLifecycleService(store: store, logger: logger)),
-                .init(service: CertificateReloadService(tlsContext: tlsContext, metrics: metrics, logger: logger)),
-                .init(service: scheduler),
-                .init(service: renewalService),
-                .init(service: sweep),
-                .init(service: redtailPoller),
-                .init(service: pushWorker),
-                .init(service: application),
-            ] + extraServices(runtime).map { .init(service: $0) },
+            services: (gateway.services + extraServices(runtime)).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

@@ -35,6 +35,13 @@ final class GatewayHarness: Sendable {
     private let group: ServiceGroup
     private let runTask: Task<Void, any Error>
 
+    /// The built-in providers' plugins, each with its connector when the test made one.
+    static func plugins(
+        google: GoogleConnectionSyncer? = nil, microsoft: GraphConnectionSyncer? = nil, redtail: RedtailConnector? = nil
+    ) -> [ProviderPlugin] {
+        [.google(google), .microsoft(microsoft), .redtail(redtail)]
+    }
+
     static var repositoryRoutes: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../routes").standardized.path
     }
@@ -85,7 +92,7 @@ final class GatewayHarness: Sendable {
         )
         let deps = GatewayServerDependencies(
             configuration: config, adminToken: adminToken, apiToken: apiToken,
-            connectors: [madeGoogle as (any ConnectionManaging)?, madeMicrosoft, madeRedtail].compactMap { $0 }, store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
+            plugins: Self.plugins(google: madeGoogle, microsoft: madeMicrosoft, redtail: madeRedtail), store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
             version: "test", logger: logger, console: console, progress: madeGoogle?.progress ?? madeMicrosoft?.progress
         )
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)

@@ -13,12 +13,12 @@ struct RegistryAndLifecycleTests {
         let gateway = try await GatewayHarness()
         defer { Task { await gateway.shutdown() } }
         let deps = GatewayServerDependencies(
-            configuration: GatewayConfiguration(), adminToken: gateway.adminToken, apiToken: gateway.apiToken, connectors: [],
+            configuration: GatewayConfiguration(), adminToken: gateway.adminToken, apiToken: gateway.apiToken, plugins: GatewayHarness.plugins(),
             store: gateway.store, sealer: gateway.sealer,
             tlsContext: gateway.tlsContext, metrics: gateway.metrics, version: "t", logger: Logger(label: "t")
         )
         let live = GatewayServer.makeRegistry(deps).catalog
-        let declared = GatewayServer.catalog
+        let declared = GatewayServer.catalog(plugins: GatewayHarness.plugins())
         #expect(live.handlers == declared.handlers)
         #expect(live.verifiers == declared.verifiers)
     }
@@ -26,16 +26,16 @@ struct RegistryAndLifecycleTests {
     @Test func routeLoaderRejectsMissingAndEmptyDirectories() throws {
         let dir = GatewayHarness.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(throws: RouteTableLoadError.self) { try RouteTableLoader.load(directory: dir + "/missing", catalog: GatewayServer.catalog) }
-        #expect(throws: RouteTableLoadError.self) { try RouteTableLoader.load(directory: dir, catalog: GatewayServer.catalog) }
+        #expect(throws: RouteTableLoadError.self) { try RouteTableLoader.load(directory: dir + "/missing", catalog: GatewayServer.catalog(plugins: GatewayHarness.plugins())) }
+        #expect(throws: RouteTableLoadError.self) { try RouteTableLoader.load(directory: dir, catalog: GatewayServer.catalog(plugins: GatewayHarness.plugins())) }
         _ = FileManager.default.createFile(atPath: dir + "/file.json", contents: Data("{}".utf8))
-        #expect(throws: RouteTableLoadError.self) { try RouteTableLoader.load(directory: dir + "/file.json", catalog: GatewayServer.catalog) }
+        #expect(throws: RouteTableLoadError.self) { try RouteTableLoader.load(directory: dir + "/file.json", catalog: GatewayServer.catalog(plugins: GatewayHarness.plugins())) }
         do {
-            _ = try RouteTableLoader.load(directory: dir, catalog: GatewayServer.catalog)
+            _ = try RouteTableLoader.load(directory: dir, catalog: GatewayServer.catalog(plugins: GatewayHarness.plugins()))
         } catch {
             #expect(error.description.contains("file.json: has no \"routes\" array"))
         }
-        let table = try RouteTableLoader.load(directory: GatewayHarness.repositoryRoutes, catalog: GatewayServer.catalog)
+        let table = try RouteTableLoader.load(directory: GatewayHarness.repositoryRoutes, catalog: GatewayServer.catalog(plugins: GatewayHarness.plugins()))
         #expect(table.entries.contains { $0.path == "/admin/health" })
     }
 

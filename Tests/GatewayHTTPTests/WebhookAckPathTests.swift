@@ -146,8 +146,8 @@ struct WebhookCredentialCacheTests {
     @Test func aLookupIsKeptUntilTheStoreChanges() throws {
         let cache = makeCache()
         guard case .miss(let miss) = cache.lookup("g:a") else { Issue.record("empty cache hit"); return }
-        cache.insert(.absent, for: "g:a", after: miss)
-        guard case .hit(.absent) = cache.lookup("g:a") else { Issue.record("inserted credential missing"); return }
+        cache.insert(.none, for: "g:a", after: miss)
+        guard case .hit(.none) = cache.lookup("g:a") else { Issue.record("inserted credential missing"); return }
         bump()
         guard case .miss = cache.lookup("g:a") else { Issue.record("kept across a store change"); return }
         #expect(cache.count == 0)
@@ -157,7 +157,7 @@ struct WebhookCredentialCacheTests {
         let cache = makeCache()
         guard case .miss(let miss) = cache.lookup("m:s") else { Issue.record("empty cache hit"); return }
         bump()  // the subscription changed while the lookup was reading the old row
-        cache.insert(.graphSubscription(clientState: "old", removed: false), for: "m:s", after: miss)
+        cache.insert(WebhookCredential(id: "s", secret: "old"), for: "m:s", after: miss)
         guard case .miss = cache.lookup("m:s") else { Issue.record("a stale lookup was kept"); return }
     }
 
@@ -165,7 +165,7 @@ struct WebhookCredentialCacheTests {
         let cache = makeCache(capacity: 3)
         for index in 0..<10 {
             guard case .miss(let miss) = cache.lookup("g:\(index)") else { continue }
-            cache.insert(.absent, for: "g:\(index)", after: miss)
+            cache.insert(.none, for: "g:\(index)", after: miss)
             #expect(cache.count <= 3)
         }
     }

@@ -161,12 +161,16 @@ public struct ConnectionInputError: Error, Sendable, CustomStringConvertible {
 }
 
 /// A provider as LeadCenter's API sees it: connect an account, re-read its calendars, choose which ones sync.
+///
+/// The API learns each provider's request shape from `connectShape`, so it needs no provider-specific code.
 public protocol ConnectionManaging: Sendable {
     /// The provider.
     var provider: Provider { get }
+    /// The fields `connect` and `reconnect` take.
+    var connectShape: ConnectShape { get }
     /// Proves the credentials, stores the connection (secrets sealed), lists calendars (the default one selected),
     /// full-syncs and subscribes each selected calendar. Throws `SyncFailure` (`needsReconnect` when refused).
-    func connect(userID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection
+    func connect(_ request: ConnectRequest) async throws -> Connection
     /// Re-reads the account's calendar list, keeping choices; a selected calendar that disappeared is unsubscribed
     /// and its appointments removed.
     func refreshCalendars(connectionID: String) async throws -> [ConnectionCalendar]
@@ -177,9 +181,106 @@ public protocol ConnectionManaging: Sendable {
     /// removes every appointment imported through it (LeadCenter-created ones are untouched) and marks it
     /// `disconnected`.
     func disconnect(connectionID: String) async throws -> Connection
-    /// Takes fresh credentials for an existing connection: proves them, stores them, marks the connection active and
-    /// fully re-syncs and re-subscribes every selected calendar.
+    /// Takes fresh credentials (`connectShape.reconnectFields`) for an existing connection: proves them, stores
+    /// them, marks the connection active and fully re-syncs and re-subscribes every selected calendar.
+    func reconnect(connectionID: String, fields: [String: String]) async throws -> Connection
+    /// The account-level integration the provider's connections build on (Redtail's main integration), if any.
+    var accountIntegration: (any AccountIntegrating)? { get }
+}
+
+extension ConnectionManaging {
+    /// Most providers have no account-level integration.
+    public var accountIntegration: (any AccountIntegrating)? { nil }
+}
+
+/// What a provider's connect and reconnect requests carry besides `user_id`, `provider`, `account_id` and
+/// `visibility`: required, non-empty string fields, checked by the API before the provider sees them.
+public struct ConnectShape: Sendable, Hashable {
+    /// Fields of `POST /api/v1/connections`.
+    public var connectFields: [String]
+    /// Whether `account_id` is required (the connection builds on the account's integration).
+    public var requiresAccount: Bool
+    /// Fields of `POST /api/v1/connections/{id}/reconnect`.
+    public var reconnectFields: [String]
+
+    /// Creates a shape.
+    public init(connectFields: [String], requiresAccount: Bool = false, reconnectFields: [String]) {
+        self.connectFields = connectFields
+        self.requiresAccount = requiresAccount
+        self.reconnectFields = reconnectFields
+    }
+
+    /// OAuth providers connected with a client and a refresh token obtained elsewhere.
+    public static let refreshToken = ConnectShape(
+        connectFields: ["client_id", "client_secret", "refresh_token"], reconnectFields: ["client_id", "client_secret", "refresh_token"]
+    )
+}
+
+/// A connect request whose fields the API has checked against the provider's `ConnectShape`.
+public struct ConnectRequest: Sendable, Hashable {
+    /// The LeadCenter user.
+    public var userID: String
+    /// The LeadCenter account, when given (required by `ConnectShape.requiresAccount`).
+    public var accountID: String?
+    /// The shape's fields, each present and non-empty.
+    public var fields: [String: String]
+
+    /// Creates a request.
+    public init(userID: String, accountID: String? = nil, fields: [String: String]) {
+        self.userID = userID
+        self.accountID = accountID
+        self.fields = fields
+    }
+
+    /// A field the shape requires (the API guarantees it; a caller that did not check gets a clear input error).
+    public func field(_ name: String) throws -> String {
+        guard let value = fields[name], !value.isEmpty else { throw ConnectionInputError("\(name) is required") }
+        return value
+    }
+}
+
+/// An OAuth provider connected with client credentials and a refresh token: the generic entry points forward to
+/// the typed ones.
+public protocol RefreshTokenConnecting: ConnectionManaging {
+    /// Connects with a refresh token obtained elsewhere.
+    func connect(userID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection
+    /// Reconnects with new client credentials and refresh token.
     func reconnect(connectionID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection
+}
+
+extension RefreshTokenConnecting {
+    /// Client id, secret and refresh token, both ways.
+    public var connectShape: ConnectShape { .refreshToken }
+
+    /// Forwards to the typed connect.
+    public func connect(_ request: ConnectRequest) async throws -> Connection {
+        try await connect(
+            userID: request.userID, clientID: try request.field("client_id"), clientSecret: try request.field("client_secret"),
+            refreshToken: try request.field("refresh_token")
+        )
+    }
+
+    /// Forwards to the typed reconnect.
+    public func reconnect(connectionID: String, fields: [String: String]) async throws -> Connection {
+        let request = ConnectRequest(userID: "", fields: fields)
+        return try await reconnect(
+            connectionID: connectionID, clientID: try request.field("client_id"), clientSecret: try request.field("client_secret"),
+            refreshToken: try request.field("refresh_token")
+        )
+    }
+}
+
+/// An account-level integration that a provider's connections build on (Redtail's main integration per LeadCenter
+/// account), served at `/api/v1/accounts/{account}/{provider}`.
+public protocol AccountIntegrating: Sendable {
+    /// Required, non-empty string fields of the `PUT` body.
+    var integrationFields: [String] { get }
+    /// Proves and stores the account's integration (secrets sealed), replacing an earlier one.
+    func registerIntegration(accountID: String, fields: [String: String]) async throws -> RedtailIntegration
+    /// The account's integration, if it has one.
+    func integration(accountID: String) async throws -> RedtailIntegration?
+    /// Removes the account's integration; false when it had none.
+    func removeIntegration(accountID: String) async throws -> Bool
 }
 
 /// A request that conflicts with the state of the LeadCenter account (answered 409), e.g. a Redtail calendar before

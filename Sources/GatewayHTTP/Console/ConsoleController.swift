@@ -279,7 +279,7 @@ public struct ConsoleController: Sendable {
                 for channel in try await store.liveGoogleChannels(calendarKey: key) { add(.google, channel.id, channel.createdAt, channel.expiresAt) }
             case .microsoft:
                 for row in try await store.liveGraphSubscriptions(calendarKey: key) { add(.microsoft, row.id, row.createdAt, row.expiresAt) }
-            case .redtail:
+            default:
                 break
             }
         }

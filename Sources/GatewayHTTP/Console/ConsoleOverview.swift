@@ -82,11 +82,17 @@ struct ConsoleOverview: Sendable {
         )
     }
 
+    /// The built-in providers, then any other provider a connection belongs to.
+    var providers: [Provider] {
+        var seen = Set(Provider.builtIn)
+        return Provider.builtIn + connections.map(\.connection.provider).filter { seen.insert($0).inserted }
+    }
+
     /// The `GET /admin/api/overview` document `calgate status` reads.
     var json: JSONValue {
         let formatter = ISO8601DateFormatter()
         var byProvider: [String: JSONValue] = [:]
-        for provider in Provider.allCases {
+        for provider in providers {
             var states: [String: JSONValue] = [:]
             for state in [Connection.State.active, .degraded, .needsReconnect, .disconnected] {
                 states[state.rawValue] = .integer(Int64(count(provider, state)))
@@ -95,7 +101,7 @@ struct ConsoleOverview: Sendable {
             byProvider[provider.rawValue] = .object(states)
         }
         func perProvider(_ values: [Provider: Int]) -> JSONValue {
-            .object(Dictionary(uniqueKeysWithValues: Provider.allCases.map { ($0.rawValue, JSONValue.integer(Int64(values[$0] ?? 0))) }))
+            .object(Dictionary(uniqueKeysWithValues: providers.map { ($0.rawValue, JSONValue.integer(Int64(values[$0] ?? 0))) }))
         }
         return .object([
             "generated_at": .string(formatter.string(from: generatedAt)),

@@ -5,11 +5,7 @@ import GatewayCore
 /// passed as is (the templates escape it) after `ConsoleText.redacted` removes anything shaped like a credential.
 enum ConsolePages {
     static func providerName(_ provider: Provider) -> String {
-        switch provider {
-        case .google: "Google"
-        case .microsoft: "Microsoft"
-        case .redtail: "Redtail"
-        }
+        provider.displayName
     }
 
     /// `2026-11-25 14:03:09 UTC`.
@@ -54,7 +50,7 @@ enum ConsolePages {
         let now = overview.generatedAt
         let rates = overview.lastMinute
         var providers: [[String: Any]] = []
-        for provider in Provider.allCases {
+        for provider in overview.providers {
             let degraded = overview.count(provider, .degraded)
             let broken = overview.count(provider, .needsReconnect)
             let failed = rates.syncsFailed[provider] ?? 0

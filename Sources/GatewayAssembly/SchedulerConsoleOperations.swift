@@ -3,12 +3,20 @@ import GatewayHTTP
 import SyncEngine
 
 /// The console's buttons and figures, carried out by the sync scheduler and the renewal service.
-struct SchedulerConsoleOperations: ConsoleOperations {
+public struct SchedulerConsoleOperations: ConsoleOperations {
     let store: any GatewayStore
     let scheduler: SyncScheduler
     let renewal: RenewalService
 
-    func resync(_ connection: Connection, full: Bool) async throws -> Int {
+    /// Creates the operations over the running services.
+    public init(store: any GatewayStore, scheduler: SyncScheduler, renewal: RenewalService) {
+        self.store = store
+        self.scheduler = scheduler
+        self.renewal = renewal
+    }
+
+    /// See `ConsoleOperations`.
+    public func resync(_ connection: Connection, full: Bool) async throws -> Int {
         var count = 0
         for calendar in try await store.calendars(connectionID: connection.id) where calendar.selected {
             // The appointments stay until the full sync commits its replacement (cursor and data move together).
@@ -19,12 +27,15 @@ struct SchedulerConsoleOperations: ConsoleOperations {
         return count
     }
 
-    func renew(_ connection: Connection) async throws -> (renewed: Int, created: Int) {
+    /// See `ConsoleOperations`.
+    public func renew(_ connection: Connection) async throws -> (renewed: Int, created: Int) {
         let report = try await renewal.renewNow(connectionID: connection.id, provider: connection.provider)
         return (report.renewed, report.created)
     }
 
-    func missedByPush() -> [Provider: Int] { scheduler.missedByPush }
+    /// See `ConsoleOperations`.
+    public func missedByPush() -> [Provider: Int] { scheduler.missedByPush }
 
-    func runningSyncs() -> Int { scheduler.runningCount }
+    /// See `ConsoleOperations`.
+    public func runningSyncs() -> Int { scheduler.runningCount }
 }

@@ -1,0 +1,158 @@
+import Foundation
+
+/// One webhook request as a provider's verifier sees it, without HTTP library types.
+public struct WebhookRequest: Sendable {
+    /// The route file's handler key (`webhook.microsoft.lifecycle`, …); nil when the request is verified before its
+    /// handler is known (the router path), where `path` decides.
+    public var handlerKey: String?
+    /// The request path.
+    public var path: String
+    /// The query string without `?`, if any.
+    public var query: String?
+    /// The header fields whose lower-cased names start with the verifier's `headerPrefix`, by lower-cased name.
+    public var headers: [String: String]
+    /// The whole body (within the route's limit).
+    public var body: [UInt8]
+
+    /// Creates a request.
+    public init(handlerKey: String?, path: String, query: String?, headers: [String: String], body: [UInt8]) {
+        self.handlerKey = handlerKey
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// A push channel's or subscription's verification secret and what it names, opened from the store.
+public struct WebhookCredential: Sendable, Hashable {
+    /// The channel or subscription id.
+    public var id: String
+    /// The opened secret (Google channel token, Graph clientState).
+    public var secret: String
+    /// The calendar it watches.
+    public var calendarKey: String?
+    /// The provider's resource id, where it sends one to check (Google's `X-Goog-Resource-ID`).
+    public var resourceID: String?
+    /// When it expires at the provider; nil when the provider does not say.
+    public var expiresAt: Date?
+    /// When calgate (or the provider) ended it; notifications through it are refused.
+    public var endedAt: Date?
+
+    /// Creates a credential.
+    public init(id: String, secret: String, calendarKey: String? = nil, resourceID: String? = nil, expiresAt: Date? = nil, endedAt: Date? = nil) {
+        self.id = id
+        self.secret = secret
+        self.calendarKey = calendarKey
+        self.resourceID = resourceID
+        self.expiresAt = expiresAt
+        self.endedAt = endedAt
+    }
+}
+
+/// Why a webhook request was refused: the status class (4xx, which providers do not retry), a message for the
+/// caller and a fixed metric label. Never request data.
+public struct WebhookRejection: Error, Sendable, Hashable {
+    /// Which 4xx answers it.
+    public enum Status: Int, Sendable, Hashable {
+        /// 400: not a valid notification of this provider.
+        case badRequest = 400
+        /// 403: it does not match its channel or subscription.
+        case forbidden = 403
+        /// 404: no such (live) channel or subscription.
+        case notFound = 404
+    }
+
+    /// The answer's status.
+    public var status: Status
+    /// What was wrong, for the caller.
+    public var message: String
+    /// Fixed metric label (`token_mismatch`, …).
+    public var reason: String
+    /// A metric label per item of a batch refused on its own before the whole batch was (counted one by one).
+    public var itemReasons: [String]
+
+    /// Creates a rejection.
+    public init(_ status: Status, _ message: String, reason: String, itemReasons: [String] = []) {
+        self.status = status
+        self.message = message
+        self.reason = reason
+        self.itemReasons = itemReasons
+    }
+}
+
+/// What a verifier concluded about a request whose credentials it was given.
+public enum WebhookVerdict: Sendable {
+    /// Append these entries to the durable inbox, then answer `status` with an empty body. `dropped` holds a
+    /// metric label per item refused on its own inside an otherwise valid batch.
+    case store([InboxEntry], status: Int, dropped: [String])
+    /// Answer without storing anything (a provider handshake, or a message that asks for no work).
+    case answer(WebhookAnswer)
+    /// Refuse the request.
+    case rejected(WebhookRejection)
+}
+
+/// An answer that stores nothing.
+public struct WebhookAnswer: Sendable, Hashable {
+    /// Status.
+    public var status: Int
+    /// Content type of `body`, if it has one.
+    public var contentType: String?
+    /// Body, echoed verbatim (e.g. Graph's validation token), so it is sent with `nosniff` and `no-store`.
+    public var body: [UInt8]
+    /// The kind of notification acknowledged (counted as accepted), nil for a handshake.
+    public var acknowledgedKind: String?
+
+    /// Creates an answer.
+    public init(status: Int, contentType: String? = nil, body: [UInt8] = [], acknowledgedKind: String? = nil) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+        self.acknowledgedKind = acknowledgedKind
+    }
+}
+
+/// The first step of verification: which stored credentials are needed, or the verdict already.
+public enum WebhookParse: Sendable {
+    /// Look these ids up (the HTTP layer's cache, else `WebhookVerifying.credential(id:store:sealer:)`), then
+    /// call `verify` with `parsed`.
+    case lookup(ids: [String], parsed: any Sendable)
+    /// Decided without any lookup (malformed, a handshake, …).
+    case verdict(WebhookVerdict)
+}
+
+/// A webhook route handler a provider brings: its route-file key and default body limit.
+public struct WebhookHandlerSpec: Sendable, Hashable {
+    /// Handler key used in route files.
+    public var key: String
+    /// Largest body accepted unless the route file says otherwise.
+    public var defaultBodyLimit: Int
+
+    /// Creates a spec.
+    public init(key: String, defaultBodyLimit: Int) {
+        self.key = key
+        self.defaultBodyLimit = defaultBodyLimit
+    }
+}
+
+/// One provider's webhook check: parses a request, names the credentials it needs and decides, failing closed.
+///
+/// It does no I/O of its own except `credential(id:store:sealer:)`, which the HTTP layer calls only on a cache miss,
+/// so the normal path verifies on the event loop without a task or a store read.
+public protocol WebhookVerifying: Sendable {
+    /// The provider whose notifications it checks.
+    var provider: Provider { get }
+    /// Verifier key used in route files (`google_channel`, `graph_client_state`).
+    var key: String { get }
+    /// The handlers this verifier's notifications are served by.
+    var handlers: [WebhookHandlerSpec] { get }
+    /// Header fields whose lower-cased names start with this are handed over in `WebhookRequest.headers`; nil
+    /// when the verifier reads none (the request path builds no header dictionary then).
+    var headerPrefix: String? { get }
+    /// Parses the request: the credential ids needed, or an immediate verdict.
+    func parse(_ request: WebhookRequest) -> WebhookParse
+    /// Reads one credential from the store and opens its secret; nil when the store has no such id.
+    func credential(id: String, store: any GatewayStore, sealer: any SecretSealer) async throws -> WebhookCredential?
+    /// Decides, given what `parse` returned and the credentials found (ids absent from the store are absent here).
+    func verify(_ parsed: any Sendable, credentials: [String: WebhookCredential], now: Date) -> WebhookVerdict
+}
