@@ -80,13 +80,14 @@ public struct InboxBacklog: Sendable, Hashable {
 
 /// The gateway's store port. `SQLiteStore` (one process, the default) and `PostgresStore` (several instances sharing
 /// one database) implement it.
-public protocol GatewayStore: InboxStore, GoogleChannelStore, GraphSubscriptionStore, AppointmentStore, ConnectionStore, LeadCenterAppointmentStore, PushStore, RedtailIntegrationStore {
+public protocol GatewayStore: InboxStore, PushSubscriptionStore, GoogleChannelStore, GraphSubscriptionStore, AppointmentStore, ConnectionStore, LeadCenterAppointmentStore, PushStore, RedtailIntegrationStore {
     /// Current schema version after migrations.
     func schemaVersion() async throws -> Int
     /// Proves the database accepts a durable write (used by the health check). Throws when it cannot.
     func checkWritable() async throws
-    /// Changes after every committed write to a Google channel or Graph subscription row. Caches of opened
-    /// verification secrets compare it to know when to forget what they hold.
+    /// Changes after every committed write to a push subscription row (any provider's, through `PushSubscriptionStore`
+    /// or the Google and Graph views of it). Caches of opened verification secrets compare it to know when to forget
+    /// what they hold.
     var webhookCredentialsVersion: UInt64 { get }
     /// Where work that must run once is claimed: in memory for SQLite, shared rows for PostgreSQL.
     var workLeases: any WorkLeasing { get }

@@ -212,15 +212,45 @@ public enum PostgresMigrations {
             """,
             "CREATE INDEX work_log_finished ON work_log (finished_at)",
         ]),
+        // One table for every provider's push subscriptions (SQLite's version 13). Rows are copied column for column,
+        // the sealed secrets byte for byte (their sealing contexts stay `google_channel:<id>` /
+        // `graph_subscription:<id>`, see `StoredPushSubscription.sealingContext`); the old tables go in the same
+        // transaction. Instances of an older build must be stopped first: they still query the old tables.
+        Migration(version: 2, name: "one push_subscriptions table for every provider", statements: [
+            """
+            CREATE TABLE push_subscriptions (
+                provider text NOT NULL,
+                id text NOT NULL,
+                calendar_key text NOT NULL,
+                resource_id text,
+                sealed_secret bytea NOT NULL,
+                expires_at timestamptz NOT NULL,
+                created_at timestamptz,
+                ended_at timestamptz,
+                PRIMARY KEY (provider, id)
+            )
+            """,
+            "CREATE INDEX push_subscriptions_calendar ON push_subscriptions (provider, calendar_key)",
+            """
+            INSERT INTO push_subscriptions (provider, id, calendar_key, resource_id, sealed_secret, expires_at, created_at, ended_at)
+                SELECT 'google', id, calendar_key, resource_id, sealed_token, expires_at, created_at, stopped_at FROM google_channels
+            """,
+            """
+            INSERT INTO push_subscriptions (provider, id, calendar_key, resource_id, sealed_secret, expires_at, created_at, ended_at)
+                SELECT 'microsoft', id, calendar_key, NULL, sealed_client_state, expires_at, created_at, removed_at FROM graph_subscriptions
+            """,
+            "DROP TABLE google_channels",
+            "DROP TABLE graph_subscriptions",
+        ]),
     ]
 
     /// The newest version this build knows.
     public static var latestVersion: Int { all.last?.version ?? 0 }
 
-    /// Brings the database to `latestVersion` in one transaction that holds the migration advisory lock, so of
-    /// several instances starting at once one migrates and the others then find nothing to do. Refuses a database a
-    /// newer calgate migrated.
-    static func migrate(_ client: PostgresClient, logger: Logger) async throws {
+    /// Brings the database to `target` (`latestVersion` unless a test builds an older schema) in one transaction that
+    /// holds the migration advisory lock, so of several instances starting at once one migrates and the others then
+    /// find nothing to do. Refuses a database a newer calgate migrated.
+    static func migrate(_ client: PostgresClient, to target: Int = latestVersion, logger: Logger) async throws {
         do {
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(migrationLockKey))", logger: logger)
@@ -237,7 +267,7 @@ public enum PostgresMigrations {
                         "the database was migrated by a newer calgate (schema \(current), this build knows \(latestVersion)); run the newer version or restore a backup"
                     )
                 }
-                for migration in all where migration.version > current {
+                for migration in all where migration.version > current && migration.version <= target {
                     do {
                         for statement in migration.statements {
                             try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)

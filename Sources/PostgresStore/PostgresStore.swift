@@ -213,8 +213,8 @@ public final class PostgresStore: GatewayStore, Sendable {
         }
     }
 
-    /// Bumped after each committed write to `google_channels` or `graph_subscriptions`, here or (by NOTIFY) on
-    /// another instance, and after the LISTEN connection reconnects (notifications may have been missed).
+    /// Bumped after each committed write to `push_subscriptions`, here or (by NOTIFY) on another instance, and after
+    /// the LISTEN connection reconnects (notifications may have been missed).
     public var webhookCredentialsVersion: UInt64 { credentialsVersion.load(ordering: .acquiring) }
 
     func credentialsChanged() {

@@ -177,6 +177,32 @@ public enum SQLiteMigrations {
             ALTER TABLE appointments ADD COLUMN pushed_from TEXT;
             ALTER TABLE leadcenter_appointments ADD COLUMN pushed_ical_uid TEXT;
             """),
+        // One table for every provider's push subscriptions. Rows are copied column for column (the sealed secrets
+        // byte for byte: their sealing contexts stay `google_channel:<id>` / `graph_subscription:<id>`, see
+        // `StoredPushSubscription.sealingContext`), and the old tables go in the same transaction, so a database is
+        // either wholly before or wholly after this step.
+        Migration(version: 13, name: "one push_subscriptions table for every provider", sql: """
+            CREATE TABLE push_subscriptions (
+                provider TEXT NOT NULL,
+                id TEXT NOT NULL,
+                calendar_key TEXT NOT NULL,
+                resource_id TEXT,
+                sealed_secret BLOB NOT NULL,
+                expires_at_ms INTEGER NOT NULL,
+                created_at_ms INTEGER,
+                ended_at_ms INTEGER,
+                PRIMARY KEY (provider, id)
+            );
+            CREATE INDEX push_subscriptions_calendar ON push_subscriptions (provider, calendar_key);
+            INSERT INTO push_subscriptions (provider, id, calendar_key, resource_id, sealed_secret, expires_at_ms, created_at_ms, ended_at_ms)
+                SELECT 'google', id, calendar_key, resource_id, sealed_token, expires_at_ms, created_at_ms, stopped_at_ms
+                FROM google_channels;
+            INSERT INTO push_subscriptions (provider, id, calendar_key, resource_id, sealed_secret, expires_at_ms, created_at_ms, ended_at_ms)
+                SELECT 'microsoft', id, calendar_key, NULL, sealed_client_state, expires_at_ms, created_at_ms, removed_at_ms
+                FROM graph_subscriptions;
+            DROP TABLE google_channels;
+            DROP TABLE graph_subscriptions;
+            """),
     ]
 
     /// The newest version this build knows.

@@ -6,11 +6,17 @@ extension SQLiteStore {
     static let sealedColumns: [(table: String, keys: [String], column: String, context: @Sendable ([String]) -> String)] = [
         ("connections", ["id"], "sealed_client_secret", { "connection:\($0[0]):client_secret" }),
         ("connections", ["id"], "sealed_refresh_token", { "connection:\($0[0]):refresh_token" }),
-        ("google_channels", ["id"], "sealed_token", { "google_channel:\($0[0])" }),
-        ("graph_subscriptions", ["id"], "sealed_client_state", { "graph_subscription:\($0[0])" }),
+        ("push_subscriptions", ["provider", "id"], "sealed_secret", { pushSubscriptionContext(provider: $0[0], id: $0[1]) }),
         ("redtail_integrations", ["account_id"], "sealed_api_key", { "redtail_integration:\($0[0]):api_key" }),
         ("redtail_integrations", ["account_id"], "sealed_user_key", { "redtail_integration:\($0[0]):user_key" }),
     ]
+
+    /// `StoredPushSubscription.sealingContext` of a row's key columns. Only valid provider ids are written; a row with
+    /// another gets the generic form, which then fails to open, so the rotation stops with nothing changed.
+    static func pushSubscriptionContext(provider: String, id: String) -> String {
+        guard let provider = Provider(rawValue: provider) else { return "push_subscription:\(provider):\(id)" }
+        return StoredPushSubscription.sealingContext(provider: provider, id: id)
+    }
 
     /// Re-seals every stored secret in one transaction: `reseal` gets the sealed bytes and their context and returns
     /// the new sealed bytes (typically: open with any known key, seal with the new one). Nothing changes when it

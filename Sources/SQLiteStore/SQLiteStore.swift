@@ -337,10 +337,10 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         }
     }
 
-    /// Bumped after each committed write to `google_channels` or `graph_subscriptions`.
+    /// Bumped after each committed write to `push_subscriptions` (any provider, or the Google and Graph views).
     public var webhookCredentialsVersion: UInt64 { credentialsVersion.load(ordering: .acquiring) }
 
-    /// Records that channel or subscription rows changed (call after the write committed).
+    /// Records that push subscription rows changed (call after the write committed).
     func credentialsChanged() {
         credentialsVersion.add(1, ordering: .releasing)
     }
@@ -374,4 +374,5 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     // MARK: Encoding
 
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    static func date(_ milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 }

@@ -182,7 +182,7 @@ struct SecretsAtRestTests {
         #expect(leaks.isEmpty, "\(leaks)")
         #expect(FileManager.default.fileExists(atPath: database + "-wal"), "the WAL should exist while serving")
         // The sealed values are there (the test would prove nothing if the rows were missing).
-        let dump = try await runTool("/usr/bin/sqlite3", [database, "SELECT count(*) FROM connections; SELECT count(*) FROM google_channels; SELECT count(*) FROM graph_subscriptions; SELECT count(*) FROM redtail_integrations;"])
+        let dump = try await runTool("/usr/bin/sqlite3", [database, "SELECT count(*) FROM connections; SELECT count(*) FROM push_subscriptions WHERE provider = 'google'; SELECT count(*) FROM push_subscriptions WHERE provider = 'microsoft'; SELECT count(*) FROM redtail_integrations;"])
         #expect(dump.output.split(separator: "\n").map { Int($0) ?? 0 }.allSatisfy { $0 >= 1 }, "\(dump.output)")
 
         // No error body and no log line carries a secret (the log is JSON at debug level).
