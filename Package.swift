@@ -123,7 +123,7 @@ let package = Package(
             name: "MonthSimulation",
             dependencies: [
                 "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
-                "Redtail", "SyncEngine", "ProviderSimulators",
+                "Redtail", "SyncEngine", "ProviderSimulators", "GatewayAssembly",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -152,7 +152,7 @@ let package = Package(
             name: "CalgateBench",
             dependencies: [
                 "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
-                "Redtail", "SyncEngine", "ProviderSimulators",
+                "Redtail", "SyncEngine", "ProviderSimulators", "GatewayAssembly",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
