@@ -220,7 +220,7 @@ let package = Package(
         .testTarget(
             name: "GatewayHTTPTests",
             dependencies: [
-                "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "TestSupport", "TLSTestClient",
+                "GatewayHTTP", "GatewayAssembly", "GatewayCore", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "TestSupport", "TLSTestClient",
                 "GoogleCalendar", "MicrosoftGraph", "Redtail", "SyncEngine", "ProviderSimulators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
