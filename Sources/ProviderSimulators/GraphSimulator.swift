@@ -212,9 +212,13 @@ public final class GraphSimulator: Sendable {
             if json["isAllDay"] == nil { json["isAllDay"] = .bool(false) }
             if json["isCancelled"] == nil { json["isCancelled"] = .bool(false) }
             if json["type"] == nil {
-                if json["recurrence"] != nil, json["recurrence"] != .null { json["type"] = .string("seriesMaster") }
-                else if json["seriesMasterId"] != nil { json["type"] = .string("exception") }
-                else { json["type"] = .string("singleInstance") }
+                if json["recurrence"] != nil, json["recurrence"] != .null {
+                    json["type"] = .string("seriesMaster")
+                } else if json["seriesMasterId"] != nil {
+                    json["type"] = .string("exception")
+                } else {
+                    json["type"] = .string("singleInstance")
+                }
             }
             state.events[calendar, default: [:]][id] = StoredEvent(json: json, version: state.version, deleted: false)
             return (id, isNew)
@@ -1071,8 +1075,9 @@ public final class GraphSimulator: Sendable {
     func calendar(forResource resource: String) -> String? {
         let parts = resource.split(separator: "/").map(String.init)
         guard parts.count >= 2 else { return nil }
-        let owner = parts[0].lowercased() == "me" ? Array(parts.dropFirst()) :
-            (parts[0].lowercased() == "users" && parts.count > 2 && (parts[1] == Self.userID || parts[1].contains("@")) ? Array(parts.dropFirst(2)) : nil)
+        let owner = parts[0].lowercased() == "me"
+            ? Array(parts.dropFirst())
+            : (parts[0].lowercased() == "users" && parts.count > 2 && (parts[1] == Self.userID || parts[1].contains("@")) ? Array(parts.dropFirst(2)) : nil)
         guard let rest = owner else { return nil }
         if rest.count == 1, rest[0].lowercased() == "events" { return Self.defaultCalendarID }
         if rest.count == 3, rest[0].lowercased() == "calendars", rest[2].lowercased() == "events" {
