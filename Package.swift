@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "ProviderSimulators",
             dependencies: [
-                "GatewayCore", "CurlHTTP", "MicrosoftGraph",
+                "GatewayCore", "CurlHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -216,7 +216,7 @@ struct BenchError: Error, CustomStringConvertible {
 
 /// A timed event for the simulator.
 func benchEvent(id: String, title: String, start: Date, minutes: Int = 60, zone: String = "Europe/Berlin") -> [String: JSONValue] {
-    return [
+    [
         "id": .string(id), "summary": .string(title),
         "start": .object(["dateTime": .string(start.formatted(.iso8601)), "timeZone": .string(zone)]),
         "end": .object(["dateTime": .string(start.addingTimeInterval(Double(minutes) * 60).formatted(.iso8601)), "timeZone": .string(zone)]),
