@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "ProviderSimulators",
             dependencies: [
-                "GatewayCore", "CurlHTTP", "MicrosoftGraph",
+                "GatewayCore", "CurlHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -123,7 +123,7 @@ let package = Package(
             name: "MonthSimulation",
             dependencies: [
                 "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
-                "Redtail", "SyncEngine", "ProviderSimulators",
+                "Redtail", "SyncEngine", "ProviderSimulators", "GatewayAssembly",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -152,7 +152,7 @@ let package = Package(
             name: "CalgateBench",
             dependencies: [
                 "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "GoogleCalendar", "MicrosoftGraph",
-                "Redtail", "SyncEngine", "ProviderSimulators",
+                "Redtail", "SyncEngine", "ProviderSimulators", "GatewayAssembly",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -220,7 +220,7 @@ let package = Package(
         .testTarget(
             name: "GatewayHTTPTests",
             dependencies: [
-                "GatewayHTTP", "GatewayCore", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "TestSupport", "TLSTestClient",
+                "GatewayHTTP", "GatewayAssembly", "GatewayCore", "OpenSSLTLS", "SecretSealing", "SQLiteStore", "CurlHTTP", "TestSupport", "TLSTestClient",
                 "GoogleCalendar", "MicrosoftGraph", "Redtail", "SyncEngine", "ProviderSimulators",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import CurlHTTP
 import Foundation
+import GatewayAssembly
 import GatewayCore
 import GatewayHTTP
 import GoogleCalendar
@@ -58,14 +59,18 @@ final class BenchGateway: Sendable {
             )),
             store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
         )
-        let health = StoreConnectionHealthRecorder(store: store)
-        scheduler = SyncScheduler(store: store, providers: [google], health: health, configuration: schedule, logger: logger)
-        let application = try GatewayServer.makeApplication(GatewayServerDependencies(
-            configuration: config, adminToken: "bench-admin-token-0123456789abcdef", apiToken: apiToken,
-            plugins: [.google(google), .microsoft(nil), .redtail(nil)], store: store, sealer: sealer, tlsContext: tlsContext, metrics: GatewayMetrics(), version: "bench", logger: logger
-        ))
+        // Built like `serve`, with Google only configured; the benchmark measures the webhook path and Google syncs,
+        // so only the store, the scheduler and the listener run.
+        let gateway = try GatewayAssembly(
+            GatewayAssembly.Parts(
+                configuration: config, store: store, sealer: sealer, tlsContext: tlsContext, adminToken: "bench-admin-token-0123456789abcdef",
+                apiToken: apiToken, metrics: GatewayMetrics(), version: "bench", logger: logger
+            ),
+            plugins: [.google(google), .microsoft(nil), .redtail(nil)], progress: nil, schedulerConfiguration: schedule
+        )
+        scheduler = gateway.scheduler
         group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: StoreLifecycleService(store: store, logger: logger)), .init(service: scheduler), .init(service: application)],
+            services: [.init(service: StoreLifecycleService(store: store, logger: logger)), .init(service: scheduler), .init(service: gateway.application)],
             logger: logger
         ))
         let group = self.group
@@ -211,7 +216,7 @@ struct BenchError: Error, CustomStringConvertible {
 
 /// A timed event for the simulator.
 func benchEvent(id: String, title: String, start: Date, minutes: Int = 60, zone: String = "Europe/Berlin") -> [String: JSONValue] {
-    return [
+    [
         "id": .string(id), "summary": .string(title),
         "start": .object(["dateTime": .string(start.formatted(.iso8601)), "timeZone": .string(zone)]),
         "end": .object(["dateTime": .string(start.addingTimeInterval(Double(minutes) * 60).formatted(.iso8601)), "timeZone": .string(zone)]),

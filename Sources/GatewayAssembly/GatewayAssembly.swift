@@ -55,6 +55,25 @@ public struct GatewayAssembly: Sendable {
         }
     }
 
+    /// What the operator console's buttons run on.
+    public enum ConsoleChoice: Sendable {
+        /// The scheduler and renewal service built here (what `serve` does).
+        case scheduler
+        /// These operations instead (tests record them); nil: the console shows no live figures and its actions
+        /// answer 503.
+        case custom((any ConsoleOperations)?)
+
+        var operations: (any ConsoleOperations)? {
+            if case .custom(let operations) = self { return operations }
+            return nil
+        }
+
+        var isScheduler: Bool {
+            if case .scheduler = self { return true }
+            return false
+        }
+    }
+
     /// The parts it was built from.
     public let parts: Parts
     /// The providers, as given.
@@ -69,19 +88,24 @@ public struct GatewayAssembly: Sendable {
     public let pollers: [ReconciliationSweep]
     /// Pushes LeadCenter appointments to the chosen calendars.
     public let pushWorker: PushWorker
+    /// Records each connection's sync and maintenance outcomes in the store.
+    public let health: StoreConnectionHealthRecorder
     /// The HTTPS application (router, webhook fast path, TLS).
     public let application: Application<RouterResponder<GatewayRequestContext>>
 
     /// Builds everything; `progress` is the board the plugins' syncers report full syncs to (shown in the console
-    /// and the API). Throws when the route table does not load.
+    /// and the API). `console` replaces what the console's buttons do (tests record them; nil answers 503);
+    /// by default they run on the scheduler and renewal service built here. Throws when the route table does not load.
     public init(
         _ parts: Parts, plugins: [ProviderPlugin], progress: SyncProgressBoard?, schedulerConfiguration: SyncScheduler.Configuration? = nil,
+        console: ConsoleChoice = .scheduler,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws {
         self.parts = parts
         self.plugins = plugins
         let (config, store, logger) = (parts.configuration, parts.store, parts.logger)
         let health = StoreConnectionHealthRecorder(store: store)
+        self.health = health
         var schedule = schedulerConfiguration ?? SyncScheduler.Configuration()
         if schedulerConfiguration == nil, store.workLeases.isShared {
             // Appends anywhere are announced (LISTEN/NOTIFY); reading the shared inbox every 25 ms on every instance
@@ -95,10 +119,11 @@ public struct GatewayAssembly: Sendable {
         store.onRemoteInboxAppend { [scheduler] in scheduler.wakeForInbox() }
         self.scheduler = scheduler
         pushWorker = PushWorker(store: store, pushers: plugins.compactMap(\.pusher), clock: parts.clock, logger: logger)
-        renewal = RenewalService(
+        let renewal = RenewalService(
             maintainers: plugins.compactMap(\.maintainer), scheduler: scheduler, health: health, clock: parts.clock,
             interval: TimeInterval(config.maintenance.renewalCheckIntervalSeconds), logger: logger
         )
+        self.renewal = renewal
         sweep = ReconciliationSweep(
             store: store, leases: store.workLeases, scheduler: scheduler,
             providers: Set(plugins.filter { $0.pollInterval == nil && $0.syncer != nil }.map(\.provider)), clock: parts.clock,
@@ -114,7 +139,8 @@ public struct GatewayAssembly: Sendable {
         let deps = GatewayServerDependencies(
             configuration: config, adminToken: parts.adminToken, apiToken: parts.apiToken, plugins: plugins, store: store, sealer: parts.sealer,
             tlsContext: parts.tlsContext, metrics: parts.metrics, clock: parts.clock, version: parts.version, logger: logger,
-            console: SchedulerConsoleOperations(store: store, scheduler: scheduler, renewal: renewal), progress: progress
+            console: console.isScheduler ? SchedulerConsoleOperations(store: store, scheduler: scheduler, renewal: renewal) : console.operations,
+            progress: progress
         )
         application = try GatewayServer.makeApplication(deps, onServerRunning: onServerRunning)
     }

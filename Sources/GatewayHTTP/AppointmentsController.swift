@@ -11,12 +11,17 @@ public struct AppointmentsController: Sendable {
     let store: any GatewayStore
     /// Providers whose calendars can be the "Add to calendar" target.
     let pushTargets: [Provider]
+    /// The OpenAPI document served at `/api/v1/openapi.json`, serialized once.
+    let openAPIDocument: [UInt8]
     let clock: any GatewayClock
     let logger: Logger
 
     /// Creates the controller.
-    public init(store: any GatewayStore, pushTargets: [Provider], clock: any GatewayClock = SystemGatewayClock(), logger: Logger) {
+    public init(
+        store: any GatewayStore, pushTargets: [Provider], openAPIDocument: JSONValue, clock: any GatewayClock = SystemGatewayClock(), logger: Logger
+    ) {
         self.pushTargets = pushTargets
+        self.openAPIDocument = openAPIDocument.serialized()
         self.store = store
         self.clock = clock
         self.logger = logger
@@ -61,7 +66,7 @@ public struct AppointmentsController: Sendable {
         registry.register(RouteHandler(key: "api.openapi", spec: ConnectionsController.spec(["GET"])) { _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
-                body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.document.serialized()))
+                body: .init(byteBuffer: ByteBuffer(bytes: openAPIDocument))
             )
         })
         registry.register(RouteHandler(key: "api.availability", spec: ConnectionsController.spec(["GET"])) { call in

@@ -10,9 +10,11 @@ public struct ConnectionsController: Sendable {
     let apiToken: BearerCredential
     let store: any GatewayStore
     let connectors: [Provider: any ConnectionManaging]
-    /// Providers whose connections build on an account-level integration (routes registered even when the
-    /// provider is not configured here, then answering 503).
-    let accountIntegrated: [Provider]
+    /// What connect and reconnect take, per provider that can be connected (in the plugins' order), configured or not.
+    let shapes: [(provider: Provider, shape: ConnectShape)]
+    /// The integration fields of providers whose connections build on an account-level integration (routes
+    /// registered even when the provider is not configured here, then answering 503).
+    let accountIntegrations: [(provider: Provider, fields: [String])]
     let maxConnectionsPerUser: Int
     let clock: any GatewayClock
     let logger: Logger
@@ -29,7 +31,8 @@ public struct ConnectionsController: Sendable {
         self.apiToken = BearerCredential(token: apiToken, expiresAt: apiTokenExpiresAt)
         self.store = store
         self.connectors = Dictionary(plugins.compactMap(\.connector).map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
-        self.accountIntegrated = plugins.filter(\.hasAccountIntegration).map(\.provider)
+        self.shapes = plugins.compactMap { plugin in plugin.connectShape.map { (plugin.provider, $0) } }
+        self.accountIntegrations = plugins.filter { !$0.accountIntegrationFields.isEmpty }.map { ($0.provider, $0.accountIntegrationFields) }
         self.maxConnectionsPerUser = maxConnectionsPerUser
         self.clock = clock
         self.logger = logger
@@ -97,12 +100,12 @@ public struct ConnectionsController: Sendable {
         registry.register(RouteHandler(key: "api.connections.reconnect", spec: Self.spec(["POST"], body: 16_384)) { call in
             try await reconnect(call)
         })
-        for provider in accountIntegrated { registerAccountIntegration(of: provider, into: &registry) }
+        for (provider, fields) in accountIntegrations { registerAccountIntegration(of: provider, fields: fields, into: &registry) }
     }
 
     /// `GET`/`PUT`/`DELETE /api/v1/accounts/{account}/<provider>`: the account-level integration a provider's
     /// connections build on (Redtail's main integration).
-    func registerAccountIntegration(of provider: Provider, into registry: inout RouteRegistry) {
+    func registerAccountIntegration(of provider: Provider, fields names: [String], into registry: inout RouteRegistry) {
         let keys = Self.accountIntegrationKeys(provider)
         let missing = "this account has no main \(provider.displayName) integration"
         @Sendable func integrations() throws -> any AccountIntegrating {
@@ -122,9 +125,9 @@ public struct ConnectionsController: Sendable {
                 throw GatewayHTTPError.badRequest("account id is required")
             }
             let integrations = try integrations()
-            let object = try Self.strictObject(call.body, allowed: Set(integrations.integrationFields))
+            let object = try Self.strictObject(call.body, allowed: Set(names))
             var fields: [String: String] = [:]
-            for name in integrations.integrationFields { fields[name] = try Self.required(object, name, max: name == "account_type" ? 64 : 4096) }
+            for name in names { fields[name] = try Self.required(object, name, max: name == "account_type" ? 64 : 4096) }
             let integration = try await providerCall(provider, connecting: true) { _ in
                 try await integrations.registerIntegration(accountID: account, fields: fields)
             }
@@ -152,7 +155,8 @@ public struct ConnectionsController: Sendable {
     /// New credentials for an existing connection (after `needs_reconnect`, or to undo a disconnect): a full re-sync.
     func reconnect(_ call: RouteCall) async throws -> Response {
         let connection = try await existing(call)
-        let shape = try connector(connection.provider).connectShape
+        _ = try connector(connection.provider)
+        let shape = shapes.first { $0.provider == connection.provider }?.shape ?? .refreshToken
         let object = try Self.strictObject(call.body, allowed: Set(shape.reconnectFields))
         var fields: [String: String] = [:]
         for name in shape.reconnectFields { fields[name] = try Self.required(object, name) }
@@ -203,8 +207,8 @@ public struct ConnectionsController: Sendable {
         }
         // The keys allowed depend on the provider named; an unknown one is refused below by name.
         var shape = ConnectShape.refreshToken
-        if case .string(let name)? = object.value("provider"), let provider = Provider(rawValue: name), let connector = connectors[provider] {
-            shape = connector.connectShape
+        if case .string(let name)? = object.value("provider"), let known = shapes.first(where: { $0.provider.rawValue == name }) {
+            shape = known.shape
         }
         do {
             try object.requireOnlyKeys(Set(["user_id", "provider", "account_id", "visibility"] + shape.connectFields))
@@ -253,10 +257,8 @@ public struct ConnectionsController: Sendable {
         return response
     }
 
-    /// The providers a connect request may name: the built-in ones (503 when not configured) and any plugged in.
-    var knownProviders: [Provider] {
-        Provider.builtIn + connectors.keys.filter { !Provider.builtIn.contains($0) }.sorted { $0.rawValue < $1.rawValue }
-    }
+    /// The providers a connect request may name (503 when not configured here).
+    var knownProviders: [Provider] { shapes.map(\.provider) }
 
     /// The provider's connector, or 503 when it is not configured here.
     func connector(_ provider: Provider) throws -> any ConnectionManaging {

@@ -107,7 +107,10 @@ public enum GatewayServer {
             apiTokenExpiresAt: deps.configuration.apiTokenExpiresAt
         )
             .register(into: &registry)
-        AppointmentsController(store: deps.store, pushTargets: deps.plugins.filter(\.takesPushOut).map(\.provider), clock: deps.clock, logger: deps.logger).register(into: &registry)
+        AppointmentsController(
+            store: deps.store, pushTargets: deps.plugins.filter(\.takesPushOut).map(\.provider), openAPIDocument: OpenAPIDocument.document(plugins: deps.plugins),
+            clock: deps.clock, logger: deps.logger
+        ).register(into: &registry)
         return registry
     }
 
@@ -140,7 +143,7 @@ public enum GatewayServer {
             "api.appointments.list": ConnectionsController.spec(["GET"]),
         ].merging(ConsoleController.specs) { first, _ in first }
         handlers.merge(WebhookController.specs(plugins.flatMap(\.webhooks))) { first, _ in first }
-        for plugin in plugins where plugin.hasAccountIntegration {
+        for plugin in plugins where !plugin.accountIntegrationFields.isEmpty {
             handlers.merge(ConnectionsController.accountIntegrationSpecs(plugin.provider)) { first, _ in first }
         }
         let verifiers: Set<String> = ["none", "admin_token", "admin_token_optional", "admin_session", "api_token"]

@@ -45,7 +45,7 @@ public enum OpenAPIDocument {
     static func errors(_ statuses: [Int]) -> [String: J] {
         let words = [
             400: "Malformed request (the message names the field)", 401: "Missing or wrong API token", 404: "No such resource",
-            409: "Conflicts with the current state (read-only import, plan cap, needs reconnecting, no Redtail integration)",
+            409: "Conflicts with the current state (read-only import, plan cap, needs reconnecting, no account integration yet)",
             413: "Body over the route's limit", 422: "The provider refused the credentials", 502: "The provider failed", 503: "Unavailable; retry",
         ]
         var result: [String: J] = [:]
@@ -66,12 +66,15 @@ public enum OpenAPIDocument {
         .object(["name": .string(name), "in": .string("query"), "required": .bool(required), "description": .string(description), "schema": string(format: format)])
     }
 
-    /// The document.
-    public static let document: JSONValue = {
+    /// The document for a gateway with these provider plugins: their ids, connect fields and account-integration
+    /// routes come from the plugins (the committed `docs/openapi.json` is the built-in providers').
+    public static func document(plugins: [ProviderPlugin]) -> JSONValue {
+        let providers = plugins.map(\.provider.rawValue)
+        let connectable = plugins.filter { $0.connectShape != nil }
         let states = ["active", "degraded", "needs_reconnect", "disconnected"]
         let calendar = object(["id": string(), "name": string(), "selected": boolean], required: ["id", "name", "selected"])
         let connection = object([
-            "id": string("calgate's connection id"), "user_id": string(), "provider": string(values: ["google", "microsoft", "redtail"]),
+            "id": string("calgate's connection id"), "user_id": string(), "provider": string(values: providers),
             "state": string(values: states), "state_reason": nullable(string()), "created_at": string(format: "date-time"),
             "calendars": array(ref("Calendar")), "next_retry_at": nullable(string(format: "date-time")),
             "failing_since": nullable(string(format: "date-time")), "account_type": nullable(string()), "account_id": string(),
@@ -87,7 +90,7 @@ public enum OpenAPIDocument {
         let reference = object(["id": nullable(string()), "source": nullable(string()), "connection_id": nullable(string()), "calendar_id": nullable(string())],
                                required: ["id", "source", "connection_id", "calendar_id"])
         let appointment = object([
-            "id": string(), "source": string(values: ["google", "microsoft", "redtail", "leadcenter"]),
+            "id": string(), "source": string(values: providers + ["leadcenter"]),
             "connection_id": nullable(string()), "calendar_id": nullable(string()), "title": string(), "status": string(),
             "series_id": nullable(string()), "original_start": nullable(string()), "recurrence": array(string()),
             "category": nullable(string()), "read_only": boolean, "editable_fields": array(string()), "owner_user_id": string(),
@@ -109,12 +112,23 @@ public enum OpenAPIDocument {
             "start_date": string(format: "date"), "end_date": string(format: "date"), "time_zone": string(),
             "category": nullable(string()), "recurrence": array(string()),
         ], required: [])
-        let connect = object([
-            "user_id": string(), "provider": string(values: ["google", "microsoft", "redtail"]), "client_id": string(), "client_secret": string(),
-            "refresh_token": string(), "account_id": string(), "visibility": string(values: ["only_me", "everyone"]),
-        ], required: ["user_id", "provider"], description: "Google and Microsoft: client_id, client_secret, refresh_token. Redtail: account_id (its main integration must exist).")
+        var connectProperties: [String: J] = [
+            "user_id": string(), "provider": string(values: connectable.map(\.provider.rawValue)), "account_id": string(),
+            "visibility": string(values: ["only_me", "everyone"]),
+        ]
+        var reconnectProperties: [String: J] = [:]
+        for plugin in connectable {
+            for field in plugin.connectShape?.connectFields ?? [] { connectProperties[field] = string() }
+            for field in plugin.connectShape?.reconnectFields ?? [] { reconnectProperties[field] = string() }
+        }
+        let connectDescription = connectable.map { plugin -> String in
+            let shape = plugin.connectShape ?? .refreshToken
+            let fields = shape.connectFields + (shape.requiresAccount ? ["account_id (its account integration must exist)"] : [])
+            return "\(plugin.provider.displayName): \(fields.joined(separator: ", "))."
+        }.joined(separator: " ")
+        let connect = object(connectProperties, required: ["user_id", "provider"], description: connectDescription)
         let error = object(["error": object(["code": string(), "message": string()], required: ["code", "message"])], required: ["error"])
-        let schemas: [String: J] = [
+        var schemas: [String: J] = [
             "Calendar": calendar, "Connection": connection, "SyncProgress": progress, "Appointment": appointment, "AppointmentReference": reference,
             "AppointmentInput": appointmentInput, "AppointmentPatch": appointmentPatch, "Connect": connect, "Error": error,
             "Availability": object([
@@ -123,14 +137,10 @@ public enum OpenAPIDocument {
             ], required: ["user", "from", "to", "busy"]),
             "PushTarget": object(["user_id": string(), "connection_id": nullable(string()), "calendar_id": nullable(string())],
                                  required: ["user_id", "connection_id", "calendar_id"]),
-            "RedtailIntegration": object([
-                "account_id": string(), "account_type": string(), "connected": boolean, "redtail_user_id": nullable(string()),
-                "connected_at": string(format: "date-time"),
-            ], required: ["account_id", "account_type", "connected", "redtail_user_id", "connected_at"]),
         ]
         let id = path("id", "Connection id")
         let calendars = object(["calendars": array(ref("Calendar"))], required: ["calendars"])
-        let paths: [String: J] = [
+        var paths: [String: J] = [
             "/api/v1/connections": .object([
                 "post": operation("connect", "Connect an account", body: ref("Connect"),
                                   responses: ["201": response("Connected", ref("Connection"))].merging(errors([400, 409, 422, 502, 503])) { a, _ in a }),
@@ -147,7 +157,7 @@ public enum OpenAPIDocument {
             ]),
             "/api/v1/connections/{id}/reconnect": .object([
                 "post": operation("reconnect", "New credentials and a full re-sync", parameters: [id],
-                                  body: object(["client_id": string(), "client_secret": string(), "refresh_token": string(), "api_key": string(), "username": string(), "password": string()], required: []),
+                                  body: object(reconnectProperties, required: []),
                                   responses: ["200": response("Reconnected", ref("Connection"))].merging(errors([400, 404, 422, 502])) { a, _ in a }),
             ]),
             "/api/v1/connections/{id}/calendars": .object([
@@ -194,19 +204,28 @@ public enum OpenAPIDocument {
                                  body: object(["connection_id": nullable(string()), "calendar_id": string()], required: ["connection_id"]),
                                  responses: ["200": response("Target", ref("PushTarget"))].merging(errors([400, 404, 409])) { a, _ in a }),
             ]),
-            "/api/v1/accounts/{account}/redtail": .object([
-                "get": operation("getRedtailIntegration", "The account's main Redtail integration", parameters: [path("account", "Account id")],
-                                 responses: ["200": response("Integration", ref("RedtailIntegration"))].merging(errors([404, 503])) { a, _ in a }),
-                "put": operation("connectRedtailIntegration", "Connect it (Financial Advisor accounts only)", parameters: [path("account", "Account id")],
-                                 body: object(["account_type": string(), "api_key": string(), "username": string(), "password": string()], required: ["account_type", "api_key", "username", "password"]),
-                                 responses: ["200": response("Integration", ref("RedtailIntegration"))].merging(errors([400, 409, 422, 502, 503])) { a, _ in a }),
-                "delete": operation("deleteRedtailIntegration", "Remove it", parameters: [path("account", "Account id")],
-                                    responses: ["204": response("Removed", nil)].merging(errors([404, 503])) { a, _ in a }),
-            ]),
             "/api/v1/openapi.json": .object([
                 "get": operation("openapi", "This document", responses: ["200": response("OpenAPI 3.1", .object(["type": .string("object")]))], security: false),
             ]),
         ]
+        for plugin in plugins where !plugin.accountIntegrationFields.isEmpty {
+            let name = plugin.provider.displayName
+            let schema = "\(name)Integration"
+            schemas[schema] = object([
+                "account_id": string(), "account_type": string(), "connected": boolean, "redtail_user_id": nullable(string()),
+                "connected_at": string(format: "date-time"),
+            ], required: ["account_id", "account_type", "connected", "redtail_user_id", "connected_at"])
+            let fields = plugin.accountIntegrationFields
+            paths["/api/v1/accounts/{account}/\(plugin.provider.rawValue)"] = .object([
+                "get": operation("get\(schema)", "The account's main \(name) integration", parameters: [path("account", "Account id")],
+                                 responses: ["200": response("Integration", ref(schema))].merging(errors([404, 503])) { a, _ in a }),
+                "put": operation("connect\(schema)", "Connect it (the provider decides which accounts qualify: 409 otherwise)", parameters: [path("account", "Account id")],
+                                 body: object(Dictionary(uniqueKeysWithValues: fields.map { ($0, string()) }), required: fields),
+                                 responses: ["200": response("Integration", ref(schema))].merging(errors([400, 409, 422, 502, 503])) { a, _ in a }),
+                "delete": operation("delete\(schema)", "Remove it", parameters: [path("account", "Account id")],
+                                    responses: ["204": response("Removed", nil)].merging(errors([404, 503])) { a, _ in a }),
+            ])
+        }
         return .object([
             "openapi": .string("3.1.0"),
             "info": .object([
@@ -221,5 +240,5 @@ public enum OpenAPIDocument {
                 "securitySchemes": .object(["bearer": .object(["type": .string("http"), "scheme": .string("bearer")])]),
             ]),
         ])
-    }()
+    }
 }

@@ -86,6 +86,6 @@ public struct GoogleChannelWebhook: WebhookVerifying {
 extension ProviderPlugin {
     /// Google Calendar: push channels, sync tokens, push-out; `syncer` nil when Google is not configured.
     public static func google(_ syncer: GoogleConnectionSyncer?) -> ProviderPlugin {
-        ProviderPlugin(provider: .google, webhooks: [GoogleChannelWebhook()], connector: syncer, syncer: syncer, maintainer: syncer, pusher: syncer, takesPushOut: true)
+        ProviderPlugin(provider: .google, webhooks: [GoogleChannelWebhook()], connectShape: .refreshToken, connector: syncer, syncer: syncer, maintainer: syncer, pusher: syncer, takesPushOut: true)
     }
 }

@@ -210,7 +210,8 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
     }
 
     /// `events.watch` with a fresh channel id and a random per-channel token, stored sealed.
-    func openChannel(calendar: ConnectionCalendar, accessToken: String) async throws {
+    @discardableResult
+    func openChannel(calendar: ConnectionCalendar, accessToken: String) async throws -> StoredGoogleChannel {
         let channelID = UUID().uuidString.lowercased()
         var bytes = SystemRandomNumberGenerator()
         let secret = (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &bytes)) }.joined()
@@ -218,11 +219,13 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
         let opened = try await client.watch(
             calendarID: calendar.calendarID, accessToken: accessToken, channelID: channelID, token: token, address: webhookAddress
         )
-        try await store.saveGoogleChannel(StoredGoogleChannel(
+        let channel = StoredGoogleChannel(
             id: channelID, resourceID: opened.resourceID,
             sealedToken: try sealer.seal(Array(token.utf8), context: "google_channel:\(channelID)"),
             calendarKey: calendar.calendarKey, expiresAt: opened.expiresAt, createdAt: clock.now()
-        ))
+        )
+        try await store.saveGoogleChannel(channel)
+        return channel
     }
 
     // MARK: AppointmentPushing
@@ -307,35 +310,51 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
         return report
     }
 
+    /// Runs the calendar's `SubscriptionLifecycle` pass: the decisions are the machine's, the calls are made here.
     func maintain(
         _ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport, force: Bool = false
     ) async throws {
         let key = calendar.calendarKey
-        var live = try await store.liveGoogleChannels(calendarKey: key)
-        let expired = live.filter { $0.expiresAt <= now }
-        for channel in expired { try await store.stopGoogleChannel(id: channel.id, at: now) }
-        live.removeAll { $0.expiresAt <= now }
-        var opened = false
-        if live.isEmpty {
-            if !expired.isEmpty { report.lapsed += 1 }
-            try await withAccessToken(connectionID) { token in try await self.openChannel(calendar: calendar, accessToken: token) }
-            report.created += 1
-            report.resync.append(key)
-            opened = true
-        } else if let newest = live.first, force || renewal.isDue(id: newest.id, createdAt: newest.createdAt, expiresAt: newest.expiresAt, now: now) {
-            try await withAccessToken(connectionID) { token in try await self.openChannel(calendar: calendar, accessToken: token) }
-            report.renewed += 1
-            opened = true
-        }
-        if opened { live = try await store.liveGoogleChannels(calendarKey: key) }
-        // Keep only the newest live channel; pushes through both during the overlap coalesce into one sync.
-        for old in live.dropFirst() {
-            try await withAccessToken(connectionID) { token in
-                try await self.client.stop(channelID: old.id, resourceID: old.resourceID, accessToken: token)
+        let stored = try await store.liveGoogleChannels(calendarKey: key)
+        // Stopping a channel at Google needs its resourceId, which the machine does not carry.
+        var channels = Dictionary(stored.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var lifecycle = SubscriptionLifecycle(
+            renewal: .replace, policy: renewal, subscriptions: stored.map(Self.lifecycleRecord), now: now, force: force
+        )
+        // Also on a failure part way: a successor opened before a failed stop is still reported as renewed.
+        defer { lifecycle.tally.add(to: &report) }
+        var action = lifecycle.start()
+        while action != .finished {
+            let event: SubscriptionLifecycle.Event
+            switch action {
+            case .markStopped(let id):
+                try await store.stopGoogleChannel(id: id, at: now)
+                event = .done
+            case .create:
+                let channel = try await withAccessToken(connectionID) { token in try await self.openChannel(calendar: calendar, accessToken: token) }
+                channels[channel.id] = channel
+                event = .created(Self.lifecycleRecord(channel))
+            case .stopAtProvider(let id):
+                guard let channel = channels[id] else { throw SyncFailure(kind: .failed, message: "channel \(id) is not one of \(key)'s") }
+                try await withAccessToken(connectionID) { token in
+                    try await self.client.stop(channelID: channel.id, resourceID: channel.resourceID, accessToken: token)
+                }
+                try await store.stopGoogleChannel(id: id, at: now)
+                event = .done
+            case .resync:
+                report.resync.append(key)
+                event = .done
+            case .renew(let id):
+                throw SyncFailure(kind: .failed, message: "channel \(id): Google channels cannot be renewed, only replaced")
+            case .finished:
+                return
             }
-            try await store.stopGoogleChannel(id: old.id, at: now)
-            report.stopped += 1
+            action = lifecycle.handle(event)
         }
+    }
+
+    static func lifecycleRecord(_ channel: StoredGoogleChannel) -> SubscriptionLifecycle.Subscription {
+        SubscriptionLifecycle.Subscription(id: channel.id, createdAt: channel.createdAt, expiresAt: channel.expiresAt)
     }
 
     // MARK: ProviderSyncing

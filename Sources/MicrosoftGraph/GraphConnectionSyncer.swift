@@ -223,18 +223,21 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
     }
 
     /// `POST /subscriptions` for one calendar with a fresh random `clientState`, stored sealed.
-    func subscribe(_ calendar: ConnectionCalendar, _ auth: GraphAuthorization) async throws {
+    @discardableResult
+    func subscribe(_ calendar: ConnectionCalendar, _ auth: GraphAuthorization) async throws -> StoredGraphSubscription {
         var generator = SystemRandomNumberGenerator()
         let clientState = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
         let created = try await client.createSubscription(
             resource: "/me/calendars/\(calendar.calendarID)/events", notificationURL: notificationURL, lifecycleURL: lifecycleURL,
             clientState: clientState, expiresAt: clock.now().addingTimeInterval(subscriptionLifetime), auth
         )
-        try await store.saveGraphSubscription(StoredGraphSubscription(
+        let subscription = StoredGraphSubscription(
             id: created.id, calendarKey: calendar.calendarKey,
             sealedClientState: try sealer.seal(Array(clientState.utf8), context: "graph_subscription:\(created.id)"),
             expiresAt: created.expiresAt, createdAt: clock.now()
-        ))
+        )
+        try await store.saveGraphSubscription(subscription)
+        return subscription
     }
 
     // MARK: AppointmentPushing
@@ -317,47 +320,54 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
         return report
     }
 
+    /// Runs the calendar's `SubscriptionLifecycle` pass: the decisions are the machine's, the calls are made here.
     func maintain(
         _ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport, force: Bool = false
     ) async throws {
         let key = calendar.calendarKey
-        var live = try await store.liveGraphSubscriptions(calendarKey: key)
-        let expired = live.filter { $0.expiresAt <= now }
-        for subscription in expired { try await store.markGraphSubscriptionRemoved(id: subscription.id, at: now) }
-        live.removeAll { $0.expiresAt <= now }
-        if live.isEmpty {
-            if !expired.isEmpty { report.lapsed += 1 }
-            try await withAuthorization(connectionID) { auth in try await self.subscribe(calendar, auth) }
-            report.created += 1
-            report.resync.append(key)
-            return
-        }
-        let newest = live[0]
-        if force || renewal.isDue(id: newest.id, createdAt: newest.createdAt, expiresAt: newest.expiresAt, now: now) {
-            let lifetime = subscriptionLifetime
-            let replaced = try await withAuthorization(connectionID) { auth -> Bool in
-                do {
-                    let renewed = try await self.client.renewSubscription(id: newest.id, expiresAt: now.addingTimeInterval(lifetime), auth)
-                    try await self.store.updateGraphSubscriptionExpiry(id: newest.id, expiresAt: renewed.expiresAt, renewedAt: now)
-                    return false
-                } catch let error as GraphAPIError where error.kind == .notFound {
-                    try await self.store.markGraphSubscriptionRemoved(id: newest.id, at: now)
-                    try await self.subscribe(calendar, auth)
-                    return true
+        let stored = try await store.liveGraphSubscriptions(calendarKey: key)
+        var lifecycle = SubscriptionLifecycle(
+            renewal: .extend, policy: renewal, subscriptions: stored.map(Self.lifecycleRecord), now: now, force: force
+        )
+        // Also on a failure part way: what was renewed or recreated before it is still reported.
+        defer { lifecycle.tally.add(to: &report) }
+        let lifetime = subscriptionLifetime
+        var action = lifecycle.start()
+        while action != .finished {
+            let event: SubscriptionLifecycle.Event
+            switch action {
+            case .markStopped(let id):
+                try await store.markGraphSubscriptionRemoved(id: id, at: now)
+                event = .done
+            case .create:
+                let created = try await withAuthorization(connectionID) { auth in try await self.subscribe(calendar, auth) }
+                event = .created(Self.lifecycleRecord(created))
+            case .renew(let id):
+                event = try await withAuthorization(connectionID) { auth -> SubscriptionLifecycle.Event in
+                    do {
+                        let renewed = try await self.client.renewSubscription(id: id, expiresAt: now.addingTimeInterval(lifetime), auth)
+                        try await self.store.updateGraphSubscriptionExpiry(id: id, expiresAt: renewed.expiresAt, renewedAt: now)
+                        return .renewed(id: id, expiresAt: renewed.expiresAt)
+                    } catch let error as GraphAPIError where error.kind == .notFound {
+                        return .gone(id: id)
+                    }
                 }
-            }
-            if replaced {
-                report.created += 1
+            case .stopAtProvider(let id):
+                try await withAuthorization(connectionID) { auth in try await self.client.deleteSubscription(id: id, auth) }
+                try await store.markGraphSubscriptionRemoved(id: id, at: now)
+                event = .done
+            case .resync:
                 report.resync.append(key)
-            } else {
-                report.renewed += 1
+                event = .done
+            case .finished:
+                return
             }
+            action = lifecycle.handle(event)
         }
-        for extra in live.dropFirst() {
-            try await withAuthorization(connectionID) { auth in try await self.client.deleteSubscription(id: extra.id, auth) }
-            try await store.markGraphSubscriptionRemoved(id: extra.id, at: now)
-            report.stopped += 1
-        }
+    }
+
+    static func lifecycleRecord(_ subscription: StoredGraphSubscription) -> SubscriptionLifecycle.Subscription {
+        SubscriptionLifecycle.Subscription(id: subscription.id, createdAt: subscription.createdAt, expiresAt: subscription.expiresAt)
     }
 
     // MARK: ProviderSyncing

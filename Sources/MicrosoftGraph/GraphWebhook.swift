@@ -103,6 +103,6 @@ public struct GraphWebhook: WebhookVerifying {
 extension ProviderPlugin {
     /// Microsoft 365 through Graph: change notifications, delta links, push-out; `syncer` nil when not configured.
     public static func microsoft(_ syncer: GraphConnectionSyncer?) -> ProviderPlugin {
-        ProviderPlugin(provider: .microsoft, webhooks: [GraphWebhook()], connector: syncer, syncer: syncer, maintainer: syncer, pusher: syncer, takesPushOut: true)
+        ProviderPlugin(provider: .microsoft, webhooks: [GraphWebhook()], connectShape: .refreshToken, connector: syncer, syncer: syncer, maintainer: syncer, pusher: syncer, takesPushOut: true)
     }
 }

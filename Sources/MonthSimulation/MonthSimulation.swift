@@ -1,5 +1,6 @@
 import CurlHTTP
 import Foundation
+import GatewayAssembly
 import GatewayCore
 import GatewayHTTP
 import GoogleCalendar
@@ -159,32 +160,28 @@ public enum MonthSimulation {
         let (googleSetup, graphSetup, redtailSetup) = (makeGoogle(patientHTTP), makeGraph(patientHTTP), makeRedtail(patientHTTP))
         var quiet = logger
         quiet.logLevel = .critical
-        let health = StoreConnectionHealthRecorder(store: store)
         // The scheduler runs on the manual clock too: coalescing windows and backoffs are provider time, and the
         // month jumps the clock from one wake-up to the next (a discrete-event simulation).
         var schedule = SyncScheduler.Configuration()
         schedule.tick = .milliseconds(2)
-        let scheduler = SyncScheduler(
-            store: store, providers: [googleSyncer, graphSyncer, redtailConnector], health: health, clock: clock, configuration: schedule, logger: quiet
-        )
         let step = options.stepHours * 3600
-        let renewal = RenewalService(maintainers: [googleSyncer, graphSyncer], scheduler: scheduler, health: health, clock: clock, logger: quiet)
-        let sweep = ReconciliationSweep(
-            store: store, scheduler: scheduler, providers: [.google, .microsoft], clock: clock, interval: options.sweepHours * 3600, logger: quiet
-        )
-        let poller = ReconciliationSweep(
-            store: store, scheduler: scheduler, providers: [.redtail], clock: clock, interval: step, missedByPush: false, logger: quiet
-        )
+        config.maintenance.reconciliationIntervalSeconds = max(1, Int((options.sweepHours * 3600).rounded()))
         let tlsContext = try TLSServerContext(configuration: TLSServerConfiguration(
             certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey, handshakeTimeout: .seconds(5)
         ))
-        let application = try GatewayServer.makeApplication(GatewayServerDependencies(
-            configuration: config, adminToken: "month-admin-token-0123456789abcdef", apiToken: "month-api-token-0123456789abcdef",
-            plugins: [.google(googleSyncer), .microsoft(graphSyncer), .redtail(redtailConnector)], store: store, sealer: sealer, tlsContext: tlsContext,
-            metrics: GatewayMetrics(), version: "month", logger: quiet
-        ))
+        let parts = GatewayAssembly.Parts(
+            configuration: config, store: store, sealer: sealer, tlsContext: tlsContext, adminToken: "month-admin-token-0123456789abcdef",
+            apiToken: "month-api-token-0123456789abcdef", metrics: GatewayMetrics(), clock: clock, version: "month", logger: quiet
+        )
+        let gateway = try GatewayAssembly(
+            parts, plugins: [.google(googleSyncer), .microsoft(graphSyncer), .redtail(redtailConnector, pollInterval: step)], progress: nil,
+            schedulerConfiguration: schedule
+        )
+        let (scheduler, renewal, sweep) = (gateway.scheduler, gateway.renewal, gateway.sweep)
+        guard let poller = gateway.pollers.first else { throw CocoaError(.featureUnsupported) }
+        // Renewal, sweep and poll run from the month's own loop, one step at a time; only these run as services.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: StoreLifecycleService(store: store, logger: quiet)), .init(service: scheduler), .init(service: application)],
+            services: [.init(service: StoreLifecycleService(store: store, logger: quiet)), .init(service: scheduler), .init(service: gateway.application)],
             logger: quiet
         ))
         let running = Task { try await group.run() }

@@ -611,4 +611,3 @@ public final class GoogleSimulator: Sendable {
         return json(body, status: HTTPResponse.Status(code: code))
     }
 }
-

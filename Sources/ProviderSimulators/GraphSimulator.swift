@@ -4,7 +4,6 @@ import GatewayCore
 import HTTPTypes
 import Hummingbird
 import Logging
-import MicrosoftGraph
 import NIOCore
 import Synchronization
 
@@ -213,9 +212,13 @@ public final class GraphSimulator: Sendable {
             if json["isAllDay"] == nil { json["isAllDay"] = .bool(false) }
             if json["isCancelled"] == nil { json["isCancelled"] = .bool(false) }
             if json["type"] == nil {
-                if json["recurrence"] != nil, json["recurrence"] != .null { json["type"] = .string("seriesMaster") }
-                else if json["seriesMasterId"] != nil { json["type"] = .string("exception") }
-                else { json["type"] = .string("singleInstance") }
+                if json["recurrence"] != nil, json["recurrence"] != .null {
+                    json["type"] = .string("seriesMaster")
+                } else if json["seriesMasterId"] != nil {
+                    json["type"] = .string("exception")
+                } else {
+                    json["type"] = .string("singleInstance")
+                }
             }
             state.events[calendar, default: [:]][id] = StoredEvent(json: json, version: state.version, deleted: false)
             return (id, isNew)
@@ -810,7 +813,7 @@ public final class GraphSimulator: Sendable {
                 resolved = scope
             } else {
                 guard let startText = query.get("startDateTime"), let endText = query.get("endDateTime"),
-                      let start = GraphDateTime.parseInstant(String(startText)), let end = GraphDateTime.parseInstant(String(endText)), start < end
+                      let start = SimulatorDates.windowBound(String(startText)), let end = SimulatorDates.windowBound(String(endText)), start < end
                 else {
                     return Self.graphError(400, "ErrorInvalidParameter", "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.")
                 }
@@ -895,7 +898,7 @@ public final class GraphSimulator: Sendable {
         guard case .object(let fields)? = value, case .string(let dateTime)? = fields["dateTime"] else { return nil }
         var zone: String?
         if case .string(let given)? = fields["timeZone"] { zone = given }
-        guard let resolved = try? GraphDateTime.instant(GraphDateTimeTimeZone(dateTime: dateTime, timeZone: zone)) else { return nil }
+        guard let resolved = SimulatorDates.instant(dateTime: dateTime, timeZone: zone) else { return nil }
         return (resolved.date, resolved.zone)
     }
 
@@ -1010,7 +1013,7 @@ public final class GraphSimulator: Sendable {
         }
         let now = now()
         let maximum = state.withLock { $0.maximumSubscriptionMinutes }
-        guard let expiresText = string("expirationDateTime"), let expiresAt = GraphDateTime.parseInstant(expiresText) else {
+        guard let expiresText = string("expirationDateTime"), let expiresAt = SimulatorDates.instant(expiresText) else {
             return Self.graphError(400, "InvalidRequest", "expirationDateTime is required and must be an ISO 8601 instant.")
         }
         guard expiresAt > now else { return Self.graphError(400, "InvalidRequest", "Subscription expiration must be in the future.") }
@@ -1044,7 +1047,7 @@ public final class GraphSimulator: Sendable {
         if let unknown = fields.keys.sorted().first(where: { !["@odata.type", "expirationDateTime", "notificationUrl"].contains($0) }) {
             return Self.graphError(400, "BadRequest", "Property '\(unknown)' cannot be updated.")
         }
-        guard case .string(let text)? = fields["expirationDateTime"], let expiresAt = GraphDateTime.parseInstant(text) else {
+        guard case .string(let text)? = fields["expirationDateTime"], let expiresAt = SimulatorDates.instant(text) else {
             return Self.graphError(400, "InvalidRequest", "expirationDateTime is required and must be an ISO 8601 instant.")
         }
         let now = now()
@@ -1072,8 +1075,9 @@ public final class GraphSimulator: Sendable {
     func calendar(forResource resource: String) -> String? {
         let parts = resource.split(separator: "/").map(String.init)
         guard parts.count >= 2 else { return nil }
-        let owner = parts[0].lowercased() == "me" ? Array(parts.dropFirst()) :
-            (parts[0].lowercased() == "users" && parts.count > 2 && (parts[1] == Self.userID || parts[1].contains("@")) ? Array(parts.dropFirst(2)) : nil)
+        let owner = parts[0].lowercased() == "me"
+            ? Array(parts.dropFirst())
+            : (parts[0].lowercased() == "users" && parts.count > 2 && (parts[1] == Self.userID || parts[1].contains("@")) ? Array(parts.dropFirst(2)) : nil)
         guard let rest = owner else { return nil }
         if rest.count == 1, rest[0].lowercased() == "events" { return Self.defaultCalendarID }
         if rest.count == 3, rest[0].lowercased() == "calendars", rest[2].lowercased() == "events" {

@@ -42,9 +42,7 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
 
     /// A user's calendar connects on the account's main integration (`account_id`); reconnecting takes the
     /// integration's credentials again.
-    public var connectShape: ConnectShape {
-        ConnectShape(connectFields: [], requiresAccount: true, reconnectFields: ["api_key", "username", "password"])
-    }
+    public static let connectShape = ConnectShape(connectFields: [], requiresAccount: true, reconnectFields: ["api_key", "username", "password"])
 
     /// Connects the user's Redtail calendar on the account's main integration (`connectCalendar`).
     public func connect(_ request: ConnectRequest) async throws -> Connection {
@@ -81,7 +79,7 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
     // MARK: The account's main integration
 
     /// The `PUT /api/v1/accounts/{account}/redtail` fields.
-    public var integrationFields: [String] { ["account_type", "api_key", "username", "password"] }
+    public static let integrationFields = ["account_type", "api_key", "username", "password"]
 
     /// The account's main integration.
     public func integration(accountID: String) async throws -> RedtailIntegration? {
@@ -326,6 +324,9 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
 extension ProviderPlugin {
     /// Redtail CRM: no webhooks, polled; connections build on the account's main integration.
     public static func redtail(_ connector: RedtailConnector?, pollInterval: TimeInterval = 300) -> ProviderPlugin {
-        ProviderPlugin(provider: .redtail, hasAccountIntegration: true, connector: connector, syncer: connector, pollInterval: pollInterval)
+        ProviderPlugin(
+            provider: .redtail, connectShape: RedtailConnector.connectShape, accountIntegrationFields: RedtailConnector.integrationFields,
+            connector: connector, syncer: connector, pollInterval: pollInterval
+        )
     }
 }

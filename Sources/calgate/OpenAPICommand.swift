@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GatewayAssembly
 import GatewayHTTP
 
 /// `calgate openapi`: prints the OpenAPI 3.1 document of `/api/v1` (the one committed as `docs/openapi.json`).
@@ -9,7 +10,7 @@ struct OpenAPI: ParsableCommand {
     )
 
     func run() throws {
-        FileHandle.standardOutput.write(Data(OpenAPIDocument.document.serialized()))
+        FileHandle.standardOutput.write(Data(OpenAPIDocument.document(plugins: BuiltInProviders.definitions).serialized()))
         FileHandle.standardOutput.write(Data("\n".utf8))
     }
 }

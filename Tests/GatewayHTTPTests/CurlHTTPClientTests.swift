@@ -91,7 +91,7 @@ struct CurlHTTPClientTests {
             return error.kind == .connectFailed && !error.message.contains("secret")
         }
         // A server that accepts and never answers: the per-request timeout fires in milliseconds, not whole seconds.
-        let silent = try SilentListener()
+        let silent = try SilentListener(accepting: true)
         let start = ContinuousClock.now
         await #expect { try await http.execute(CurlHTTPRequest(url: "http://127.0.0.1:\(silent.port)/", timeout: .milliseconds(300))) } throws: {
             ($0 as? CurlHTTPError)?.kind == .timeout

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayAssembly
 import GatewayCore
 import GatewayHTTP
 import Hummingbird
@@ -84,22 +85,24 @@ final class GatewayHarness: Sendable {
         var schedule = SyncScheduler.Configuration()
         schedule.window = syncWindow
         let madeRedtail = try makeRedtail?(store, sealer, config)
-        let providers: [any ProviderSyncing] = [madeGoogle as (any ProviderSyncing)?, madeMicrosoft, madeRedtail].compactMap { $0 }
-        let health = StoreConnectionHealthRecorder(store: store)
-        self.health = health
-        scheduler = providers.isEmpty ? nil : SyncScheduler(
-            store: store, providers: providers, health: health, configuration: schedule, activity: metrics.activity, logger: logger
-        )
-        let deps = GatewayServerDependencies(
-            configuration: config, adminToken: adminToken, apiToken: apiToken,
-            plugins: Self.plugins(google: madeGoogle, microsoft: madeMicrosoft, redtail: madeRedtail), store: store, sealer: sealer, tlsContext: tlsContext, metrics: metrics,
-            version: "test", logger: logger, console: console, progress: madeGoogle?.progress ?? madeMicrosoft?.progress
-        )
+        let plugins = Self.plugins(google: madeGoogle, microsoft: madeMicrosoft, redtail: madeRedtail)
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let application = try GatewayServer.makeApplication(deps) { channel in
+        // Built like `serve`; the tests drive renewal and sweeps themselves, so only the store, the scheduler (when a
+        // provider is configured) and the listener run.
+        let gateway = try GatewayAssembly(
+            GatewayAssembly.Parts(
+                configuration: config, store: store, sealer: sealer, tlsContext: tlsContext, adminToken: adminToken, apiToken: apiToken,
+                metrics: metrics, version: "test", logger: logger
+            ),
+            plugins: plugins, progress: madeGoogle?.progress ?? madeMicrosoft?.progress, schedulerConfiguration: schedule,
+            console: .custom(console)
+        ) { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
             portContinuation.finish()
         }
+        health = gateway.health
+        scheduler = plugins.contains { $0.syncer != nil } ? gateway.scheduler : nil
+        let application = gateway.application
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: StoreLifecycleService(store: store, logger: logger))]
         if let scheduler { services.append(.init(service: scheduler)) }
         services.append(.init(service: application))

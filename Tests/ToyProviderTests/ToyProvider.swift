@@ -14,7 +14,8 @@ enum Toy {
     static func plugin(service: ToyService, store: any GatewayStore, sealer: any SecretSealer, pollInterval: TimeInterval) -> ProviderPlugin {
         let connector = ToyConnector(service: service, store: store, sealer: sealer)
         return ProviderPlugin(
-            provider: provider, webhooks: [ToyWebhook(service: service)], connector: connector, syncer: connector, pollInterval: pollInterval
+            provider: provider, webhooks: [ToyWebhook(service: service)],
+            connectShape: ConnectShape(connectFields: ["toy_token"], reconnectFields: ["toy_token"]), connector: connector, syncer: connector, pollInterval: pollInterval
         )
     }
 }
@@ -101,7 +102,6 @@ struct ToyConnector: ConnectionManaging, ProviderSyncing {
     let sealer: any SecretSealer
 
     var provider: Provider { Toy.provider }
-    var connectShape: ConnectShape { ConnectShape(connectFields: ["toy_token"], reconnectFields: ["toy_token"]) }
 
     func connect(_ request: ConnectRequest) async throws -> Connection {
         let token = try request.field("toy_token")

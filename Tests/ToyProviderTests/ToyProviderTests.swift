@@ -71,6 +71,10 @@ struct ToyProviderTests {
         }
         let api = [CurlHTTPHeader("Authorization", "Bearer \(parts.apiToken)")]
 
+        // The API's OpenAPI document names the toy and its connect field.
+        let (documented, document) = try await call("GET", "/api/v1/openapi.json")
+        #expect(documented == 200)
+        #expect(document.contains(#""toy_token""#) && document.contains(#""toy""#))
         // Bad connect requests are refused by the API from the toy's shape, before the toy sees them.
         #expect(try await call("POST", "/api/v1/connections", headers: api, json: #"{"user_id":"u1","provider":"toy"}"#).0 == 400)
         #expect(try await call("POST", "/api/v1/connections", headers: api, json: #"{"user_id":"u1","provider":"toy","toy_token":"x","refresh_token":"y"}"#).0 == 400)

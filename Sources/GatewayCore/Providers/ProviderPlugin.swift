@@ -3,16 +3,20 @@ import Foundation
 /// Everything the gateway knows about one provider, handed to the HTTP layer, the sync services and the console by
 /// one assembly: nothing outside the provider's own module names its types.
 ///
-/// The definition part (`provider`, `webhooks`, `hasAccountIntegration`) is the same in every process, so route
-/// files validate against it even where the provider is not configured; the configured part (`connector`,
-/// `syncer`, `maintainer`, `pusher`) is nil then, and the API answers 503 for it.
+/// The definition part (`provider`, `webhooks`, `connectShape`, `accountIntegrationFields`, `pollInterval`,
+/// `takesPushOut`) is the same in every process, so route files and the OpenAPI document follow it even where the
+/// provider is not configured; the configured part (`connector`, `syncer`, `maintainer`, `pusher`) is nil then, and
+/// the API answers 503 for it.
 public struct ProviderPlugin: Sendable {
     /// The provider.
     public var provider: Provider
     /// Its webhook verifiers (none for a polled provider).
     public var webhooks: [any WebhookVerifying]
-    /// Whether its connections build on an account-level integration (`/api/v1/accounts/{account}/<provider>`).
-    public var hasAccountIntegration: Bool
+    /// What `POST /api/v1/connections` and `…/reconnect` take for it; nil when it cannot be connected through the API.
+    public var connectShape: ConnectShape?
+    /// The `PUT /api/v1/accounts/{account}/<provider>` fields when its connections build on an account-level
+    /// integration (Redtail's main integration); empty when they do not.
+    public var accountIntegrationFields: [String]
     /// Connects, reconnects, disconnects accounts and chooses calendars; nil when not configured.
     public var connector: (any ConnectionManaging)?
     /// Turns inbox rows into calendars and runs delta syncs; nil when not configured.
@@ -29,13 +33,15 @@ public struct ProviderPlugin: Sendable {
 
     /// Creates a plugin.
     public init(
-        provider: Provider, webhooks: [any WebhookVerifying] = [], hasAccountIntegration: Bool = false, connector: (any ConnectionManaging)? = nil,
+        provider: Provider, webhooks: [any WebhookVerifying] = [], connectShape: ConnectShape? = nil, accountIntegrationFields: [String] = [],
+        connector: (any ConnectionManaging)? = nil,
         syncer: (any ProviderSyncing)? = nil, maintainer: (any SubscriptionMaintaining)? = nil, pusher: (any AppointmentPushing)? = nil,
         pollInterval: TimeInterval? = nil, takesPushOut: Bool = false
     ) {
         self.provider = provider
         self.webhooks = webhooks
-        self.hasAccountIntegration = hasAccountIntegration
+        self.connectShape = connectShape
+        self.accountIntegrationFields = accountIntegrationFields
         self.connector = connector
         self.syncer = syncer
         self.maintainer = maintainer

@@ -9,7 +9,7 @@ public final class MaintenancePass: Sendable {
     /// Delays after a calendar's maintenance failed.
     public let backoff: BackoffPolicy
     /// Per calendar: when maintenance may try again, and how many failures in a row.
-    private let retry = Mutex<[String: (at: Date, attempt: Int)]>([:])
+    private let retry = Mutex<[String: SubscriptionLifecycle.Retry]>([:])
 
     /// How long one calendar's maintenance lease lasts: well beyond one step's provider calls (they time out sooner).
     public let leaseDuration: TimeInterval
@@ -40,7 +40,7 @@ public final class MaintenancePass: Sendable {
             }
             for calendar in calendars where calendar.selected {
                 let key = calendar.calendarKey
-                if let due = retry.withLock({ $0[key] }), due.at > now { continue }
+                if retry.withLock({ $0[key]?.allowsAttempt(at: now) == false }) { continue }
                 // Another instance maintaining this calendar now: it is its turn. The step reads the channels after the
                 // claim, so what that instance renewed is seen here on a later pass and not renewed again.
                 let leaseKey = "maintain:\(key)"
@@ -55,12 +55,11 @@ public final class MaintenancePass: Sendable {
                     report.succeeded(connection.id)
                 } catch {
                     await leases.release(leaseKey, record: WorkRecord(kind: "renewal", startedAt: startedAt, outcome: "failed: \(error)"))
-                    let attempt = (retry.withLock { $0[key]?.attempt } ?? 0) + 1
                     let failure = error as? SyncFailure
                     var retryAfter: TimeInterval?
                     if case .retry(let after)? = failure?.kind { retryAfter = after }
-                    let next = now.addingTimeInterval(backoff.delay(attempt: attempt, unit: Double.random(in: 0.5..<1), retryAfter: retryAfter))
-                    retry.withLock { $0[key] = (next, attempt) }
+                    let unit = Double.random(in: 0.5..<1)
+                    let next = retry.withLock { $0[key, default: .init()].failed(now: now, policy: backoff, unit: unit, retryAfter: retryAfter) }
                     if let failure, failure.kind == .needsReconnect {
                         report.failed(connection.id, .credentialsRefused(reason: failure.message))
                     } else {

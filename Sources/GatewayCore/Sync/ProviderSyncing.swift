@@ -162,12 +162,11 @@ public struct ConnectionInputError: Error, Sendable, CustomStringConvertible {
 
 /// A provider as LeadCenter's API sees it: connect an account, re-read its calendars, choose which ones sync.
 ///
-/// The API learns each provider's request shape from `connectShape`, so it needs no provider-specific code.
+/// The API checks each request against the provider's `ProviderPlugin.connectShape` before calling it, so it needs
+/// no provider-specific code.
 public protocol ConnectionManaging: Sendable {
     /// The provider.
     var provider: Provider { get }
-    /// The fields `connect` and `reconnect` take.
-    var connectShape: ConnectShape { get }
     /// Proves the credentials, stores the connection (secrets sealed), lists calendars (the default one selected),
     /// full-syncs and subscribes each selected calendar. Throws `SyncFailure` (`needsReconnect` when refused).
     func connect(_ request: ConnectRequest) async throws -> Connection
@@ -181,7 +180,7 @@ public protocol ConnectionManaging: Sendable {
     /// removes every appointment imported through it (LeadCenter-created ones are untouched) and marks it
     /// `disconnected`.
     func disconnect(connectionID: String) async throws -> Connection
-    /// Takes fresh credentials (`connectShape.reconnectFields`) for an existing connection: proves them, stores
+    /// Takes fresh credentials (the shape's `reconnectFields`) for an existing connection: proves them, stores
     /// them, marks the connection active and fully re-syncs and re-subscribes every selected calendar.
     func reconnect(connectionID: String, fields: [String: String]) async throws -> Connection
     /// The account-level integration the provider's connections build on (Redtail's main integration), if any.
@@ -249,9 +248,6 @@ public protocol RefreshTokenConnecting: ConnectionManaging {
 }
 
 extension RefreshTokenConnecting {
-    /// Client id, secret and refresh token, both ways.
-    public var connectShape: ConnectShape { .refreshToken }
-
     /// Forwards to the typed connect.
     public func connect(_ request: ConnectRequest) async throws -> Connection {
         try await connect(
@@ -273,9 +269,8 @@ extension RefreshTokenConnecting {
 /// An account-level integration that a provider's connections build on (Redtail's main integration per LeadCenter
 /// account), served at `/api/v1/accounts/{account}/{provider}`.
 public protocol AccountIntegrating: Sendable {
-    /// Required, non-empty string fields of the `PUT` body.
-    var integrationFields: [String] { get }
     /// Proves and stores the account's integration (secrets sealed), replacing an earlier one.
+    /// `fields` are the plugin's `accountIntegrationFields`, each present and non-empty.
     func registerIntegration(accountID: String, fields: [String: String]) async throws -> RedtailIntegration
     /// The account's integration, if it has one.
     func integration(accountID: String) async throws -> RedtailIntegration?
