@@ -274,13 +274,9 @@ public struct ConsoleController: Sendable {
                     renewAt: expiresAt.addingTimeInterval(-renewal.lead(id: id, createdAt: createdAt, expiresAt: expiresAt)), lapsed: expiresAt <= now
                 ))
             }
-            switch connection.provider {
-            case .google:
-                for channel in try await store.liveGoogleChannels(calendarKey: key) { add(.google, channel.id, channel.createdAt, channel.expiresAt) }
-            case .microsoft:
-                for row in try await store.liveGraphSubscriptions(calendarKey: key) { add(.microsoft, row.id, row.createdAt, row.expiresAt) }
-            default:
-                break
+            // Every provider's channels and subscriptions live in one store; a polled provider simply has none.
+            for row in try await store.livePushSubscriptions(provider: connection.provider, calendarKey: key) {
+                add(row.provider, row.id, row.createdAt, row.expiresAt)
             }
         }
         return ConsolePages.ConnectionData(

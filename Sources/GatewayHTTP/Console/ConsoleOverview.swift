@@ -71,9 +71,11 @@ struct ConsoleOverview: Sendable {
                 lapsed: expiresAt <= now
             ))
         }
-        for channel in try await store.allLiveGoogleChannels() { add(.google, channel.id, channel.calendarKey, channel.createdAt, channel.expiresAt) }
-        for subscription in try await store.allLiveGraphSubscriptions() {
-            add(.microsoft, subscription.id, subscription.calendarKey, subscription.createdAt, subscription.expiresAt)
+        // Every provider with connections, built-in or plugged in, from the one push-subscription store.
+        var providers = Provider.builtIn
+        for summary in summaries where !providers.contains(summary.connection.provider) { providers.append(summary.connection.provider) }
+        for provider in providers {
+            for row in try await store.allLivePushSubscriptions(provider: provider) { add(provider, row.id, row.calendarKey, row.createdAt, row.expiresAt) }
         }
         subscriptions.sort { ($0.lapsed ? 0 : 1, $0.expiresAt, $0.id) < ($1.lapsed ? 0 : 1, $1.expiresAt, $1.id) }
         return ConsoleOverview(
