@@ -28,36 +28,22 @@ public struct RedtailEndpoints: Sendable, Hashable {
 }
 
 /// A Redtail failure, classified for the poller and the API.
-public struct RedtailAPIError: Error, Sendable, CustomStringConvertible {
-    /// What to do.
-    public enum Kind: Sendable, Hashable {
-        /// 401: the credentials (or the UserKey) are refused.
-        case unauthorized
-        /// 401 with "Account Locked": the user must unlock the account and reconnect.
-        case accountLocked
-        /// 429, 5xx or a Redtail gateway timeout: back off.
-        case retry(retryAfter: TimeInterval?)
-        /// The request did not complete.
-        case transport
-        /// The answer could not be understood.
-        case badResponse
-        /// Anything else.
-        case other(status: Int)
-    }
+public typealias RedtailAPIError = ClassifiedError<RedtailAPIErrorKind>
 
-    /// The class.
-    public let kind: Kind
-    /// Details, never secrets.
-    public let message: String
-
-    /// Creates an error.
-    public init(kind: Kind, message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
-    /// `kind: message`.
-    public var description: String { "\(kind): \(message)" }
+/// What the caller should do about a `RedtailAPIError`.
+public enum RedtailAPIErrorKind: Sendable, Hashable {
+    /// 401: the credentials (or the UserKey) are refused.
+    case unauthorized
+    /// 401 with "Account Locked": the user must unlock the account and reconnect.
+    case accountLocked
+    /// 429, 5xx or a Redtail gateway timeout: back off.
+    case retry(retryAfter: TimeInterval?)
+    /// The request did not complete.
+    case transport
+    /// The answer could not be understood.
+    case badResponse
+    /// Anything else.
+    case other(status: Int)
 }
 
 /// The UserKey and the identity `GET /authentication` returned.

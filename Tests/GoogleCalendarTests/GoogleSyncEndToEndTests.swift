@@ -134,7 +134,7 @@ struct GoogleSyncEndToEndTests {
         f.simulator.inject(.rateLimit)
         f.simulator.inject(.forbiddenRateLimit)
         f.simulator.inject(.serverError)
-        for expected in [GoogleAPIError.Kind.rateLimited(retryAfter: 1), .rateLimited(retryAfter: nil), .server] {
+        for expected in [GoogleAPIErrorKind.rateLimited(retryAfter: 1), .rateLimited(retryAfter: nil), .server] {
             await #expect { try await syncer.sync(calendarKey: "k", calendarID: "primary", accessToken: token) } throws: {
                 ($0 as? GoogleAPIError)?.kind == expected && ($0 as? GoogleAPIError)?.isRetryable == true
             }

@@ -1,30 +1,16 @@
 import Foundation
 
 /// Why a calendar sync failed, in the terms the scheduler acts on.
-public struct SyncFailure: Error, Sendable, CustomStringConvertible {
-    /// What to do next.
-    public enum Kind: Sendable, Hashable {
-        /// Transient (rate limit, 5xx, network): back off, at least `retryAfter` seconds when given.
-        case retry(retryAfter: TimeInterval?)
-        /// The credentials are dead: stop syncing the connection until the user reconnects.
-        case needsReconnect
-        /// Anything retrying will not fix soon; still retried on the backoff ceiling by the sweep.
-        case failed
-    }
+public typealias SyncFailure = ClassifiedError<SyncFailureKind>
 
-    /// The class.
-    public let kind: Kind
-    /// Details for logs and the connection's last error (never secrets).
-    public let message: String
-
-    /// Creates a failure.
-    public init(kind: Kind, message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
-    /// `kind: message`.
-    public var description: String { "\(kind): \(message)" }
+/// What the caller should do about a `SyncFailure`.
+public enum SyncFailureKind: Sendable, Hashable {
+    /// Transient (rate limit, 5xx, network): back off, at least `retryAfter` seconds when given.
+    case retry(retryAfter: TimeInterval?)
+    /// The credentials are dead: stop syncing the connection until the user reconnects.
+    case needsReconnect
+    /// Anything retrying will not fix soon; still retried on the backoff ceiling by the sweep.
+    case failed
 }
 
 /// A provider as the sync scheduler sees it: map a notification to a calendar, sync a calendar.
