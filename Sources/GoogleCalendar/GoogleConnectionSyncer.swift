@@ -310,47 +310,13 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
         return report
     }
 
-    /// Runs the calendar's `SubscriptionLifecycle` pass: the decisions are the machine's, the calls are made here.
+    /// Runs the calendar's `SubscriptionLifecycle` pass through `GoogleChannelClient`.
     func maintain(
         _ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport, force: Bool = false
     ) async throws {
-        let key = calendar.calendarKey
-        let stored = try await store.liveGoogleChannels(calendarKey: key)
-        // Stopping a channel at Google needs its resourceId, which the machine does not carry.
-        var channels = Dictionary(stored.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var lifecycle = SubscriptionLifecycle(
-            renewal: .replace, policy: renewal, subscriptions: stored.map(Self.lifecycleRecord), now: now, force: force
+        try await SubscriptionLifecycle.run(
+            GoogleChannelClient(syncer: self), calendar: calendar, connectionID: connectionID, policy: renewal, now: now, force: force, report: &report
         )
-        // Also on a failure part way: a successor opened before a failed stop is still reported as renewed.
-        defer { lifecycle.tally.add(to: &report) }
-        var action = lifecycle.start()
-        while action != .finished {
-            let event: SubscriptionLifecycle.Event
-            switch action {
-            case .markStopped(let id):
-                try await store.stopGoogleChannel(id: id, at: now)
-                event = .done
-            case .create:
-                let channel = try await withAccessToken(connectionID) { token in try await self.openChannel(calendar: calendar, accessToken: token) }
-                channels[channel.id] = channel
-                event = .created(Self.lifecycleRecord(channel))
-            case .stopAtProvider(let id):
-                guard let channel = channels[id] else { throw SyncFailure(kind: .failed, message: "channel \(id) is not one of \(key)'s") }
-                try await withAccessToken(connectionID) { token in
-                    try await self.client.stop(channelID: channel.id, resourceID: channel.resourceID, accessToken: token)
-                }
-                try await store.stopGoogleChannel(id: id, at: now)
-                event = .done
-            case .resync:
-                report.resync.append(key)
-                event = .done
-            case .renew(let id):
-                throw SyncFailure(kind: .failed, message: "channel \(id): Google channels cannot be renewed, only replaced")
-            case .finished:
-                return
-            }
-            action = lifecycle.handle(event)
-        }
     }
 
     static func lifecycleRecord(_ channel: StoredGoogleChannel) -> SubscriptionLifecycle.Subscription {
@@ -425,5 +391,38 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
         let token = try await client.refreshAccessToken(clientID: credentials.clientID, clientSecret: secret, refreshToken: refresh, now: now)
         tokens.withLock { $0[connectionID] = token }
         return token.value
+    }
+}
+
+/// Google's watch channels as `SubscriptionLifecycle` drives them: they cannot be renewed, only replaced, and
+/// stopping one needs its `resourceId`, which is read from the store.
+struct GoogleChannelClient: SubscriptionClient {
+    let syncer: GoogleConnectionSyncer
+
+    var renewal: SubscriptionLifecycle.Renewal { .replace }
+
+    func live(calendarKey: String) async throws -> [SubscriptionLifecycle.Subscription] {
+        try await syncer.store.liveGoogleChannels(calendarKey: calendarKey).map(GoogleConnectionSyncer.lifecycleRecord)
+    }
+
+    func markEnded(id: String, at: Date) async throws { try await syncer.store.stopGoogleChannel(id: id, at: at) }
+
+    func create(_ calendar: ConnectionCalendar, connectionID: String, now: Date) async throws -> SubscriptionLifecycle.Subscription {
+        let channel = try await syncer.withAccessToken(connectionID) { token in try await syncer.openChannel(calendar: calendar, accessToken: token) }
+        return GoogleConnectionSyncer.lifecycleRecord(channel)
+    }
+
+    func renew(id: String, _ calendar: ConnectionCalendar, connectionID: String, now: Date) async throws -> SubscriptionLifecycle.Event {
+        throw SyncFailure(kind: .failed, message: "channel \(id): Google channels cannot be renewed, only replaced")
+    }
+
+    func stop(id: String, _ calendar: ConnectionCalendar, connectionID: String, now: Date) async throws {
+        guard let channel = try await syncer.store.googleChannel(id: id), channel.calendarKey == calendar.calendarKey else {
+            throw SyncFailure(kind: .failed, message: "channel \(id) is not one of \(calendar.calendarKey)'s")
+        }
+        try await syncer.withAccessToken(connectionID) { token in
+            try await syncer.client.stop(channelID: channel.id, resourceID: channel.resourceID, accessToken: token)
+        }
+        try await syncer.store.stopGoogleChannel(id: id, at: now)
     }
 }

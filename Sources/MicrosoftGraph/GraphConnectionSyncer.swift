@@ -320,50 +320,14 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
         return report
     }
 
-    /// Runs the calendar's `SubscriptionLifecycle` pass: the decisions are the machine's, the calls are made here.
+    /// Runs the calendar's `SubscriptionLifecycle` pass through `GraphSubscriptionClient`.
     func maintain(
         _ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport, force: Bool = false
     ) async throws {
-        let key = calendar.calendarKey
-        let stored = try await store.liveGraphSubscriptions(calendarKey: key)
-        var lifecycle = SubscriptionLifecycle(
-            renewal: .extend, policy: renewal, subscriptions: stored.map(Self.lifecycleRecord), now: now, force: force
+        try await SubscriptionLifecycle.run(
+            GraphSubscriptionClient(syncer: self), calendar: calendar, connectionID: connectionID, policy: renewal, now: now, force: force,
+            report: &report
         )
-        // Also on a failure part way: what was renewed or recreated before it is still reported.
-        defer { lifecycle.tally.add(to: &report) }
-        let lifetime = subscriptionLifetime
-        var action = lifecycle.start()
-        while action != .finished {
-            let event: SubscriptionLifecycle.Event
-            switch action {
-            case .markStopped(let id):
-                try await store.markGraphSubscriptionRemoved(id: id, at: now)
-                event = .done
-            case .create:
-                let created = try await withAuthorization(connectionID) { auth in try await self.subscribe(calendar, auth) }
-                event = .created(Self.lifecycleRecord(created))
-            case .renew(let id):
-                event = try await withAuthorization(connectionID) { auth -> SubscriptionLifecycle.Event in
-                    do {
-                        let renewed = try await self.client.renewSubscription(id: id, expiresAt: now.addingTimeInterval(lifetime), auth)
-                        try await self.store.updateGraphSubscriptionExpiry(id: id, expiresAt: renewed.expiresAt, renewedAt: now)
-                        return .renewed(id: id, expiresAt: renewed.expiresAt)
-                    } catch let error as GraphAPIError where error.kind == .notFound {
-                        return .gone(id: id)
-                    }
-                }
-            case .stopAtProvider(let id):
-                try await withAuthorization(connectionID) { auth in try await self.client.deleteSubscription(id: id, auth) }
-                try await store.markGraphSubscriptionRemoved(id: id, at: now)
-                event = .done
-            case .resync:
-                report.resync.append(key)
-                event = .done
-            case .finished:
-                return
-            }
-            action = lifecycle.handle(event)
-        }
     }
 
     static func lifecycleRecord(_ subscription: StoredGraphSubscription) -> SubscriptionLifecycle.Subscription {
@@ -507,5 +471,42 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
         case .resyncRequired, .unauthorized, .notFound, .badResponse, .other:
             return SyncFailure(kind: .failed, message: error.description)
         }
+    }
+}
+
+/// Graph's subscriptions as `SubscriptionLifecycle` drives them: renewed in place by PATCHing the expiry to the
+/// configured lifetime; one Graph no longer has (404) is reported gone, and the machine recreates it.
+struct GraphSubscriptionClient: SubscriptionClient {
+    let syncer: GraphConnectionSyncer
+
+    var renewal: SubscriptionLifecycle.Renewal { .extend }
+
+    func live(calendarKey: String) async throws -> [SubscriptionLifecycle.Subscription] {
+        try await syncer.store.liveGraphSubscriptions(calendarKey: calendarKey).map(GraphConnectionSyncer.lifecycleRecord)
+    }
+
+    func markEnded(id: String, at: Date) async throws { try await syncer.store.markGraphSubscriptionRemoved(id: id, at: at) }
+
+    func create(_ calendar: ConnectionCalendar, connectionID: String, now: Date) async throws -> SubscriptionLifecycle.Subscription {
+        let created = try await syncer.withAuthorization(connectionID) { auth in try await syncer.subscribe(calendar, auth) }
+        return GraphConnectionSyncer.lifecycleRecord(created)
+    }
+
+    func renew(id: String, _ calendar: ConnectionCalendar, connectionID: String, now: Date) async throws -> SubscriptionLifecycle.Event {
+        let lifetime = syncer.subscriptionLifetime
+        return try await syncer.withAuthorization(connectionID) { auth -> SubscriptionLifecycle.Event in
+            do {
+                let renewed = try await syncer.client.renewSubscription(id: id, expiresAt: now.addingTimeInterval(lifetime), auth)
+                try await syncer.store.updateGraphSubscriptionExpiry(id: id, expiresAt: renewed.expiresAt, renewedAt: now)
+                return .renewed(id: id, expiresAt: renewed.expiresAt)
+            } catch let error as GraphAPIError where error.kind == .notFound {
+                return .gone(id: id)
+            }
+        }
+    }
+
+    func stop(id: String, _ calendar: ConnectionCalendar, connectionID: String, now: Date) async throws {
+        try await syncer.withAuthorization(connectionID) { auth in try await syncer.client.deleteSubscription(id: id, auth) }
+        try await syncer.store.markGraphSubscriptionRemoved(id: id, at: now)
     }
 }
