@@ -41,9 +41,10 @@ final class BenchGateway: Sendable {
         self.simulator = simulator
         simulatorServer = try await SimulatorServer(router: simulator.makeRouter())
         certificates = try DevCertificateAuthority.generate(directory: directory + "/certs")
-        let tlsContext = try TLSServerContext(configuration: TLSServerConfiguration(
-            certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey, handshakeTimeout: .seconds(10)
-        ))
+        let tlsContext = try TLSServerContext(
+            configuration: TLSServerConfiguration(
+                certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey, handshakeTimeout: .seconds(10)
+            ))
         var config = GatewayConfiguration()
         config.listen = ListenAddress(host: "127.0.0.1", port: try Self.freeLoopbackPort())
         config.dataDirectory = directory
@@ -54,9 +55,11 @@ final class BenchGateway: Sendable {
         let sealer = try AESGCMSecretSealer(key: (0..<32).map { _ in UInt8.random(in: 0...255) })
         outbound = try CurlHTTPClient()
         google = GoogleConnectionSyncer(
-            client: GoogleCalendarClient(http: outbound, endpoints: GoogleEndpoints(
-                tokenURL: simulatorServer.baseURL + "/token", apiBaseURL: simulatorServer.baseURL + "/calendar/v3"
-            )),
+            client: GoogleCalendarClient(
+                http: outbound,
+                endpoints: GoogleEndpoints(
+                    tokenURL: simulatorServer.baseURL + "/token", apiBaseURL: simulatorServer.baseURL + "/calendar/v3"
+                )),
             store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
         )
         // Built like `serve`, with Google only configured; the benchmark measures the webhook path and Google syncs,
@@ -69,10 +72,11 @@ final class BenchGateway: Sendable {
             plugins: [.google(google), .microsoft(nil), .redtail(nil)], progress: nil, schedulerConfiguration: schedule
         )
         scheduler = gateway.scheduler
-        group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: StoreLifecycleService(store: store, logger: logger)), .init(service: scheduler), .init(service: gateway.application)],
-            logger: logger
-        ))
+        group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: StoreLifecycleService(store: store, logger: logger)), .init(service: scheduler), .init(service: gateway.application)],
+                logger: logger
+            ))
         let group = self.group
         running = Task { try await group.run() }
         port = config.listen.port
@@ -104,9 +108,10 @@ final class BenchGateway: Sendable {
     func api(_ method: String, _ path: String, body: String? = nil, timeout: Duration = .seconds(60)) async throws -> (status: Int, json: JSONValue?) {
         var headers = [CurlHTTPHeader("Authorization", "Bearer \(apiToken)")]
         if body != nil { headers.append(CurlHTTPHeader("Content-Type", "application/json")) }
-        let response = try await client.execute(CurlHTTPRequest(
-            method: method, url: "https://localhost:\(port)\(path)", headers: headers, body: body.map { Array($0.utf8) }, timeout: timeout
-        ))
+        let response = try await client.execute(
+            CurlHTTPRequest(
+                method: method, url: "https://localhost:\(port)\(path)", headers: headers, body: body.map { Array($0.utf8) }, timeout: timeout
+            ))
         return (response.status, try? JSONValue.parse(Data(response.body)))
     }
 
@@ -131,12 +136,14 @@ final class BenchGateway: Sendable {
 
     /// One Google push as Google sends it (empty POST, `X-Goog-*` headers) over HTTPS to `/webhooks/google`.
     func push(_ channel: GoogleSimulator.WatchedChannel, messageNumber: UInt64) async -> Int {
-        let request = CurlHTTPRequest(method: "POST", url: "https://localhost:\(port)/webhooks/google", headers: [
-            CurlHTTPHeader("X-Goog-Channel-ID", channel.id), CurlHTTPHeader("X-Goog-Channel-Token", channel.token),
-            CurlHTTPHeader("X-Goog-Resource-ID", channel.resourceID), CurlHTTPHeader("X-Goog-Resource-State", "exists"),
-            CurlHTTPHeader("X-Goog-Resource-URI", "https://www.googleapis.com/calendar/v3/calendars/\(channel.calendar)/events?alt=json"),
-            CurlHTTPHeader("X-Goog-Message-Number", String(messageNumber)),
-        ], body: [])
+        let request = CurlHTTPRequest(
+            method: "POST", url: "https://localhost:\(port)/webhooks/google",
+            headers: [
+                CurlHTTPHeader("X-Goog-Channel-ID", channel.id), CurlHTTPHeader("X-Goog-Channel-Token", channel.token),
+                CurlHTTPHeader("X-Goog-Resource-ID", channel.resourceID), CurlHTTPHeader("X-Goog-Resource-State", "exists"),
+                CurlHTTPHeader("X-Goog-Resource-URI", "https://www.googleapis.com/calendar/v3/calendars/\(channel.calendar)/events?alt=json"),
+                CurlHTTPHeader("X-Goog-Message-Number", String(messageNumber)),
+            ], body: [])
         return (try? await client.execute(request))?.status ?? 0
     }
 

@@ -74,11 +74,12 @@ struct CoalesceMany: AsyncParsableCommand {
     @Option(name: .customLong("notifications-per-calendar"), help: "Changes, each with its push, per calendar.")
     var notificationsPerCalendar = 10
 
-    @Option(help: """
-        windowed: calendars in blocks of --block-calendars, round after round within a block (each calendar's pushes \
-        interleaved with the block's others, spread over about one second); interleaved: round after round over every \
-        calendar (each calendar's pushes spread over the whole burst); grouped: each calendar's pushes back to back.
-        """)
+    @Option(
+        help: """
+            windowed: calendars in blocks of --block-calendars, round after round within a block (each calendar's pushes \
+            interleaved with the block's others, spread over about one second); interleaved: round after round over every \
+            calendar (each calendar's pushes spread over the whole burst); grouped: each calendar's pushes back to back.
+            """)
     var order = "windowed"
 
     @Option(name: .customLong("block-calendars"), help: "Calendars per block in the windowed order.")

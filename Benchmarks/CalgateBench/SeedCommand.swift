@@ -26,16 +26,20 @@ struct Seed: AsyncParsableCommand {
     @Option(name: .customLong("google-refresh-token"))
     var googleRefreshToken = "1//bench"
 
-    @Option(name: .customLong("microsoft-refresh-token-prefix"), help: """
-        Microsoft connection i (from 0) gets refresh token <prefix><i>: Graph rotates refresh tokens on use, so \
-        connections cannot share one. Start the Graph simulator with each (--refresh-token, repeatable).
-        """)
+    @Option(
+        name: .customLong("microsoft-refresh-token-prefix"),
+        help: """
+            Microsoft connection i (from 0) gets refresh token <prefix><i>: Graph rotates refresh tokens on use, so \
+            connections cannot share one. Start the Graph simulator with each (--refresh-token, repeatable).
+            """)
     var microsoftRefreshTokenPrefix = "0.AAAA-seed-"
 
-    @Option(name: .customLong("scratch-dir"), help: """
-        Where the database is written before it is moved into the data directory (default /dev/shm when present): \
-        40,000 transactions with synchronous=FULL on a shared disk take minutes; on tmpfs seconds.
-        """)
+    @Option(
+        name: .customLong("scratch-dir"),
+        help: """
+            Where the database is written before it is moved into the data directory (default /dev/shm when present): \
+            40,000 transactions with synchronous=FULL on a shared disk take minutes; on tmpfs seconds.
+            """)
     var scratchDirectory: String?
 
     func run() async throws {
@@ -88,11 +92,13 @@ struct Seed: AsyncParsableCommand {
     static func write(index: Int, google: Bool, store: SQLiteStore, sealer: AESGCMSecretSealer, now: Date, tokens: (google: String, microsoft: String)) async throws {
         let id = (google ? "gc_" : "mc_") + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let connection = Connection(id: id, userID: "seed-user-\(index)", provider: google ? .google : .microsoft, createdAt: now)
-        try await store.createConnection(connection, credentials: SealedCredentials(
-            clientID: "bench",
-            sealedClientSecret: try sealer.seal(Array("bench".utf8), context: "connection:\(id):client_secret"),
-            sealedRefreshToken: try sealer.seal(Array((google ? tokens.google : tokens.microsoft).utf8), context: "connection:\(id):refresh_token")
-        ))
+        try await store.createConnection(
+            connection,
+            credentials: SealedCredentials(
+                clientID: "bench",
+                sealedClientSecret: try sealer.seal(Array("bench".utf8), context: "connection:\(id):client_secret"),
+                sealedRefreshToken: try sealer.seal(Array((google ? tokens.google : tokens.microsoft).utf8), context: "connection:\(id):refresh_token")
+            ))
         let calendarID = google ? "primary" : GraphSimulator.defaultCalendarID
         let calendar = ConnectionCalendar(connectionID: id, calendarID: calendarID, name: google ? "Primary" : "Calendar", selected: true)
         try await store.saveCalendars(connectionID: id, [calendar])
@@ -100,18 +106,20 @@ struct Seed: AsyncParsableCommand {
         if google {
             let channelID = UUID().uuidString.lowercased()
             let token = "c=\(calendar.calendarKey.utf8.count)&s=\(secret)"
-            try await store.saveGoogleChannel(StoredGoogleChannel(
-                id: channelID, resourceID: "res-primary-\(channelID.prefix(8))",
-                sealedToken: try sealer.seal(Array(token.utf8), context: "google_channel:\(channelID)"),
-                calendarKey: calendar.calendarKey, expiresAt: now.addingTimeInterval(7 * 86_400), createdAt: now
-            ))
+            try await store.saveGoogleChannel(
+                StoredGoogleChannel(
+                    id: channelID, resourceID: "res-primary-\(channelID.prefix(8))",
+                    sealedToken: try sealer.seal(Array(token.utf8), context: "google_channel:\(channelID)"),
+                    calendarKey: calendar.calendarKey, expiresAt: now.addingTimeInterval(7 * 86_400), createdAt: now
+                ))
         } else {
             let subscriptionID = UUID().uuidString.lowercased()
-            try await store.saveGraphSubscription(StoredGraphSubscription(
-                id: subscriptionID, calendarKey: calendar.calendarKey,
-                sealedClientState: try sealer.seal(Array(secret.utf8), context: "graph_subscription:\(subscriptionID)"),
-                expiresAt: now.addingTimeInterval(4_230 * 60), createdAt: now
-            ))
+            try await store.saveGraphSubscription(
+                StoredGraphSubscription(
+                    id: subscriptionID, calendarKey: calendar.calendarKey,
+                    sealedClientState: try sealer.seal(Array(secret.utf8), context: "graph_subscription:\(subscriptionID)"),
+                    expiresAt: now.addingTimeInterval(4_230 * 60), createdAt: now
+                ))
         }
     }
 }

@@ -177,9 +177,10 @@ final class CurlWorker: @unchecked Sendable {
         waiting.removeAll { submission in
             guard submission.deadline <= now else { return false }
             let what = "\(submission.request.method) \(CurlHTTPError.redact(submission.request.url))"
-            submission.continuation.resume(throwing: CurlHTTPError(
-                .timeout, "\(what): timed out waiting for one of \(configuration.maxConcurrentRequests) request slots"
-            ))
+            submission.continuation.resume(
+                throwing: CurlHTTPError(
+                    .timeout, "\(what): timed out waiting for one of \(configuration.maxConcurrentRequests) request slots"
+                ))
             return true
         }
     }
@@ -194,9 +195,10 @@ final class CurlWorker: @unchecked Sendable {
         let request = submission.request
         let remaining = submission.deadline - .now
         guard remaining > .zero else {
-            submission.continuation.resume(throwing: CurlHTTPError(
-                .timeout, "\(request.method) \(CurlHTTPError.redact(request.url)): timed out waiting for a request slot"
-            ))
+            submission.continuation.resume(
+                throwing: CurlHTTPError(
+                    .timeout, "\(request.method) \(CurlHTTPError.redact(request.url)): timed out waiting for a request slot"
+                ))
             return
         }
         guard let handle = pool.popLast() ?? curl_easy_init() else {
@@ -320,7 +322,7 @@ final class CurlWorker: @unchecked Sendable {
         var left: Int32 = 0
         while let message = curl_multi_info_read(multi, &left) {
             guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle,
-                  let transfer = running[handle]
+                let transfer = running[handle]
             else { continue }
             complete(transfer, code: calgate_curl_msg_result(message))
         }
@@ -335,12 +337,13 @@ final class CurlWorker: @unchecked Sendable {
         calgate_curl_easy_getinfo_long(transfer.handle, CURLINFO_RESPONSE_CODE, &status)
         var version = 0
         calgate_curl_easy_getinfo_long(transfer.handle, CURLINFO_HTTP_VERSION, &version)
-        let httpVersion = switch version {
-        case Int(CURL_HTTP_VERSION_1_0): "HTTP/1.0"
-        case Int(CURL_HTTP_VERSION_2_0): "HTTP/2"
-        case Int(CURL_HTTP_VERSION_3): "HTTP/3"
-        default: "HTTP/1.1"
-        }
+        let httpVersion =
+            switch version {
+            case Int(CURL_HTTP_VERSION_1_0): "HTTP/1.0"
+            case Int(CURL_HTTP_VERSION_2_0): "HTTP/2"
+            case Int(CURL_HTTP_VERSION_3): "HTTP/3"
+            default: "HTTP/1.1"
+            }
         let response = CurlHTTPResponse(status: status, headers: transfer.headers, body: transfer.body, httpVersion: httpVersion)
         finish(transfer, with: .success(response))
     }
@@ -349,17 +352,18 @@ final class CurlWorker: @unchecked Sendable {
         if (code == CURLE_WRITE_ERROR && transfer.tooLarge) || code == CURLE_FILESIZE_EXCEEDED {
             return CurlHTTPError(.responseTooLarge, "\(transfer.what): response body is larger than the \(transfer.limit)-byte limit")
         }
-        let kind: CurlHTTPError.Kind = switch code {
-        case CURLE_OPERATION_TIMEDOUT: .timeout
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .connectFailed
-        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
-             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
-             CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CRL_BADFILE, CURLE_SSL_ENGINE_NOTFOUND,
-             CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_ENGINE_INITFAILED, CURLE_USE_SSL_FAILED, CURLE_SSL_SHUTDOWN_FAILED:
-            .tlsFailed
-        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: .invalidURL
-        default: .other
-        }
+        let kind: CurlHTTPError.Kind =
+            switch code {
+            case CURLE_OPERATION_TIMEDOUT: .timeout
+            case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .connectFailed
+            case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+                CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+                CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CRL_BADFILE, CURLE_SSL_ENGINE_NOTFOUND,
+                CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_ENGINE_INITFAILED, CURLE_USE_SSL_FAILED, CURLE_SSL_SHUTDOWN_FAILED:
+                .tlsFailed
+            case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: .invalidURL
+            default: .other
+            }
         let detail = String(cString: transfer.errorBuffer)
         let reason = transfer.scrub(detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)
         return CurlHTTPError(kind, "\(transfer.what): \(reason) (curl error \(code.rawValue))")

@@ -36,9 +36,11 @@ public struct BuiltInProviders: Sendable {
             store: store, sealer: sealer, clock: clock, publicURL: configuration.effectivePublicURL, renewal: renewal, progress: progress
         )
         redtail = RedtailConnector(
-            client: RedtailClient(http: http, endpoints: RedtailEndpoints(
-                baseURL: configuration.redtail.baseURL, authScheme: RedtailAuthScheme(rawValue: configuration.redtail.authScheme) ?? .userKeyAuth
-            )),
+            client: RedtailClient(
+                http: http,
+                endpoints: RedtailEndpoints(
+                    baseURL: configuration.redtail.baseURL, authScheme: RedtailAuthScheme(rawValue: configuration.redtail.authScheme) ?? .userKeyAuth
+                )),
             store: store, sealer: sealer, clock: clock
         )
     }

@@ -35,12 +35,12 @@ public enum RFC3339 {
             return value
         }
         guard b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T"),
-              b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"),
-              let year = digits(0, 4), let month = digits(5, 2), let day = digits(8, 2),
-              let hour = digits(11, 2), let minute = digits(14, 2), let second = digits(17, 2),
-              // Before 1600 the formatters switch to the Julian calendar; those dates take the slow path.
-              year >= 1600, (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
-              hour <= 23, minute <= 59, second <= 59
+            b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"),
+            let year = digits(0, 4), let month = digits(5, 2), let day = digits(8, 2),
+            let hour = digits(11, 2), let minute = digits(14, 2), let second = digits(17, 2),
+            // Before 1600 the formatters switch to the Julian calendar; those dates take the slow path.
+            year >= 1600, (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
+            hour <= 23, minute <= 59, second <= 59
         else { return nil }
         var index = 19
         var milliseconds = 0
@@ -61,7 +61,7 @@ public enum RFC3339 {
             index += 1
         } else if b[index] == UInt8(ascii: "+") || b[index] == UInt8(ascii: "-") {
             guard b.count - index == 6, b[index + 3] == UInt8(ascii: ":"),
-                  let hours = digits(index + 1, 2), let minutes = digits(index + 4, 2), hours <= 23, minutes <= 59
+                let hours = digits(index + 1, 2), let minutes = digits(index + 4, 2), hours <= 23, minutes <= 59
             else { return nil }
             offset = (hours * 3600 + minutes * 60) * (b[index] == UInt8(ascii: "-") ? -1 : 1)
             index += 6

@@ -34,31 +34,35 @@ public struct AdminController: Sendable {
 
     /// Registers the admin handlers and verifiers.
     public func register(into registry: inout RouteRegistry) {
-        registry.register(RouteVerifier(key: "admin_token") { request, _ in
-            switch adminToken.check(authorization: request.headers[.authorization], now: clock.now()) {
-            case .accepted:
-                return .accepted(.admin)
-            case .expired:
-                return .rejected(.unauthorized("the admin token has expired; configure a new one (admin_token, admin_token_expires_at)"), reason: "expired_admin_token")
-            case .missing, .wrong:
-                return .rejected(.unauthorized("this endpoint needs Authorization: Bearer <admin token>"), reason: "bad_admin_token")
-            }
-        })
+        registry.register(
+            RouteVerifier(key: "admin_token") { request, _ in
+                switch adminToken.check(authorization: request.headers[.authorization], now: clock.now()) {
+                case .accepted:
+                    return .accepted(.admin)
+                case .expired:
+                    return .rejected(.unauthorized("the admin token has expired; configure a new one (admin_token, admin_token_expires_at)"), reason: "expired_admin_token")
+                case .missing, .wrong:
+                    return .rejected(.unauthorized("this endpoint needs Authorization: Bearer <admin token>"), reason: "bad_admin_token")
+                }
+            })
         // Never rejects (an anonymous caller sees the status only), so it spends no failure budget.
-        registry.register(RouteVerifier(key: "admin_token_optional", limitsFailures: false) { request, _ in
-            .accepted(presentsAdminToken(request) ? .admin : .anonymous)
-        })
-        registry.register(RouteHandler(
-            key: "admin.health", spec: RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET", "HEAD"])
-        ) { call in
-            try await health(caller: call.caller)
-        })
-        registry.register(RouteHandler(
-            key: "admin.metrics", spec: RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET"])
-        ) { call in
-            guard call.caller.isAdmin else { throw GatewayHTTPError.unauthorized() }
-            return metricsResponse()
-        })
+        registry.register(
+            RouteVerifier(key: "admin_token_optional", limitsFailures: false) { request, _ in
+                .accepted(presentsAdminToken(request) ? .admin : .anonymous)
+            })
+        registry.register(
+            RouteHandler(
+                key: "admin.health", spec: RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET", "HEAD"])
+            ) { call in
+                try await health(caller: call.caller)
+            })
+        registry.register(
+            RouteHandler(
+                key: "admin.metrics", spec: RouteHandlerSpec(kind: .admin, defaultBodyLimit: 0, methods: ["GET"])
+            ) { call in
+                guard call.caller.isAdmin else { throw GatewayHTTPError.unauthorized() }
+                return metricsResponse()
+            })
     }
 
     /// True when the request carries the admin token and it has not expired; compared in constant time.
@@ -133,10 +137,12 @@ public struct AdminController: Sendable {
         } catch {
             connectionsCheck = HealthCheck(name: "connections", status: .failing, details: ["error": .string(String(describing: error))])
         }
-        let tls = HealthCheck(name: "tls", status: .ok, details: [
-            "handshakes": .integer(Int64(tlsContext.handshakesCompleted)),
-            "handshake_failures": .integer(Int64(tlsContext.handshakeFailures)),
-        ])
+        let tls = HealthCheck(
+            name: "tls", status: .ok,
+            details: [
+                "handshakes": .integer(Int64(tlsContext.handshakesCompleted)),
+                "handshake_failures": .integer(Int64(tlsContext.handshakeFailures)),
+            ])
         return HealthReport(checks: [database, certificate, inbox, connectionsCheck, tls])
     }
 

@@ -29,49 +29,59 @@ public struct AppointmentsController: Sendable {
 
     /// Registers the handlers (the `api_token` verifier comes from `ConnectionsController`).
     public func register(into registry: inout RouteRegistry) {
-        registry.register(RouteHandler(key: "api.appointments.list", spec: ConnectionsController.spec(["GET"])) { call in
-            try await list(call)
-        })
-        registry.register(RouteHandler(key: "api.appointments.create", spec: ConnectionsController.spec(["POST"], body: 65_536)) { call in
-            try await create(call)
-        })
-        registry.register(RouteHandler(key: "api.appointments.update", spec: ConnectionsController.spec(["PATCH"], body: 65_536)) { call in
-            try await update(call)
-        })
-        registry.register(RouteHandler(key: "api.appointments.delete", spec: ConnectionsController.spec(["DELETE"])) { call in
-            guard let id = call.parameters["id"] else { throw GatewayHTTPError.notFound("no appointment with this id") }
-            guard id.hasPrefix("lc_") else { throw Self.readOnly(nil) }
-            guard try await store.leadCenterAppointment(id: id) != nil else { throw GatewayHTTPError.notFound("no appointment with this id") }
-            // Pushed (or about to be): the provider delete is a durable job; otherwise the row just goes.
-            let state = try await store.pushState(appointmentID: id)
-            var target = state?.calendarKey
-            if target == nil, state?.status == "pending" { target = try await store.pushTarget(userID: try await ownerOf(id)) }
-            try await store.markLeadCenterAppointmentDeleted(id: id, push: target.map { (.delete, $0) })
-            return Response(status: .noContent)
-        })
-        registry.register(RouteHandler(key: "api.push_target.get", spec: ConnectionsController.spec(["GET"])) { call in
-            guard let user = call.parameters["user"], !user.isEmpty else { throw GatewayHTTPError.badRequest("user is required") }
-            return ConnectionsController.json(try await pushTargetRepresentation(user))
-        })
-        registry.register(RouteHandler(key: "api.push_target.set", spec: ConnectionsController.spec(["PUT"], body: 4096)) { call in
-            try await setPushTarget(call)
-        })
-        registry.register(RouteHandler(key: "api.imported.update", spec: ConnectionsController.spec(["PATCH"], body: 16_384)) { call in
-            try await updateImported(call)
-        })
-        registry.register(RouteHandler(key: "api.imported.delete", spec: ConnectionsController.spec(["DELETE"])) { call in
-            let (connection, _, _) = try await imported(call)
-            throw Self.readOnly(connection.provider)
-        })
-        registry.register(RouteHandler(key: "api.openapi", spec: ConnectionsController.spec(["GET"])) { _ in
-            Response(
-                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
-                body: .init(byteBuffer: ByteBuffer(bytes: openAPIDocument))
-            )
-        })
-        registry.register(RouteHandler(key: "api.availability", spec: ConnectionsController.spec(["GET"])) { call in
-            try await availability(call)
-        })
+        registry.register(
+            RouteHandler(key: "api.appointments.list", spec: ConnectionsController.spec(["GET"])) { call in
+                try await list(call)
+            })
+        registry.register(
+            RouteHandler(key: "api.appointments.create", spec: ConnectionsController.spec(["POST"], body: 65_536)) { call in
+                try await create(call)
+            })
+        registry.register(
+            RouteHandler(key: "api.appointments.update", spec: ConnectionsController.spec(["PATCH"], body: 65_536)) { call in
+                try await update(call)
+            })
+        registry.register(
+            RouteHandler(key: "api.appointments.delete", spec: ConnectionsController.spec(["DELETE"])) { call in
+                guard let id = call.parameters["id"] else { throw GatewayHTTPError.notFound("no appointment with this id") }
+                guard id.hasPrefix("lc_") else { throw Self.readOnly(nil) }
+                guard try await store.leadCenterAppointment(id: id) != nil else { throw GatewayHTTPError.notFound("no appointment with this id") }
+                // Pushed (or about to be): the provider delete is a durable job; otherwise the row just goes.
+                let state = try await store.pushState(appointmentID: id)
+                var target = state?.calendarKey
+                if target == nil, state?.status == "pending" { target = try await store.pushTarget(userID: try await ownerOf(id)) }
+                try await store.markLeadCenterAppointmentDeleted(id: id, push: target.map { (.delete, $0) })
+                return Response(status: .noContent)
+            })
+        registry.register(
+            RouteHandler(key: "api.push_target.get", spec: ConnectionsController.spec(["GET"])) { call in
+                guard let user = call.parameters["user"], !user.isEmpty else { throw GatewayHTTPError.badRequest("user is required") }
+                return ConnectionsController.json(try await pushTargetRepresentation(user))
+            })
+        registry.register(
+            RouteHandler(key: "api.push_target.set", spec: ConnectionsController.spec(["PUT"], body: 4096)) { call in
+                try await setPushTarget(call)
+            })
+        registry.register(
+            RouteHandler(key: "api.imported.update", spec: ConnectionsController.spec(["PATCH"], body: 16_384)) { call in
+                try await updateImported(call)
+            })
+        registry.register(
+            RouteHandler(key: "api.imported.delete", spec: ConnectionsController.spec(["DELETE"])) { call in
+                let (connection, _, _) = try await imported(call)
+                throw Self.readOnly(connection.provider)
+            })
+        registry.register(
+            RouteHandler(key: "api.openapi", spec: ConnectionsController.spec(["GET"])) { _ in
+                Response(
+                    status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: openAPIDocument))
+                )
+            })
+        registry.register(
+            RouteHandler(key: "api.availability", spec: ConnectionsController.spec(["GET"])) { call in
+                try await availability(call)
+            })
     }
 
     // MARK: Reads
@@ -131,7 +141,8 @@ public struct AppointmentsController: Sendable {
             for appointment in try await store.leadCenterAppointments(userID: user) {
                 let push = try await store.pushState(appointmentID: appointment.id)
                 if expand, !appointment.recurrence.isEmpty,
-                   let occurrences = try? SeriesExpansion.occurrences(time: appointment.time, recurrence: appointment.recurrence, exceptions: [], from: from, to: to) {
+                    let occurrences = try? SeriesExpansion.occurrences(time: appointment.time, recurrence: appointment.recurrence, exceptions: [], from: from, to: to)
+                {
                     for occurrence in occurrences {
                         guard case .object(var object) = Self.representation(appointment, push: push) else { continue }
                         let stamp = ISO8601DateFormatter().string(from: occurrence.originalStart)
@@ -155,7 +166,7 @@ public struct AppointmentsController: Sendable {
         let iso = ISO8601DateFormatter()
         let candidates = items.map { item -> DuplicateDetector.Candidate? in
             guard case .object(let fields) = item, case .string(let start)? = fields["start"], case .string(let end)? = fields["end"],
-                  let from = iso.date(from: start), let to = iso.date(from: end), case .string(let title)? = fields["title"]
+                let from = iso.date(from: start), let to = iso.date(from: end), case .string(let title)? = fields["title"]
             else { return nil }
             var attendees: Set<String> = []
             if case .array(let list)? = fields["attendees"] { for case .string(let address) in list { attendees.insert(address) } }
@@ -168,10 +179,11 @@ public struct AppointmentsController: Sendable {
         var alsoIn: [Int: [JSONValue]] = [:]
         for (index, original) in duplicates.enumerated() {
             guard let original, case .object(let fields) = items[index] else { continue }
-            alsoIn[original, default: []].append(.object([
-                "id": fields["id"] ?? .null, "source": fields["source"] ?? .null,
-                "connection_id": fields["connection_id"] ?? .null, "calendar_id": fields["calendar_id"] ?? .null,
-            ]))
+            alsoIn[original, default: []].append(
+                .object([
+                    "id": fields["id"] ?? .null, "source": fields["source"] ?? .null,
+                    "connection_id": fields["connection_id"] ?? .null, "calendar_id": fields["calendar_id"] ?? .null,
+                ]))
         }
         for (index, others) in alsoIn {
             if case .object(var fields) = result[index] {
@@ -206,9 +218,10 @@ public struct AppointmentsController: Sendable {
         let busy = BusyIntervals.merge(intervals, clippedTo: from...to).map { interval -> JSONValue in
             .object(["start": .string(iso.string(from: interval.start)), "end": .string(iso.string(from: interval.end))])
         }
-        return ConnectionsController.json(.object([
-            "user": .string(user), "from": .string(iso.string(from: from)), "to": .string(iso.string(from: to)), "busy": .array(busy),
-        ]))
+        return ConnectionsController.json(
+            .object([
+                "user": .string(user), "from": .string(iso.string(from: from)), "to": .string(iso.string(from: to)), "busy": .array(busy),
+            ]))
     }
 
     /// The timed busy spans of an appointment (a series expanded) in the window; all-day events do not block time.
@@ -249,10 +262,10 @@ public struct AppointmentsController: Sendable {
             throw GatewayHTTPError.notFound("no connection with this id")
         }
         guard let calendarID = parameter("calendar"),
-              let calendar = try await store.calendars(connectionID: connection.id).first(where: { $0.calendarID == calendarID })
+            let calendar = try await store.calendars(connectionID: connection.id).first(where: { $0.calendarID == calendarID })
         else { throw GatewayHTTPError.notFound("the connection has no calendar with this id") }
         guard let externalID = parameter("appointment"),
-              let appointment = try await store.appointments(calendarKey: calendar.calendarKey).first(where: { $0.externalID == externalID })
+            let appointment = try await store.appointments(calendarKey: calendar.calendarKey).first(where: { $0.externalID == externalID })
         else { throw GatewayHTTPError.notFound("no imported appointment with this id in that calendar") }
         return (connection, calendar, appointment)
     }
@@ -288,9 +301,11 @@ public struct AppointmentsController: Sendable {
     // MARK: LeadCenter-created appointments
 
     func create(_ call: RouteCall) async throws -> Response {
-        let object = try ConnectionsController.strictObject(call.body, allowed: [
-            "user_id", "account_id", "title", "start", "end", "start_date", "end_date", "time_zone", "category", "recurrence",
-        ])
+        let object = try ConnectionsController.strictObject(
+            call.body,
+            allowed: [
+                "user_id", "account_id", "title", "start", "end", "start_date", "end_date", "time_zone", "category", "recurrence",
+            ])
         let user = try ConnectionsController.required(object, "user_id", max: 256)
         let now = clock.now()
         var appointment = LeadCenterAppointment(
@@ -310,9 +325,11 @@ public struct AppointmentsController: Sendable {
         guard let id = call.parameters["id"] else { throw GatewayHTTPError.notFound("no appointment with this id") }
         guard id.hasPrefix("lc_") else { throw Self.readOnly(nil) }
         guard var appointment = try await store.leadCenterAppointment(id: id) else { throw GatewayHTTPError.notFound("no appointment with this id") }
-        let object = try ConnectionsController.strictObject(call.body, allowed: [
-            "title", "start", "end", "start_date", "end_date", "time_zone", "category", "recurrence",
-        ])
+        let object = try ConnectionsController.strictObject(
+            call.body,
+            allowed: [
+                "title", "start", "end", "start_date", "end_date", "time_zone", "category", "recurrence",
+            ])
         try Self.apply(object, to: &appointment, creating: false)
         appointment.updatedAt = clock.now()
         let (push, state) = try await plannedPush(for: appointment, creating: false)
@@ -339,7 +356,7 @@ public struct AppointmentsController: Sendable {
             var rules: [String] = []
             for (index, line) in lines.enumerated() {
                 guard case .string(let text) = line, text.hasPrefix("RRULE:") || text.hasPrefix("EXDATE") || text.hasPrefix("RDATE"),
-                      text.utf8.count <= 1024, !text.contains("\n")
+                    text.utf8.count <= 1024, !text.contains("\n")
                 else { throw GatewayHTTPError.badRequest("recurrence[\(index)] must be an RRULE, EXDATE or RDATE line") }
                 rules.append(text)
             }
@@ -352,7 +369,7 @@ public struct AppointmentsController: Sendable {
         guard !(timed && allDay) else { throw GatewayHTTPError.badRequest("give start/end (timed) or start_date/end_date (all-day), not both") }
         if timed {
             guard let startText = try ConnectionsController.string(object, "start"), let start = RFC3339.parse(startText),
-                  let endText = try ConnectionsController.string(object, "end"), let end = RFC3339.parse(endText)
+                let endText = try ConnectionsController.string(object, "end"), let end = RFC3339.parse(endText)
             else { throw GatewayHTTPError.badRequest("start and end must both be RFC 3339 times such as 2026-12-01T10:00:00Z") }
             guard end > start, end.timeIntervalSince(start) <= 14 * 86_400 else {
                 throw GatewayHTTPError.badRequest("end must be after start, and at most 14 days later")
@@ -362,7 +379,7 @@ public struct AppointmentsController: Sendable {
             appointment.time = .timed(start: start, end: end, timeZone: zone)
         } else if allDay {
             guard let first = try ConnectionsController.string(object, "start_date"), let last = try ConnectionsController.string(object, "end_date"),
-                  let firstDay = parseDate(first), let lastDay = parseDate(last), lastDay > firstDay
+                let firstDay = parseDate(first), let lastDay = parseDate(last), lastDay > firstDay
             else { throw GatewayHTTPError.badRequest("start_date and end_date must be yyyy-mm-dd dates, end_date exclusive and after start_date") }
             appointment.time = .allDay(startDate: first, endDate: last)
         } else if creating {

@@ -62,10 +62,11 @@ public struct GatewayServerDependencies: Sendable {
         self.metrics = metrics
         self.clock = clock
         self.version = version
-        self.verificationFailures = VerificationFailureGate(configuration: .init(
-            burst: configuration.limits.verificationFailureBurst,
-            refillInterval: TimeInterval(configuration.limits.verificationFailureRefillSeconds)
-        ))
+        self.verificationFailures = VerificationFailureGate(
+            configuration: .init(
+                burst: configuration.limits.verificationFailureBurst,
+                refillInterval: TimeInterval(configuration.limits.verificationFailureRefillSeconds)
+            ))
         self.logger = logger
     }
 }
@@ -106,7 +107,7 @@ public enum GatewayServer {
             maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, progress: deps.progress, logger: deps.logger,
             apiTokenExpiresAt: deps.configuration.apiTokenExpiresAt
         )
-            .register(into: &registry)
+        .register(into: &registry)
         AppointmentsController(
             store: deps.store, pushTargets: deps.plugins.filter(\.takesPushOut).map(\.provider), openAPIDocument: OpenAPIDocument.document(plugins: deps.plugins),
             clock: deps.clock, logger: deps.logger
@@ -184,7 +185,8 @@ public enum GatewayServer {
             )
         }
         let address = deps.configuration.listen
-        let eventLoopGroup: any EventLoopGroup = limits.eventLoopThreads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+        let eventLoopGroup: any EventLoopGroup =
+            limits.eventLoopThreads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
             ?? MultiThreadedEventLoopGroup.singleton
         return Application(
             router: router,

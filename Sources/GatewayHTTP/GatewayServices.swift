@@ -52,9 +52,11 @@ public struct CertificateReloadService: Service {
             try tlsContext.reload()
             metrics.certificateReloaded(success: true)
             let info = tlsContext.certificateInfo
-            logger.notice("certificate reloaded", metadata: [
-                "tls.subject": "\(info.subject)", "tls.not_after": "\(info.notAfter)", "tls.sha256": "\(info.sha256Fingerprint)",
-            ])
+            logger.notice(
+                "certificate reloaded",
+                metadata: [
+                    "tls.subject": "\(info.subject)", "tls.not_after": "\(info.notAfter)", "tls.sha256": "\(info.sha256Fingerprint)",
+                ])
         } catch {
             metrics.certificateReloaded(success: false)
             logger.error("certificate reload failed; still serving the previous certificate", metadata: ["error": "\(error)"])

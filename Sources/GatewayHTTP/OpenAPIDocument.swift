@@ -73,45 +73,51 @@ public enum OpenAPIDocument {
         let connectable = plugins.filter { $0.connectShape != nil }
         let states = ["active", "degraded", "needs_reconnect", "disconnected"]
         let calendar = object(["id": string(), "name": string(), "selected": boolean], required: ["id", "name", "selected"])
-        let connection = object([
-            "id": string("calgate's connection id"), "user_id": string(), "provider": string(values: providers),
-            "state": string(values: states), "state_reason": nullable(string()), "created_at": string(format: "date-time"),
-            "calendars": array(ref("Calendar")), "next_retry_at": nullable(string(format: "date-time")),
-            "failing_since": nullable(string(format: "date-time")), "account_type": nullable(string()), "account_id": string(),
-            "visibility": string(values: ["only_me", "everyone"]),
-            "progress": array(ref("SyncProgress")),
-        ], required: ["id", "user_id", "provider", "state", "state_reason", "created_at", "calendars", "next_retry_at", "failing_since", "account_type", "account_id", "visibility", "progress"])
-        let progress = object([
-            "calendar_id": string(), "phase": string(values: ["fetching", "applying", "done", "failed"]),
-            "pages_fetched": integer, "appointments_fetched": integer,
-            "appointments_applied": integer, "started_at": string(format: "date-time"), "updated_at": string(format: "date-time"),
-        ], required: ["calendar_id", "phase", "pages_fetched", "appointments_fetched", "appointments_applied", "started_at", "updated_at"],
-        description: "The latest full sync of one calendar since the gateway started: pages and appointment changes fetched as it goes; changes are applied in one commit with the new cursor, so appointments_applied stays 0 until phase is done")
-        let reference = object(["id": nullable(string()), "source": nullable(string()), "connection_id": nullable(string()), "calendar_id": nullable(string())],
-                               required: ["id", "source", "connection_id", "calendar_id"])
-        let appointment = object([
-            "id": string(), "source": string(values: providers + ["leadcenter"]),
-            "connection_id": nullable(string()), "calendar_id": nullable(string()), "title": string(), "status": string(),
-            "series_id": nullable(string()), "original_start": nullable(string()), "recurrence": array(string()),
-            "category": nullable(string()), "read_only": boolean, "editable_fields": array(string()), "owner_user_id": string(),
-            "visibility": string(values: ["only_me", "everyone"]), "all_day": boolean,
-            "start": string(format: "date-time"), "end": string(format: "date-time"), "time_zone": nullable(string()),
-            "start_date": string(format: "date"), "end_date": string(format: "date"), "attendees": array(string()),
-            "occurrence": boolean, "also_in": array(ref("AppointmentReference")),
-            "push_status": string(values: ["no_target", "pending", "pushed", "failed"]),
-            "pushed_to": nullable(object(["connection_id": string(), "calendar_id": string()], required: ["connection_id", "calendar_id"])),
-            "push_error": nullable(string()),
-        ], required: ["id", "source", "connection_id", "calendar_id", "title", "status", "recurrence", "category", "read_only", "all_day", "owner_user_id"])
-        let appointmentInput = object([
-            "user_id": string(), "account_id": string(), "title": string(), "start": string(format: "date-time"), "end": string(format: "date-time"),
-            "start_date": string(format: "date"), "end_date": string(format: "date"), "time_zone": string("IANA zone"),
-            "category": nullable(string()), "recurrence": array(string("RRULE, EXDATE or RDATE line")),
-        ], required: ["user_id", "title"])
-        let appointmentPatch = object([
-            "title": string(), "start": string(format: "date-time"), "end": string(format: "date-time"),
-            "start_date": string(format: "date"), "end_date": string(format: "date"), "time_zone": string(),
-            "category": nullable(string()), "recurrence": array(string()),
-        ], required: [])
+        let connection = object(
+            [
+                "id": string("calgate's connection id"), "user_id": string(), "provider": string(values: providers),
+                "state": string(values: states), "state_reason": nullable(string()), "created_at": string(format: "date-time"),
+                "calendars": array(ref("Calendar")), "next_retry_at": nullable(string(format: "date-time")),
+                "failing_since": nullable(string(format: "date-time")), "account_type": nullable(string()), "account_id": string(),
+                "visibility": string(values: ["only_me", "everyone"]),
+                "progress": array(ref("SyncProgress")),
+            ], required: ["id", "user_id", "provider", "state", "state_reason", "created_at", "calendars", "next_retry_at", "failing_since", "account_type", "account_id", "visibility", "progress"])
+        let progress = object(
+            [
+                "calendar_id": string(), "phase": string(values: ["fetching", "applying", "done", "failed"]),
+                "pages_fetched": integer, "appointments_fetched": integer,
+                "appointments_applied": integer, "started_at": string(format: "date-time"), "updated_at": string(format: "date-time"),
+            ], required: ["calendar_id", "phase", "pages_fetched", "appointments_fetched", "appointments_applied", "started_at", "updated_at"],
+            description: "The latest full sync of one calendar since the gateway started: pages and appointment changes fetched as it goes; changes are applied in one commit with the new cursor, so appointments_applied stays 0 until phase is done")
+        let reference = object(
+            ["id": nullable(string()), "source": nullable(string()), "connection_id": nullable(string()), "calendar_id": nullable(string())],
+            required: ["id", "source", "connection_id", "calendar_id"])
+        let appointment = object(
+            [
+                "id": string(), "source": string(values: providers + ["leadcenter"]),
+                "connection_id": nullable(string()), "calendar_id": nullable(string()), "title": string(), "status": string(),
+                "series_id": nullable(string()), "original_start": nullable(string()), "recurrence": array(string()),
+                "category": nullable(string()), "read_only": boolean, "editable_fields": array(string()), "owner_user_id": string(),
+                "visibility": string(values: ["only_me", "everyone"]), "all_day": boolean,
+                "start": string(format: "date-time"), "end": string(format: "date-time"), "time_zone": nullable(string()),
+                "start_date": string(format: "date"), "end_date": string(format: "date"), "attendees": array(string()),
+                "occurrence": boolean, "also_in": array(ref("AppointmentReference")),
+                "push_status": string(values: ["no_target", "pending", "pushed", "failed"]),
+                "pushed_to": nullable(object(["connection_id": string(), "calendar_id": string()], required: ["connection_id", "calendar_id"])),
+                "push_error": nullable(string()),
+            ], required: ["id", "source", "connection_id", "calendar_id", "title", "status", "recurrence", "category", "read_only", "all_day", "owner_user_id"])
+        let appointmentInput = object(
+            [
+                "user_id": string(), "account_id": string(), "title": string(), "start": string(format: "date-time"), "end": string(format: "date-time"),
+                "start_date": string(format: "date"), "end_date": string(format: "date"), "time_zone": string("IANA zone"),
+                "category": nullable(string()), "recurrence": array(string("RRULE, EXDATE or RDATE line")),
+            ], required: ["user_id", "title"])
+        let appointmentPatch = object(
+            [
+                "title": string(), "start": string(format: "date-time"), "end": string(format: "date-time"),
+                "start_date": string(format: "date"), "end_date": string(format: "date"), "time_zone": string(),
+                "category": nullable(string()), "recurrence": array(string()),
+            ], required: [])
         var connectProperties: [String: J] = [
             "user_id": string(), "provider": string(values: connectable.map(\.provider.rawValue)), "account_id": string(),
             "visibility": string(values: ["only_me", "everyone"]),
@@ -131,99 +137,122 @@ public enum OpenAPIDocument {
         var schemas: [String: J] = [
             "Calendar": calendar, "Connection": connection, "SyncProgress": progress, "Appointment": appointment, "AppointmentReference": reference,
             "AppointmentInput": appointmentInput, "AppointmentPatch": appointmentPatch, "Connect": connect, "Error": error,
-            "Availability": object([
-                "user": string(), "from": string(format: "date-time"), "to": string(format: "date-time"),
-                "busy": array(object(["start": string(format: "date-time"), "end": string(format: "date-time")], required: ["start", "end"])),
-            ], required: ["user", "from", "to", "busy"]),
-            "PushTarget": object(["user_id": string(), "connection_id": nullable(string()), "calendar_id": nullable(string())],
-                                 required: ["user_id", "connection_id", "calendar_id"]),
+            "Availability": object(
+                [
+                    "user": string(), "from": string(format: "date-time"), "to": string(format: "date-time"),
+                    "busy": array(object(["start": string(format: "date-time"), "end": string(format: "date-time")], required: ["start", "end"])),
+                ], required: ["user", "from", "to", "busy"]),
+            "PushTarget": object(
+                ["user_id": string(), "connection_id": nullable(string()), "calendar_id": nullable(string())],
+                required: ["user_id", "connection_id", "calendar_id"]),
         ]
         let id = path("id", "Connection id")
         let calendars = object(["calendars": array(ref("Calendar"))], required: ["calendars"])
         var paths: [String: J] = [
             "/api/v1/connections": .object([
-                "post": operation("connect", "Connect an account", body: ref("Connect"),
-                                  responses: ["201": response("Connected", ref("Connection"))].merging(errors([400, 409, 422, 502, 503])) { a, _ in a }),
-                "get": operation("listConnections", "List connections", parameters: [query("user", "Only this user's")],
-                                 responses: ["200": response("Connections", object(["connections": array(ref("Connection"))], required: ["connections"]))].merging(errors([])) { a, _ in a }),
+                "post": operation(
+                    "connect", "Connect an account", body: ref("Connect"),
+                    responses: ["201": response("Connected", ref("Connection"))].merging(errors([400, 409, 422, 502, 503])) { a, _ in a }),
+                "get": operation(
+                    "listConnections", "List connections", parameters: [query("user", "Only this user's")],
+                    responses: ["200": response("Connections", object(["connections": array(ref("Connection"))], required: ["connections"]))].merging(errors([])) { a, _ in a }),
             ]),
             "/api/v1/connections/{id}": .object([
                 "get": operation("getConnection", "One connection", parameters: [id], responses: ["200": response("The connection", ref("Connection"))].merging(errors([404])) { a, _ in a }),
-                "patch": operation("updateConnection", "Change visibility", parameters: [id],
-                                   body: object(["visibility": string(values: ["only_me", "everyone"])], required: ["visibility"]),
-                                   responses: ["200": response("Updated", ref("Connection"))].merging(errors([400, 404])) { a, _ in a }),
-                "delete": operation("disconnect", "Disconnect: stop channels, remove imports", parameters: [id],
-                                    responses: ["200": response("Disconnected", ref("Connection"))].merging(errors([404, 502])) { a, _ in a }),
+                "patch": operation(
+                    "updateConnection", "Change visibility", parameters: [id],
+                    body: object(["visibility": string(values: ["only_me", "everyone"])], required: ["visibility"]),
+                    responses: ["200": response("Updated", ref("Connection"))].merging(errors([400, 404])) { a, _ in a }),
+                "delete": operation(
+                    "disconnect", "Disconnect: stop channels, remove imports", parameters: [id],
+                    responses: ["200": response("Disconnected", ref("Connection"))].merging(errors([404, 502])) { a, _ in a }),
             ]),
             "/api/v1/connections/{id}/reconnect": .object([
-                "post": operation("reconnect", "New credentials and a full re-sync", parameters: [id],
-                                  body: object(reconnectProperties, required: []),
-                                  responses: ["200": response("Reconnected", ref("Connection"))].merging(errors([400, 404, 422, 502])) { a, _ in a }),
+                "post": operation(
+                    "reconnect", "New credentials and a full re-sync", parameters: [id],
+                    body: object(reconnectProperties, required: []),
+                    responses: ["200": response("Reconnected", ref("Connection"))].merging(errors([400, 404, 422, 502])) { a, _ in a })
             ]),
             "/api/v1/connections/{id}/calendars": .object([
                 "get": operation("listCalendars", "The account's calendars", parameters: [id], responses: ["200": response("Calendars", calendars)].merging(errors([404])) { a, _ in a }),
-                "put": operation("selectCalendars", "Choose the synced calendars", parameters: [id],
-                                 body: object(["selected": array(string())], required: ["selected"]),
-                                 responses: ["200": response("Calendars", calendars)].merging(errors([400, 404, 409, 502])) { a, _ in a }),
+                "put": operation(
+                    "selectCalendars", "Choose the synced calendars", parameters: [id],
+                    body: object(["selected": array(string())], required: ["selected"]),
+                    responses: ["200": response("Calendars", calendars)].merging(errors([400, 404, 409, 502])) { a, _ in a }),
             ]),
             "/api/v1/connections/{id}/calendars/refresh": .object([
-                "post": operation("refreshCalendars", "Re-read the calendar list", parameters: [id], responses: ["200": response("Calendars", calendars)].merging(errors([404, 409, 502])) { a, _ in a }),
+                "post": operation("refreshCalendars", "Re-read the calendar list", parameters: [id], responses: ["200": response("Calendars", calendars)].merging(errors([404, 409, 502])) { a, _ in a })
             ]),
             "/api/v1/connections/{id}/calendars/{calendar}/appointments/{appointment}": .object([
-                "patch": operation("categoriseImport", "Set the category of an imported appointment (nothing else may change)",
-                                   parameters: [id, path("calendar", "Calendar id"), path("appointment", "Appointment id")],
-                                   body: object(["category": nullable(string())], required: ["category"]),
-                                   responses: ["200": response("Updated", ref("Appointment"))].merging(errors([400, 404, 409])) { a, _ in a }),
-                "delete": operation("deleteImport", "Refused: imports are deleted in their calendar",
-                                    parameters: [id, path("calendar", "Calendar id"), path("appointment", "Appointment id")], responses: errors([404, 409])),
+                "patch": operation(
+                    "categoriseImport", "Set the category of an imported appointment (nothing else may change)",
+                    parameters: [id, path("calendar", "Calendar id"), path("appointment", "Appointment id")],
+                    body: object(["category": nullable(string())], required: ["category"]),
+                    responses: ["200": response("Updated", ref("Appointment"))].merging(errors([400, 404, 409])) { a, _ in a }),
+                "delete": operation(
+                    "deleteImport", "Refused: imports are deleted in their calendar",
+                    parameters: [id, path("calendar", "Calendar id"), path("appointment", "Appointment id")], responses: errors([404, 409])),
             ]),
             "/api/v1/appointments": .object([
-                "get": operation("listAppointments", "Appointments a viewer may see; a bounded range expands series", parameters: [
-                    query("user", "Whose appointments", required: true), query("viewer", "Who is looking (default: user)"),
-                    query("account", "The viewer's account"), query("from", "Range start", format: "date-time"), query("to", "Range end", format: "date-time"),
-                ], responses: ["200": response("Appointments", object(["appointments": array(ref("Appointment"))], required: ["appointments"]))].merging(errors([400])) { a, _ in a }),
-                "post": operation("createAppointment", "Create a LeadCenter appointment (pushed to the user's target)", body: ref("AppointmentInput"),
-                                  responses: ["201": response("Created", ref("Appointment"))].merging(errors([400])) { a, _ in a }),
+                "get": operation(
+                    "listAppointments", "Appointments a viewer may see; a bounded range expands series",
+                    parameters: [
+                        query("user", "Whose appointments", required: true), query("viewer", "Who is looking (default: user)"),
+                        query("account", "The viewer's account"), query("from", "Range start", format: "date-time"), query("to", "Range end", format: "date-time"),
+                    ], responses: ["200": response("Appointments", object(["appointments": array(ref("Appointment"))], required: ["appointments"]))].merging(errors([400])) { a, _ in a }),
+                "post": operation(
+                    "createAppointment", "Create a LeadCenter appointment (pushed to the user's target)", body: ref("AppointmentInput"),
+                    responses: ["201": response("Created", ref("Appointment"))].merging(errors([400])) { a, _ in a }),
             ]),
             "/api/v1/appointments/{id}": .object([
-                "patch": operation("updateAppointment", "Change a LeadCenter appointment", parameters: [path("id", "Appointment id")], body: ref("AppointmentPatch"),
-                                   responses: ["200": response("Updated", ref("Appointment"))].merging(errors([400, 404, 409])) { a, _ in a }),
-                "delete": operation("deleteAppointment", "Delete a LeadCenter appointment", parameters: [path("id", "Appointment id")],
-                                    responses: ["204": response("Deleted", nil)].merging(errors([404, 409])) { a, _ in a }),
+                "patch": operation(
+                    "updateAppointment", "Change a LeadCenter appointment", parameters: [path("id", "Appointment id")], body: ref("AppointmentPatch"),
+                    responses: ["200": response("Updated", ref("Appointment"))].merging(errors([400, 404, 409])) { a, _ in a }),
+                "delete": operation(
+                    "deleteAppointment", "Delete a LeadCenter appointment", parameters: [path("id", "Appointment id")],
+                    responses: ["204": response("Deleted", nil)].merging(errors([404, 409])) { a, _ in a }),
             ]),
             "/api/v1/availability": .object([
-                "get": operation("availability", "Merged busy intervals, no details", parameters: [
-                    query("user", "Whose time", required: true), query("from", "Range start", required: true, format: "date-time"),
-                    query("to", "Range end (at most 366 days later)", required: true, format: "date-time"),
-                ], responses: ["200": response("Busy time", ref("Availability"))].merging(errors([400])) { a, _ in a }),
+                "get": operation(
+                    "availability", "Merged busy intervals, no details",
+                    parameters: [
+                        query("user", "Whose time", required: true), query("from", "Range start", required: true, format: "date-time"),
+                        query("to", "Range end (at most 366 days later)", required: true, format: "date-time"),
+                    ], responses: ["200": response("Busy time", ref("Availability"))].merging(errors([400])) { a, _ in a })
             ]),
             "/api/v1/users/{user}/push-target": .object([
-                "get": operation("getPushTarget", "The \"Add to calendar\" target", parameters: [path("user", "User id")],
-                                 responses: ["200": response("Target", ref("PushTarget"))].merging(errors([400])) { a, _ in a }),
-                "put": operation("setPushTarget", "Choose (or clear with connection_id null) the target", parameters: [path("user", "User id")],
-                                 body: object(["connection_id": nullable(string()), "calendar_id": string()], required: ["connection_id"]),
-                                 responses: ["200": response("Target", ref("PushTarget"))].merging(errors([400, 404, 409])) { a, _ in a }),
+                "get": operation(
+                    "getPushTarget", "The \"Add to calendar\" target", parameters: [path("user", "User id")],
+                    responses: ["200": response("Target", ref("PushTarget"))].merging(errors([400])) { a, _ in a }),
+                "put": operation(
+                    "setPushTarget", "Choose (or clear with connection_id null) the target", parameters: [path("user", "User id")],
+                    body: object(["connection_id": nullable(string()), "calendar_id": string()], required: ["connection_id"]),
+                    responses: ["200": response("Target", ref("PushTarget"))].merging(errors([400, 404, 409])) { a, _ in a }),
             ]),
             "/api/v1/openapi.json": .object([
-                "get": operation("openapi", "This document", responses: ["200": response("OpenAPI 3.1", .object(["type": .string("object")]))], security: false),
+                "get": operation("openapi", "This document", responses: ["200": response("OpenAPI 3.1", .object(["type": .string("object")]))], security: false)
             ]),
         ]
         for plugin in plugins where !plugin.accountIntegrationFields.isEmpty {
             let name = plugin.provider.displayName
             let schema = "\(name)Integration"
-            schemas[schema] = object([
-                "account_id": string(), "account_type": string(), "connected": boolean, "redtail_user_id": nullable(string()),
-                "connected_at": string(format: "date-time"),
-            ], required: ["account_id", "account_type", "connected", "redtail_user_id", "connected_at"])
+            schemas[schema] = object(
+                [
+                    "account_id": string(), "account_type": string(), "connected": boolean, "redtail_user_id": nullable(string()),
+                    "connected_at": string(format: "date-time"),
+                ], required: ["account_id", "account_type", "connected", "redtail_user_id", "connected_at"])
             let fields = plugin.accountIntegrationFields
             paths["/api/v1/accounts/{account}/\(plugin.provider.rawValue)"] = .object([
-                "get": operation("get\(schema)", "The account's main \(name) integration", parameters: [path("account", "Account id")],
-                                 responses: ["200": response("Integration", ref(schema))].merging(errors([404, 503])) { a, _ in a }),
-                "put": operation("connect\(schema)", "Connect it (the provider decides which accounts qualify: 409 otherwise)", parameters: [path("account", "Account id")],
-                                 body: object(Dictionary(uniqueKeysWithValues: fields.map { ($0, string()) }), required: fields),
-                                 responses: ["200": response("Integration", ref(schema))].merging(errors([400, 409, 422, 502, 503])) { a, _ in a }),
-                "delete": operation("delete\(schema)", "Remove it", parameters: [path("account", "Account id")],
-                                    responses: ["204": response("Removed", nil)].merging(errors([404, 503])) { a, _ in a }),
+                "get": operation(
+                    "get\(schema)", "The account's main \(name) integration", parameters: [path("account", "Account id")],
+                    responses: ["200": response("Integration", ref(schema))].merging(errors([404, 503])) { a, _ in a }),
+                "put": operation(
+                    "connect\(schema)", "Connect it (the provider decides which accounts qualify: 409 otherwise)", parameters: [path("account", "Account id")],
+                    body: object(Dictionary(uniqueKeysWithValues: fields.map { ($0, string()) }), required: fields),
+                    responses: ["200": response("Integration", ref(schema))].merging(errors([400, 409, 422, 502, 503])) { a, _ in a }),
+                "delete": operation(
+                    "delete\(schema)", "Remove it", parameters: [path("account", "Account id")],
+                    responses: ["204": response("Removed", nil)].merging(errors([404, 503])) { a, _ in a }),
             ])
         }
         return .object([

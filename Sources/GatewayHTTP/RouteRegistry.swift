@@ -144,9 +144,11 @@ public struct RouteRegistry: Sendable {
                     case .rejected(let error, let reason):
                         metrics.verificationRejected(verifier: entry.verifier, reason: reason)
                         // Fixed labels and the peer address only: never a header, token or body.
-                        logger.debug("verification rejected", metadata: [
-                            "verifier": "\(entry.verifier)", "reason": "\(reason)", "source.address": "\(source)",
-                        ])
+                        logger.debug(
+                            "verification rejected",
+                            metadata: [
+                                "verifier": "\(entry.verifier)", "reason": "\(reason)", "source.address": "\(source)",
+                            ])
                         if verifier.limitsFailures, error.status.code < 500 {
                             failures.recordFailure(address: source, now: clock.now())
                         }

@@ -282,7 +282,8 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
         while let item = held.first {
             if case .answering = state { break }
             if case .forwarding = state { forwarded = true }
-            if case .part = item {} else if forwarded {
+            if case .part = item {
+            } else if forwarded {
                 // What was handed on reaches the router at read-complete; deliver it before the end of input.
                 context.fireChannelReadComplete()
                 forwarded = false

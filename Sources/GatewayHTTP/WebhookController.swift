@@ -39,23 +39,26 @@ public struct WebhookController: Sendable {
     /// Registers each verifier and each handler.
     public func register(into registry: inout RouteRegistry) {
         for verifier in verifiers {
-            registry.register(RouteVerifier(key: verifier.key) { [intake] request, body in
-                let webhook = WebhookIntake.request(
-                    for: verifier, handlerKey: nil, path: request.uri.path, query: request.uri.query, fields: request.headers, body: body
-                )
-                return Self.outcome(await withCheckedContinuation { continuation in
-                    intake.verify(webhook, with: verifier) { continuation.resume(returning: $0) }
+            registry.register(
+                RouteVerifier(key: verifier.key) { [intake] request, body in
+                    let webhook = WebhookIntake.request(
+                        for: verifier, handlerKey: nil, path: request.uri.path, query: request.uri.query, fields: request.headers, body: body
+                    )
+                    return Self.outcome(
+                        await withCheckedContinuation { continuation in
+                            intake.verify(webhook, with: verifier) { continuation.resume(returning: $0) }
+                        })
                 })
-            })
         }
         for (key, spec) in Self.specs(verifiers).sorted(by: { $0.key < $1.key }) {
-            registry.register(RouteHandler(key: key, spec: spec) { [intake] call in
-                guard let evidence = call.caller.evidence as? Evidence else { throw GatewayHTTPError.internalError() }
-                let reply = await withCheckedContinuation { continuation in
-                    intake.accept(evidence.verdict, provider: evidence.provider) { continuation.resume(returning: $0) }
-                }
-                return Response(status: reply.status, headers: reply.fields, body: .init(byteBuffer: reply.body))
-            })
+            registry.register(
+                RouteHandler(key: key, spec: spec) { [intake] call in
+                    guard let evidence = call.caller.evidence as? Evidence else { throw GatewayHTTPError.internalError() }
+                    let reply = await withCheckedContinuation { continuation in
+                        intake.accept(evidence.verdict, provider: evidence.provider) { continuation.resume(returning: $0) }
+                    }
+                    return Response(status: reply.status, headers: reply.fields, body: .init(byteBuffer: reply.body))
+                })
         }
     }
 

@@ -110,9 +110,11 @@ public final class WebhookIntake: Sendable {
                 do {
                     credential = try await verifier.credential(id: id, store: store, sealer: sealer)
                 } catch {
-                    logger.error("webhook credential lookup failed", metadata: [
-                        "provider": "\(verifier.provider.rawValue)", "verifier": "\(verifier.key)", "error.type": "\(type(of: error))",
-                    ])
+                    logger.error(
+                        "webhook credential lookup failed",
+                        metadata: [
+                            "provider": "\(verifier.provider.rawValue)", "verifier": "\(verifier.key)", "error.type": "\(type(of: error))",
+                        ])
                     return done(rejectedForStore())
                 }
                 credentials.insert(credential, for: WebhookCredentialCache.key(verifier: verifier.key, id: id), after: miss)
@@ -169,9 +171,11 @@ public final class WebhookIntake: Sendable {
                     for entry in entries { metrics.notificationAccepted(provider: entry.provider.rawValue, kind: entry.kind) }
                     done(.empty(HTTPResponse.Status(code: status)))
                 case .failure(let error):
-                    logger.error("inbox append failed; answering 503 so the provider retries", metadata: [
-                        "provider": "\(provider.rawValue)", "error.type": "\(type(of: error))",
-                    ])
+                    logger.error(
+                        "inbox append failed; answering 503 so the provider retries",
+                        metadata: [
+                            "provider": "\(provider.rawValue)", "error.type": "\(type(of: error))",
+                        ])
                     done(.error(.unavailable("the notification could not be stored; retry")))
                 }
             }
@@ -196,9 +200,11 @@ public final class WebhookIntake: Sendable {
                 accept(verdict, provider: provider, then: done)
             case .rejected(let error, let reason):
                 metrics.verificationRejected(verifier: route.verifierKey, reason: reason)
-                logger.debug("verification rejected", metadata: [
-                    "verifier": "\(route.verifierKey)", "reason": "\(reason)", "source.address": "\(source)",
-                ])
+                logger.debug(
+                    "verification rejected",
+                    metadata: [
+                        "verifier": "\(route.verifierKey)", "reason": "\(reason)", "source.address": "\(source)",
+                    ])
                 if error.status.code < 500 { failures.recordFailure(address: source, now: clock.now()) }
                 done(.error(error))
             }

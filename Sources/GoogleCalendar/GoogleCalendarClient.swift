@@ -44,11 +44,12 @@ public struct GoogleCalendarClient: Sendable {
     public func refreshAccessToken(clientID: String, clientSecret: String, refreshToken: String, now: Date = Date()) async throws -> GoogleAccessToken {
         let form = [("grant_type", "refresh_token"), ("client_id", clientID), ("client_secret", clientSecret), ("refresh_token", refreshToken)]
             .map { "\($0.0)=\(Self.formEncode($0.1))" }.joined(separator: "&")
-        let response = try await perform(CurlHTTPRequest(
-            method: "POST", url: endpoints.tokenURL,
-            headers: [CurlHTTPHeader("Content-Type", "application/x-www-form-urlencoded"), CurlHTTPHeader("Accept", "application/json")],
-            body: Array(form.utf8)
-        ), what: "token refresh")
+        let response = try await perform(
+            CurlHTTPRequest(
+                method: "POST", url: endpoints.tokenURL,
+                headers: [CurlHTTPHeader("Content-Type", "application/x-www-form-urlencoded"), CurlHTTPHeader("Accept", "application/json")],
+                body: Array(form.utf8)
+            ), what: "token refresh")
         return try Self.decodeToken(response, now: now)
     }
 
@@ -75,9 +76,10 @@ public struct GoogleCalendarClient: Sendable {
         if let syncToken { query.append("syncToken=\(Self.formEncode(syncToken))") } else { query.append("showDeleted=true") }
         if let pageToken { query.append("pageToken=\(Self.formEncode(pageToken))") }
         let url = "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events?" + query.joined(separator: "&")
-        let response = try await perform(CurlHTTPRequest(
-            url: url, headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
-        ), what: "events.list")
+        let response = try await perform(
+            CurlHTTPRequest(
+                url: url, headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
+            ), what: "events.list")
         guard response.status == 200 else { throw Self.classify(response, what: "events.list") }
         return try Self.decodeEventsPage(response.body)
     }
@@ -98,10 +100,11 @@ public struct GoogleCalendarClient: Sendable {
 
     /// The user's calendars (`calendarList.list`), one page of up to 250 (enough for a user's own list).
     public func listCalendars(accessToken: String) async throws -> [(id: String, name: String, primary: Bool)] {
-        let response = try await perform(CurlHTTPRequest(
-            url: "\(endpoints.apiBaseURL)/users/me/calendarList?maxResults=250",
-            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
-        ), what: "calendarList.list")
+        let response = try await perform(
+            CurlHTTPRequest(
+                url: "\(endpoints.apiBaseURL)/users/me/calendarList?maxResults=250",
+                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
+            ), what: "calendarList.list")
         guard response.status == 200 else { throw Self.classify(response, what: "calendarList.list") }
         return try Self.decodeCalendarList(response.body)
     }
@@ -121,11 +124,12 @@ public struct GoogleCalendarClient: Sendable {
     /// Opens a push channel on a calendar's events (`events.watch`); returns Google's resource id and expiry.
     public func watch(calendarID: String, accessToken: String, channelID: String, token: String, address: String) async throws -> (resourceID: String, expiresAt: Date) {
         let body = JSONSerialization.dataOrEmpty(["id": channelID, "type": "web_hook", "address": address, "token": token])
-        let response = try await perform(CurlHTTPRequest(
-            method: "POST", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/watch",
-            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
-            body: body
-        ), what: "events.watch")
+        let response = try await perform(
+            CurlHTTPRequest(
+                method: "POST", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/watch",
+                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
+                body: body
+            ), what: "events.watch")
         guard response.status == 200 else { throw Self.classify(response, what: "events.watch") }
         return try Self.decodeWatch(response.body)
     }
@@ -133,7 +137,7 @@ public struct GoogleCalendarClient: Sendable {
     /// An `events.watch` answer: the resource id and expiry of the new channel.
     public static func decodeWatch(_ body: [UInt8]) throws(GoogleAPIError) -> (resourceID: String, expiresAt: Date) {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
-              let resourceID = object["resourceId"] as? String
+            let resourceID = object["resourceId"] as? String
         else { throw GoogleAPIError(kind: .badResponse, message: "events.watch answer has no resourceId") }
         // `expiration` is int64 milliseconds, sent as a number or a numeric string.
         let milliseconds = (object["expiration"] as? NSNumber)?.doubleValue ?? (object["expiration"] as? String).flatMap(Double.init)
@@ -143,11 +147,12 @@ public struct GoogleCalendarClient: Sendable {
 
     /// `events.insert`: creates an event from a JSON body; returns its id.
     public func insertEvent(calendarID: String, body: JSONValue, accessToken: String) async throws -> String {
-        let response = try await perform(CurlHTTPRequest(
-            method: "POST", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events",
-            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
-            body: body.serialized()
-        ), what: "events.insert")
+        let response = try await perform(
+            CurlHTTPRequest(
+                method: "POST", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events",
+                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
+                body: body.serialized()
+            ), what: "events.insert")
         guard response.status == 200 else { throw Self.classify(response, what: "events.insert") }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any], let id = object["id"] as? String else {
             throw GoogleAPIError(kind: .badResponse, message: "events.insert answer has no id")
@@ -159,10 +164,11 @@ public struct GoogleCalendarClient: Sendable {
     /// lost), if any.
     public func findEvent(calendarID: String, privateProperty name: String, value: String, accessToken: String) async throws -> String? {
         let filter = Self.formEncode("\(name)=\(value)")
-        let response = try await perform(CurlHTTPRequest(
-            url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events?maxResults=5&privateExtendedProperty=\(filter)",
-            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
-        ), what: "events.list by property")
+        let response = try await perform(
+            CurlHTTPRequest(
+                url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events?maxResults=5&privateExtendedProperty=\(filter)",
+                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
+            ), what: "events.list by property")
         guard response.status == 200 else { throw Self.classify(response, what: "events.list by property") }
         guard case .object(let object)? = try? JSONValue.parse(Data(response.body)), case .array(let items)? = object["items"] else { return nil }
         for case .object(let item) in items {
@@ -174,10 +180,11 @@ public struct GoogleCalendarClient: Sendable {
 
     /// `events.get`: one event's JSON; nil when it is gone.
     public func getEvent(calendarID: String, eventID: String, accessToken: String) async throws -> [String: JSONValue]? {
-        let response = try await perform(CurlHTTPRequest(
-            url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
-            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
-        ), what: "events.get")
+        let response = try await perform(
+            CurlHTTPRequest(
+                url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
+                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
+            ), what: "events.get")
         if response.status == 404 || response.status == 410 { return nil }
         guard response.status == 200 else { throw Self.classify(response, what: "events.get") }
         guard case .object(let object)? = try? JSONValue.parse(Data(response.body)) else {
@@ -188,20 +195,22 @@ public struct GoogleCalendarClient: Sendable {
 
     /// `events.patch`; a 404 or 410 means the event is gone (the caller recreates it).
     public func patchEvent(calendarID: String, eventID: String, body: JSONValue, accessToken: String) async throws {
-        let response = try await perform(CurlHTTPRequest(
-            method: "PATCH", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
-            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
-            body: body.serialized()
-        ), what: "events.patch")
+        let response = try await perform(
+            CurlHTTPRequest(
+                method: "PATCH", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
+                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
+                body: body.serialized()
+            ), what: "events.patch")
         guard response.status == 200 else { throw Self.classify(response, what: "events.patch") }
     }
 
     /// `events.delete`; an event already gone (404, 410) counts as deleted.
     public func deleteEvent(calendarID: String, eventID: String, accessToken: String) async throws {
-        let response = try await perform(CurlHTTPRequest(
-            method: "DELETE", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
-            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)")]
-        ), what: "events.delete")
+        let response = try await perform(
+            CurlHTTPRequest(
+                method: "DELETE", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
+                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)")]
+            ), what: "events.delete")
         guard (200...299).contains(response.status) || response.status == 404 || response.status == 410 else {
             throw Self.classify(response, what: "events.delete")
         }
@@ -209,11 +218,12 @@ public struct GoogleCalendarClient: Sendable {
 
     /// Stops a channel (`channels.stop`); a channel Google no longer knows counts as stopped.
     public func stop(channelID: String, resourceID: String, accessToken: String) async throws {
-        let response = try await perform(CurlHTTPRequest(
-            method: "POST", url: "\(endpoints.apiBaseURL)/channels/stop",
-            headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
-            body: JSONSerialization.dataOrEmpty(["id": channelID, "resourceId": resourceID])
-        ), what: "channels.stop")
+        let response = try await perform(
+            CurlHTTPRequest(
+                method: "POST", url: "\(endpoints.apiBaseURL)/channels/stop",
+                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
+                body: JSONSerialization.dataOrEmpty(["id": channelID, "resourceId": resourceID])
+            ), what: "channels.stop")
         guard (200...299).contains(response.status) || response.status == 404 else { throw Self.classify(response, what: "channels.stop") }
     }
 

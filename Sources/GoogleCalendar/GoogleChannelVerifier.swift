@@ -62,8 +62,10 @@ public struct GoogleChannelVerifier: Sendable {
         let state: String
         let resource: String
         let number: String
-        switch (header("x-goog-channel-id", max: 64), header("x-goog-resource-state", max: 32),
-                header("x-goog-resource-id", max: 512), header("x-goog-message-number", max: 20)) {
+        switch (
+            header("x-goog-channel-id", max: 64), header("x-goog-resource-state", max: 32),
+            header("x-goog-resource-id", max: 512), header("x-goog-message-number", max: 20)
+        ) {
         case (.success(let c), .success(let s), .success(let r), .success(let n)):
             (channelHeader, state, resource, number) = (c, s, r, n)
         case (.failure(let e), _, _, _), (_, .failure(let e), _, _), (_, _, .failure(let e), _), (_, _, _, .failure(let e)):

@@ -52,9 +52,10 @@ public struct GoogleChannelWebhook: WebhookVerifying {
         var channel: GoogleChannel?
         if let id = parsed.channelID, let credential = credentials[id] {
             if credential.endedAt != nil || (credential.expiresAt ?? .distantFuture) <= now {
-                return .rejected(WebhookRejection(
-                    .notFound, "this channel is no longer active", reason: credential.endedAt != nil ? "stopped_channel" : "expired_channel"
-                ))
+                return .rejected(
+                    WebhookRejection(
+                        .notFound, "this channel is no longer active", reason: credential.endedAt != nil ? "stopped_channel" : "expired_channel"
+                    ))
             }
             channel = GoogleChannel(
                 id: credential.id, resourceID: credential.resourceID ?? "", token: credential.secret, calendarKey: credential.calendarKey ?? "",

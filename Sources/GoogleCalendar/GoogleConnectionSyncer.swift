@@ -66,11 +66,13 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
         }
         let id = "gc_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let connection = Connection(id: id, userID: userID, provider: .google, createdAt: clock.now())
-        try await store.createConnection(connection, credentials: SealedCredentials(
-            clientID: clientID,
-            sealedClientSecret: try sealer.seal(Array(clientSecret.utf8), context: "connection:\(id):client_secret"),
-            sealedRefreshToken: try sealer.seal(Array(refreshToken.utf8), context: "connection:\(id):refresh_token")
-        ))
+        try await store.createConnection(
+            connection,
+            credentials: SealedCredentials(
+                clientID: clientID,
+                sealedClientSecret: try sealer.seal(Array(clientSecret.utf8), context: "connection:\(id):client_secret"),
+                sealedRefreshToken: try sealer.seal(Array(refreshToken.utf8), context: "connection:\(id):refresh_token")
+            ))
         tokens.withLock { $0[id] = token }
         let calendars = try await client.listCalendars(accessToken: token.value).map {
             ConnectionCalendar(connectionID: id, calendarID: $0.id, name: $0.name, selected: $0.primary)
@@ -155,11 +157,13 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
         } catch let error as GoogleAPIError where error.kind == .invalidGrant {
             throw SyncFailure(kind: .needsReconnect, message: "Google refused the refresh token (invalid_grant): connect the account again")
         }
-        try await store.updateCredentials(connectionID: connectionID, SealedCredentials(
-            clientID: clientID,
-            sealedClientSecret: try sealer.seal(Array(clientSecret.utf8), context: "connection:\(connectionID):client_secret"),
-            sealedRefreshToken: try sealer.seal(Array(refreshToken.utf8), context: "connection:\(connectionID):refresh_token")
-        ))
+        try await store.updateCredentials(
+            connectionID: connectionID,
+            SealedCredentials(
+                clientID: clientID,
+                sealedClientSecret: try sealer.seal(Array(clientSecret.utf8), context: "connection:\(connectionID):client_secret"),
+                sealedRefreshToken: try sealer.seal(Array(refreshToken.utf8), context: "connection:\(connectionID):refresh_token")
+            ))
         tokens.withLock { $0[connectionID] = token }
         try await store.setConnectionHealth(id: connectionID, connection.health.applying(.reconnected))
         try await withAccessToken(connectionID) { token in

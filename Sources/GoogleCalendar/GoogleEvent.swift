@@ -238,19 +238,21 @@ public enum GoogleEventMapper {
         if let startDate = start.date {
             time = .allDay(startDate: startDate, endDate: end.date ?? startDate)
         } else if let startText = start.dateTime, let endText = end.dateTime,
-                  let startInstant = parseInstant(startText), let endInstant = parseInstant(endText) {
+            let startInstant = parseInstant(startText), let endInstant = parseInstant(endText)
+        {
             time = .timed(start: startInstant, end: endInstant, timeZone: start.timeZone)
         } else {
             throw GoogleAPIError(kind: .badResponse, message: "event \(event.id) has an unreadable start or end")
         }
-        return .upsert(Appointment(
-            source: .google, calendarKey: calendarKey, externalID: event.id, title: event.summary ?? "",
-            time: time, status: event.status ?? "confirmed", recurrence: event.recurrence ?? [],
-            seriesID: event.recurringEventId, originalStart: event.originalStartTime.flatMap { $0.dateTime ?? $0.date },
-            updatedAt: event.updated.flatMap(parseInstant),
-            attendees: (event.attendees ?? []).compactMap { $0.email?.lowercased() }.filter { !$0.isEmpty },
-            iCalUID: event.iCalUID, pushedFrom: event.extendedProperties?.private?["calgateId"]
-        ))
+        return .upsert(
+            Appointment(
+                source: .google, calendarKey: calendarKey, externalID: event.id, title: event.summary ?? "",
+                time: time, status: event.status ?? "confirmed", recurrence: event.recurrence ?? [],
+                seriesID: event.recurringEventId, originalStart: event.originalStartTime.flatMap { $0.dateTime ?? $0.date },
+                updatedAt: event.updated.flatMap(parseInstant),
+                attendees: (event.attendees ?? []).compactMap { $0.email?.lowercased() }.filter { !$0.isEmpty },
+                iCalUID: event.iCalUID, pushedFrom: event.extendedProperties?.private?["calgateId"]
+            ))
     }
 
     /// RFC 3339 with or without fractional seconds.

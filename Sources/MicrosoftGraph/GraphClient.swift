@@ -93,11 +93,12 @@ public struct GraphClient: Sendable {
             ("client_id", clientID), ("grant_type", "refresh_token"), ("refresh_token", refreshToken),
             ("scope", "https://graph.microsoft.com/Calendars.Read offline_access"), ("client_secret", clientSecret),
         ].map { "\($0.0)=\(Self.formEncode($0.1))" }.joined(separator: "&")
-        let response = try await perform(CurlHTTPRequest(
-            method: "POST", url: endpoints.tokenURL,
-            headers: [CurlHTTPHeader("Content-Type", "application/x-www-form-urlencoded"), CurlHTTPHeader("Accept", "application/json")],
-            body: Array(form.utf8)
-        ), what: "token refresh")
+        let response = try await perform(
+            CurlHTTPRequest(
+                method: "POST", url: endpoints.tokenURL,
+                headers: [CurlHTTPHeader("Content-Type", "application/x-www-form-urlencoded"), CurlHTTPHeader("Accept", "application/json")],
+                body: Array(form.utf8)
+            ), what: "token refresh")
         return try Self.decodeToken(response, now: now)
     }
 
@@ -170,10 +171,13 @@ public struct GraphClient: Sendable {
     /// One delta page from `url` (an initial URL, a `nextLink` or a stored `deltaLink`, replayed verbatim).
     public func deltaPage(_ url: String, _ auth: GraphAuthorization, pageSize: Int) async throws -> GraphDeltaPage {
         let checked = try checkedLink(url, what: "delta link")
-        let response = try await perform(CurlHTTPRequest(url: checked, headers: [
-            CurlHTTPHeader("Authorization", "Bearer \(auth.accessToken)"), CurlHTTPHeader("Accept", "application/json"),
-            CurlHTTPHeader("Prefer", "odata.maxpagesize=\(pageSize)"), CurlHTTPHeader("Prefer", "outlook.timezone=\"UTC\""),
-        ]), auth: auth, what: "events delta")
+        let response = try await perform(
+            CurlHTTPRequest(
+                url: checked,
+                headers: [
+                    CurlHTTPHeader("Authorization", "Bearer \(auth.accessToken)"), CurlHTTPHeader("Accept", "application/json"),
+                    CurlHTTPHeader("Prefer", "odata.maxpagesize=\(pageSize)"), CurlHTTPHeader("Prefer", "outlook.timezone=\"UTC\""),
+                ]), auth: auth, what: "events delta")
         guard response.status == 200 else { throw Self.classify(response, what: "events delta") }
         return try Self.decodeDeltaPage(response.body, apiBaseURL: endpoints.apiBaseURL)
     }
@@ -204,10 +208,13 @@ public struct GraphClient: Sendable {
     /// One event of a calendar (a series master named by occurrence stubs); nil when it no longer exists.
     public func event(calendarID: String, eventID: String, _ auth: GraphAuthorization) async throws -> GraphDeltaItem? {
         let url = "\(endpoints.apiBaseURL)/me/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))"
-        let response = try await perform(CurlHTTPRequest(url: url, headers: [
-            CurlHTTPHeader("Authorization", "Bearer \(auth.accessToken)"), CurlHTTPHeader("Accept", "application/json"),
-            CurlHTTPHeader("Prefer", "outlook.timezone=\"UTC\""),
-        ]), auth: auth, what: "get event")
+        let response = try await perform(
+            CurlHTTPRequest(
+                url: url,
+                headers: [
+                    CurlHTTPHeader("Authorization", "Bearer \(auth.accessToken)"), CurlHTTPHeader("Accept", "application/json"),
+                    CurlHTTPHeader("Prefer", "outlook.timezone=\"UTC\""),
+                ]), auth: auth, what: "get event")
         if response.status == 404 { return nil }
         guard response.status == 200 else { throw Self.classify(response, what: "get event") }
         return try Self.decodeEvent(response.body)
@@ -280,18 +287,24 @@ public struct GraphClient: Sendable {
 
     private func sendJSON(_ method: String, _ url: String, body: JSONValue, _ auth: GraphAuthorization, what: String) async throws -> CurlHTTPResponse {
         let bytes = body.serialized()
-        return try await perform(CurlHTTPRequest(method: method, url: url, headers: [
-            CurlHTTPHeader("Authorization", "Bearer \(auth.accessToken)"), CurlHTTPHeader("Accept", "application/json"),
-            CurlHTTPHeader("Content-Type", "application/json"),
-        ], body: bytes), auth: auth, what: what)
+        return try await perform(
+            CurlHTTPRequest(
+                method: method, url: url,
+                headers: [
+                    CurlHTTPHeader("Authorization", "Bearer \(auth.accessToken)"), CurlHTTPHeader("Accept", "application/json"),
+                    CurlHTTPHeader("Content-Type", "application/json"),
+                ], body: bytes), auth: auth, what: what)
     }
 
     // MARK: Plumbing
 
     private func getJSON(_ url: String, _ auth: GraphAuthorization, what: String) async throws -> [String: Any] {
-        let response = try await perform(CurlHTTPRequest(url: url, headers: [
-            CurlHTTPHeader("Authorization", "Bearer \(auth.accessToken)"), CurlHTTPHeader("Accept", "application/json"),
-        ]), auth: auth, what: what)
+        let response = try await perform(
+            CurlHTTPRequest(
+                url: url,
+                headers: [
+                    CurlHTTPHeader("Authorization", "Bearer \(auth.accessToken)"), CurlHTTPHeader("Accept", "application/json"),
+                ]), auth: auth, what: what)
         guard response.status == 200 else { throw Self.classify(response, what: what) }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] else {
             throw GraphAPIError(kind: .badResponse, message: "\(what) answer is not a JSON object")
@@ -329,7 +342,7 @@ public struct GraphClient: Sendable {
     /// `link` when it points back at `apiBaseURL` and has no control characters; a bad-response error otherwise.
     public static func checkedLink(_ link: String, apiBaseURL: String, what: String) throws(GraphAPIError) -> String {
         guard link.hasPrefix(apiBaseURL + "/"), link.utf8.count <= 16_384,
-              !link.utf8.contains(where: { $0 < 0x21 || $0 == 0x7F })
+            !link.utf8.contains(where: { $0 < 0x21 || $0 == 0x7F })
         else {
             throw GraphAPIError(kind: .badResponse, message: "\(what) does not point at \(apiBaseURL)")
         }
@@ -339,8 +352,8 @@ public struct GraphClient: Sendable {
     /// A subscription create or renew answer: its id and new expiry.
     public static func subscription(_ response: CurlHTTPResponse, what: String) throws(GraphAPIError) -> GraphSubscriptionInfo {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any],
-              let id = object["id"] as? String, !id.isEmpty,
-              let expiry = (object["expirationDateTime"] as? String).flatMap(GraphDateTime.parseInstant)
+            let id = object["id"] as? String, !id.isEmpty,
+            let expiry = (object["expirationDateTime"] as? String).flatMap(GraphDateTime.parseInstant)
         else { throw GraphAPIError(kind: .badResponse, message: "\(what) answer has no id or expirationDateTime") }
         return GraphSubscriptionInfo(id: id, expiresAt: expiry)
     }

@@ -91,9 +91,11 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
         }
         let id = "mc_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let connection = Connection(id: id, userID: userID, provider: .microsoft, createdAt: clock.now())
-        try await store.createConnection(connection, credentials: try seal(
-            connectionID: id, clientID: clientID, clientSecret: clientSecret, refreshToken: token.refreshToken ?? refreshToken
-        ))
+        try await store.createConnection(
+            connection,
+            credentials: try seal(
+                connectionID: id, clientID: clientID, clientSecret: clientSecret, refreshToken: token.refreshToken ?? refreshToken
+            ))
         tokens.withLock { $0[id] = token }
         let auth = GraphAuthorization(accessToken: token.value, mailbox: id)
         do {
@@ -177,9 +179,11 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
         } catch let error as GraphAPIError {
             throw Self.failure(error)
         }
-        try await store.updateCredentials(connectionID: connectionID, try seal(
-            connectionID: connectionID, clientID: clientID, clientSecret: clientSecret, refreshToken: token.refreshToken ?? refreshToken
-        ))
+        try await store.updateCredentials(
+            connectionID: connectionID,
+            try seal(
+                connectionID: connectionID, clientID: clientID, clientSecret: clientSecret, refreshToken: token.refreshToken ?? refreshToken
+            ))
         tokens.withLock { $0[connectionID] = token }
         try await store.setConnectionHealth(id: connectionID, connection.health.applying(.reconnected))
         try await withAuthorization(connectionID) { auth in
@@ -344,11 +348,12 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
             // A lifecycle row replayed after a crash may name a subscription already replaced: the calendar still
             // gets its delta round, which is what closes the gap.
             if row.removedAt == nil {
-                let recovery: Recovery? = switch entry.entry.kind {
-                case "reauthorizationRequired": .reauthorize(subscriptionID: row.id)
-                case "subscriptionRemoved": .recreate(subscriptionID: row.id)
-                default: nil
-                }
+                let recovery: Recovery? =
+                    switch entry.entry.kind {
+                    case "reauthorizationRequired": .reauthorize(subscriptionID: row.id)
+                    case "subscriptionRemoved": .recreate(subscriptionID: row.id)
+                    default: nil
+                    }
                 if let recovery { _ = recoveries.withLock { $0[row.calendarKey, default: [:]][recovery, default: []].insert(entry.id) } }
             }
             return row.calendarKey
@@ -441,9 +446,11 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
         let refresh = String(decoding: try sealer.open(credentials.sealedRefreshToken, context: "connection:\(connectionID):refresh_token"), as: UTF8.self)
         let token = try await client.refreshAccessToken(clientID: credentials.clientID, clientSecret: secret, refreshToken: refresh, now: now)
         if let rotated = token.refreshToken, rotated != refresh {
-            try await store.updateCredentials(connectionID: connectionID, try seal(
-                connectionID: connectionID, clientID: credentials.clientID, clientSecret: secret, refreshToken: rotated
-            ))
+            try await store.updateCredentials(
+                connectionID: connectionID,
+                try seal(
+                    connectionID: connectionID, clientID: credentials.clientID, clientSecret: secret, refreshToken: rotated
+                ))
         }
         tokens.withLock { $0[connectionID] = token }
         return GraphAuthorization(accessToken: token.value, mailbox: connectionID)

@@ -65,7 +65,8 @@ public enum GraphDateTime {
     /// "no value" marker).
     public static func parseInstant(_ text: String) -> Date? {
         guard case .success(let fields) = parse(text, years: 1...9999),
-              let offset = fields.offsetSeconds else { return nil }
+            let offset = fields.offsetSeconds
+        else { return nil }
         return fields.date(subtractingOffset: offset)
     }
 
@@ -176,8 +177,9 @@ public enum GraphDateTime {
         let malformed = ParseResult.failure("expected yyyy-MM-ddTHH:mm:ss[.fffffff]")
 
         guard let year = number(4), take(dash) != nil, let month = number(2), take(dash) != nil,
-              let day = number(2), take([0x54, 0x74, 0x20]) != nil,
-              let hour = number(2), take(colon) != nil, let minute = number(2) else { return malformed }
+            let day = number(2), take([0x54, 0x74, 0x20]) != nil,
+            let hour = number(2), take(colon) != nil, let minute = number(2)
+        else { return malformed }
         var second = 0
         var fraction = 0.0
         if take(colon) != nil {
@@ -219,15 +221,18 @@ public enum GraphDateTime {
         guard hour <= 23, minute <= 59, second <= 59 else {
             return .failure("time \(twoDigits(hour)):\(twoDigits(minute)):\(twoDigits(second)) out of range")
         }
-        return .success(Fields(year: year, month: month, day: day, hour: hour, minute: minute, second: second,
-                               fraction: fraction, offsetSeconds: offsetSeconds))
+        return .success(
+            Fields(
+                year: year, month: month, day: day, hour: hour, minute: minute, second: second,
+                fraction: fraction, offsetSeconds: offsetSeconds))
     }
 
     /// Parses a strict `yyyy-MM-dd` date (years 1900-2200); nil when malformed or out of range.
     static func parseDate(_ text: String) -> (year: Int, month: Int, day: Int)? {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard trimmed.utf8.count == 10,
-              case .success(let fields) = parse(trimmed + "T00:00:00", years: 1900...2200) else { return nil }
+            case .success(let fields) = parse(trimmed + "T00:00:00", years: 1900...2200)
+        else { return nil }
         return (fields.year, fields.month, fields.day)
     }
 

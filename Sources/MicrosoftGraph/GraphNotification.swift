@@ -88,9 +88,10 @@ public enum GraphNotificationDecoder {
     /// as a retry, and acting twice is harmless.
     public static func inboxEntry(for notification: GraphNotification, receivedAt: Date) -> InboxEntry {
         let kind = notification.lifecycleEvent ?? notification.changeType ?? "unknown"
-        let identity = notification.notificationID
+        let identity =
+            notification.notificationID
             ?? [notification.changeType ?? notification.lifecycleEvent ?? "", notification.resourceID ?? "", notification.etag ?? ""]
-                .joined(separator: ":")
+            .joined(separator: ":")
         let dedupeKey = notification.lifecycleEvent == nil ? "graph:\(notification.subscriptionID):\(identity)" : nil
         var headers: [String: String] = [:]
         if let resource = notification.resource { headers["resource"] = resource }

@@ -134,7 +134,8 @@ public enum GraphRecurrenceConverter {
         case "relativeyearly":
             let month = try requiredMonth(pattern.month, type: type)
             let days = try weekdays(pattern.daysOfWeek, type: type)
-            parts = ["FREQ=YEARLY", "INTERVAL=\(interval)", "BYMONTH=\(month)"]
+            parts =
+                ["FREQ=YEARLY", "INTERVAL=\(interval)", "BYMONTH=\(month)"]
                 + (try relativeDays(days, index: pattern.index))
         default:
             throw GraphRecurrenceError(description: "pattern.type \"\(type)\" is not a known recurrence pattern type")
@@ -236,8 +237,10 @@ public enum GraphRecurrenceConverter {
                     description: "range.endDate must be a valid yyyy-MM-dd date for an endDate range (got \(got))")
             }
             if allDay {
-                return ["UNTIL=" + GraphDateTime.fourDigits(end.year) + GraphDateTime.twoDigits(end.month)
-                    + GraphDateTime.twoDigits(end.day)]
+                return [
+                    "UNTIL=" + GraphDateTime.fourDigits(end.year) + GraphDateTime.twoDigits(end.month)
+                        + GraphDateTime.twoDigits(end.day)
+                ]
             }
             return ["UNTIL=" + (try endOfDayUTC(end, range: range, fallbackZone: fallbackZone))]
         default:

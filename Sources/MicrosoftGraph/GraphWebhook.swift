@@ -91,10 +91,11 @@ public struct GraphWebhook: WebhookVerifying {
         let dropped = Array(repeating: "unknown_subscription", count: unknown) + Array(repeating: "client_state_mismatch", count: forged)
         guard !accepted.isEmpty else {
             // Nothing verifies: refuse without saying which subscriptions exist.
-            return .rejected(WebhookRejection(
-                .forbidden, "no notification in the batch matches a live subscription and its clientState",
-                reason: forged > 0 ? "client_state_mismatch" : "unknown_subscription", itemReasons: dropped
-            ))
+            return .rejected(
+                WebhookRejection(
+                    .forbidden, "no notification in the batch matches a live subscription and its clientState",
+                    reason: forged > 0 ? "client_state_mismatch" : "unknown_subscription", itemReasons: dropped
+                ))
         }
         return .store(accepted, status: 202, dropped: dropped)
     }

@@ -144,9 +144,11 @@ public enum MonthSimulation {
         }
         func makeGraph(_ http: CurlHTTPClient) -> GraphConnectionSyncer {
             GraphConnectionSyncer(
-                client: GraphClient(http: http, endpoints: GraphEndpoints(
-                    tokenURL: graphServer.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: graphServer.baseURL + "/v1.0"
-                )),
+                client: GraphClient(
+                    http: http,
+                    endpoints: GraphEndpoints(
+                        tokenURL: graphServer.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: graphServer.baseURL + "/v1.0"
+                    )),
                 store: store, sealer: sealer, clock: clock, publicURL: publicURL
             )
         }
@@ -166,9 +168,10 @@ public enum MonthSimulation {
         schedule.tick = .milliseconds(2)
         let step = options.stepHours * 3600
         config.maintenance.reconciliationIntervalSeconds = max(1, Int((options.sweepHours * 3600).rounded()))
-        let tlsContext = try TLSServerContext(configuration: TLSServerConfiguration(
-            certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey, handshakeTimeout: .seconds(5)
-        ))
+        let tlsContext = try TLSServerContext(
+            configuration: TLSServerConfiguration(
+                certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey, handshakeTimeout: .seconds(5)
+            ))
         let parts = GatewayAssembly.Parts(
             configuration: config, store: store, sealer: sealer, tlsContext: tlsContext, adminToken: "month-admin-token-0123456789abcdef",
             apiToken: "month-api-token-0123456789abcdef", metrics: GatewayMetrics(), clock: clock, version: "month", logger: quiet
@@ -180,10 +183,11 @@ public enum MonthSimulation {
         let (scheduler, renewal, sweep) = (gateway.scheduler, gateway.renewal, gateway.sweep)
         guard let poller = gateway.pollers.first else { throw CocoaError(.featureUnsupported) }
         // Renewal, sweep and poll run from the month's own loop, one step at a time; only these run as services.
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: StoreLifecycleService(store: store, logger: quiet)), .init(service: scheduler), .init(service: gateway.application)],
-            logger: quiet
-        ))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: StoreLifecycleService(store: store, logger: quiet)), .init(service: scheduler), .init(service: gateway.application)],
+                logger: quiet
+            ))
         let running = Task { try await group.run() }
         func shutdown() async {
             google.setPushClient(nil)
@@ -227,56 +231,69 @@ public enum MonthSimulation {
 
             var tracked: [Tracked] = []
             for calendar in ["primary", "team", "family"] {
-                tracked.append(Tracked(key: "\(googleConnection.id)/\(calendar)", truth: { google.liveEvents(calendar: calendar) }, mutate: { random, now in
-                    let live = google.liveEvents(calendar: calendar).keys.sorted()
-                    let roll = random.unit()
-                    if roll < 0.25, let victim = random.pick(live) {
-                        google.deleteEvent(calendar: calendar, id: victim)
-                    } else {
-                        let id = roll < 0.6 ? (random.pick(live) ?? random.identifier("g")) : random.identifier("g")
-                        let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
-                        google.upsertEvent(calendar: calendar, [
-                            "id": .string(id), "summary": .string("Meeting \(random.identifier(""))"),
-                            "start": .object(["dateTime": .string(iso(start)), "timeZone": .string("UTC")]),
-                            "end": .object(["dateTime": .string(iso(start.addingTimeInterval(3600))), "timeZone": .string("UTC")]),
-                        ])
-                    }
-                }, redtail: false))
+                tracked.append(
+                    Tracked(
+                        key: "\(googleConnection.id)/\(calendar)", truth: { google.liveEvents(calendar: calendar) },
+                        mutate: { random, now in
+                            let live = google.liveEvents(calendar: calendar).keys.sorted()
+                            let roll = random.unit()
+                            if roll < 0.25, let victim = random.pick(live) {
+                                google.deleteEvent(calendar: calendar, id: victim)
+                            } else {
+                                let id = roll < 0.6 ? (random.pick(live) ?? random.identifier("g")) : random.identifier("g")
+                                let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
+                                google.upsertEvent(
+                                    calendar: calendar,
+                                    [
+                                        "id": .string(id), "summary": .string("Meeting \(random.identifier(""))"),
+                                        "start": .object(["dateTime": .string(iso(start)), "timeZone": .string("UTC")]),
+                                        "end": .object(["dateTime": .string(iso(start.addingTimeInterval(3600))), "timeZone": .string("UTC")]),
+                                    ])
+                            }
+                        }, redtail: false))
             }
             for calendar in [GraphSimulator.defaultCalendarID, "AAMkMonthWork="] {
-                tracked.append(Tracked(key: "\(graphConnection.id)/\(calendar)", truth: { graph.liveEvents(calendar: calendar) }, mutate: { random, now in
-                    let live = graph.liveEvents(calendar: calendar).keys.sorted()
-                    let roll = random.unit()
-                    if roll < 0.25, let victim = random.pick(live) {
-                        graph.deleteEvent(calendar: calendar, id: victim)
-                    } else {
-                        let id = roll < 0.6 ? (random.pick(live) ?? random.identifier("AAMk")) : random.identifier("AAMk")
-                        let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
-                        graph.upsertEvent(calendar: calendar, [
-                            "id": .string(id), "subject": .string("Outlook \(random.identifier(""))"),
-                            "start": .object(["dateTime": .string(wall(start)), "timeZone": .string("UTC")]),
-                            "end": .object(["dateTime": .string(wall(start.addingTimeInterval(1800))), "timeZone": .string("UTC")]),
-                        ])
-                    }
-                }, redtail: false))
+                tracked.append(
+                    Tracked(
+                        key: "\(graphConnection.id)/\(calendar)", truth: { graph.liveEvents(calendar: calendar) },
+                        mutate: { random, now in
+                            let live = graph.liveEvents(calendar: calendar).keys.sorted()
+                            let roll = random.unit()
+                            if roll < 0.25, let victim = random.pick(live) {
+                                graph.deleteEvent(calendar: calendar, id: victim)
+                            } else {
+                                let id = roll < 0.6 ? (random.pick(live) ?? random.identifier("AAMk")) : random.identifier("AAMk")
+                                let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
+                                graph.upsertEvent(
+                                    calendar: calendar,
+                                    [
+                                        "id": .string(id), "subject": .string("Outlook \(random.identifier(""))"),
+                                        "start": .object(["dateTime": .string(wall(start)), "timeZone": .string("UTC")]),
+                                        "end": .object(["dateTime": .string(wall(start.addingTimeInterval(1800))), "timeZone": .string("UTC")]),
+                                    ])
+                            }
+                        }, redtail: false))
             }
             for advisor in advisors {
                 let username = advisor.username
-                tracked.append(Tracked(key: redtailKeys[username] ?? "", truth: { redtail.liveActivities(username: username) }, mutate: { random, now in
-                    let live = redtail.liveActivities(username: username).keys.sorted()
-                    let roll = random.unit()
-                    if roll < 0.25, let victim = random.pick(live).flatMap({ Int64($0) }) {
-                        redtail.deleteActivity(id: victim)
-                    } else {
-                        let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
-                        var fields: [String: JSONValue] = [
-                            "subject": .string("Client review \(random.identifier(""))"),
-                            "start_date": .string(iso(start)), "end_date": .string(iso(start.addingTimeInterval(3600))),
-                        ]
-                        if roll < 0.6, let existing = random.pick(live).flatMap({ Int64($0) }) { fields["id"] = .integer(existing) }
-                        redtail.upsertActivity(username: username, fields)
-                    }
-                }, redtail: true))
+                tracked.append(
+                    Tracked(
+                        key: redtailKeys[username] ?? "", truth: { redtail.liveActivities(username: username) },
+                        mutate: { random, now in
+                            let live = redtail.liveActivities(username: username).keys.sorted()
+                            let roll = random.unit()
+                            if roll < 0.25, let victim = random.pick(live).flatMap({ Int64($0) }) {
+                                redtail.deleteActivity(id: victim)
+                            } else {
+                                let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
+                                var fields: [String: JSONValue] = [
+                                    "subject": .string("Client review \(random.identifier(""))"),
+                                    "start_date": .string(iso(start)), "end_date": .string(iso(start.addingTimeInterval(3600))),
+                                ]
+                                if roll < 0.6, let existing = random.pick(live).flatMap({ Int64($0) }) { fields["id"] = .integer(existing) }
+                                redtail.upsertActivity(username: username, fields)
+                            }
+                        }, redtail: true))
             }
 
             var report = Report()
@@ -325,7 +342,9 @@ public enum MonthSimulation {
             for calendar in tracked {
                 let have = try await stored(store, calendar.key)
                 let want = calendar.truth()
-                if have == want { report.converged += 1 } else {
+                if have == want {
+                    report.converged += 1
+                } else {
                     let missing = Set(want.keys).subtracting(have.keys).count
                     let extra = Set(have.keys).subtracting(want.keys).count
                     let stale = want.filter { have[$0.key] != nil && have[$0.key] != $0.value }.count

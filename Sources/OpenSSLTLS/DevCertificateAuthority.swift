@@ -114,18 +114,18 @@ public enum DevCertificateAuthority {
         guard let serial = BN_new() else { throw failure("allocating the serial") }
         defer { BN_free(serial) }
         guard BN_rand(serial, 128, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) == 1,
-              BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(raw)) != nil
+            BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(raw)) != nil
         else { throw failure("setting the serial number") }
 
         // Back-dated an hour so a client whose clock is slightly behind still accepts it.
         var start = time_t(now.timeIntervalSince1970) - 3600
         guard X509_time_adj_ex(X509_getm_notBefore(raw), 0, 0, &start) != nil,
-              X509_time_adj_ex(X509_getm_notAfter(raw), Int32(days), 3600, &start) != nil
+            X509_time_adj_ex(X509_getm_notAfter(raw), Int32(days), 3600, &start) != nil
         else { throw failure("setting the validity") }
         guard X509_set_pubkey(raw, key) == 1 else { throw failure("setting the public key") }
         guard let name = X509_get_subject_name(raw),
-              X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, "calgate development", -1, -1, 0) == 1,
-              X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, commonName, -1, -1, 0) == 1
+            X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, "calgate development", -1, -1, 0) == 1,
+            X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, commonName, -1, -1, 0) == 1
         else { throw failure("setting the subject") }
         let issuerName = issuer.flatMap { X509_get_subject_name($0) } ?? name
         guard X509_set_issuer_name(raw, issuerName) == 1 else { throw failure("setting the issuer") }

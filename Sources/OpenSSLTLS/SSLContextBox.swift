@@ -31,36 +31,37 @@ final class SSLContextBox: @unchecked Sendable {
     /// The ALPN select callback: our first protocol the client also offers (server preference), otherwise no ALPN
     /// at all (`SSL_TLSEXT_ERR_NOACK`), so a client that offers only `h2` still gets HTTP/1.1 without the extension.
     /// A C function pointer: it captures nothing and finds the box through `arg`.
-    static let selectALPN: @convention(c) (
-        OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?, UnsafeMutablePointer<UInt8>?,
-        UnsafePointer<UInt8>?, UInt32, UnsafeMutableRawPointer?
-    ) -> Int32 = { _, out, outLength, clientList, clientLength, arg in
-        guard let out, let outLength, let clientList, clientLength > 0, let arg else { return SSL_TLSEXT_ERR_NOACK }
-        let box = Unmanaged<SSLContextBox>.fromOpaque(arg).takeUnretainedValue()
-        let ours = box.alpnWire
-        let oursCount = ours.count
-        // Walk our list in order and look each name up in the client's; both are short (a few names).
-        var serverOffset = 0
-        while serverOffset < oursCount {
-            let length = Int(ours[serverOffset])
-            let name = UnsafeBufferPointer(rebasing: ours[(serverOffset + 1)..<(serverOffset + 1 + length)])
-            var clientOffset = 0
-            while clientOffset < Int(clientLength) {
-                let candidateLength = Int(clientList[clientOffset])
-                guard clientOffset + 1 + candidateLength <= Int(clientLength) else { break }
-                let candidate = UnsafeBufferPointer(start: clientList + clientOffset + 1, count: candidateLength)
-                if candidateLength == length, candidate.elementsEqual(name) {
-                    // Points into the client's list, which OpenSSL keeps until it has copied the choice.
-                    out.pointee = clientList + clientOffset + 1
-                    outLength.pointee = UInt8(candidateLength)
-                    return SSL_TLSEXT_ERR_OK
+    static let selectALPN:
+        @convention(c) (
+            OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?, UnsafeMutablePointer<UInt8>?,
+            UnsafePointer<UInt8>?, UInt32, UnsafeMutableRawPointer?
+        ) -> Int32 = { _, out, outLength, clientList, clientLength, arg in
+            guard let out, let outLength, let clientList, clientLength > 0, let arg else { return SSL_TLSEXT_ERR_NOACK }
+            let box = Unmanaged<SSLContextBox>.fromOpaque(arg).takeUnretainedValue()
+            let ours = box.alpnWire
+            let oursCount = ours.count
+            // Walk our list in order and look each name up in the client's; both are short (a few names).
+            var serverOffset = 0
+            while serverOffset < oursCount {
+                let length = Int(ours[serverOffset])
+                let name = UnsafeBufferPointer(rebasing: ours[(serverOffset + 1)..<(serverOffset + 1 + length)])
+                var clientOffset = 0
+                while clientOffset < Int(clientLength) {
+                    let candidateLength = Int(clientList[clientOffset])
+                    guard clientOffset + 1 + candidateLength <= Int(clientLength) else { break }
+                    let candidate = UnsafeBufferPointer(start: clientList + clientOffset + 1, count: candidateLength)
+                    if candidateLength == length, candidate.elementsEqual(name) {
+                        // Points into the client's list, which OpenSSL keeps until it has copied the choice.
+                        out.pointee = clientList + clientOffset + 1
+                        outLength.pointee = UInt8(candidateLength)
+                        return SSL_TLSEXT_ERR_OK
+                    }
+                    clientOffset += 1 + candidateLength
                 }
-                clientOffset += 1 + candidateLength
+                serverOffset += 1 + length
             }
-            serverOffset += 1 + length
+            return SSL_TLSEXT_ERR_NOACK
         }
-        return SSL_TLSEXT_ERR_NOACK
-    }
 
     /// ALPN wire format: each name prefixed by its length; empty and over-long names are dropped.
     static func alpnWireFormat(_ protocols: [String]) -> [UInt8] {

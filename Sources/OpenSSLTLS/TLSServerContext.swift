@@ -103,13 +103,14 @@ public final class TLSServerContext: Sendable {
         defer { if !handedOver { SSL_CTX_free(ctx) } }
 
         guard calgate_SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1,
-              calgate_SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1,
-              SSL_CTX_set_cipher_list(ctx, tls12Ciphers) == 1,
-              calgate_SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") == 1
+            calgate_SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) == 1,
+            SSL_CTX_set_cipher_list(ctx, tls12Ciphers) == 1,
+            calgate_SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") == 1
         else {
             throw TLSConfigurationError(file: certPath, problem: "OpenSSL refused the protocol settings (\(OpenSSLErrorQueue.drain()))")
         }
-        var options = calgate_SSL_OP_NO_COMPRESSION() | calgate_SSL_OP_NO_RENEGOTIATION()
+        var options =
+            calgate_SSL_OP_NO_COMPRESSION() | calgate_SSL_OP_NO_RENEGOTIATION()
             | calgate_SSL_OP_CIPHER_SERVER_PREFERENCE() | calgate_SSL_OP_NO_SSL_MASK()
         if !configuration.sessionResumption { options |= calgate_SSL_OP_NO_TICKET() }
         _ = SSL_CTX_set_options(ctx, options)

@@ -22,24 +22,28 @@ extension PostgresStore: AppointmentStore {
                     run.append(appointment)
                     result.upserted += 1
                 case .cancelInstance(let source, let externalID, let seriesID, let originalStart):
-                    run.append(Appointment(
-                        source: source, calendarKey: calendarKey, externalID: externalID, title: "",
-                        time: .allDay(startDate: originalStart, endDate: originalStart), status: "cancelled",
-                        seriesID: seriesID, originalStart: originalStart
-                    ))
+                    run.append(
+                        Appointment(
+                            source: source, calendarKey: calendarKey, externalID: externalID, title: "",
+                            time: .allDay(startDate: originalStart, endDate: originalStart), status: "cancelled",
+                            seriesID: seriesID, originalStart: originalStart
+                        ))
                     result.upserted += 1
                 case .delete(let externalID):
                     try await upsert(run, calendarKey: calendarKey, on: db)
                     run.removeAll()
                     // Deleting a series master takes its exceptions with it.
-                    result.deleted += try await Self.count(db.query("""
-                        DELETE FROM appointments WHERE calendar_key = \(calendarKey) AND (external_id = \(externalID) OR series_id = \(externalID))
-                        RETURNING 1
-                        """, logger: logger))
+                    result.deleted += try await Self.count(
+                        db.query(
+                            """
+                            DELETE FROM appointments WHERE calendar_key = \(calendarKey) AND (external_id = \(externalID) OR series_id = \(externalID))
+                            RETURNING 1
+                            """, logger: logger))
                 }
             }
             try await upsert(run, calendarKey: calendarKey, on: db)
-            try await db.query("""
+            try await db.query(
+                """
                 INSERT INTO sync_cursors (calendar_key, cursor, updated_at) VALUES (\(calendarKey), \(cursor), \(now))
                 ON CONFLICT (calendar_key) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
                 """, logger: logger)
@@ -105,7 +109,8 @@ extension PostgresStore: AppointmentStore {
     public func syncCursor(calendarKey: String) async throws -> String? {
         try await read("reading sync_cursors") { db in
             for try await cursor in try await db.query("SELECT cursor FROM sync_cursors WHERE calendar_key = \(calendarKey)", logger: logger)
-                .decode(String.self) {
+                .decode(String.self)
+            {
                 return cursor
             }
             return nil
@@ -116,7 +121,8 @@ extension PostgresStore: AppointmentStore {
     public func syncCursorUpdatedAt(calendarKey: String) async throws -> Date? {
         try await read("reading sync_cursors") { db in
             for try await updated in try await db.query("SELECT updated_at FROM sync_cursors WHERE calendar_key = \(calendarKey)", logger: logger)
-                .decode(Date.self) {
+                .decode(Date.self)
+            {
                 return Self.ms(updated) as Date
             }
             return nil
@@ -133,24 +139,31 @@ extension PostgresStore: AppointmentStore {
     /// The calendar's appointments, cancelled instances included, by external id.
     public func appointments(calendarKey: String) async throws -> [Appointment] {
         try await read("reading appointments") { db in
-            let rows = try await db.query("""
+            let rows = try await db.query(
+                """
                 SELECT source, external_id, title, all_day, start_at, end_at, start_date, end_date, time_zone, status,
                        recurrence, series_id, original_start, updated_at, attendees, ical_uid, pushed_from
                 FROM appointments WHERE calendar_key = \(calendarKey) ORDER BY external_id COLLATE "C"
                 """, logger: logger)
             var result: [Appointment] = []
-            for try await (source, externalID, title, allDay, startAt, endAt, startDate, endDate, zone, status, recurrence, seriesID,
-                           originalStart, updatedAt, attendees, iCalUID, pushedFrom) in rows.decode(
-                (String, String, String, Bool, Date?, Date?, String?, String?, String?, String, String, String?, String?, Date?, String,
-                 String?, String?).self
+            for try await (
+                source, externalID, title, allDay, startAt, endAt, startDate, endDate, zone, status, recurrence, seriesID,
+                originalStart, updatedAt, attendees, iCalUID, pushedFrom
+            ) in rows.decode(
+                (
+                    String, String, String, Bool, Date?, Date?, String?, String?, String?, String, String, String?, String?, Date?, String,
+                    String?, String?
+                ).self
             ) {
-                result.append(Appointment(
-                    source: Provider(rawValue: source) ?? .google, calendarKey: calendarKey, externalID: externalID, title: title,
-                    time: try Self.time(allDay: allDay, start: startAt, end: endAt, startDate: startDate, endDate: endDate, zone: zone,
-                                        table: "appointments", id: externalID),
-                    status: status, recurrence: Self.lines(recurrence), seriesID: seriesID, originalStart: originalStart,
-                    updatedAt: Self.ms(updatedAt), attendees: Self.lines(attendees), iCalUID: iCalUID, pushedFrom: pushedFrom
-                ))
+                result.append(
+                    Appointment(
+                        source: Provider(rawValue: source) ?? .google, calendarKey: calendarKey, externalID: externalID, title: title,
+                        time: try Self.time(
+                            allDay: allDay, start: startAt, end: endAt, startDate: startDate, endDate: endDate, zone: zone,
+                            table: "appointments", id: externalID),
+                        status: status, recurrence: Self.lines(recurrence), seriesID: seriesID, originalStart: originalStart,
+                        updatedAt: Self.ms(updatedAt), attendees: Self.lines(attendees), iCalUID: iCalUID, pushedFrom: pushedFrom
+                    ))
             }
             return result
         }

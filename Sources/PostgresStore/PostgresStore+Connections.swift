@@ -6,7 +6,8 @@ extension PostgresStore: ConnectionStore {
     /// Inserts a connection; an existing id is an error.
     public func createConnection(_ connection: Connection, credentials: SealedCredentials) async throws {
         try await transaction("inserting connections row \(connection.id)") { db in
-            try await db.query("""
+            try await db.query(
+                """
                 INSERT INTO connections (id, user_id, provider, state, state_reason, created_at, client_id,
                     sealed_client_secret, sealed_refresh_token, account_type, account_id, visibility)
                 VALUES (\(connection.id), \(connection.userID), \(connection.provider.rawValue), \(connection.state.rawValue),
@@ -40,16 +41,18 @@ extension PostgresStore: ConnectionStore {
             var rows: [Connection] = []
             for try await (id, userID, provider, state, reason, createdAt, nextRetryAt, failingSince, accountType, accountID, visibility)
                 in try await db.query(query, logger: logger)
-                .decode((String, String, String, String, String?, Date, Date?, Date?, String?, String?, String).self) {
+                .decode((String, String, String, String, String?, Date, Date?, Date?, String?, String?, String).self)
+            {
                 // Unknown enum values read as SQLiteStore reads them: a provider defaults to google, a state to
                 // needs_reconnect (sync stops rather than running on a state it does not know), visibility to only_me.
-                rows.append(Connection(
-                    id: id, userID: userID, provider: Provider(rawValue: provider) ?? .google,
-                    state: Connection.State(rawValue: state) ?? .needsReconnect, stateReason: reason,
-                    createdAt: Self.ms(createdAt), nextRetryAt: Self.ms(nextRetryAt), failingSince: Self.ms(failingSince),
-                    accountType: accountType, accountID: accountID,
-                    visibility: Connection.Visibility(rawValue: visibility) ?? .onlyMe
-                ))
+                rows.append(
+                    Connection(
+                        id: id, userID: userID, provider: Provider(rawValue: provider) ?? .google,
+                        state: Connection.State(rawValue: state) ?? .needsReconnect, stateReason: reason,
+                        createdAt: Self.ms(createdAt), nextRetryAt: Self.ms(nextRetryAt), failingSince: Self.ms(failingSince),
+                        accountType: accountType, accountID: accountID,
+                        visibility: Connection.Visibility(rawValue: visibility) ?? .onlyMe
+                    ))
             }
             return rows
         }
@@ -71,7 +74,8 @@ extension PostgresStore: ConnectionStore {
     /// Replaces the sealed credentials; throws when the connection does not exist.
     public func updateCredentials(connectionID: String, _ credentials: SealedCredentials) async throws {
         try await transaction("updating connections credentials") { db in
-            let rows = try await db.query("""
+            let rows = try await db.query(
+                """
                 UPDATE connections SET client_id = \(credentials.clientID),
                     sealed_client_secret = \(ByteBuffer(bytes: credentials.sealedClientSecret)),
                     sealed_refresh_token = \(ByteBuffer(bytes: credentials.sealedRefreshToken))
@@ -100,7 +104,8 @@ extension PostgresStore: ConnectionStore {
     /// Stores the health fields.
     public func setConnectionHealth(id: String, _ health: ConnectionHealth) async throws {
         try await transaction("updating connections health") { db in
-            try await db.query("""
+            try await db.query(
+                """
                 UPDATE connections SET state = \(health.state.rawValue), state_reason = \(health.reason),
                     next_retry_at = \(Self.ms(health.nextRetryAt)), failing_since = \(Self.ms(health.failingSince))
                 WHERE id = \(id)
@@ -111,7 +116,8 @@ extension PostgresStore: ConnectionStore {
     /// Sets the sync state (and clears the retry fields).
     public func setConnectionState(id: String, state: Connection.State, reason: String?) async throws {
         try await transaction("updating connections state") { db in
-            try await db.query("""
+            try await db.query(
+                """
                 UPDATE connections SET state = \(state.rawValue), state_reason = \(reason), next_retry_at = NULL, failing_since = NULL
                 WHERE id = \(id)
                 """, logger: logger)
@@ -123,7 +129,8 @@ extension PostgresStore: ConnectionStore {
         try await transaction("saving connection_calendars") { db in
             try await db.query("DELETE FROM connection_calendars WHERE connection_id = \(connectionID)", logger: logger)
             guard !calendars.isEmpty else { return }
-            try await db.query("""
+            try await db.query(
+                """
                 INSERT INTO connection_calendars (connection_id, calendar_id, name, selected)
                 SELECT \(connectionID), * FROM unnest(\(calendars.map(\.calendarID))::text[], \(calendars.map(\.name))::text[],
                     \(calendars.map(\.selected))::boolean[])
@@ -151,7 +158,8 @@ extension PostgresStore: RedtailIntegrationStore {
     /// Inserts or replaces an integration (an existing row keeps its `created_at`, as in SQLiteStore).
     public func saveRedtailIntegration(_ integration: RedtailIntegration) async throws {
         try await transaction("saving redtail_integrations row") { db in
-            try await db.query("""
+            try await db.query(
+                """
                 INSERT INTO redtail_integrations (account_id, account_type, redtail_user_id, sealed_api_key, sealed_user_key, created_at)
                 VALUES (\(integration.accountID), \(integration.accountType), \(integration.redtailUserID),
                     \(ByteBuffer(bytes: integration.sealedAPIKey)), \(ByteBuffer(bytes: integration.sealedUserKey)), \(Self.ms(integration.createdAt)))
@@ -164,12 +172,14 @@ extension PostgresStore: RedtailIntegrationStore {
     /// An account's integration.
     public func redtailIntegration(accountID: String) async throws -> RedtailIntegration? {
         try await read("reading redtail_integrations") { db in
-            let rows = try await db.query("""
+            let rows = try await db.query(
+                """
                 SELECT account_id, account_type, redtail_user_id, sealed_api_key, sealed_user_key, created_at
                 FROM redtail_integrations WHERE account_id = \(accountID)
                 """, logger: logger)
             for try await (account, type, userID, apiKey, userKey, createdAt)
-                in rows.decode((String, String, String?, ByteBuffer, ByteBuffer, Date).self) {
+                in rows.decode((String, String, String?, ByteBuffer, ByteBuffer, Date).self)
+            {
                 return RedtailIntegration(
                     accountID: account, accountType: type, redtailUserID: userID, sealedAPIKey: Self.bytes(apiKey),
                     sealedUserKey: Self.bytes(userKey), createdAt: Self.ms(createdAt)

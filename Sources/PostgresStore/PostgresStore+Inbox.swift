@@ -127,7 +127,8 @@ extension PostgresStore: InboxStore {
             sql += " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
             var inserted: [(id: Int64, key: String?)] = []
             for try await (id, key) in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
-                .decode((Int64, String?).self) {
+                .decode((Int64, String?).self)
+            {
                 inserted.append((id, key))
             }
             // Identity values are drawn in VALUES order, so sorted ids match the rows in order; keyed rows match by key.
@@ -183,7 +184,8 @@ extension PostgresStore: InboxStore {
         let appenders = Array(cursor.positions.keys)
         let positions = appenders.map { cursor.position(of: $0) }
         return try await read("reading inbox") { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT id, provider, channel_id, dedupe_key, kind, received_at, headers::text, body, attempts, appender
                 FROM inbox i WHERE processed_at IS NULL
                   AND id > coalesce((SELECT c.last FROM unnest(\(appenders)::text[], \(positions)::int8[]) AS c(appender, last)
@@ -192,7 +194,8 @@ extension PostgresStore: InboxStore {
                 """, logger: logger)
             var result: [StoredInboxEntry] = []
             for try await (id, provider, channelID, dedupeKey, kind, receivedAt, headers, body, attempts, appender)
-                in rows.decode((Int64, String, String, String?, String, Date, String, ByteBuffer, Int32, String).self) {
+                in rows.decode((Int64, String, String, String?, String, Date, String, ByteBuffer, Int32, String).self)
+            {
                 guard let provider = Provider(rawValue: provider) else {
                     throw PostgresStoreError(.decoding, "inbox row \(id): column provider holds unknown provider \"\(provider)\"")
                 }

@@ -19,7 +19,8 @@ extension PostgresStore: LeadCenterAppointmentStore {
     public func setCategory(calendarKey: String, externalID: String, category: String?) async throws {
         try await transaction("saving appointment_categories row") { db in
             if let category {
-                try await db.query("""
+                try await db.query(
+                    """
                     INSERT INTO appointment_categories (calendar_key, external_id, category) VALUES (\(calendarKey), \(externalID), \(category))
                     ON CONFLICT (calendar_key, external_id) DO UPDATE SET category = excluded.category
                     """, logger: logger)
@@ -50,15 +51,17 @@ extension PostgresStore: LeadCenterAppointmentStore {
         binds.append(appointment.category)
         binds.append(Self.ms(appointment.createdAt))
         binds.append(Self.ms(appointment.updatedAt))
-        try await db.query(PostgresQuery(unsafeSQL: """
-            INSERT INTO leadcenter_appointments (id, user_id, account_id, title, all_day, start_at, end_at, start_date, end_date,
-                time_zone, recurrence, category, created_at, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-            ON CONFLICT (id) DO UPDATE SET title = excluded.title, all_day = excluded.all_day, start_at = excluded.start_at,
-                end_at = excluded.end_at, start_date = excluded.start_date, end_date = excluded.end_date,
-                time_zone = excluded.time_zone, recurrence = excluded.recurrence, category = excluded.category,
-                updated_at = excluded.updated_at
-            """, binds: binds), logger: logger)
+        try await db.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO leadcenter_appointments (id, user_id, account_id, title, all_day, start_at, end_at, start_date, end_date,
+                        time_zone, recurrence, category, created_at, updated_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                    ON CONFLICT (id) DO UPDATE SET title = excluded.title, all_day = excluded.all_day, start_at = excluded.start_at,
+                        end_at = excluded.end_at, start_date = excluded.start_date, end_date = excluded.end_date,
+                        time_zone = excluded.time_zone, recurrence = excluded.recurrence, category = excluded.category,
+                        updated_at = excluded.updated_at
+                    """, binds: binds), logger: logger)
     }
 
     /// One LeadCenter appointment (not one marked deleted).
@@ -89,13 +92,16 @@ extension PostgresStore: LeadCenterAppointmentStore {
             for try await (id, userID, accountID, title, allDay, startAt, endAt, startDate, endDate, zone, recurrence, category, createdAt, updatedAt)
                 in try await db.query(query, logger: logger).decode(
                     (String, String, String, String, Bool, Date?, Date?, String?, String?, String?, String, String?, Date, Date).self
-                ) {
-                result.append(LeadCenterAppointment(
-                    id: id, userID: userID, accountID: accountID, title: title,
-                    time: try Self.time(allDay: allDay, start: startAt, end: endAt, startDate: startDate, endDate: endDate, zone: zone,
-                                        table: "leadcenter_appointments", id: id),
-                    recurrence: Self.lines(recurrence), category: category, createdAt: Self.ms(createdAt), updatedAt: Self.ms(updatedAt)
-                ))
+                )
+            {
+                result.append(
+                    LeadCenterAppointment(
+                        id: id, userID: userID, accountID: accountID, title: title,
+                        time: try Self.time(
+                            allDay: allDay, start: startAt, end: endAt, startDate: startDate, endDate: endDate, zone: zone,
+                            table: "leadcenter_appointments", id: id),
+                        recurrence: Self.lines(recurrence), category: category, createdAt: Self.ms(createdAt), updatedAt: Self.ms(updatedAt)
+                    ))
             }
             return result
         }

@@ -7,7 +7,8 @@ extension PostgresStore: PushStore {
     public func pushTarget(userID: String) async throws -> String? {
         try await read("reading push_targets") { db in
             for try await key in try await db.query("SELECT calendar_key FROM push_targets WHERE user_id = \(userID)", logger: logger)
-                .decode(String.self) {
+                .decode(String.self)
+            {
                 return key
             }
             return nil
@@ -18,7 +19,8 @@ extension PostgresStore: PushStore {
     public func setPushTarget(userID: String, calendarKey: String?) async throws {
         try await transaction("saving push_targets row") { db in
             if let calendarKey {
-                try await db.query("""
+                try await db.query(
+                    """
                     INSERT INTO push_targets (user_id, calendar_key) VALUES (\(userID), \(calendarKey))
                     ON CONFLICT (user_id) DO UPDATE SET calendar_key = excluded.calendar_key
                     """, logger: logger)
@@ -59,7 +61,8 @@ extension PostgresStore: PushStore {
     }
 
     private func enqueue(_ appointmentID: String, action: PushAction, calendarKey: String, now: Date, on db: PostgresConnection) async throws {
-        try await db.query("""
+        try await db.query(
+            """
             INSERT INTO push_jobs (appointment_id, action, calendar_key, next_attempt_at)
             VALUES (\(appointmentID), \(action.rawValue), \(calendarKey), \(now))
             """, logger: logger)
@@ -68,7 +71,8 @@ extension PostgresStore: PushStore {
     /// The push state of an appointment (deleted-but-pending ones included).
     public func pushState(appointmentID: String) async throws -> PushState? {
         try await read("reading leadcenter_appointments push state") { db in
-            let rows = try await db.query("""
+            let rows = try await db.query(
+                """
                 SELECT push_status, pushed_calendar_key, pushed_external_id, push_error FROM leadcenter_appointments WHERE id = \(appointmentID)
                 """, logger: logger)
             for try await (status, calendarKey, externalID, error) in rows.decode((String, String?, String?, String?).self) {
@@ -82,19 +86,22 @@ extension PostgresStore: PushStore {
     public func duePushJobs(now: Date, limit: Int) async throws -> [PushJob] {
         let when = Self.ms(now)
         return try await read("reading push_jobs") { db in
-            let rows = try await db.query("""
+            let rows = try await db.query(
+                """
                 SELECT id, appointment_id, action, calendar_key, attempts, next_attempt_at FROM push_jobs j
                 WHERE next_attempt_at <= \(when) AND id = (SELECT MIN(id) FROM push_jobs WHERE appointment_id = j.appointment_id)
                 ORDER BY id LIMIT \(Int64(max(0, limit)))
                 """, logger: logger)
             var jobs: [PushJob] = []
             for try await (id, appointmentID, action, calendarKey, attempts, next)
-                in rows.decode((Int64, String, String, String, Int32, Date).self) {
+                in rows.decode((Int64, String, String, String, Int32, Date).self)
+            {
                 // An unknown action reads as `update`, as in SQLiteStore.
-                jobs.append(PushJob(
-                    id: id, appointmentID: appointmentID, action: PushAction(rawValue: action) ?? .update, calendarKey: calendarKey,
-                    attempts: Int(attempts), nextAttemptAt: Self.ms(next)
-                ))
+                jobs.append(
+                    PushJob(
+                        id: id, appointmentID: appointmentID, action: PushAction(rawValue: action) ?? .update, calendarKey: calendarKey,
+                        attempts: Int(attempts), nextAttemptAt: Self.ms(next)
+                    ))
             }
             return jobs
         }
@@ -109,7 +116,8 @@ extension PostgresStore: PushStore {
                     "DELETE FROM leadcenter_appointments WHERE id = \(job.appointmentID) AND deleted_at IS NOT NULL", logger: logger
                 )
             } else {
-                try await db.query("""
+                try await db.query(
+                    """
                     UPDATE leadcenter_appointments SET push_status = \(state.status), pushed_calendar_key = \(state.calendarKey),
                         pushed_external_id = \(state.externalID), push_error = NULL
                     WHERE id = \(job.appointmentID)
@@ -158,7 +166,8 @@ extension PostgresStore: PushStore {
     private func pushedValues(calendarKey: String, column: StaticString) async throws -> Set<String> {
         try await read("reading leadcenter_appointments") { db in
             var values: Set<String> = []
-            let rows = try await db.query("""
+            let rows = try await db.query(
+                """
                 SELECT \(unescaped: "\(column)") FROM leadcenter_appointments
                 WHERE pushed_calendar_key = \(calendarKey) AND \(unescaped: "\(column)") IS NOT NULL
                 """, logger: logger)

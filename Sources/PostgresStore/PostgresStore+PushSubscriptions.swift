@@ -28,7 +28,8 @@ extension PostgresStore: PushSubscriptionStore {
 
     /// The provider's active subscriptions for the calendar, newest expiry first.
     public func livePushSubscriptions(provider: Provider, calendarKey: String) async throws -> [StoredPushSubscription] {
-        try await pushSubscriptions("""
+        try await pushSubscriptions(
+            """
             WHERE provider = \(provider.rawValue) AND calendar_key = \(calendarKey) AND ended_at IS NULL
             ORDER BY expires_at DESC, id COLLATE "C"
             """)
@@ -36,7 +37,8 @@ extension PostgresStore: PushSubscriptionStore {
 
     /// Every active subscription of the provider, by calendar then newest expiry first.
     public func allLivePushSubscriptions(provider: Provider) async throws -> [StoredPushSubscription] {
-        try await pushSubscriptions("""
+        try await pushSubscriptions(
+            """
             WHERE provider = \(provider.rawValue) AND ended_at IS NULL ORDER BY calendar_key COLLATE "C", expires_at DESC, id COLLATE "C"
             """)
     }
@@ -56,7 +58,8 @@ extension PostgresStore: PushSubscriptionStore {
     /// so, because a Graph subscription's life restarts only through a renewal.
     func upsertPushSubscription(_ row: StoredPushSubscription, keepingCreatedAt: Bool) async throws {
         try await credentialsWrite("saving push_subscriptions row \(row.provider)/\(row.id)") { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO push_subscriptions (provider, id, calendar_key, resource_id, sealed_secret, expires_at, created_at, ended_at)
                 VALUES (\(row.provider.rawValue), \(row.id), \(row.calendarKey), \(row.resourceID), \(ByteBuffer(bytes: row.sealedSecret)),
                         \(Self.ms(row.expiresAt)), \(Self.ms(row.createdAt)), \(Self.ms(row.endedAt)))
@@ -71,22 +74,25 @@ extension PostgresStore: PushSubscriptionStore {
     /// The rows `filter` (a `WHERE` clause and its order) selects.
     func pushSubscriptions(_ filter: PostgresQuery) async throws -> [StoredPushSubscription] {
         var query = filter
-        query.sql = "SELECT provider, id, calendar_key, resource_id, sealed_secret, expires_at, created_at, ended_at FROM push_subscriptions "
+        query.sql =
+            "SELECT provider, id, calendar_key, resource_id, sealed_secret, expires_at, created_at, ended_at FROM push_subscriptions "
             + query.sql
         return try await read("reading push_subscriptions") { connection in
             var rows: [StoredPushSubscription] = []
             for try await (stored, id, calendarKey, resourceID, secret, expiresAt, createdAt, endedAt)
-                in try await connection.query(query, logger: logger).decode((String, String, String, String?, ByteBuffer, Date, Date?, Date?).self) {
+                in try await connection.query(query, logger: logger).decode((String, String, String, String?, ByteBuffer, Date, Date?, Date?).self)
+            {
                 guard let provider = Provider(rawValue: stored) else {
                     // Only valid ids are ever written; anything else was put there by hand.
                     throw PostgresStoreError(
                         .decoding, "push_subscriptions row \"\(id)\" has provider \"\(stored)\", which is not a provider id; fix or delete the row"
                     )
                 }
-                rows.append(StoredPushSubscription(
-                    provider: provider, id: id, calendarKey: calendarKey, resourceID: resourceID, sealedSecret: Self.bytes(secret),
-                    expiresAt: Self.ms(expiresAt), createdAt: Self.ms(createdAt), endedAt: Self.ms(endedAt)
-                ))
+                rows.append(
+                    StoredPushSubscription(
+                        provider: provider, id: id, calendarKey: calendarKey, resourceID: resourceID, sealedSecret: Self.bytes(secret),
+                        expiresAt: Self.ms(expiresAt), createdAt: Self.ms(createdAt), endedAt: Self.ms(endedAt)
+                    ))
             }
             return rows
         }

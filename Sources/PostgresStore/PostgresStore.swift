@@ -73,8 +73,10 @@ public final class PostgresStore: GatewayStore, Sendable {
     /// Group-commit counters.
     public var statistics: PostgresStoreStatistics { stats.withLock { $0 } }
 
-    private init(client: PostgresClient, runTask: Task<Void, Never>, listener: PostgresListener, url: PostgresURL,
-                 configuration: PostgresStoreConfiguration, logger: Logger) {
+    private init(
+        client: PostgresClient, runTask: Task<Void, Never>, listener: PostgresListener, url: PostgresURL,
+        configuration: PostgresStoreConfiguration, logger: Logger
+    ) {
         self.client = client
         self.runTask = runTask
         self.listener = listener
@@ -188,7 +190,8 @@ public final class PostgresStore: GatewayStore, Sendable {
         if let transaction = error as? PostgresTransactionError, let inner = transaction.closureError as? PostgresStoreError {
             return inner
         }
-        let decoding = error is PostgresDecodingError
+        let decoding =
+            error is PostgresDecodingError
             || ((error as? PostgresTransactionError)?.closureError is PostgresDecodingError)
         return PostgresStoreError.wrap(error, what, code: decoding ? .decoding : .query)
     }
@@ -206,7 +209,8 @@ public final class PostgresStore: GatewayStore, Sendable {
     public func checkWritable() async throws {
         let now = Date()
         try await transaction("writing the health probe to gateway_meta") { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO gateway_meta (key, value, updated_at) VALUES ('health_probe', \(instanceID), \(now))
                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
                 """, logger: logger)

@@ -83,7 +83,8 @@ struct PostgresURL: Sendable, Equatable {
         }
 
         guard let user = userInfo.map({ $0.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false) }),
-              let first = user.first, !first.isEmpty else {
+            let first = user.first, !first.isEmpty
+        else {
             throw bad("the user name is missing (user@host)")
         }
         guard let userName = String(first).removingPercentEncoding else { throw bad("the user name has a bad %-escape") }

@@ -29,7 +29,8 @@ public final class PostgresWorkLeases: WorkLeasing {
         let logger = store.logger
         return try await store.transaction("claiming work lease \(key)") { connection in
             // Make sure the row exists, so there is something to lock.
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO work_leases (key, owner, expires_at) VALUES (\(key), \(owner), '-infinity')
                 ON CONFLICT (key) DO NOTHING
                 """, logger: logger)
@@ -41,7 +42,8 @@ public final class PostgresWorkLeases: WorkLeasing {
             // No row: another instance is in the middle of claiming it.
             guard let holder else { return false }
             if holder.owner != owner && holder.live { return false }
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE work_leases SET owner = \(owner), expires_at = clock_timestamp() + make_interval(secs => \(seconds))
                 WHERE key = \(key)
                 """, logger: logger)
@@ -56,7 +58,8 @@ public final class PostgresWorkLeases: WorkLeasing {
         try await store.transaction("releasing work lease \(key)") { connection in
             try await connection.query("DELETE FROM work_leases WHERE key = \(key) AND owner = \(owner)", logger: logger)
             guard let record else { return }
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO work_log (kind, key, owner, started_at, inbox_rows, outcome)
                 VALUES (\(record.kind), \(key), \(owner), \(PostgresStore.ms(record.startedAt)), \(record.inboxRows), \(record.outcome))
                 """, logger: logger)
@@ -85,16 +88,19 @@ extension PostgresStore {
     /// The work log, oldest first: which instance did what (the scale-out test reads it to prove nothing ran twice).
     public func workLog(limit: Int = 10_000) async throws -> [WorkLogEntry] {
         try await read("reading work_log") { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT kind, key, owner, started_at, finished_at, inbox_rows, outcome FROM work_log ORDER BY id LIMIT \(Int64(max(0, limit)))
                 """, logger: logger)
             var entries: [WorkLogEntry] = []
             for try await (kind, key, owner, started, finished, inboxRows, outcome)
-                in rows.decode((String, String, String, Date, Date, [Int64], String).self) {
-                entries.append(WorkLogEntry(
-                    record: WorkRecord(kind: kind, startedAt: Self.ms(started), inboxRows: inboxRows, outcome: outcome),
-                    key: key, owner: owner, finishedAt: finished
-                ))
+                in rows.decode((String, String, String, Date, Date, [Int64], String).self)
+            {
+                entries.append(
+                    WorkLogEntry(
+                        record: WorkRecord(kind: kind, startedAt: Self.ms(started), inboxRows: inboxRows, outcome: outcome),
+                        key: key, owner: owner, finishedAt: finished
+                    ))
             }
             return entries
         }

@@ -152,10 +152,13 @@ public final class GoogleSimulator: Sendable {
             $0.channels.values.filter { $0.calendar == calendar && !$0.stopped && $0.expiresAt > now && (channelID == nil || $0.id == channelID) }
         }
         for channel in targets {
-            let number: UInt64 = resourceState == "sync" ? 1 : pushes.withLock { counters in
-                counters.messageNumber += UInt64.random(in: 1...3)
-                return counters.messageNumber
-            }
+            let number: UInt64 =
+                resourceState == "sync"
+                ? 1
+                : pushes.withLock { counters in
+                    counters.messageNumber += UInt64.random(in: 1...3)
+                    return counters.messageNumber
+                }
             var headers = [
                 CurlHTTPHeader("X-Goog-Channel-ID", channel.id), CurlHTTPHeader("X-Goog-Resource-ID", channel.resourceID),
                 CurlHTTPHeader("X-Goog-Resource-URI", "https://www.googleapis.com/calendar/v3/calendars/\(calendar)/events?alt=json"),
@@ -174,23 +177,23 @@ public final class GoogleSimulator: Sendable {
     }
 
     private func send(_ request: CurlHTTPRequest, after initialDelay: Duration, with pushClient: CurlHTTPClient) {
-            inFlight.withLock { $0 += 1 }
-            Task {
-                defer { self.inFlight.withLock { $0 -= 1 } }
-                if initialDelay > .zero { try? await Task.sleep(for: initialDelay) }
-                var delay = Duration.milliseconds(200)
-                for _ in 0..<6 {
-                    self.pushes.withLock { $0.sent += 1 }
-                    let status = (try? await pushClient.execute(request))?.status ?? 503
-                    if [200, 201, 202, 204, 102].contains(status) {
-                        self.pushes.withLock { $0.delivered += 1 }
-                        return
-                    }
-                    guard [500, 502, 503, 504].contains(status) else { return }
-                    try? await Task.sleep(for: delay)
-                    delay *= 2
+        inFlight.withLock { $0 += 1 }
+        Task {
+            defer { self.inFlight.withLock { $0 -= 1 } }
+            if initialDelay > .zero { try? await Task.sleep(for: initialDelay) }
+            var delay = Duration.milliseconds(200)
+            for _ in 0..<6 {
+                self.pushes.withLock { $0.sent += 1 }
+                let status = (try? await pushClient.execute(request))?.status ?? 503
+                if [200, 201, 202, 204, 102].contains(status) {
+                    self.pushes.withLock { $0.delivered += 1 }
+                    return
                 }
+                guard [500, 502, 503, 504].contains(status) else { return }
+                try? await Task.sleep(for: delay)
+                delay *= 2
             }
+        }
     }
 
     /// `events.list` calls answered so far (faults included).
@@ -205,7 +208,9 @@ public final class GoogleSimulator: Sendable {
             state.version += 1
             var json = fields
             let id: String
-            if case .string(let given)? = fields["id"] { id = given } else {
+            if case .string(let given)? = fields["id"] {
+                id = given
+            } else {
                 id = "ev\(state.nextID)"
                 state.nextID += 1
             }
@@ -236,7 +241,9 @@ public final class GoogleSimulator: Sendable {
 
     /// Makes every sync token issued so far answer 410 `fullSyncRequired`.
     public func invalidateSyncTokens() {
-        state.withLock { $0.tokensValidFrom = $0.version + 1; $0.version += 1 }
+        state.withLock {
+            $0.tokensValidFrom = $0.version + 1; $0.version += 1
+        }
     }
 
     /// Queues faults for the next API calls (or, for push faults, the next pushes), in order.
@@ -374,11 +381,12 @@ public final class GoogleSimulator: Sendable {
             }
             // Google announces a new channel with a `sync` message, possibly before the watch response arrives.
             self.notifyChannels(calendar: calendar, state: "sync", only: id)
-            return Self.json(.object([
-                "kind": .string("api#channel"), "id": .string(id), "resourceId": .string(resourceID),
-                "resourceUri": .string("https://www.googleapis.com/calendar/v3/calendars/\(calendar)/events?alt=json"),
-                "token": .string(token), "expiration": .string(String(expiration)),
-            ]))
+            return Self.json(
+                .object([
+                    "kind": .string("api#channel"), "id": .string(id), "resourceId": .string(resourceID),
+                    "resourceUri": .string("https://www.googleapis.com/calendar/v3/calendars/\(calendar)/events?alt=json"),
+                    "token": .string(token), "expiration": .string(String(expiration)),
+                ]))
         }
         router.post("/calendar/v3/channels/stop") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
@@ -477,9 +485,10 @@ public final class GoogleSimulator: Sendable {
             return token
         }
         guard let issued else {
-            return Self.json(.object([
-                "error": .string("invalid_grant"), "error_description": .string("Token has been expired or revoked."),
-            ]), status: .badRequest)
+            return Self.json(
+                .object([
+                    "error": .string("invalid_grant"), "error_description": .string("Token has been expired or revoked."),
+                ]), status: .badRequest)
         }
         return Self.json(.object(["access_token": .string(issued), "expires_in": .integer(3599), "token_type": .string("Bearer")]))
     }
@@ -604,10 +613,12 @@ public final class GoogleSimulator: Sendable {
     }
 
     static func googleError(_ code: Int, reason: String, message: String) -> Response {
-        let body = JSONValue.object(["error": .object([
-            "code": .integer(Int64(code)), "message": .string(message),
-            "errors": .array([.object(["domain": .string("global"), "reason": .string(reason), "message": .string(message)])]),
-        ])])
+        let body = JSONValue.object([
+            "error": .object([
+                "code": .integer(Int64(code)), "message": .string(message),
+                "errors": .array([.object(["domain": .string("global"), "reason": .string(reason), "message": .string(message)])]),
+            ])
+        ])
         return json(body, status: HTTPResponse.Status(code: code))
     }
 }

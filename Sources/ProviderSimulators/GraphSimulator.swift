@@ -196,7 +196,9 @@ public final class GraphSimulator: Sendable {
         let (id, isNew) = state.withLock { state -> (String, Bool) in
             state.version += 1
             let id: String
-            if case .string(let given)? = fields["id"] { id = given } else {
+            if case .string(let given)? = fields["id"] {
+                id = given
+            } else {
                 id = "AAMkEv\(state.nextID)="
                 state.nextID += 1
             }
@@ -426,7 +428,8 @@ public final class GraphSimulator: Sendable {
             return "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."
         }
         let token = state.withLock { state -> String in
-            let token = "Validation: Testing client application reachability for subscription Request-Id: "
+            let token =
+                "Validation: Testing client application reachability for subscription Request-Id: "
                 + UUID().uuidString.lowercased() + state.validationTokenExtra
             state.validations.append(token)
             return token
@@ -465,9 +468,10 @@ public final class GraphSimulator: Sendable {
                         ])
                     }
                 }
-                return Self.json(.object([
-                    "@odata.context": .string("https://graph.microsoft.com/v1.0/$metadata#users('me')/calendars"), "value": .array(items),
-                ]))
+                return Self.json(
+                    .object([
+                        "@odata.context": .string("https://graph.microsoft.com/v1.0/$metadata#users('me')/calendars"), "value": .array(items),
+                    ]))
             }
         }
         router.get("/v1.0/me/calendars/:calendar/events/delta") { request, context in
@@ -672,21 +676,25 @@ public final class GraphSimulator: Sendable {
         }
         let isDeltaWithToken = request.uri.path.hasSuffix("/delta") && request.uri.queryParameters.get("$deltatoken") != nil
         let fault = state.withLock { state -> Fault? in
-            guard let index = state.faults.firstIndex(where: { fault in
-                switch fault {
-                case .syncStateNotFound, .resyncRequired: return isDeltaWithToken
-                default: return true
-                }
-            }) else { return nil }
+            guard
+                let index = state.faults.firstIndex(where: { fault in
+                    switch fault {
+                    case .syncStateNotFound, .resyncRequired: return isDeltaWithToken
+                    default: return true
+                    }
+                })
+            else { return nil }
             return state.faults.remove(at: index)
         }
         switch fault {
         case .rateLimit?:
             var response = Response(
                 status: .tooManyRequests, headers: [.contentType: "application/json", .retryAfter: "1"],
-                body: .init(byteBuffer: ByteBuffer(string: """
-                    {"error":{"code":"TooManyRequests","innerError":{"code":"429","date":"\(Self.iso(Date()))","message":"Please retry after","request-id":"\(UUID().uuidString.lowercased())","status":"429"},"message":"Please retry again later."}}
-                    """))
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        string: """
+                            {"error":{"code":"TooManyRequests","innerError":{"code":"429","date":"\(Self.iso(Date()))","message":"Please retry after","request-id":"\(UUID().uuidString.lowercased())","status":"429"},"message":"Please retry again later."}}
+                            """))
             )
             response.headers[.retryAfter] = "1"
             return response
@@ -724,11 +732,12 @@ public final class GraphSimulator: Sendable {
             if parts.count == 2 { form[parts[0].removingPercentEncoding ?? parts[0]] = parts[1].removingPercentEncoding ?? parts[1] }
         }
         func entraError(_ error: String, _ code: Int, _ description: String) -> Response {
-            Self.json(.object([
-                "error": .string(error), "error_description": .string("AADSTS\(code): \(description)"),
-                "error_codes": .array([.integer(Int64(code))]), "timestamp": .string(Self.iso(Date())),
-                "trace_id": .string(UUID().uuidString.lowercased()), "correlation_id": .string(UUID().uuidString.lowercased()),
-            ]), status: .badRequest)
+            Self.json(
+                .object([
+                    "error": .string(error), "error_description": .string("AADSTS\(code): \(description)"),
+                    "error_codes": .array([.integer(Int64(code))]), "timestamp": .string(Self.iso(Date())),
+                    "trace_id": .string(UUID().uuidString.lowercased()), "correlation_id": .string(UUID().uuidString.lowercased()),
+                ]), status: .badRequest)
         }
         guard form["grant_type"] == "refresh_token" else {
             return entraError("unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
@@ -756,11 +765,12 @@ public final class GraphSimulator: Sendable {
         }
         switch outcome {
         case .success(let (access, rotated)):
-            return Self.json(.object([
-                "token_type": .string("Bearer"), "scope": .string("https://graph.microsoft.com/Calendars.Read"),
-                "expires_in": .integer(3599), "ext_expires_in": .integer(3599),
-                "access_token": .string(access), "refresh_token": .string(rotated),
-            ]))
+            return Self.json(
+                .object([
+                    "token_type": .string("Bearer"), "scope": .string("https://graph.microsoft.com/Calendars.Read"),
+                    "expires_in": .integer(3599), "ext_expires_in": .integer(3599),
+                    "access_token": .string(access), "refresh_token": .string(rotated),
+                ]))
         case .failure(.interaction):
             return entraError("interaction_required", 50076, "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access the resource.")
         case .failure(.grant):
@@ -813,7 +823,7 @@ public final class GraphSimulator: Sendable {
                 resolved = scope
             } else {
                 guard let startText = query.get("startDateTime"), let endText = query.get("endDateTime"),
-                      let start = SimulatorDates.windowBound(String(startText)), let end = SimulatorDates.windowBound(String(endText)), start < end
+                    let start = SimulatorDates.windowBound(String(startText)), let end = SimulatorDates.windowBound(String(endText)), start < end
                 else {
                     return Self.graphError(400, "ErrorInvalidParameter", "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.")
                 }
@@ -869,16 +879,18 @@ public final class GraphSimulator: Sendable {
             }
             // calendarView: series are expanded into occurrence stubs; masters themselves are not returned.
             if case .string("seriesMaster")? = event.json["type"] {
-                let exceptions = Set((state.events[calendar] ?? [:]).values.compactMap { other -> String? in
-                    guard case .string(id)? = other.json["seriesMasterId"], case .string(let original)? = other.json["originalStart"] else { return nil }
-                    return original
-                })
+                let exceptions = Set(
+                    (state.events[calendar] ?? [:]).values.compactMap { other -> String? in
+                        guard case .string(id)? = other.json["seriesMasterId"], case .string(let original)? = other.json["originalStart"] else { return nil }
+                        return original
+                    })
                 for occurrence in occurrences(of: event.json, in: start, end) where !exceptions.contains(occurrence.originalStart) {
-                    items.append(.object([
-                        "@odata.type": .string("#microsoft.graph.event"), "@odata.etag": event.json["@odata.etag"] ?? .null,
-                        "id": .string("\(id)_occ_\(occurrence.originalStart)"), "type": .string("occurrence"),
-                        "seriesMasterId": .string(id), "start": occurrence.start, "end": occurrence.end,
-                    ]))
+                    items.append(
+                        .object([
+                            "@odata.type": .string("#microsoft.graph.event"), "@odata.etag": event.json["@odata.etag"] ?? .null,
+                            "id": .string("\(id)_occ_\(occurrence.originalStart)"), "type": .string("occurrence"),
+                            "seriesMasterId": .string(id), "start": occurrence.start, "end": occurrence.end,
+                        ]))
                 }
             } else if overlaps(event.json, start, end) {
                 items.append(.object(event.json))
@@ -926,7 +938,8 @@ public final class GraphSimulator: Sendable {
             if case .object(let range)? = recurrence["range"] {
                 if case .integer(let n)? = range["numberOfOccurrences"], n > 0, case .string("numbered")? = range["type"] { count = Int(n) }
                 if case .string("endDate")? = range["type"], case .string(let date)? = range["endDate"],
-                   let (day, _) = instant(.object(["dateTime": .string(date + "T23:59:59"), "timeZone": .string(zone)])) {
+                    let (day, _) = instant(.object(["dateTime": .string(date + "T23:59:59"), "timeZone": .string(zone)]))
+                {
                     until = day
                 }
             }
@@ -948,8 +961,11 @@ public final class GraphSimulator: Sendable {
                 let end = candidate.addingTimeInterval(duration)
                 if end > windowStart {
                     let stamp = iso(candidate)
-                    result.append((stamp, .object(["dateTime": .string(wall(candidate)), "timeZone": .string("UTC")]),
-                                   .object(["dateTime": .string(wall(end)), "timeZone": .string("UTC")])))
+                    result.append(
+                        (
+                            stamp, .object(["dateTime": .string(wall(candidate)), "timeZone": .string("UTC")]),
+                            .object(["dateTime": .string(wall(end)), "timeZone": .string("UTC")])
+                        ))
                 }
             }
             if type != "daily" && type != "weekly" { break }
@@ -1075,7 +1091,8 @@ public final class GraphSimulator: Sendable {
     func calendar(forResource resource: String) -> String? {
         let parts = resource.split(separator: "/").map(String.init)
         guard parts.count >= 2 else { return nil }
-        let owner = parts[0].lowercased() == "me"
+        let owner =
+            parts[0].lowercased() == "me"
             ? Array(parts.dropFirst())
             : (parts[0].lowercased() == "users" && parts.count > 2 && (parts[1] == Self.userID || parts[1].contains("@")) ? Array(parts.dropFirst(2)) : nil)
         guard let rest = owner else { return nil }
@@ -1130,7 +1147,7 @@ public final class GraphSimulator: Sendable {
             switch byte {
             case UInt8(ascii: " "): out += "+"
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             default: out += String(format: "%%%02x", byte)
             }
@@ -1147,12 +1164,15 @@ public final class GraphSimulator: Sendable {
     }
 
     static func graphError(_ status: Int, _ code: String, _ message: String) -> Response {
-        json(.object(["error": .object([
-            "code": .string(code), "message": .string(message),
-            "innerError": .object([
-                "date": .string(iso(Date())), "request-id": .string(UUID().uuidString.lowercased()),
-                "client-request-id": .string(UUID().uuidString.lowercased()),
-            ]),
-        ])]), status: HTTPResponse.Status(code: status))
+        json(
+            .object([
+                "error": .object([
+                    "code": .string(code), "message": .string(message),
+                    "innerError": .object([
+                        "date": .string(iso(Date())), "request-id": .string(UUID().uuidString.lowercased()),
+                        "client-request-id": .string(UUID().uuidString.lowercased()),
+                    ]),
+                ])
+            ]), status: HTTPResponse.Status(code: status))
     }
 }

@@ -95,7 +95,9 @@ public final class RedtailSimulator: Sendable {
     public func upsertActivity(username: String, _ fields: [String: JSONValue]) -> Int64 {
         state.withLock { state in
             let id: Int64
-            if case .integer(let given)? = fields["id"] { id = given } else {
+            if case .integer(let given)? = fields["id"] {
+                id = given
+            } else {
                 state.nextID += 1
                 id = state.nextID
             }
@@ -145,16 +147,19 @@ public final class RedtailSimulator: Sendable {
         router.get("/api/public/v1/authentication") { request, _ in
             try await self.faulted {
                 guard let header = request.headers[.authorization], header.lowercased().hasPrefix("basic "),
-                      let decoded = Data(base64Encoded: String(header.dropFirst(6))).map({ String(decoding: $0, as: UTF8.self) })
+                    let decoded = Data(base64Encoded: String(header.dropFirst(6))).map({ String(decoding: $0, as: UTF8.self) })
                 else { return Self.message(401, "Authorization header missing") }
                 let parts = decoded.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
                 guard parts.count == 3, let user = self.state.withLock({ $0.users[parts[1]] }), user.apiKey == parts[0], user.password == parts[2] else {
                     return Self.message(401, "Invalid credentials")
                 }
                 guard !user.locked else { return Self.message(401, "Account Locked") }
-                return GoogleSimulator.json(.object(["authenticated_user": .object([
-                    "id": .integer(Int64(user.id)), "user_key": .string(user.userKey), "redtail_database_id": .integer(99_999),
-                ])]))
+                return GoogleSimulator.json(
+                    .object([
+                        "authenticated_user": .object([
+                            "id": .integer(Int64(user.id)), "user_key": .string(user.userKey), "redtail_database_id": .integer(99_999),
+                        ])
+                    ]))
             }
         }
         router.get("/api/public/v1/activities") { request, _ in
@@ -192,16 +197,17 @@ public final class RedtailSimulator: Sendable {
                 }
                 let pages = max(1, (matching.count + size - 1) / size)
                 let slice = Array(matching.dropFirst((page - 1) * size).prefix(size))
-                return GoogleSimulator.json(.object([
-                    "activities": .array(slice),
-                    "meta": .object(["total_records": .integer(Int64(matching.count)), "total_pages": .integer(Int64(pages))]),
-                ]))
+                return GoogleSimulator.json(
+                    .object([
+                        "activities": .array(slice),
+                        "meta": .object(["total_records": .integer(Int64(matching.count)), "total_pages": .integer(Int64(pages))]),
+                    ]))
             }
         }
         router.post("/control/users") { request, context in
             let fields = try await GoogleSimulator.jsonObject(request, context: context)
             guard case .string(let apiKey)? = fields["api_key"], case .string(let username)? = fields["username"],
-                  case .string(let password)? = fields["password"]
+                case .string(let password)? = fields["password"]
             else { return Self.message(400, "api_key, username and password are required") }
             self.addUser(Self.user(apiKey: apiKey, username: username, password: password))
             return Response(status: .created)
@@ -215,7 +221,7 @@ public final class RedtailSimulator: Sendable {
         }
         router.patch("/control/activities/:id") { request, context in
             guard let id = context.parameters.get("id").flatMap({ Int64($0) }),
-                  let current = self.state.withLock({ $0.activities[id] })
+                let current = self.state.withLock({ $0.activities[id] })
             else { return Self.message(404, "no such activity") }
             var json = current.json
             for (key, value) in try await GoogleSimulator.jsonObject(request, context: context) where key != "id" { json[key] = value }
@@ -283,7 +289,8 @@ public final class RedtailSimulator: Sendable {
             let parts = String(decoding: data, as: UTF8.self).split(separator: ":", maxSplits: 1).map(String.init)
             if parts.count == 2 { (apiKey, userKey) = (parts[0], parts[1]) }
         } else if lowered.hasPrefix("basic "), let data = Data(base64Encoded: String(header.dropFirst(6))),
-                  let key = request.headers[HTTPField.Name("userkey")!] {
+            let key = request.headers[HTTPField.Name("userkey")!]
+        {
             apiKey = String(decoding: data, as: UTF8.self).split(separator: ":", omittingEmptySubsequences: false).first.map(String.init)
             userKey = key
         }

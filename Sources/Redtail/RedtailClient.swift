@@ -80,9 +80,12 @@ public struct RedtailClient: Sendable {
     /// Exchanges API key, username and password for the UserKey (`GET /authentication`, 3-part Basic).
     public func authenticate(apiKey: String, username: String, password: String) async throws -> RedtailSession {
         let basic = Data("\(apiKey):\(username):\(password)".utf8).base64EncodedString()
-        let response = try await perform(CurlHTTPRequest(url: "\(endpoints.baseURL)/authentication", headers: [
-            CurlHTTPHeader("Authorization", "Basic \(basic)"), CurlHTTPHeader("Accept", "application/json"),
-        ]), what: "authentication")
+        let response = try await perform(
+            CurlHTTPRequest(
+                url: "\(endpoints.baseURL)/authentication",
+                headers: [
+                    CurlHTTPHeader("Authorization", "Basic \(basic)"), CurlHTTPHeader("Accept", "application/json"),
+                ]), what: "authentication")
         guard response.status == 200 else { throw Self.classify(response, what: "authentication") }
         return try Self.decodeAuthentication(response.body)
     }
@@ -119,10 +122,11 @@ public struct RedtailClient: Sendable {
             query.append("start_date=\(formatter.string(from: window.lowerBound))")
             query.append("end_date=\(formatter.string(from: window.upperBound))")
         }
-        let response = try await perform(CurlHTTPRequest(
-            url: "\(endpoints.baseURL)/activities?" + query.joined(separator: "&"),
-            headers: authorization(apiKey: apiKey, userKey: userKey) + [CurlHTTPHeader("Accept", "application/json")]
-        ), what: "activities")
+        let response = try await perform(
+            CurlHTTPRequest(
+                url: "\(endpoints.baseURL)/activities?" + query.joined(separator: "&"),
+                headers: authorization(apiKey: apiKey, userKey: userKey) + [CurlHTTPHeader("Accept", "application/json")]
+            ), what: "activities")
         guard response.status == 200 else { throw Self.classify(response, what: "activities") }
         return try Self.decodeActivities(response.body)
     }

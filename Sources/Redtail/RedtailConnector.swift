@@ -65,11 +65,13 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
         }
         let id = "rc_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let connection = Connection(id: id, userID: userID, provider: .redtail, createdAt: clock.now(), accountType: accountType)
-        try await store.createConnection(connection, credentials: SealedCredentials(
-            clientID: session.userID ?? username,
-            sealedClientSecret: try sealer.seal(Array(apiKey.utf8), context: "connection:\(id):client_secret"),
-            sealedRefreshToken: try sealer.seal(Array(session.userKey.utf8), context: "connection:\(id):refresh_token")
-        ))
+        try await store.createConnection(
+            connection,
+            credentials: SealedCredentials(
+                clientID: session.userID ?? username,
+                sealedClientSecret: try sealer.seal(Array(apiKey.utf8), context: "connection:\(id):client_secret"),
+                sealedRefreshToken: try sealer.seal(Array(session.userKey.utf8), context: "connection:\(id):refresh_token")
+            ))
         let calendar = ConnectionCalendar(connectionID: id, calendarID: Self.calendarID, name: "Redtail activities", selected: true)
         try await store.saveCalendars(connectionID: id, [calendar])
         _ = try await sync(calendarKey: calendar.calendarKey)
@@ -134,11 +136,13 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
         let connection = Connection(
             id: id, userID: userID, provider: .redtail, createdAt: clock.now(), accountType: integration.accountType, accountID: accountID
         )
-        try await store.createConnection(connection, credentials: SealedCredentials(
-            clientID: integration.redtailUserID ?? "",
-            sealedClientSecret: try sealer.seal(apiKey, context: "connection:\(id):client_secret"),
-            sealedRefreshToken: try sealer.seal(userKey, context: "connection:\(id):refresh_token")
-        ))
+        try await store.createConnection(
+            connection,
+            credentials: SealedCredentials(
+                clientID: integration.redtailUserID ?? "",
+                sealedClientSecret: try sealer.seal(apiKey, context: "connection:\(id):client_secret"),
+                sealedRefreshToken: try sealer.seal(userKey, context: "connection:\(id):refresh_token")
+            ))
         let calendar = ConnectionCalendar(connectionID: id, calendarID: Self.calendarID, name: "Redtail activities", selected: true)
         try await store.saveCalendars(connectionID: id, [calendar])
         _ = try await sync(calendarKey: calendar.calendarKey)
@@ -195,11 +199,13 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
         do { session = try await client.authenticate(apiKey: apiKey, username: username, password: password) } catch let error as RedtailAPIError {
             throw Self.failure(error)
         }
-        try await store.updateCredentials(connectionID: connectionID, SealedCredentials(
-            clientID: session.userID ?? username,
-            sealedClientSecret: try sealer.seal(Array(apiKey.utf8), context: "connection:\(connectionID):client_secret"),
-            sealedRefreshToken: try sealer.seal(Array(session.userKey.utf8), context: "connection:\(connectionID):refresh_token")
-        ))
+        try await store.updateCredentials(
+            connectionID: connectionID,
+            SealedCredentials(
+                clientID: session.userID ?? username,
+                sealedClientSecret: try sealer.seal(Array(apiKey.utf8), context: "connection:\(connectionID):client_secret"),
+                sealedRefreshToken: try sealer.seal(Array(session.userKey.utf8), context: "connection:\(connectionID):refresh_token")
+            ))
         try await store.setConnectionHealth(id: connectionID, connection.health.applying(.reconnected))
         for calendar in try await store.calendars(connectionID: connectionID) where calendar.selected {
             _ = try await store.clearCalendar(calendarKey: calendar.calendarKey)

@@ -40,7 +40,8 @@ extension SQLiteStore: AppointmentStore {
                         result.upserted += 1
                     }
                 }
-                let saveCursor = try database.prepare("""
+                let saveCursor = try database.prepare(
+                    """
                     INSERT INTO sync_cursors (calendar_key, cursor, updated_at_ms) VALUES (?, ?, ?)
                     ON CONFLICT(calendar_key) DO UPDATE SET cursor = excluded.cursor, updated_at_ms = excluded.updated_at_ms
                     """)
@@ -108,7 +109,8 @@ extension SQLiteStore: AppointmentStore {
     /// The calendar's appointments.
     public func appointments(calendarKey: String) async throws -> [Appointment] {
         try await run { database in
-            let statement = try database.prepare("""
+            let statement = try database.prepare(
+                """
                 SELECT source, external_id, title, all_day, start_ms, end_ms, start_date, end_date, time_zone, status,
                        recurrence, series_id, original_start, updated_at_ms, attendees, ical_uid, pushed_from
                 FROM appointments WHERE calendar_key = ? ORDER BY external_id
@@ -118,23 +120,25 @@ extension SQLiteStore: AppointmentStore {
             while try statement.step() {
                 let time = Self.readTime(statement, at: 3)
                 let recurrence = (statement.string(10) ?? "").split(separator: "\n").map(String.init)
-                rows.append(Appointment(
-                    source: Provider(rawValue: statement.string(0) ?? "") ?? .google, calendarKey: calendarKey,
-                    externalID: statement.string(1) ?? "", title: statement.string(2) ?? "", time: time,
-                    status: statement.string(9) ?? "confirmed", recurrence: recurrence,
-                    seriesID: statement.isNull(11) ? nil : statement.string(11),
-                    originalStart: statement.isNull(12) ? nil : statement.string(12),
-                    updatedAt: statement.isNull(13) ? nil : Self.date(statement.int64(13)),
-                    attendees: (statement.string(14) ?? "").split(separator: "\n").map(String.init),
-                    iCalUID: statement.isNull(15) ? nil : statement.string(15), pushedFrom: statement.isNull(16) ? nil : statement.string(16)
-                ))
+                rows.append(
+                    Appointment(
+                        source: Provider(rawValue: statement.string(0) ?? "") ?? .google, calendarKey: calendarKey,
+                        externalID: statement.string(1) ?? "", title: statement.string(2) ?? "", time: time,
+                        status: statement.string(9) ?? "confirmed", recurrence: recurrence,
+                        seriesID: statement.isNull(11) ? nil : statement.string(11),
+                        originalStart: statement.isNull(12) ? nil : statement.string(12),
+                        updatedAt: statement.isNull(13) ? nil : Self.date(statement.int64(13)),
+                        attendees: (statement.string(14) ?? "").split(separator: "\n").map(String.init),
+                        iCalUID: statement.isNull(15) ? nil : statement.string(15), pushedFrom: statement.isNull(16) ? nil : statement.string(16)
+                    ))
             }
             return rows
         }
     }
 
     static func upsert(_ appointment: Appointment, calendarKey: String, into database: SQLiteDatabase) throws {
-        let statement = try database.prepare("""
+        let statement = try database.prepare(
+            """
             INSERT INTO appointments (calendar_key, external_id, source, title, all_day, start_ms, end_ms, start_date, end_date,
                 time_zone, status, recurrence, series_id, original_start, updated_at_ms, attendees, ical_uid, pushed_from)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -186,7 +190,8 @@ extension SQLiteStore: AppointmentStore {
     static func readTime(_ statement: SQLiteStatement, at first: Int32) -> AppointmentTime {
         statement.int64(first) != 0
             ? .allDay(startDate: statement.string(first + 3) ?? "", endDate: statement.string(first + 4) ?? "")
-            : .timed(start: date(statement.int64(first + 1)), end: date(statement.int64(first + 2)),
-                     timeZone: statement.isNull(first + 5) ? nil : statement.string(first + 5))
+            : .timed(
+                start: date(statement.int64(first + 1)), end: date(statement.int64(first + 2)),
+                timeZone: statement.isNull(first + 5) ? nil : statement.string(first + 5))
     }
 }

@@ -6,7 +6,8 @@ extension SQLiteStore: ConnectionStore {
     public func createConnection(_ connection: Connection, credentials: SealedCredentials) async throws {
         try await run { database in
             try database.transaction {
-                let statement = try database.prepare("""
+                let statement = try database.prepare(
+                    """
                     INSERT INTO connections (id, user_id, provider, state, state_reason, created_at_ms, client_id,
                         sealed_client_secret, sealed_refresh_token, account_type, account_id, visibility)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -165,10 +166,11 @@ extension SQLiteStore: ConnectionStore {
             statement.bind(1, connectionID)
             var rows: [ConnectionCalendar] = []
             while try statement.step() {
-                rows.append(ConnectionCalendar(
-                    connectionID: connectionID, calendarID: statement.string(0) ?? "", name: statement.string(1) ?? "",
-                    selected: statement.int64(2) != 0
-                ))
+                rows.append(
+                    ConnectionCalendar(
+                        connectionID: connectionID, calendarID: statement.string(0) ?? "", name: statement.string(1) ?? "",
+                        selected: statement.int64(2) != 0
+                    ))
             }
             return rows
         }

@@ -18,7 +18,8 @@ extension SQLiteStore: LeadCenterAppointmentStore {
         try await run { database in
             let statement: SQLiteStatement
             if let category {
-                statement = try database.prepare("""
+                statement = try database.prepare(
+                    """
                     INSERT INTO appointment_categories (calendar_key, external_id, category) VALUES (?, ?, ?)
                     ON CONFLICT(calendar_key, external_id) DO UPDATE SET category = excluded.category
                     """)
@@ -38,7 +39,8 @@ extension SQLiteStore: LeadCenterAppointmentStore {
     }
 
     static func write(_ appointment: LeadCenterAppointment, into database: SQLiteDatabase) throws {
-        let statement = try database.prepare("""
+        let statement = try database.prepare(
+            """
             INSERT INTO leadcenter_appointments (id, user_id, account_id, title, all_day, start_ms, end_ms, start_date, end_date,
                 time_zone, recurrence, category, created_at_ms, updated_at_ms)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

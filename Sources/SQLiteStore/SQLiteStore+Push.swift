@@ -19,7 +19,8 @@ extension SQLiteStore: PushStore {
         try await run { database in
             let statement: SQLiteStatement
             if let calendarKey {
-                statement = try database.prepare("""
+                statement = try database.prepare(
+                    """
                     INSERT INTO push_targets (user_id, calendar_key) VALUES (?, ?)
                     ON CONFLICT(user_id) DO UPDATE SET calendar_key = excluded.calendar_key
                     """)
@@ -98,7 +99,8 @@ extension SQLiteStore: PushStore {
     public func duePushJobs(now: Date, limit: Int) async throws -> [PushJob] {
         let when = Self.milliseconds(now)
         return try await run { database in
-            let statement = try database.prepare("""
+            let statement = try database.prepare(
+                """
                 SELECT id, appointment_id, action, calendar_key, attempts, next_attempt_ms FROM push_jobs j
                 WHERE next_attempt_ms <= ? AND id = (SELECT MIN(id) FROM push_jobs WHERE appointment_id = j.appointment_id)
                 ORDER BY id LIMIT ?
@@ -107,11 +109,12 @@ extension SQLiteStore: PushStore {
             statement.bind(2, Int64(limit))
             var jobs: [PushJob] = []
             while try statement.step() {
-                jobs.append(PushJob(
-                    id: statement.int64(0), appointmentID: statement.string(1) ?? "",
-                    action: PushAction(rawValue: statement.string(2) ?? "") ?? .update, calendarKey: statement.string(3) ?? "",
-                    attempts: Int(statement.int64(4)), nextAttemptAt: Self.date(statement.int64(5))
-                ))
+                jobs.append(
+                    PushJob(
+                        id: statement.int64(0), appointmentID: statement.string(1) ?? "",
+                        action: PushAction(rawValue: statement.string(2) ?? "") ?? .update, calendarKey: statement.string(3) ?? "",
+                        attempts: Int(statement.int64(4)), nextAttemptAt: Self.date(statement.int64(5))
+                    ))
             }
             return jobs
         }
@@ -129,7 +132,8 @@ extension SQLiteStore: PushStore {
                     delete.bind(1, job.appointmentID)
                     try delete.run()
                 } else {
-                    let update = try database.prepare("""
+                    let update = try database.prepare(
+                        """
                         UPDATE leadcenter_appointments SET push_status = ?, pushed_calendar_key = ?, pushed_external_id = ?, push_error = NULL
                         WHERE id = ?
                         """)

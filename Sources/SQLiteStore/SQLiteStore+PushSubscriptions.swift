@@ -61,7 +61,8 @@ extension SQLiteStore: PushSubscriptionStore {
     /// Inserts or replaces a row. `keepingCreatedAt` keeps an existing row's `created_at_ms`: Graph's save has always
     /// done so, because a Graph subscription's life restarts only through a renewal.
     static func upsertPushSubscription(_ row: StoredPushSubscription, keepingCreatedAt: Bool, in database: SQLiteDatabase) throws {
-        let statement = try database.prepare("""
+        let statement = try database.prepare(
+            """
             INSERT INTO push_subscriptions (provider, id, calendar_key, resource_id, sealed_secret, expires_at_ms, created_at_ms, ended_at_ms)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(provider, id) DO UPDATE SET calendar_key = excluded.calendar_key, resource_id = excluded.resource_id,
@@ -84,7 +85,8 @@ extension SQLiteStore: PushSubscriptionStore {
     static func pushSubscriptions(
         _ filter: String, in database: SQLiteDatabase, bind: (SQLiteStatement) -> Void
     ) throws -> [StoredPushSubscription] {
-        let statement = try database.prepare("""
+        let statement = try database.prepare(
+            """
             SELECT provider, id, calendar_key, resource_id, sealed_secret, expires_at_ms, created_at_ms, ended_at_ms
             FROM push_subscriptions
             """ + filter)
@@ -101,12 +103,13 @@ extension SQLiteStore: PushSubscriptionStore {
                     "push_subscriptions row \"\(id)\" has provider \"\(stored)\", which is not a provider id; fix or delete the row"
                 )
             }
-            rows.append(StoredPushSubscription(
-                provider: provider, id: id, calendarKey: statement.string(2) ?? "",
-                resourceID: statement.string(3), sealedSecret: statement.blob(4), expiresAt: date(statement.int64(5)),
-                createdAt: statement.isNull(6) ? nil : date(statement.int64(6)),
-                endedAt: statement.isNull(7) ? nil : date(statement.int64(7))
-            ))
+            rows.append(
+                StoredPushSubscription(
+                    provider: provider, id: id, calendarKey: statement.string(2) ?? "",
+                    resourceID: statement.string(3), sealedSecret: statement.blob(4), expiresAt: date(statement.int64(5)),
+                    createdAt: statement.isNull(6) ? nil : date(statement.int64(6)),
+                    endedAt: statement.isNull(7) ? nil : date(statement.int64(7))
+                ))
         }
         return rows
     }

@@ -5,7 +5,8 @@ extension SQLiteStore: RedtailIntegrationStore {
     /// Inserts or replaces an integration.
     public func saveRedtailIntegration(_ integration: RedtailIntegration) async throws {
         try await run { database in
-            let statement = try database.prepare("""
+            let statement = try database.prepare(
+                """
                 INSERT INTO redtail_integrations (account_id, account_type, redtail_user_id, sealed_api_key, sealed_user_key, created_at_ms)
                 VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT(account_id) DO UPDATE SET account_type = excluded.account_type, redtail_user_id = excluded.redtail_user_id,
@@ -24,7 +25,8 @@ extension SQLiteStore: RedtailIntegrationStore {
     /// An account's integration.
     public func redtailIntegration(accountID: String) async throws -> RedtailIntegration? {
         try await run { database in
-            let statement = try database.prepare("""
+            let statement = try database.prepare(
+                """
                 SELECT account_id, account_type, redtail_user_id, sealed_api_key, sealed_user_key, created_at_ms
                 FROM redtail_integrations WHERE account_id = ?
                 """)

@@ -163,7 +163,8 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     }
 
     private func insert(_ entry: InboxEntry, headers: String, into database: SQLiteDatabase) throws -> InboxAppendResult {
-        let statement = try database.prepare("""
+        let statement = try database.prepare(
+            """
             INSERT INTO inbox (provider, channel_id, dedupe_key, kind, received_at_ms, headers, body)
             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedupe_key) DO NOTHING
             """)
@@ -248,7 +249,8 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     public func pending(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry] {
         let after = cursor.position(of: "")
         return try await run { database in
-            let statement = try database.prepare("""
+            let statement = try database.prepare(
+                """
                 SELECT id, provider, channel_id, dedupe_key, kind, received_at_ms, headers, body, attempts
                 FROM inbox WHERE processed_at_ms IS NULL AND id > ? ORDER BY id LIMIT ?
                 """)
@@ -326,7 +328,8 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         let now = Self.milliseconds(Date())
         try await run { database in
             try database.transaction {
-                let statement = try database.prepare("""
+                let statement = try database.prepare(
+                    """
                     INSERT INTO gateway_meta (key, value, updated_at_ms) VALUES ('health_probe', ?, ?)
                     ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms
                     """)

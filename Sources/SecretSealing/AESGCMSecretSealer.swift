@@ -63,7 +63,7 @@ public struct AESGCMSecretSealer: SecretSealer {
         var total = 0
         let aad = Array(context.utf8)
         guard EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nil, current.bytes, nonce) == 1,
-              aad.isEmpty || EVP_EncryptUpdate(ctx, nil, &length, aad, Int32(aad.count)) == 1
+            aad.isEmpty || EVP_EncryptUpdate(ctx, nil, &length, aad, Int32(aad.count)) == 1
         else { throw SecretSealingError("encryption setup failed") }
         if !plaintext.isEmpty {
             guard EVP_EncryptUpdate(ctx, &out, &length, plaintext, Int32(plaintext.count)) == 1 else { throw SecretSealingError("encryption failed") }
@@ -111,7 +111,7 @@ public struct AESGCMSecretSealer: SecretSealer {
         var total = 0
         let aad = Array(context.utf8)
         guard EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1,
-              aad.isEmpty || EVP_DecryptUpdate(ctx, nil, &length, aad, Int32(aad.count)) == 1
+            aad.isEmpty || EVP_DecryptUpdate(ctx, nil, &length, aad, Int32(aad.count)) == 1
         else { throw SecretSealingError("decryption setup failed") }
         if !ciphertext.isEmpty {
             guard EVP_DecryptUpdate(ctx, &out, &length, ciphertext, Int32(ciphertext.count)) == 1 else { throw SecretSealingError("decryption failed") }

@@ -118,7 +118,7 @@ public enum SecretKeyStore {
 
     static func read(_ path: String) throws -> [UInt8] {
         guard let data = FileManager.default.contents(atPath: path),
-              let key = hexKey(String(decoding: data, as: UTF8.self))
+            let key = hexKey(String(decoding: data, as: UTF8.self))
         else {
             throw SecretSealingError("\(path): is not 64 hex characters; restore it from backup (secrets sealed with it cannot be opened without it)")
         }

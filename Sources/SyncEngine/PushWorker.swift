@@ -79,7 +79,7 @@ public final class PushWorker: Service, Sendable {
         do {
             let connectionID = String(job.calendarKey.split(separator: "/", maxSplits: 1).first ?? "")
             guard let connection = try await store.connection(id: connectionID), connection.state != .disconnected,
-                  let pusher = pushers[connection.provider]
+                let pusher = pushers[connection.provider]
             else {
                 try await store.abandonPushJob(job, error: "the \"Add to calendar\" target is no longer connected")
                 return "failed"
@@ -92,8 +92,9 @@ public final class PushWorker: Service, Sendable {
             switch job.action {
             case .delete:
                 _ = try await pusher.push(
-                    LeadCenterAppointment(id: job.appointmentID, userID: "", accountID: "", title: "", time: .allDay(startDate: "", endDate: ""),
-                                          createdAt: .distantPast, updatedAt: .distantPast),
+                    LeadCenterAppointment(
+                        id: job.appointmentID, userID: "", accountID: "", title: "", time: .allDay(startDate: "", endDate: ""),
+                        createdAt: .distantPast, updatedAt: .distantPast),
                     action: .delete, calendarKey: job.calendarKey, externalID: existing
                 )
                 try await store.completePushJob(job, state: PushState(status: "deleted"))

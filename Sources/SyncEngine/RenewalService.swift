@@ -82,16 +82,20 @@ public final class RenewalService: Service, Sendable {
             let provider = maintainer.provider.rawValue
             if report.lapsed > 0 {
                 Counter(label: "calgate_subscription_lapses_total", dimensions: [("provider", provider)]).increment(by: report.lapsed)
-                logger.warning("subscriptions lapsed before renewal; recreated and re-syncing", metadata: [
-                    "provider": "\(provider)", "lapsed": "\(report.lapsed)",
-                ])
+                logger.warning(
+                    "subscriptions lapsed before renewal; recreated and re-syncing",
+                    metadata: [
+                        "provider": "\(provider)", "lapsed": "\(report.lapsed)",
+                    ])
             }
             if report.renewed > 0 { Counter(label: "calgate_subscription_renewals_total", dimensions: [("provider", provider)]).increment(by: report.renewed) }
             if report.failures > 0 {
                 Counter(label: "calgate_subscription_renewal_failures_total", dimensions: [("provider", provider)]).increment(by: report.failures)
-                logger.warning("subscription maintenance failed for some calendars; retrying with backoff", metadata: [
-                    "provider": "\(provider)", "failures": "\(report.failures)",
-                ])
+                logger.warning(
+                    "subscription maintenance failed for some calendars; retrying with backoff",
+                    metadata: [
+                        "provider": "\(provider)", "failures": "\(report.failures)",
+                    ])
             }
             totals.withLock { totals in
                 var sum = totals[maintainer.provider] ?? MaintenanceReport()

@@ -333,16 +333,20 @@ public final class SyncScheduler: Service, Sendable {
             return (succeeded ? rows : [], next, missed)
         }
         if let activity, let providerName {
-            activity.syncFinished(calendarKey: key, provider: providerName, GatewayActivity.SyncRecord(
-                finishedAt: now, succeeded: succeeded && !credentialsRefused, changes: outcome?.changes ?? 0, fullSync: outcome?.fullSync ?? false,
-                message: failureReason
-            ))
+            activity.syncFinished(
+                calendarKey: key, provider: providerName,
+                GatewayActivity.SyncRecord(
+                    finishedAt: now, succeeded: succeeded && !credentialsRefused, changes: outcome?.changes ?? 0, fullSync: outcome?.fullSync ?? false,
+                    message: failureReason
+                ))
         }
         if missed > 0, let providerName {
             Counter(label: "calgate_changes_missed_by_push_total", dimensions: [("provider", providerName.rawValue)]).increment(by: missed)
-            logger.info("the reconciliation sweep found changes push did not announce", metadata: [
-                "calendar.key": "\(key)", "changes": "\(missed)",
-            ])
+            logger.info(
+                "the reconciliation sweep found changes push did not announce",
+                metadata: [
+                    "calendar.key": "\(key)", "changes": "\(missed)",
+                ])
         }
         if let health {
             let connection = String(Self.connection(of: key))
@@ -351,9 +355,11 @@ public final class SyncScheduler: Service, Sendable {
             } else if succeeded {
                 await health.record(connectionID: connection, .succeeded)
             } else {
-                await health.record(connectionID: connection, .failed(
-                    reason: "sync failing: \(failureReason ?? "unknown error")", nextRetryAt: nextAttempt ?? now, at: now
-                ))
+                await health.record(
+                    connectionID: connection,
+                    .failed(
+                        reason: "sync failing: \(failureReason ?? "unknown error")", nextRetryAt: nextAttempt ?? now, at: now
+                    ))
             }
         }
         return (succeeded, covered)

@@ -72,10 +72,12 @@ struct Demo: AsyncParsableCommand {
         if config.publicURL == nil { config.publicURL = "https://localhost:\(config.listen.port)" }
         do {
             try await GatewayRunner(logger: logger).serve(config) { runtime in
-                [DemoDriver(
-                    runtime: runtime, simulator: simulator, simulatorURL: server.baseURL, graph: graph, graphURL: graphServer.baseURL,
-                    redtail: redtail, redtailURL: redtailServer.baseURL, interval: changeEvery, logger: logger
-                )]
+                [
+                    DemoDriver(
+                        runtime: runtime, simulator: simulator, simulatorURL: server.baseURL, graph: graph, graphURL: graphServer.baseURL,
+                        redtail: redtail, redtailURL: redtailServer.baseURL, interval: changeEvery, logger: logger
+                    )
+                ]
             }
         } catch let error as CLIError {
             logger.critical("calgate demo cannot start", metadata: ["error": "\(error.description)"])
@@ -112,32 +114,44 @@ struct DemoDriver: Service {
     let logger: Logger
 
     static func seed(_ simulator: GoogleSimulator) {
-        simulator.upsertEvent(calendar: "primary", event("demo-weekly", "Weekly pipeline review", dayOffset: 1, hour: 9, extra: [
-            "recurrence": .array([.string("RRULE:FREQ=WEEKLY;COUNT=8")]),
-        ]))
+        simulator.upsertEvent(
+            calendar: "primary",
+            event(
+                "demo-weekly", "Weekly pipeline review", dayOffset: 1, hour: 9,
+                extra: [
+                    "recurrence": .array([.string("RRULE:FREQ=WEEKLY;COUNT=8")])
+                ]))
         simulator.upsertEvent(calendar: "primary", event("demo-client", "Client call: Smith household", dayOffset: 2, hour: 14))
-        simulator.upsertEvent(calendar: "primary", [
-            "id": .string("demo-offsite"), "summary": .string("Team offsite"),
-            "start": .object(["date": .string(day(5))]), "end": .object(["date": .string(day(7))]),
-        ])
+        simulator.upsertEvent(
+            calendar: "primary",
+            [
+                "id": .string("demo-offsite"), "summary": .string("Team offsite"),
+                "start": .object(["date": .string(day(5))]), "end": .object(["date": .string(day(7))]),
+            ])
     }
 
     static func seed(_ graph: GraphSimulator) {
         graph.upsertEvent(calendar: GraphSimulator.defaultCalendarID, graphEvent("ms-review", "Quarterly review (Outlook)", dayOffset: 4, hour: 13))
-        graph.upsertEvent(calendar: GraphSimulator.defaultCalendarID, graphEvent("ms-standup", "Advisor standup (Outlook)", dayOffset: 1, hour: 8, extra: [
-            "recurrence": .object([
-                "pattern": .object(["type": .string("daily"), "interval": .integer(1)]),
-                "range": .object(["type": .string("numbered"), "startDate": .string(day(1)), "numberOfOccurrences": .integer(10)]),
-            ]),
-        ]))
+        graph.upsertEvent(
+            calendar: GraphSimulator.defaultCalendarID,
+            graphEvent(
+                "ms-standup", "Advisor standup (Outlook)", dayOffset: 1, hour: 8,
+                extra: [
+                    "recurrence": .object([
+                        "pattern": .object(["type": .string("daily"), "interval": .integer(1)]),
+                        "range": .object(["type": .string("numbered"), "startDate": .string(day(1)), "numberOfOccurrences": .integer(10)]),
+                    ])
+                ]))
         graph.upsertEvent(calendar: teamCalendar, graphEvent("ms-team", "Team lunch (Outlook, unselected calendar)", dayOffset: 2, hour: 12))
     }
 
     static func seed(_ redtail: RedtailSimulator) {
-        redtail.upsertActivity(username: redtailUser.username, [
-            "id": .integer(555_001), "subject": .string("Annual review: Smith household (Redtail)"),
-            "start_date": .string(instant(dayOffset: 6, hour: 15)), "end_date": .string(instant(dayOffset: 6, hour: 16)),
-        ])
+        redtail.upsertActivity(
+            username: redtailUser.username,
+            [
+                "id": .integer(555_001), "subject": .string("Annual review: Smith household (Redtail)"),
+                "start_date": .string(instant(dayOffset: 6, hour: 15)), "end_date": .string(instant(dayOffset: 6, hour: 16)),
+            ])
     }
 
     func run() async throws {
@@ -163,51 +177,52 @@ struct DemoDriver: Service {
             return
         }
         let base = runtime.configuration.effectivePublicURL
-        let ca = runtime.configuration.tls.certificatePath == nil
+        let ca =
+            runtime.configuration.tls.certificatePath == nil
             ? (runtime.configuration.tls.devCertificateDirectory as NSString).appendingPathComponent("dev-ca.pem") : "<your CA>"
         let instructions = """
 
-        calgate demo is running. The demo user's Google calendar and Outlook calendar (both simulated) change every
-        \(interval) s; each change is pushed to \(base)/webhooks/google or /webhooks/microsoft, stored, and synced.
+            calgate demo is running. The demo user's Google calendar and Outlook calendar (both simulated) change every
+            \(interval) s; each change is pushed to \(base)/webhooks/google or /webhooks/microsoft, stored, and synced.
 
-          console:       \(base)/admin   (open it in a browser; log in with the admin token \(runtime.adminToken))
-          status:        calgate status --listen \(runtime.configuration.listen) --data-dir \(runtime.configuration.dataDirectory) [--json]
-          health:        curl --cacert \(ca) -H "Authorization: Bearer \(runtime.adminToken)" \(base)/admin/health
-          connection:    curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/\(connection.id)
-          Outlook:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/\(microsoft.id)/calendars
-          choose both:   curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" -X PUT \\
-                           -d '{"selected":["\(GraphSimulator.defaultCalendarID)","\(Self.teamCalendar)"]}' \(base)/api/v1/connections/\(microsoft.id)/calendars
-          appointments:  curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" "\(base)/api/v1/appointments?user=demo-user"
-          metrics:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.adminToken)" \(base)/admin/metrics
+              console:       \(base)/admin   (open it in a browser; log in with the admin token \(runtime.adminToken))
+              status:        calgate status --listen \(runtime.configuration.listen) --data-dir \(runtime.configuration.dataDirectory) [--json]
+              health:        curl --cacert \(ca) -H "Authorization: Bearer \(runtime.adminToken)" \(base)/admin/health
+              connection:    curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/\(connection.id)
+              Outlook:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/\(microsoft.id)/calendars
+              choose both:   curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" -X PUT \\
+                               -d '{"selected":["\(GraphSimulator.defaultCalendarID)","\(Self.teamCalendar)"]}' \(base)/api/v1/connections/\(microsoft.id)/calendars
+              appointments:  curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" "\(base)/api/v1/appointments?user=demo-user"
+              metrics:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.adminToken)" \(base)/admin/metrics
 
-        The Google simulator is at \(simulatorURL):
-          channels (id, token, resource id, for pushes by hand):  curl \(simulatorURL)/control/channels
-          change the calendar:   curl -X POST \(simulatorURL)/control/calendars/primary/events -H 'Content-Type: application/json' \\
-                                   -d '{"summary":"Call","start":{"dateTime":"2026-12-01T10:00:00Z"},"end":{"dateTime":"2026-12-01T11:00:00Z"}}'
-          inject a fault:        curl -X POST \(simulatorURL)/control/faults/rate_limit   (\(GoogleSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+            The Google simulator is at \(simulatorURL):
+              channels (id, token, resource id, for pushes by hand):  curl \(simulatorURL)/control/channels
+              change the calendar:   curl -X POST \(simulatorURL)/control/calendars/primary/events -H 'Content-Type: application/json' \\
+                                       -d '{"summary":"Call","start":{"dateTime":"2026-12-01T10:00:00Z"},"end":{"dateTime":"2026-12-01T11:00:00Z"}}'
+              inject a fault:        curl -X POST \(simulatorURL)/control/faults/rate_limit   (\(GoogleSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
 
-        The Redtail simulator is at \(redtailURL) (polled every \(runtime.configuration.redtail.pollIntervalSeconds) s, connection \(crm.id)):
-          add an activity:       curl -X POST \(redtailURL)/control/users/advisor1/activities -H 'Content-Type: application/json' \\
-                                   -d '{"subject":"Portfolio check-in","start_date":"2026-12-01T10:00:00Z","end_date":"2026-12-01T11:00:00Z"}'
-          lock the account:      curl -X POST \(redtailURL)/control/users/advisor1/lock
+            The Redtail simulator is at \(redtailURL) (polled every \(runtime.configuration.redtail.pollIntervalSeconds) s, connection \(crm.id)):
+              add an activity:       curl -X POST \(redtailURL)/control/users/advisor1/activities -H 'Content-Type: application/json' \\
+                                       -d '{"subject":"Portfolio check-in","start_date":"2026-12-01T10:00:00Z","end_date":"2026-12-01T11:00:00Z"}'
+              lock the account:      curl -X POST \(redtailURL)/control/users/advisor1/lock
 
-        The Microsoft Graph simulator is at \(graphURL):
-          subscriptions:         curl \(graphURL)/control/subscriptions
-          lifecycle event:       curl -X POST \(graphURL)/control/subscriptions/<id>/lifecycle/subscriptionRemoved
-          inject a fault:        curl -X POST \(graphURL)/control/faults/sync_state_not_found   (\(GraphSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+            The Microsoft Graph simulator is at \(graphURL):
+              subscriptions:         curl \(graphURL)/control/subscriptions
+              lifecycle event:       curl -X POST \(graphURL)/control/subscriptions/<id>/lifecycle/subscriptionRemoved
+              inject a fault:        curl -X POST \(graphURL)/control/faults/sync_state_not_found   (\(GraphSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
 
-        More LeadCenter calls (API token as above; the simulators accept these credentials for further connections):
-          connect Google:        {"user_id":"u2","provider":"google","client_id":"c","client_secret":"s","refresh_token":"\(Self.refreshToken)"}
-          connect Microsoft:     {"user_id":"u2","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"\(Self.microsoftRefreshToken)"}
-                                 curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" -X POST -d '<one of the above>' \(base)/api/v1/connections
-          Add to calendar:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" -X PUT \\
-                                   -d '{"connection_id":"\(connection.id)","calendar_id":"primary"}' \(base)/api/v1/users/demo-user/push-target
-          availability:          curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" "\(base)/api/v1/availability?user=demo-user&from=<RFC 3339>&to=<RFC 3339>"
-          OpenAPI document:      curl --cacert \(ca) \(base)/api/v1/openapi.json
+            More LeadCenter calls (API token as above; the simulators accept these credentials for further connections):
+              connect Google:        {"user_id":"u2","provider":"google","client_id":"c","client_secret":"s","refresh_token":"\(Self.refreshToken)"}
+              connect Microsoft:     {"user_id":"u2","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"\(Self.microsoftRefreshToken)"}
+                                     curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" -X POST -d '<one of the above>' \(base)/api/v1/connections
+              Add to calendar:       curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" -X PUT \\
+                                       -d '{"connection_id":"\(connection.id)","calendar_id":"primary"}' \(base)/api/v1/users/demo-user/push-target
+              availability:          curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" "\(base)/api/v1/availability?user=demo-user&from=<RFC 3339>&to=<RFC 3339>"
+              OpenAPI document:      curl --cacert \(ca) \(base)/api/v1/openapi.json
 
-        Press Ctrl-C to stop.
+            Press Ctrl-C to stop.
 
-        """
+            """
         // Unbuffered: the instructions must show even when stdout is a pipe.
         FileHandle.standardOutput.write(Data(instructions.utf8))
         logger.notice("demo user connected", metadata: ["connection.id": "\(connection.id)", "microsoft.connection.id": "\(microsoft.id)"])
@@ -228,13 +243,15 @@ struct DemoDriver: Service {
         case 2:
             simulator.upsertEvent(calendar: "primary", Self.event("demo-client", "Client call: Smith household (moved)", dayOffset: 2, hour: 15 + step % 3))
         case 3:
-            simulator.upsertEvent(calendar: "primary", [
-                "id": .string("demo-weekly_exception"), "summary": .string("Weekly pipeline review (this week only: room \(step))"),
-                "recurringEventId": .string("demo-weekly"),
-                "originalStartTime": .object(["dateTime": .string(Self.instant(dayOffset: 8, hour: 9))]),
-                "start": .object(["dateTime": .string(Self.instant(dayOffset: 8, hour: 10)), "timeZone": .string("UTC")]),
-                "end": .object(["dateTime": .string(Self.instant(dayOffset: 8, hour: 11)), "timeZone": .string("UTC")]),
-            ])
+            simulator.upsertEvent(
+                calendar: "primary",
+                [
+                    "id": .string("demo-weekly_exception"), "summary": .string("Weekly pipeline review (this week only: room \(step))"),
+                    "recurringEventId": .string("demo-weekly"),
+                    "originalStartTime": .object(["dateTime": .string(Self.instant(dayOffset: 8, hour: 9))]),
+                    "start": .object(["dateTime": .string(Self.instant(dayOffset: 8, hour: 10)), "timeZone": .string("UTC")]),
+                    "end": .object(["dateTime": .string(Self.instant(dayOffset: 8, hour: 11)), "timeZone": .string("UTC")]),
+                ])
         default:
             simulator.deleteEvent(calendar: "primary", id: "demo-new-\(step - 3)")
         }
@@ -247,10 +264,12 @@ struct DemoDriver: Service {
         }
         // Redtail: an activity edited now and then (picked up by the next poll).
         if step % 4 == 0 {
-            redtail.upsertActivity(username: Self.redtailUser.username, [
-                "id": .integer(555_001), "subject": .string("Annual review: Smith household (Redtail, v\(step / 4))"),
-                "start_date": .string(Self.instant(dayOffset: 6, hour: 15)), "end_date": .string(Self.instant(dayOffset: 6, hour: 16)),
-            ])
+            redtail.upsertActivity(
+                username: Self.redtailUser.username,
+                [
+                    "id": .integer(555_001), "subject": .string("Annual review: Smith household (Redtail, v\(step / 4))"),
+                    "start_date": .string(Self.instant(dayOffset: 6, hour: 15)), "end_date": .string(Self.instant(dayOffset: 6, hour: 16)),
+                ])
         }
         logger.info("demo: changed the demo calendar", metadata: ["demo.step": "\(step)"])
     }

@@ -153,10 +153,12 @@ struct GatewayRunner {
             gateway = try GatewayAssembly(parts, plugins: providers.plugins, progress: progress) { channel in
                 ready.fire()
                 let bound = channel.localAddress.map { "\($0.ipAddress ?? config.listen.host):\($0.port ?? config.listen.port)" }
-                logger.notice("calgate ready", metadata: [
-                    "listen.address": "\(bound ?? config.listen.description)",
-                    "database": "\(config.databaseDescription)",
-                ])
+                logger.notice(
+                    "calgate ready",
+                    metadata: [
+                        "listen.address": "\(bound ?? config.listen.description)",
+                        "database": "\(config.databaseDescription)",
+                    ])
             }
         } catch {
             await store.close()
@@ -223,11 +225,12 @@ struct GatewayRunner {
     /// The configured certificate, or the dev certificate (generated when missing or about to expire).
     func makeTLSContext(_ config: GatewayConfiguration, logger: Logger) throws -> TLSServerContext {
         func load(_ cert: String, _ key: String) throws -> TLSServerContext {
-            try TLSServerContext(configuration: TLSServerConfiguration(
-                certificateChainPath: cert, privateKeyPath: key,
-                sessionResumption: config.tls.sessionResumption,
-                handshakeTimeout: .seconds(Int64(config.tls.handshakeTimeoutSeconds))
-            ))
+            try TLSServerContext(
+                configuration: TLSServerConfiguration(
+                    certificateChainPath: cert, privateKeyPath: key,
+                    sessionResumption: config.tls.sessionResumption,
+                    handshakeTimeout: .seconds(Int64(config.tls.handshakeTimeoutSeconds))
+                ))
         }
         do {
             if let cert = config.tls.certificatePath, let key = config.tls.privateKeyPath {
@@ -245,9 +248,11 @@ struct GatewayRunner {
                 logger.notice("dev certificate expires within 7 days; generating a new one", metadata: ["tls.certificate": "\(cert)"])
             }
             let paths = try DevCertificateAuthority.generate(directory: dir)
-            logger.notice("no certificate configured: generated a dev certificate for localhost, 127.0.0.1 and ::1", metadata: [
-                "tls.certificate": "\(paths.serverCertificate)", "tls.ca": "\(paths.caCertificate)",
-            ])
+            logger.notice(
+                "no certificate configured: generated a dev certificate for localhost, 127.0.0.1 and ::1",
+                metadata: [
+                    "tls.certificate": "\(paths.serverCertificate)", "tls.ca": "\(paths.caCertificate)",
+                ])
             return try load(paths.serverCertificate, paths.serverKey)
         } catch let error as TLSConfigurationError {
             throw CLIError("TLS: \(error)")

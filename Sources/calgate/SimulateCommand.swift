@@ -61,34 +61,36 @@ struct Simulate: AsyncParsableCommand {
             )
             server = try await SimulatorServer(router: simulator.makeRouter(), host: address.host, port: address.port)
             banner = """
-            Google simulator on \(server.baseURL)
-              gateway settings:  "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}
-              change an event:   curl -X POST \(server.baseURL)/control/calendars/primary/events -d '{"summary":"x","start":{"dateTime":"2026-12-01T10:00:00Z"},"end":{"dateTime":"2026-12-01T11:00:00Z"}}'
-              inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(GoogleSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
-            """
+                Google simulator on \(server.baseURL)
+                  gateway settings:  "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}
+                  change an event:   curl -X POST \(server.baseURL)/control/calendars/primary/events -d '{"summary":"x","start":{"dateTime":"2026-12-01T10:00:00Z"},"end":{"dateTime":"2026-12-01T11:00:00Z"}}'
+                  inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(GoogleSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+                """
         case .microsoft:
             let simulator = GraphSimulator(refreshTokens: Set(refreshTokens.isEmpty ? ["0.AAAA-demo-refresh-token"] : refreshTokens), pushClient: pushClient)
             server = try await SimulatorServer(router: simulator.makeRouter(), host: address.host, port: address.port)
             banner = """
-            Microsoft Graph simulator on \(server.baseURL)
-              gateway settings:  "microsoft": {"token_url": "\(server.baseURL)/common/oauth2/v2.0/token", "api_base_url": "\(server.baseURL)/v1.0"}
-              change an event:   curl -X POST \(server.baseURL)/control/calendars/\(GraphSimulator.defaultCalendarID)/events -d '{"subject":"x","start":{"dateTime":"2026-12-01T10:00:00.0000000","timeZone":"UTC"},"end":{"dateTime":"2026-12-01T11:00:00.0000000","timeZone":"UTC"}}'
-              subscriptions:     curl \(server.baseURL)/control/subscriptions
-              lifecycle event:   curl -X POST \(server.baseURL)/control/subscriptions/<id>/lifecycle/reauthorizationRequired
-              inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(GraphSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
-            """
+                Microsoft Graph simulator on \(server.baseURL)
+                  gateway settings:  "microsoft": {"token_url": "\(server.baseURL)/common/oauth2/v2.0/token", "api_base_url": "\(server.baseURL)/v1.0"}
+                  change an event:   curl -X POST \(server.baseURL)/control/calendars/\(GraphSimulator.defaultCalendarID)/events -d '{"subject":"x","start":{"dateTime":"2026-12-01T10:00:00.0000000","timeZone":"UTC"},"end":{"dateTime":"2026-12-01T11:00:00.0000000","timeZone":"UTC"}}'
+                  subscriptions:     curl \(server.baseURL)/control/subscriptions
+                  lifecycle event:   curl -X POST \(server.baseURL)/control/subscriptions/<id>/lifecycle/reauthorizationRequired
+                  inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(GraphSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+                """
         case .redtail:
-            let simulator = RedtailSimulator(users: [RedtailSimulator.User(
-                apiKey: "demo-redtail-api-key", username: "advisor1", password: "demo-password",
-                userKey: "B7B4BCDD-DEMO-449C-B1D4-C1AAFE49703D", id: 41_974
-            )])
+            let simulator = RedtailSimulator(users: [
+                RedtailSimulator.User(
+                    apiKey: "demo-redtail-api-key", username: "advisor1", password: "demo-password",
+                    userKey: "B7B4BCDD-DEMO-449C-B1D4-C1AAFE49703D", id: 41_974
+                )
+            ])
             server = try await SimulatorServer(router: simulator.makeRouter(), host: address.host, port: address.port)
             banner = """
-            Redtail simulator on \(server.baseURL) (user advisor1 / demo-password, API key demo-redtail-api-key)
-              gateway settings:  "redtail": {"base_url": "\(server.baseURL)/api/public/v1"}
-              add an activity:   curl -X POST \(server.baseURL)/control/users/advisor1/activities -d '{"subject":"x","start_date":"2026-12-01T10:00:00Z","end_date":"2026-12-01T11:00:00Z"}'
-              inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(RedtailSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
-            """
+                Redtail simulator on \(server.baseURL) (user advisor1 / demo-password, API key demo-redtail-api-key)
+                  gateway settings:  "redtail": {"base_url": "\(server.baseURL)/api/public/v1"}
+                  add an activity:   curl -X POST \(server.baseURL)/control/users/advisor1/activities -d '{"subject":"x","start_date":"2026-12-01T10:00:00Z","end_date":"2026-12-01T11:00:00Z"}'
+                  inject a fault:    curl -X POST \(server.baseURL)/control/faults/rate_limit   (\(RedtailSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
+                """
         }
         FileHandle.standardOutput.write(Data((banner + "\nCtrl-C stops it.\n\n").utf8))
         let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)

@@ -46,10 +46,10 @@ struct SimulateMonth: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
         let details = """
-        changes \(report.changes), renewals \(report.renewals), chaos: \(report.chaosFailures) failed calls, \(report.chaosDrops) dropped notifications
-        missed by push (found by the sweep): \(report.missedByPush.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: ", "))
-        Redtail steps behind after a poll: \(report.redtailLateSteps); wall clock \(report.seconds) s
-        """
+            changes \(report.changes), renewals \(report.renewals), chaos: \(report.chaosFailures) failed calls, \(report.chaosDrops) dropped notifications
+            missed by push (found by the sweep): \(report.missedByPush.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: ", "))
+            Redtail steps behind after a poll: \(report.redtailLateSteps); wall clock \(report.seconds) s
+            """
         FileHandle.standardOutput.write(Data((details + "\n").utf8))
         for difference in report.differences { FileHandle.standardOutput.write(Data(("differs: " + difference + "\n").utf8)) }
         FileHandle.standardOutput.write(Data((report.summary + "\n").utf8))

@@ -32,9 +32,10 @@ struct Status: AsyncParsableCommand {
         let client = try CurlHTTPClient(configuration: clientConfiguration)
         let response: CurlHTTPResponse
         do {
-            response = try await client.execute(CurlHTTPRequest(
-                url: base + "/admin/api/overview", headers: [CurlHTTPHeader("Authorization", "Bearer \(token)")]
-            ))
+            response = try await client.execute(
+                CurlHTTPRequest(
+                    url: base + "/admin/api/overview", headers: [CurlHTTPHeader("Authorization", "Bearer \(token)")]
+                ))
         } catch {
             await client.shutdown()
             throw CLIError("cannot reach the gateway at \(base): \(error) (is it running? pass --url and --cacert if it listens elsewhere)")
@@ -159,10 +160,12 @@ struct StatusReport {
         out += "Renewals due in 24 h: \(int("renewals_due_24h"))   Lapsed subscriptions: \(int("lapsed_subscriptions"))\n"
         if case .object(let rejected)? = value("last_minute", "notifications_rejected"), !rejected.isEmpty {
             out += "\nNotifications rejected in the last minute:\n"
-            out += Self.table(["PROVIDER/REASON", "COUNT"], rejected.sorted { $0.key < $1.key }.map { key, count in
-                if case .integer(let number) = count { return [key, String(number)] }
-                return [key, "?"]
-            }, numeric: [1])
+            out += Self.table(
+                ["PROVIDER/REASON", "COUNT"],
+                rejected.sorted { $0.key < $1.key }.map { key, count in
+                    if case .integer(let number) = count { return [key, String(number)] }
+                    return [key, "?"]
+                }, numeric: [1])
         } else {
             out += "Notifications rejected in the last minute: none\n"
         }

@@ -10,10 +10,12 @@ import TestSupport
 struct AckDeliveryTests {
     @Test func everyCommittedWebhookIsAnswered() async throws {
         let script = CalgateProcess.repositoryRoot.appendingPathComponent("scripts/ack_delivery_test.py").path
-        let (status, output) = try await ChildProcess.run("/usr/bin/env", [
-            "python3", script, "--calgate", CalgateProcess.binary, "--requests", "3000", "--senders", "4",
-            "--deadline", "60", "--seed", "20261205",
-        ], timeout: .seconds(150))
+        let (status, output) = try await ChildProcess.run(
+            "/usr/bin/env",
+            [
+                "python3", script, "--calgate", CalgateProcess.binary, "--requests", "3000", "--senders", "4",
+                "--deadline", "60", "--seed", "20261205",
+            ], timeout: .seconds(150))
         let verdict = output.split(separator: "\n").last { $0.hasPrefix("ack-delivery: ") && $0.contains(" committed, ") }.map(String.init)
         #expect(status == 0, "ack delivery test failed:\n\(output.suffix(6_000))")
         let line = try #require(verdict, "no verdict line:\n\(output.suffix(6_000))")

@@ -70,8 +70,8 @@ final class CalgateProcess: @unchecked Sendable {
     func waitUntilReady() async throws -> Int {
         let line = try await waitForLine(containing: "calgate ready")
         guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-              let address = object["listen.address"] as? String,
-              let port = Int(address.split(separator: ":").last ?? "")
+            let address = object["listen.address"] as? String,
+            let port = Int(address.split(separator: ":").last ?? "")
         else { throw ProcessFailure("cannot read the port from: \(line)") }
         return port
     }

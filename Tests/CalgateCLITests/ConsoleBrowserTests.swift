@@ -36,7 +36,7 @@ struct ConsoleBrowserTests {
             do {
                 _ = try await demo.waitForLine(containing: "demo user connected")
                 return Demo(process: demo, directory: dir, port: port)
-            } catch where attempt < 3 && demo.output.contains("Address already in use") {
+            } catch  where attempt < 3 && demo.output.contains("Address already in use") {
                 continue
             }
         }
@@ -45,18 +45,22 @@ struct ConsoleBrowserTests {
 
     /// A one-time login code's path, minted with the admin token (the token itself never goes into a URL).
     func loginPath(_ demo: Demo, next: String? = nil) async throws -> String {
-        let minted = try await curlRequest(demo.base + "/admin/api/login-codes", caFile: demo.ca, arguments: [
-            "-X", "POST", "-H", "Authorization: Bearer \(try demo.token("admin-token"))",
-        ])
+        let minted = try await curlRequest(
+            demo.base + "/admin/api/login-codes", caFile: demo.ca,
+            arguments: [
+                "-X", "POST", "-H", "Authorization: Bearer \(try demo.token("admin-token"))",
+            ])
         #expect(minted.status == 201)
         let path = try #require((try JSONSerialization.jsonObject(with: Data(minted.body.utf8)) as? [String: Any])?["path"] as? String)
         return path + (next.map { "&next=\($0)" } ?? "")
     }
 
     func connectionID(_ demo: Demo, provider: String) async throws -> String {
-        let list = try await curlRequest(demo.base + "/api/v1/connections?user=demo-user", caFile: demo.ca, arguments: [
-            "-H", "Authorization: Bearer \(try demo.token("api-token"))",
-        ])
+        let list = try await curlRequest(
+            demo.base + "/api/v1/connections?user=demo-user", caFile: demo.ca,
+            arguments: [
+                "-H", "Authorization: Bearer \(try demo.token("api-token"))",
+            ])
         let items = (try JSONSerialization.jsonObject(with: Data(list.body.utf8)) as? [String: Any])?["connections"] as? [[String: Any]] ?? []
         return try #require(items.first { $0["provider"] as? String == provider }?["id"] as? String)
     }
@@ -72,10 +76,12 @@ struct ConsoleBrowserTests {
         try await Task.sleep(for: .seconds(3))
         let screenshot = demo.directory + "/console.png"
         let profile = demo.directory + "/chromium-profile"
-        let shot = try await ChildProcess.run(try #require(chromiumPath), [
-            "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors", "--user-data-dir=\(profile)",
-            "--window-size=1280,1800", "--screenshot=\(screenshot)", demo.base + (try await loginPath(demo)),
-        ], timeout: .seconds(60))
+        let shot = try await ChildProcess.run(
+            try #require(chromiumPath),
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors", "--user-data-dir=\(profile)",
+                "--window-size=1280,1800", "--screenshot=\(screenshot)", demo.base + (try await loginPath(demo)),
+            ], timeout: .seconds(60))
         #expect(shot.status == 0, "\(shot.output)")
         let png = try #require(FileManager.default.contents(atPath: screenshot), "no screenshot written: \(shot.output)")
         #expect(png.count > 20_000 && png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "not a real PNG (\(png.count) bytes)")
@@ -85,10 +91,12 @@ struct ConsoleBrowserTests {
         }
 
         // The DOM Chromium built (after the code login redirected to /admin with the session cookie).
-        let dom = try await ChildProcess.run(try #require(chromiumPath), [
-            "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors", "--user-data-dir=\(profile)-dom",
-            "--dump-dom", demo.base + (try await loginPath(demo)),
-        ], timeout: .seconds(60))
+        let dom = try await ChildProcess.run(
+            try #require(chromiumPath),
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors", "--user-data-dir=\(profile)-dom",
+                "--dump-dom", demo.base + (try await loginPath(demo)),
+            ], timeout: .seconds(60))
         #expect(dom.status == 0)
         let html = dom.output
         #expect(html.contains(#"<svg class="timeline" id="subscription-timeline""#), "no timeline SVG in the DOM")
@@ -118,9 +126,12 @@ struct ConsoleBrowserTests {
         #expect(page.status == 200)
         let csrf = try #require(page.body.range(of: #"name="csrf" value=""#).map { String(page.body[$0.upperBound...].prefix { $0 != "\"" }) })
         func post(_ action: String, _ form: String) async throws -> Int {
-            try await curlRequest(demo.base + "/admin/connections/\(google)/\(action)", caFile: demo.ca, arguments: [
-                "-b", jar, "-X", "POST", "-H", "Content-Type: application/x-www-form-urlencoded", "--data-binary", "csrf=\(csrf)&\(form)",
-            ]).status
+            try await curlRequest(
+                demo.base + "/admin/connections/\(google)/\(action)", caFile: demo.ca,
+                arguments: [
+                    "-b", jar, "-X", "POST", "-H", "Content-Type: application/x-www-form-urlencoded", "--data-binary", "csrf=\(csrf)&\(form)",
+                ]
+            ).status
         }
         let channelsBefore = try await channelIDs(demo, google)
         #expect(try await post("renew", "") == 303)
@@ -132,12 +143,18 @@ struct ConsoleBrowserTests {
         var progress: [String: Any] = [:]
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            let body = try await curlRequest(demo.base + "/api/v1/connections/\(google)", caFile: demo.ca, arguments: [
-                "-H", "Authorization: Bearer \(try demo.token("api-token"))",
-            ]).body
+            let body = try await curlRequest(
+                demo.base + "/api/v1/connections/\(google)", caFile: demo.ca,
+                arguments: [
+                    "-H", "Authorization: Bearer \(try demo.token("api-token"))",
+                ]
+            ).body
             progress = ((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["progress"] as? [[String: Any]])?.first ?? [:]
             if progress["phase"] as? String == "done", let started = progress["started_at"] as? String,
-               let at = ISO8601DateFormatter().date(from: started), at >= requestedAt { break }
+                let at = ISO8601DateFormatter().date(from: started), at >= requestedAt
+            {
+                break
+            }
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(progress["phase"] as? String == "done", "\(progress)")
@@ -168,9 +185,12 @@ struct ConsoleBrowserTests {
 
     /// The live channel ids of the connection, from the overview document.
     func channelIDs(_ demo: Demo, _ connection: String) async throws -> Set<String> {
-        let body = try await curlRequest(demo.base + "/admin/api/overview", caFile: demo.ca, arguments: [
-            "-H", "Authorization: Bearer \(try demo.token("admin-token"))",
-        ]).body
+        let body = try await curlRequest(
+            demo.base + "/admin/api/overview", caFile: demo.ca,
+            arguments: [
+                "-H", "Authorization: Bearer \(try demo.token("admin-token"))",
+            ]
+        ).body
         let items = (try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["subscriptions"] as? [[String: Any]] ?? []
         return Set(items.filter { $0["connection_id"] as? String == connection }.compactMap { $0["id"] as? String })
     }

@@ -17,10 +17,12 @@ struct ScaleOutTests {
             return
         }
         let script = CalgateProcess.repositoryRoot.appendingPathComponent("scripts/scale_out_test.py").path
-        let (status, output) = try await ChildProcess.run("/usr/bin/env", [
-            "python3", script, "--calgate", CalgateProcess.binary, "--notifications", "2000", "--appointments", "12",
-            "--google-calendars", "6", "--graph-calendars", "3", "--seed", "20261205",
-        ], timeout: .seconds(600))
+        let (status, output) = try await ChildProcess.run(
+            "/usr/bin/env",
+            [
+                "python3", script, "--calgate", CalgateProcess.binary, "--notifications", "2000", "--appointments", "12",
+                "--google-calendars", "6", "--graph-calendars", "3", "--seed", "20261205",
+            ], timeout: .seconds(600))
         let verdict = output.split(separator: "\n").last { $0.hasPrefix("scale-out: ") }.map(String.init)
         #expect(status == 0, "scale-out test failed:\n\(output.suffix(6_000))")
         let line = try #require(verdict, "no verdict line:\n\(output.suffix(6_000))")

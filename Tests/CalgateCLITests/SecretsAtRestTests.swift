@@ -73,13 +73,16 @@ struct SecretsAtRestTests {
         let port = try SilentListener().port
         let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
         let config = dir + "/config.json"
-        _ = FileManager.default.createFile(atPath: config, contents: Data("""
-            {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
-             "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
-             "google": {"token_url": "\(googleServer.baseURL)/token", "api_base_url": "\(googleServer.baseURL)/calendar/v3"},
-             "microsoft": {"token_url": "\(graphServer.baseURL)/common/oauth2/v2.0/token", "api_base_url": "\(graphServer.baseURL)/v1.0"},
-             "redtail": {"base_url": "\(redtailServer.baseURL)/api/public/v1"}}
-            """.utf8))
+        _ = FileManager.default.createFile(
+            atPath: config,
+            contents: Data(
+                """
+                {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
+                 "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
+                 "google": {"token_url": "\(googleServer.baseURL)/token", "api_base_url": "\(googleServer.baseURL)/calendar/v3"},
+                 "microsoft": {"token_url": "\(graphServer.baseURL)/common/oauth2/v2.0/token", "api_base_url": "\(graphServer.baseURL)/v1.0"},
+                 "redtail": {"base_url": "\(redtailServer.baseURL)/api/public/v1"}}
+                """.utf8))
         return Rig(
             dir: dir, config: config, ca: dir + "/certs/dev-ca.pem", google: google, graph: graph, redtail: redtail,
             servers: [googleServer, graphServer, redtailServer], port: port
@@ -88,14 +91,26 @@ struct SecretsAtRestTests {
 
     /// Connects one account per provider and waits until the Google channel and Graph subscription exist.
     func connectEverything(_ rig: Rig) async throws {
-        let google = try await rig.api("/api/v1/connections", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"\#(Self.clientSecret)","refresh_token":"\#(Self.googleRefresh)"}"#])
+        let google = try await rig.api(
+            "/api/v1/connections",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"\#(Self.clientSecret)","refresh_token":"\#(Self.googleRefresh)"}"#,
+            ])
         #expect(google.status == 201, "\(google.body)")
-        let graph = try await rig.api("/api/v1/connections", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"\#(Self.clientSecret)","refresh_token":"\#(Self.graphRefresh)"}"#])
+        let graph = try await rig.api(
+            "/api/v1/connections",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"\#(Self.clientSecret)","refresh_token":"\#(Self.graphRefresh)"}"#,
+            ])
         #expect(graph.status == 201, "\(graph.body)")
-        let integration = try await rig.api("/api/v1/accounts/acct-1/redtail", ["-X", "PUT", "--data-binary",
-            #"{"account_type":"financial_advisor","api_key":"\#(Self.redtailUser.apiKey)","username":"advisor1","password":"\#(Self.redtailUser.password)"}"#])
+        let integration = try await rig.api(
+            "/api/v1/accounts/acct-1/redtail",
+            [
+                "-X", "PUT", "--data-binary",
+                #"{"account_type":"financial_advisor","api_key":"\#(Self.redtailUser.apiKey)","username":"advisor1","password":"\#(Self.redtailUser.password)"}"#,
+            ])
         #expect(integration.status == 200 || integration.status == 201, "\(integration.body)")
         let redtail = try await rig.api("/api/v1/connections", ["-X", "POST", "--data-binary", #"{"user_id":"u1","provider":"redtail","account_id":"acct-1"}"#])
         #expect(redtail.status == 201, "\(redtail.body)")
@@ -117,30 +132,42 @@ struct SecretsAtRestTests {
             bodies.append(wrong.body + wrong.headers)
         }
         // A provider refusal: an unknown refresh token (the simulator answers invalid_grant with an error body).
-        let refused = try await rig.api("/api/v1/connections", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u2","provider":"google","client_id":"c","client_secret":"\#(Self.clientSecret)","refresh_token":"1//unknown-SECRET-refresh"}"#])
+        let refused = try await rig.api(
+            "/api/v1/connections",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u2","provider":"google","client_id":"c","client_secret":"\#(Self.clientSecret)","refresh_token":"1//unknown-SECRET-refresh"}"#,
+            ])
         #expect((400..<500).contains(refused.status), "\(refused.body)")
         bodies.append(refused.body)
         // Wrong Redtail password.
-        let badPassword = try await rig.api("/api/v1/accounts/acct-2/redtail", ["-X", "PUT", "--data-binary",
-            #"{"account_type":"financial_advisor","api_key":"\#(Self.redtailUser.apiKey)","username":"advisor1","password":"wrong-SECRET-password"}"#])
+        let badPassword = try await rig.api(
+            "/api/v1/accounts/acct-2/redtail",
+            [
+                "-X", "PUT", "--data-binary",
+                #"{"account_type":"financial_advisor","api_key":"\#(Self.redtailUser.apiKey)","username":"advisor1","password":"wrong-SECRET-password"}"#,
+            ])
         #expect((400..<500).contains(badPassword.status), "\(badPassword.body)")
         bodies.append(badPassword.body)
         // A forged Google push naming a real channel with the wrong token.
         if let channel = rig.google.channels.first {
-            let forged = try await curlRequest("https://localhost:\(rig.port)/webhooks/google", caFile: rig.ca, arguments: [
-                "-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(channel.id)", "-H", "X-Goog-Channel-Token: forged-SECRET-token",
-                "-H", "X-Goog-Resource-ID: \(channel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 99",
-            ])
+            let forged = try await curlRequest(
+                "https://localhost:\(rig.port)/webhooks/google", caFile: rig.ca,
+                arguments: [
+                    "-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(channel.id)", "-H", "X-Goog-Channel-Token: forged-SECRET-token",
+                    "-H", "X-Goog-Resource-ID: \(channel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 99",
+                ])
             #expect(forged.status == 403)
             bodies.append(forged.body)
         }
         // A Graph notification with the wrong clientState.
         if let subscription = rig.graph.subscriptions.first {
-            let forged = try await curlRequest("https://localhost:\(rig.port)/webhooks/microsoft", caFile: rig.ca, arguments: [
-                "-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
-                #"{"value":[{"subscriptionId":"\#(subscription.id)","clientState":"forged-SECRET-state","changeType":"updated","resource":"Users/x/Events/y","tenantId":"t"}]}"#,
-            ])
+            let forged = try await curlRequest(
+                "https://localhost:\(rig.port)/webhooks/microsoft", caFile: rig.ca,
+                arguments: [
+                    "-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+                    #"{"value":[{"subscriptionId":"\#(subscription.id)","clientState":"forged-SECRET-state","changeType":"updated","resource":"Users/x/Events/y","tenantId":"t"}]}"#,
+                ])
             #expect(forged.status == 403)
             bodies.append(forged.body)
         }
@@ -176,9 +203,11 @@ struct SecretsAtRestTests {
 
         // While running: the main file and the WAL (where fresh writes sit before a checkpoint).
         let extraSecrets = ["1//unknown-SECRET-refresh", "wrong-SECRET-password", "forged-SECRET-token", "forged-SECRET-state", "body-SECRET-value"]
-        var leaks = Self.leaked(rig.secrets + extraSecrets, in: [
-            ("calgate.sqlite", Self.bytes(database)), ("calgate.sqlite-wal", Self.bytes(database + "-wal")),
-        ])
+        var leaks = Self.leaked(
+            rig.secrets + extraSecrets,
+            in: [
+                ("calgate.sqlite", Self.bytes(database)), ("calgate.sqlite-wal", Self.bytes(database + "-wal")),
+            ])
         #expect(leaks.isEmpty, "\(leaks)")
         #expect(FileManager.default.fileExists(atPath: database + "-wal"), "the WAL should exist while serving")
         // The sealed values are there (the test would prove nothing if the rows were missing).
@@ -244,10 +273,12 @@ struct SecretsAtRestTests {
 
     /// Changes an event in the Google simulator (which pushes to the channel) and waits for it in the API.
     func expectAPushArrives(_ rig: Rig, title: String) async throws {
-        _ = rig.google.upsertEvent(calendar: "primary", [
-            "summary": .string(title),
-            "start": .object(["dateTime": .string("2026-12-01T10:00:00Z")]), "end": .object(["dateTime": .string("2026-12-01T11:00:00Z")]),
-        ])
+        _ = rig.google.upsertEvent(
+            calendar: "primary",
+            [
+                "summary": .string(title),
+                "start": .object(["dateTime": .string("2026-12-01T10:00:00Z")]), "end": .object(["dateTime": .string("2026-12-01T11:00:00Z")]),
+            ])
         var body = ""
         let deadline = ContinuousClock.now + .seconds(20)
         while !body.contains(title), ContinuousClock.now < deadline {

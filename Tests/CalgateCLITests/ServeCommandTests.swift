@@ -66,15 +66,19 @@ struct ServeCommandTests {
         defer { gateway.signal(SIGKILL) }
 
         for old in ["-tls1", "-tls1_1"] {
-            let result = try await runTool("/usr/bin/openssl", [
-                "s_client", "-connect", "127.0.0.1:\(port)", old, "-cipher", "DEFAULT@SECLEVEL=0",
-            ])
+            let result = try await runTool(
+                "/usr/bin/openssl",
+                [
+                    "s_client", "-connect", "127.0.0.1:\(port)", old, "-cipher", "DEFAULT@SECLEVEL=0",
+                ])
             #expect(!result.output.contains("Cipher is ECDHE"), "\(old) must be refused: \(result.output)")
             #expect(result.output.contains("alert protocol version") || result.output.contains("no protocols available"))
         }
-        let nonAEAD = try await runTool("/usr/bin/openssl", [
-            "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:AES128-SHA",
-        ])
+        let nonAEAD = try await runTool(
+            "/usr/bin/openssl",
+            [
+                "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:AES128-SHA",
+            ])
         #expect(nonAEAD.output.contains("alert handshake failure") || nonAEAD.status != 0)
         #expect(!nonAEAD.output.contains("New, TLSv1.2, Cipher is"))
 
@@ -184,14 +188,17 @@ struct ServeCommandTests {
         #expect(good.output.contains("routes OK"))
 
         try FileManager.default.createDirectory(atPath: dir + "/bad", withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: dir + "/bad/a.json", contents: Data(#"""
-        {"routes": [
-          {"method": "GET", "path": "/admin/health", "handler": "admin.health", "verifier": "admin_token_optional"},
-          {"method": "GET", "path": "/admin/health", "handler": "admin.health", "verifier": "admin_token_optional"},
-          {"method": "GET", "path": "/x", "handler": "nope.handler", "verifier": "none"},
-          {"method": "GET", "path": "/y", "handler": "admin.metrics", "verifier": "bogus"}
-        ]}
-        """#.utf8))
+        _ = FileManager.default.createFile(
+            atPath: dir + "/bad/a.json",
+            contents: Data(
+                #"""
+                {"routes": [
+                  {"method": "GET", "path": "/admin/health", "handler": "admin.health", "verifier": "admin_token_optional"},
+                  {"method": "GET", "path": "/admin/health", "handler": "admin.health", "verifier": "admin_token_optional"},
+                  {"method": "GET", "path": "/x", "handler": "nope.handler", "verifier": "none"},
+                  {"method": "GET", "path": "/y", "handler": "admin.metrics", "verifier": "bogus"}
+                ]}
+                """#.utf8))
         _ = FileManager.default.createFile(atPath: dir + "/bad/b.json", contents: Data(#"{"routes": [], "surprise": true}"#.utf8))
         let bad = try await CalgateProcess.run(["routes", "check", dir + "/bad"])
         #expect(bad.status != 0)
@@ -222,13 +229,17 @@ struct ServeCommandTests {
             let mode = try FileManager.default.attributesOfItem(atPath: "\(dir)/certs/\(key)")[.posixPermissions] as? Int
             #expect(mode == 0o600)
         }
-        let verify = try await runTool("/usr/bin/openssl", [
-            "verify", "-CAfile", dir + "/certs/dev-ca.pem", "-verify_hostname", "localhost", dir + "/certs/server.pem",
-        ])
+        let verify = try await runTool(
+            "/usr/bin/openssl",
+            [
+                "verify", "-CAfile", dir + "/certs/dev-ca.pem", "-verify_hostname", "localhost", dir + "/certs/server.pem",
+            ])
         #expect(verify.output.contains("OK"))
-        let verifyIP = try await runTool("/usr/bin/openssl", [
-            "verify", "-CAfile", dir + "/certs/dev-ca.pem", "-verify_ip", "::1", dir + "/certs/server.pem",
-        ])
+        let verifyIP = try await runTool(
+            "/usr/bin/openssl",
+            [
+                "verify", "-CAfile", dir + "/certs/dev-ca.pem", "-verify_ip", "::1", dir + "/certs/server.pem",
+            ])
         #expect(verifyIP.output.contains("OK"))
     }
 }
@@ -451,11 +462,14 @@ struct CrashRecoveryTests {
         let port = try SilentListener().port
         let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
         let config = dir + "/config.json"
-        _ = FileManager.default.createFile(atPath: config, contents: Data("""
-            {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
-             "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
-             "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}}
-            """.utf8))
+        _ = FileManager.default.createFile(
+            atPath: config,
+            contents: Data(
+                """
+                {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
+                 "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
+                 "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}}
+                """.utf8))
         func start() async throws -> CalgateProcess {
             let gateway = try CalgateProcess(["serve", "--config", config, "--log-format", "json"])
             _ = try await gateway.waitUntilReady()
@@ -464,10 +478,12 @@ struct CrashRecoveryTests {
         var gateway = try await start()
         let apiToken = try String(contentsOfFile: dir + "/data/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let adminToken = try String(contentsOfFile: dir + "/data/admin-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let connect = try await curlRequest("https://localhost:\(port)/api/v1/connections", caFile: dir + "/certs/dev-ca.pem", arguments: [
-            "-X", "POST", "-H", "Authorization: Bearer \(apiToken)", "--data-binary",
-            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//crash-refresh"}"#,
-        ])
+        let connect = try await curlRequest(
+            "https://localhost:\(port)/api/v1/connections", caFile: dir + "/certs/dev-ca.pem",
+            arguments: [
+                "-X", "POST", "-H", "Authorization: Bearer \(apiToken)", "--data-binary",
+                #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//crash-refresh"}"#,
+            ])
         #expect(connect.status == 201)
 
         // Changes (each pushed by the simulator) before, during and after a SIGKILL.
@@ -476,10 +492,12 @@ struct CrashRecoveryTests {
             if round % 5 == 4 {
                 simulator.deleteEvent(calendar: "primary", id: "ev\((round + 3) % 12)")
             } else {
-                simulator.upsertEvent(calendar: "primary", [
-                    "id": .string(id), "summary": .string("\(id) v\(round)"),
-                    "start": .object(["dateTime": .string("2026-12-01T10:00:00Z")]), "end": .object(["dateTime": .string("2026-12-01T11:00:00Z")]),
-                ])
+                simulator.upsertEvent(
+                    calendar: "primary",
+                    [
+                        "id": .string(id), "summary": .string("\(id) v\(round)"),
+                        "start": .object(["dateTime": .string("2026-12-01T10:00:00Z")]), "end": .object(["dateTime": .string("2026-12-01T11:00:00Z")]),
+                    ])
             }
             if round == 12 {
                 gateway.signal(SIGKILL)
@@ -543,11 +561,14 @@ struct GraphCrashRecoveryTests {
         let port = try SilentListener().port
         let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
         let config = dir + "/config.json"
-        _ = FileManager.default.createFile(atPath: config, contents: Data("""
-            {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
-             "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
-             "microsoft": {"token_url": "\(server.baseURL)/common/oauth2/v2.0/token", "api_base_url": "\(server.baseURL)/v1.0"}}
-            """.utf8))
+        _ = FileManager.default.createFile(
+            atPath: config,
+            contents: Data(
+                """
+                {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
+                 "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
+                 "microsoft": {"token_url": "\(server.baseURL)/common/oauth2/v2.0/token", "api_base_url": "\(server.baseURL)/v1.0"}}
+                """.utf8))
         func start() async throws -> CalgateProcess {
             let gateway = try CalgateProcess(["serve", "--config", config, "--log-format", "json"])
             _ = try await gateway.waitUntilReady()
@@ -556,10 +577,12 @@ struct GraphCrashRecoveryTests {
         var gateway = try await start()
         let apiToken = try String(contentsOfFile: dir + "/data/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let adminToken = try String(contentsOfFile: dir + "/data/admin-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let connect = try await curlRequest("https://localhost:\(port)/api/v1/connections", caFile: dir + "/certs/dev-ca.pem", arguments: [
-            "-X", "POST", "-H", "Authorization: Bearer \(apiToken)", "--data-binary",
-            #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-crash"}"#,
-        ])
+        let connect = try await curlRequest(
+            "https://localhost:\(port)/api/v1/connections", caFile: dir + "/certs/dev-ca.pem",
+            arguments: [
+                "-X", "POST", "-H", "Authorization: Bearer \(apiToken)", "--data-binary",
+                #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-crash"}"#,
+            ])
         #expect(connect.status == 201, "\(connect.body)")
         let calendar = GraphSimulator.defaultCalendarID
         for round in 0..<30 {
@@ -567,11 +590,13 @@ struct GraphCrashRecoveryTests {
             if round % 5 == 4 {
                 simulator.deleteEvent(calendar: calendar, id: "ev\((round + 3) % 12)")
             } else {
-                simulator.upsertEvent(calendar: calendar, [
-                    "id": .string(id), "subject": .string("\(id) v\(round)"),
-                    "start": .object(["dateTime": .string("2026-12-01T10:00:00.0000000"), "timeZone": .string("UTC")]),
-                    "end": .object(["dateTime": .string("2026-12-01T11:00:00.0000000"), "timeZone": .string("UTC")]),
-                ])
+                simulator.upsertEvent(
+                    calendar: calendar,
+                    [
+                        "id": .string(id), "subject": .string("\(id) v\(round)"),
+                        "start": .object(["dateTime": .string("2026-12-01T10:00:00.0000000"), "timeZone": .string("UTC")]),
+                        "end": .object(["dateTime": .string("2026-12-01T11:00:00.0000000"), "timeZone": .string("UTC")]),
+                    ])
             }
             if round == 12 {
                 gateway.signal(SIGKILL)
@@ -626,11 +651,14 @@ struct PushOutRestartTests {
         let port = try SilentListener().port
         let routes = CalgateProcess.repositoryRoot.appendingPathComponent("routes").path
         let config = dir + "/config.json"
-        _ = FileManager.default.createFile(atPath: config, contents: Data("""
-            {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
-             "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
-             "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}}
-            """.utf8))
+        _ = FileManager.default.createFile(
+            atPath: config,
+            contents: Data(
+                """
+                {"listen": "127.0.0.1:\(port)", "data_dir": "\(dir)/data", "routes_dir": "\(routes)",
+                 "tls": {"dev_cert_dir": "\(dir)/certs"}, "public_url": "https://localhost:\(port)",
+                 "google": {"token_url": "\(server.baseURL)/token", "api_base_url": "\(server.baseURL)/calendar/v3"}}
+                """.utf8))
         func start() async throws -> CalgateProcess {
             let gateway = try CalgateProcess(["serve", "--config", config, "--log-format", "json"])
             _ = try await gateway.waitUntilReady()
@@ -639,18 +667,29 @@ struct PushOutRestartTests {
         var gateway = try await start()
         let token = try String(contentsOfFile: dir + "/data/api-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         func call(_ path: String, _ arguments: [String] = []) async throws -> (status: Int, json: [String: Any]) {
-            let response = try await curlRequest("https://localhost:\(port)\(path)", caFile: dir + "/certs/dev-ca.pem",
-                                                 arguments: ["-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json"] + arguments)
+            let response = try await curlRequest(
+                "https://localhost:\(port)\(path)", caFile: dir + "/certs/dev-ca.pem",
+                arguments: ["-H", "Authorization: Bearer \(token)", "-H", "Content-Type: application/json"] + arguments)
             return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:])
         }
-        let connection = try #require(try await call("/api/v1/connections", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//push-refresh"}"#]).json["id"] as? String)
+        let connection = try #require(
+            try await call(
+                "/api/v1/connections",
+                [
+                    "-X", "POST", "--data-binary",
+                    #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//push-refresh"}"#,
+                ]
+            ).json["id"] as? String)
         #expect(try await call("/api/v1/users/u1/push-target", ["-X", "PUT", "--data-binary", #"{"connection_id":"\#(connection)","calendar_id":"primary"}"#]).status == 200)
 
         // Google is down: the push fails and stays queued.
         simulator.chaos.configure(failureRate: 1, dropRate: 0, timeoutDelay: .milliseconds(1), seed: 3)
-        let made = try await call("/api/v1/appointments", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","title":"Survives a crash","start":"2026-12-09T10:00:00Z","end":"2026-12-09T11:00:00Z"}"#])
+        let made = try await call(
+            "/api/v1/appointments",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","title":"Survives a crash","start":"2026-12-09T10:00:00Z","end":"2026-12-09T11:00:00Z"}"#,
+            ])
         let id = try #require(made.json["id"] as? String)
         var failedOnce = false
         let deadline = ContinuousClock.now + .seconds(15)

@@ -36,9 +36,11 @@ struct CurlHTTPClientTests {
         let fixture = try await Fixture()
         let binary: [UInt8] = [0, 1, 2, 0xFF, 0x0D, 0x0A, 0, 0x80] + (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "REPORT"] {
-            let (response, echo) = try await fixture.echo(method, headers: [
-                CurlHTTPHeader("X-Token", "abc 123"), CurlHTTPHeader("X-Empty", ""), CurlHTTPHeader("Content-Type", "application/octet-stream"),
-            ], body: binary)
+            let (response, echo) = try await fixture.echo(
+                method,
+                headers: [
+                    CurlHTTPHeader("X-Token", "abc 123"), CurlHTTPHeader("X-Empty", ""), CurlHTTPHeader("Content-Type", "application/octet-stream"),
+                ], body: binary)
             #expect(response.status == 200)
             #expect(response.httpVersion == "HTTP/1.1")
             #expect(response.header("CONTENT-TYPE") == "application/json")
@@ -199,7 +201,10 @@ struct CurlHTTPClientTests {
         let elapsed = ContinuousClock.now - start
         #expect(elapsed >= .milliseconds(280) && elapsed < .milliseconds(900), "a 300 ms timeout fired after \(elapsed)")
         // The client default applies when the request has none.
-        let short = try CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.requestTimeout = .milliseconds(250); return c }())
+        let short = try CurlHTTPClient(
+            configuration: {
+                var c = CurlHTTPClient.Configuration(); c.requestTimeout = .milliseconds(250); return c
+            }())
         #expect(await failure { try await short.execute(CurlHTTPRequest(url: fixture.url("/delay?ms=5000"))) }?.kind == .timeout)
         await short.shutdown()
         await fixture.done()
@@ -209,10 +214,11 @@ struct CurlHTTPClientTests {
         let client = try CurlHTTPClient()
         let port = try await LoopbackHTTPServer.refusedPort()
         let error = await failure {
-            try await client.execute(CurlHTTPRequest(
-                url: "http://user:hunter2@127.0.0.1:\(port)/calendars/primary?access_token=s3cret#frag",
-                headers: [CurlHTTPHeader("Authorization", "Bearer t0ken")]
-            ))
+            try await client.execute(
+                CurlHTTPRequest(
+                    url: "http://user:hunter2@127.0.0.1:\(port)/calendars/primary?access_token=s3cret#frag",
+                    headers: [CurlHTTPHeader("Authorization", "Bearer t0ken")]
+                ))
         }
         #expect(error?.kind == .connectFailed)
         let text = error.map { "\($0)" } ?? ""

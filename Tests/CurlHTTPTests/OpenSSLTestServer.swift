@@ -24,11 +24,13 @@ final class OpenSSLTestServer: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let certificate = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
-        let status = try await run("/usr/bin/env", [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", key, "-out", certificate,
-        ])
+        let status = try await run(
+            "/usr/bin/env",
+            [
+                "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout", key, "-out", certificate,
+            ])
         guard status == 0 else { throw TestFailure("openssl req exited with \(status)") }
 
         let output = directory.appendingPathComponent("server.log")
@@ -41,7 +43,8 @@ final class OpenSSLTestServer: Sendable {
         for _ in 0..<100 {
             let log = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
             if let line = log.split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT") }),
-               let port = line.split(separator: ":").last.flatMap({ Int($0) }) {
+                let port = line.split(separator: ":").last.flatMap({ Int($0) })
+            {
                 return OpenSSLTestServer(pid: pid, directory: directory, certificatePath: certificate, port: port)
             }
             try await Task.sleep(for: .milliseconds(50))

@@ -24,16 +24,16 @@ struct ConfigurationTests {
 
     @Test func readsAFullFile() throws {
         let json = """
-        {"listen": "[::1]:9443", "data_dir": "/var/lib/calgate", "routes_dir": "/etc/calgate/routes",
-         "tls": {"certificate": "/etc/c.pem", "private_key": "/etc/c.key", "session_resumption": false, "handshake_timeout_s": 5},
-         "admin_token": "0123456789abcdef0123456789abcdef",
-         "log": {"level": "DEBUG", "format": "json"},
-         "limits": {"max_header_bytes": 8192, "max_header_count": 50, "idle_timeout_s": 30, "header_timeout_s": 5,
-                    "body_timeout_s": 10, "max_connections": 100, "event_loop_threads": 1},
-         "health": {"certificate_warning_days": 30, "inbox_backlog_degraded": 10, "inbox_backlog_failing": 20},
-         "shutdown_grace_s": 3,
-         "microsoft": {"token_url": "http://127.0.0.1:8601/common/oauth2/v2.0/token", "api_base_url": "http://127.0.0.1:8601/v1.0"}}
-        """
+            {"listen": "[::1]:9443", "data_dir": "/var/lib/calgate", "routes_dir": "/etc/calgate/routes",
+             "tls": {"certificate": "/etc/c.pem", "private_key": "/etc/c.key", "session_resumption": false, "handshake_timeout_s": 5},
+             "admin_token": "0123456789abcdef0123456789abcdef",
+             "log": {"level": "DEBUG", "format": "json"},
+             "limits": {"max_header_bytes": 8192, "max_header_count": 50, "idle_timeout_s": 30, "header_timeout_s": 5,
+                        "body_timeout_s": 10, "max_connections": 100, "event_loop_threads": 1},
+             "health": {"certificate_warning_days": 30, "inbox_backlog_degraded": 10, "inbox_backlog_failing": 20},
+             "shutdown_grace_s": 3,
+             "microsoft": {"token_url": "http://127.0.0.1:8601/common/oauth2/v2.0/token", "api_base_url": "http://127.0.0.1:8601/v1.0"}}
+            """
         let config = try GatewayConfiguration.parse(Data(json.utf8), file: "c.json")
         #expect(config.microsoft.apiBaseURL == "http://127.0.0.1:8601/v1.0")
         #expect(config.microsoft.tokenURL.hasSuffix("/common/oauth2/v2.0/token"))

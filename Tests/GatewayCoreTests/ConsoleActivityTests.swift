@@ -10,9 +10,11 @@ struct ConsoleActivityTests {
         activity.notificationAccepted(provider: .google)
         activity.notificationAccepted(provider: .google)
         activity.notificationRejected(provider: .microsoft, reason: "client_state_mismatch")
-        activity.syncFinished(calendarKey: "gc_1/primary", provider: .google, .init(
-            finishedAt: clock.now(), succeeded: false, changes: 0, fullSync: false, message: "429"
-        ))
+        activity.syncFinished(
+            calendarKey: "gc_1/primary", provider: .google,
+            .init(
+                finishedAt: clock.now(), succeeded: false, changes: 0, fullSync: false, message: "429"
+            ))
         var rates = activity.lastMinute()
         #expect(rates.accepted == [.google: 2])
         #expect(rates.rejected == ["microsoft/client_state_mismatch": 1])

@@ -4,13 +4,14 @@ import Testing
 
 @Suite("Health evaluation and constant-time comparison")
 struct HealthAndSecretsTests {
-    let evaluator = HealthEvaluator(thresholds: {
-        var t = GatewayConfiguration.HealthThresholds()
-        t.certificateWarningDays = 14
-        t.inboxBacklogDegraded = 10
-        t.inboxBacklogFailing = 100
-        return t
-    }())
+    let evaluator = HealthEvaluator(
+        thresholds: {
+            var t = GatewayConfiguration.HealthThresholds()
+            t.certificateWarningDays = 14
+            t.inboxBacklogDegraded = 10
+            t.inboxBacklogFailing = 100
+            return t
+        }())
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
     @Test func certificateStatusFollowsDaysToExpiry() {

@@ -9,10 +9,12 @@ struct JSONParserTests {
 
     @Test func readsEveryKindOfValue() throws {
         let value = try parse(#" {"a": [1, -2, 3.5, 1e3, -0.25E-2, 9223372036854775807, 9223372036854775808], "b": true, "c": false, "d": null, "e": {}, "f": [], "g": "x"} "#)
-        #expect(value == .object([
-            "a": .array([.integer(1), .integer(-2), .number(3.5), .number(1000), .number(-0.0025), .integer(Int64.max), .number(9223372036854775808)]),
-            "b": .bool(true), "c": .bool(false), "d": .null, "e": .object([:]), "f": .array([]), "g": .string("x"),
-        ]))
+        #expect(
+            value
+                == .object([
+                    "a": .array([.integer(1), .integer(-2), .number(3.5), .number(1000), .number(-0.0025), .integer(Int64.max), .number(9223372036854775808)]),
+                    "b": .bool(true), "c": .bool(false), "d": .null, "e": .object([:]), "f": .array([]), "g": .string("x"),
+                ]))
         #expect(try parse("0") == .integer(0))
         #expect(try parse(#""only""#) == .string("only"))
     }

@@ -22,17 +22,19 @@ private func expand(
 @Suite("RRULE expander, case by case") struct RRuleExpanderCaseTests {
     @Test func dailyWithCount() throws {
         let result = try expand(["RRULE:FREQ=DAILY;COUNT=5"], start: "2026-03-01T10:00:00Z")
-        #expect(result == [
-            d("2026-03-01T10:00:00Z"), d("2026-03-02T10:00:00Z"), d("2026-03-03T10:00:00Z"),
-            d("2026-03-04T10:00:00Z"), d("2026-03-05T10:00:00Z"),
-        ])
+        #expect(
+            result == [
+                d("2026-03-01T10:00:00Z"), d("2026-03-02T10:00:00Z"), d("2026-03-03T10:00:00Z"),
+                d("2026-03-04T10:00:00Z"), d("2026-03-05T10:00:00Z"),
+            ])
     }
 
     @Test func dailyIntervalWithUntil() throws {
         let result = try expand(["RRULE:FREQ=DAILY;INTERVAL=3;UNTIL=20260310T100000Z"], start: "2026-03-01T10:00:00Z")
-        #expect(result == [
-            d("2026-03-01T10:00:00Z"), d("2026-03-04T10:00:00Z"), d("2026-03-07T10:00:00Z"), d("2026-03-10T10:00:00Z"),
-        ])
+        #expect(
+            result == [
+                d("2026-03-01T10:00:00Z"), d("2026-03-04T10:00:00Z"), d("2026-03-07T10:00:00Z"), d("2026-03-10T10:00:00Z"),
+            ])
     }
 
     /// DTSTART is Sunday 2026-01-04. With WKST=MO the first period is the week Mon 2025-12-29..Sun 01-04 (its MO/WE/FR
@@ -40,17 +42,19 @@ private func expand(
     /// DTSTART itself, so Jan 5/7/9 belong to it.
     @Test func weeklyIntervalTwoWeekStartMatters() throws {
         let mo = try expand(["RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE,FR;WKST=MO;COUNT=7"], start: "2026-01-04T09:00:00Z")
-        #expect(mo == [
-            d("2026-01-04T09:00:00Z"),
-            d("2026-01-12T09:00:00Z"), d("2026-01-14T09:00:00Z"), d("2026-01-16T09:00:00Z"),
-            d("2026-01-26T09:00:00Z"), d("2026-01-28T09:00:00Z"), d("2026-01-30T09:00:00Z"),
-        ])
+        #expect(
+            mo == [
+                d("2026-01-04T09:00:00Z"),
+                d("2026-01-12T09:00:00Z"), d("2026-01-14T09:00:00Z"), d("2026-01-16T09:00:00Z"),
+                d("2026-01-26T09:00:00Z"), d("2026-01-28T09:00:00Z"), d("2026-01-30T09:00:00Z"),
+            ])
         let su = try expand(["RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE,FR;WKST=SU;COUNT=7"], start: "2026-01-04T09:00:00Z")
-        #expect(su == [
-            d("2026-01-04T09:00:00Z"),
-            d("2026-01-05T09:00:00Z"), d("2026-01-07T09:00:00Z"), d("2026-01-09T09:00:00Z"),
-            d("2026-01-19T09:00:00Z"), d("2026-01-21T09:00:00Z"), d("2026-01-23T09:00:00Z"),
-        ])
+        #expect(
+            su == [
+                d("2026-01-04T09:00:00Z"),
+                d("2026-01-05T09:00:00Z"), d("2026-01-07T09:00:00Z"), d("2026-01-09T09:00:00Z"),
+                d("2026-01-19T09:00:00Z"), d("2026-01-21T09:00:00Z"), d("2026-01-23T09:00:00Z"),
+            ])
         // Default WKST is MO.
         let none = try expand(["RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE,FR;COUNT=7"], start: "2026-01-04T09:00:00Z")
         #expect(none == mo)
@@ -78,42 +82,47 @@ private func expand(
 
     @Test func monthlyNegativeMonthDay() throws {
         let result = try expand(["RRULE:FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=4"], start: "2026-01-31T12:00:00Z")
-        #expect(result == [
-            d("2026-01-31T12:00:00Z"), d("2026-02-28T12:00:00Z"), d("2026-03-31T12:00:00Z"), d("2026-04-30T12:00:00Z"),
-        ])
+        #expect(
+            result == [
+                d("2026-01-31T12:00:00Z"), d("2026-02-28T12:00:00Z"), d("2026-03-31T12:00:00Z"), d("2026-04-30T12:00:00Z"),
+            ])
     }
 
     @Test func monthlyLastFriday() throws {
         let result = try expand(["RRULE:FREQ=MONTHLY;BYDAY=-1FR;COUNT=4"], start: "2026-01-30T15:00:00Z")
-        #expect(result == [
-            d("2026-01-30T15:00:00Z"), d("2026-02-27T15:00:00Z"), d("2026-03-27T15:00:00Z"), d("2026-04-24T15:00:00Z"),
-        ])
+        #expect(
+            result == [
+                d("2026-01-30T15:00:00Z"), d("2026-02-27T15:00:00Z"), d("2026-03-27T15:00:00Z"), d("2026-04-24T15:00:00Z"),
+            ])
     }
 
     @Test func monthlySecondTuesday() throws {
         let result = try expand(["RRULE:FREQ=MONTHLY;BYDAY=2TU;COUNT=4"], start: "2026-01-13T15:00:00Z")
-        #expect(result == [
-            d("2026-01-13T15:00:00Z"), d("2026-02-10T15:00:00Z"), d("2026-03-10T15:00:00Z"), d("2026-04-14T15:00:00Z"),
-        ])
+        #expect(
+            result == [
+                d("2026-01-13T15:00:00Z"), d("2026-02-10T15:00:00Z"), d("2026-03-10T15:00:00Z"), d("2026-04-14T15:00:00Z"),
+            ])
     }
 
     @Test func lastWeekdayOfMonthViaSetPos() throws {
         let result = try expand(
             ["RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;COUNT=5"], start: "2026-01-30T08:00:00Z")
-        #expect(result == [
-            d("2026-01-30T08:00:00Z"), d("2026-02-27T08:00:00Z"), d("2026-03-31T08:00:00Z"),
-            d("2026-04-30T08:00:00Z"), d("2026-05-29T08:00:00Z"),
-        ])
+        #expect(
+            result == [
+                d("2026-01-30T08:00:00Z"), d("2026-02-27T08:00:00Z"), d("2026-03-31T08:00:00Z"),
+                d("2026-04-30T08:00:00Z"), d("2026-05-29T08:00:00Z"),
+            ])
     }
 
     @Test func firstAndLastWeekdayViaPositiveAndNegativeSetPos() throws {
         let result = try expand(
             ["RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1,-1;COUNT=5"], start: "2026-01-01T08:00:00Z")
         // Jan 1 (Thu) first weekday, Jan 30 last; Feb 2 (Mon) first, Feb 27 last.
-        #expect(result == [
-            d("2026-01-01T08:00:00Z"), d("2026-01-30T08:00:00Z"), d("2026-02-02T08:00:00Z"),
-            d("2026-02-27T08:00:00Z"), d("2026-03-02T08:00:00Z"),
-        ])
+        #expect(
+            result == [
+                d("2026-01-01T08:00:00Z"), d("2026-01-30T08:00:00Z"), d("2026-02-02T08:00:00Z"),
+                d("2026-02-27T08:00:00Z"), d("2026-03-02T08:00:00Z"),
+            ])
     }
 
     @Test func yearlyOnLeapDay() throws {
@@ -152,16 +161,18 @@ private func expand(
         let start = "2026-03-16T08:00:00Z"  // Monday 09:00 CET
         let spring = try expand(
             rules, start: start, tz: "Europe/Berlin", from: d("2026-03-16T00:00:00Z"), to: d("2026-04-07T00:00:00Z"))
-        #expect(spring == [
-            d("2026-03-16T08:00:00Z"), d("2026-03-23T08:00:00Z"),  // CET (UTC+1)
-            d("2026-03-30T07:00:00Z"), d("2026-04-06T07:00:00Z"),  // CEST (UTC+2) after Mar 29
-        ])
+        #expect(
+            spring == [
+                d("2026-03-16T08:00:00Z"), d("2026-03-23T08:00:00Z"),  // CET (UTC+1)
+                d("2026-03-30T07:00:00Z"), d("2026-04-06T07:00:00Z"),  // CEST (UTC+2) after Mar 29
+            ])
         let autumn = try expand(
             rules, start: start, tz: "Europe/Berlin", from: d("2026-10-12T00:00:00Z"), to: d("2026-11-03T00:00:00Z"))
-        #expect(autumn == [
-            d("2026-10-12T07:00:00Z"), d("2026-10-19T07:00:00Z"),  // CEST
-            d("2026-10-26T08:00:00Z"), d("2026-11-02T08:00:00Z"),  // CET after Oct 25
-        ])
+        #expect(
+            autumn == [
+                d("2026-10-12T07:00:00Z"), d("2026-10-19T07:00:00Z"),  // CEST
+                d("2026-10-26T08:00:00Z"), d("2026-11-02T08:00:00Z"),  // CET after Oct 25
+            ])
     }
 
     @Test func dstGapAndOverlapFollowRFC5545() throws {
@@ -174,9 +185,10 @@ private func expand(
 
     @Test func byHourExpandsWithinDay() throws {
         let result = try expand(["RRULE:FREQ=DAILY;BYHOUR=9,17;COUNT=4"], start: "2026-01-01T09:00:00Z")
-        #expect(result == [
-            d("2026-01-01T09:00:00Z"), d("2026-01-01T17:00:00Z"), d("2026-01-02T09:00:00Z"), d("2026-01-02T17:00:00Z"),
-        ])
+        #expect(
+            result == [
+                d("2026-01-01T09:00:00Z"), d("2026-01-01T17:00:00Z"), d("2026-01-02T09:00:00Z"), d("2026-01-02T17:00:00Z"),
+            ])
     }
 
     @Test func allDayWeekly() throws {
@@ -224,10 +236,11 @@ private func expand(
                 "X-FOO:ignored",
             ],
             start: "2026-12-02T09:00:00Z", tz: "UTC")
-        #expect(result == [
-            d("2026-12-02T09:00:00Z"), d("2026-12-09T09:00:00Z"), d("2026-12-30T20:00:00Z"),
-            d("2026-12-31T12:00:00Z"), d("2027-01-02T09:00:00Z"),
-        ])
+        #expect(
+            result == [
+                d("2026-12-02T09:00:00Z"), d("2026-12-09T09:00:00Z"), d("2026-12-30T20:00:00Z"),
+                d("2026-12-31T12:00:00Z"), d("2027-01-02T09:00:00Z"),
+            ])
     }
 
     @Test func noRRuleIsJustStartPlusRDates() throws {

@@ -15,16 +15,19 @@ struct RecurrenceExpanderTests {
 
     @Test func dailyWeeklyMonthlyYearly() throws {
         #expect(try expand(["RRULE:FREQ=DAILY;COUNT=3"], "2026-12-01T10:00:00Z") == ["2026-12-01T10:00:00Z", "2026-12-02T10:00:00Z", "2026-12-03T10:00:00Z"])
-        #expect(try expand(["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=4"], "2026-11-30T09:00:00Z")
-            == ["2026-11-30T09:00:00Z", "2026-12-02T09:00:00Z", "2026-12-07T09:00:00Z", "2026-12-09T09:00:00Z"])
-        #expect(try expand(["RRULE:FREQ=WEEKLY;INTERVAL=2;COUNT=3"], "2026-12-01T09:00:00Z")
-            == ["2026-12-01T09:00:00Z", "2026-12-15T09:00:00Z", "2026-12-29T09:00:00Z"])
+        #expect(
+            try expand(["RRULE:FREQ=WEEKLY;BYDAY=MO,WE;COUNT=4"], "2026-11-30T09:00:00Z")
+                == ["2026-11-30T09:00:00Z", "2026-12-02T09:00:00Z", "2026-12-07T09:00:00Z", "2026-12-09T09:00:00Z"])
+        #expect(
+            try expand(["RRULE:FREQ=WEEKLY;INTERVAL=2;COUNT=3"], "2026-12-01T09:00:00Z")
+                == ["2026-12-01T09:00:00Z", "2026-12-15T09:00:00Z", "2026-12-29T09:00:00Z"])
         // The 31st skips short months.
         #expect(try expand(["RRULE:FREQ=MONTHLY;COUNT=3"], "2026-01-31T12:00:00Z") == ["2026-01-31T12:00:00Z", "2026-03-31T12:00:00Z", "2026-05-31T12:00:00Z"])
         #expect(try expand(["RRULE:FREQ=MONTHLY;BYDAY=-1FR;COUNT=3"], "2026-01-30T15:00:00Z") == ["2026-01-30T15:00:00Z", "2026-02-27T15:00:00Z", "2026-03-27T15:00:00Z"])
         #expect(try expand(["RRULE:FREQ=MONTHLY;BYDAY=2TU;COUNT=2"], "2026-01-13T15:00:00Z") == ["2026-01-13T15:00:00Z", "2026-02-10T15:00:00Z"])
-        #expect(try expand(["RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;COUNT=3"], "2026-01-30T17:00:00Z")
-            == ["2026-01-30T17:00:00Z", "2026-02-27T17:00:00Z", "2026-03-31T17:00:00Z"])
+        #expect(
+            try expand(["RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;COUNT=3"], "2026-01-30T17:00:00Z")
+                == ["2026-01-30T17:00:00Z", "2026-02-27T17:00:00Z", "2026-03-31T17:00:00Z"])
         #expect(try expand(["RRULE:FREQ=YEARLY;COUNT=3"], "2028-02-29T08:00:00Z") == ["2028-02-29T08:00:00Z", "2032-02-29T08:00:00Z", "2036-02-29T08:00:00Z"])
         #expect(try expand(["RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU;COUNT=2"], "2026-03-29T08:00:00Z") == ["2026-03-29T08:00:00Z", "2027-03-28T08:00:00Z"])
     }
@@ -35,15 +38,19 @@ struct RecurrenceExpanderTests {
         #expect(berlin == ["2026-03-22T08:00:00Z", "2026-03-29T07:00:00Z", "2026-04-05T07:00:00Z", "2026-04-12T07:00:00Z"])
         #expect(try expand(["RRULE:FREQ=DAILY;UNTIL=20261203"], "2026-12-01T10:00:00Z").count == 3, "a date UNTIL includes that day")
         // The window: an occurrence that started before `from` but is still running is included.
-        #expect(try expand(["RRULE:FREQ=DAILY"], "2026-12-01T10:00:00Z", from: "2026-12-05T10:30:00Z", to: "2026-12-07T00:00:00Z")
-            == ["2026-12-05T10:00:00Z", "2026-12-06T10:00:00Z"])
+        #expect(
+            try expand(["RRULE:FREQ=DAILY"], "2026-12-01T10:00:00Z", from: "2026-12-05T10:30:00Z", to: "2026-12-07T00:00:00Z")
+                == ["2026-12-05T10:00:00Z", "2026-12-06T10:00:00Z"])
         // An open-ended series far into the future stops at the window.
         #expect(try expand(["RRULE:FREQ=DAILY"], "2000-01-01T10:00:00Z", from: "2026-12-01T00:00:00Z", to: "2026-12-03T00:00:00Z").count == 2)
         // A rule that never matches ends instead of spinning.
         #expect(try expand(["RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"], "2026-01-30T10:00:00Z", to: "2030-01-01T00:00:00Z") == ["2026-01-30T10:00:00Z"])
         #expect(try expand(["RRULE:FREQ=DAILY;COUNT=10"], "2026-12-01T10:00:00Z").count == 10)
-        #expect(try RecurrenceExpander.occurrences(rules: ["RRULE:FREQ=DAILY"], start: at("2026-12-01T10:00:00Z"), duration: 60, timeZone: "UTC", allDay: false,
-                                                   from: at("2026-12-01T00:00:00Z"), to: at("2027-12-01T00:00:00Z"), limit: 5).count == 5)
+        #expect(
+            try RecurrenceExpander.occurrences(
+                rules: ["RRULE:FREQ=DAILY"], start: at("2026-12-01T10:00:00Z"), duration: 60, timeZone: "UTC", allDay: false,
+                from: at("2026-12-01T00:00:00Z"), to: at("2027-12-01T00:00:00Z"), limit: 5
+            ).count == 5)
     }
 
     @Test func exdatesAndRdates() throws {
@@ -52,8 +59,9 @@ struct RecurrenceExpanderTests {
             "RDATE:20261220T100000Z",
         ]
         #expect(try expand(rules, "2026-12-01T10:00:00Z") == ["2026-12-01T10:00:00Z", "2026-12-05T10:00:00Z", "2026-12-20T10:00:00Z"])
-        #expect(try expand(["RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE;VALUE=DATE:20261208"], "2026-12-01T00:00:00Z", allDay: true, duration: 86_400)
-            == ["2026-12-01T00:00:00Z", "2026-12-15T00:00:00Z"])
+        #expect(
+            try expand(["RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE;VALUE=DATE:20261208"], "2026-12-01T00:00:00Z", allDay: true, duration: 86_400)
+                == ["2026-12-01T00:00:00Z", "2026-12-15T00:00:00Z"])
         #expect(try expand([], "2026-12-01T10:00:00Z") == ["2026-12-01T10:00:00Z"], "no RRULE: just the start")
         #expect(try expand(["X-GOOGLE-FOO:1", "RRULE:FREQ=DAILY;COUNT=1"], "2026-12-01T10:00:00Z").count == 1, "unknown properties are ignored")
     }
@@ -67,8 +75,9 @@ struct RecurrenceExpanderTests {
     ])
     func badRulesAreRefusedByName(rules: [String], mention: String) {
         #expect {
-            _ = try RecurrenceExpander.occurrences(rules: rules, start: at("2026-12-01T10:00:00Z"), duration: 60, timeZone: "UTC", allDay: false,
-                                                   from: at("2026-01-01T00:00:00Z"), to: at("2027-01-01T00:00:00Z"))
+            _ = try RecurrenceExpander.occurrences(
+                rules: rules, start: at("2026-12-01T10:00:00Z"), duration: 60, timeZone: "UTC", allDay: false,
+                from: at("2026-01-01T00:00:00Z"), to: at("2027-01-01T00:00:00Z"))
         } throws: { ($0 as? RecurrenceError)?.description.contains(mention) == true }
     }
 }

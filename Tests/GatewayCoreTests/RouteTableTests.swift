@@ -22,13 +22,14 @@ private func problems(_ json: String) throws -> [String] {
 @Suite("Route table")
 struct RouteTableTests {
     @Test func parsesAValidTable() throws {
-        let entries = try parse("""
-        {"routes": [
-          {"method": "GET", "path": "/admin/health", "handler": "admin.health", "verifier": "none"},
-          {"method": "POST", "path": "/webhooks/google", "handler": "webhook.google", "verifier": "google_channel", "body_limit": 1024},
-          {"method": "PATCH", "path": "/api/v1/items/{id}", "handler": "api.item", "verifier": "admin_token"}
-        ]}
-        """)
+        let entries = try parse(
+            """
+            {"routes": [
+              {"method": "GET", "path": "/admin/health", "handler": "admin.health", "verifier": "none"},
+              {"method": "POST", "path": "/webhooks/google", "handler": "webhook.google", "verifier": "google_channel", "body_limit": 1024},
+              {"method": "PATCH", "path": "/api/v1/items/{id}", "handler": "api.item", "verifier": "admin_token"}
+            ]}
+            """)
         #expect(entries.count == 3)
         #expect(entries[1].bodyLimit == 1024)
         #expect(entries[2].position == 3)
@@ -87,12 +88,13 @@ struct RouteTableTests {
     }
 
     @Test func rejectsUnknownHandlerAndVerifierKeys() throws {
-        let found = try problems(#"""
-        {"routes": [
-          {"method": "GET", "path": "/a", "handler": "admin.helth", "verifier": "none"},
-          {"method": "GET", "path": "/b", "handler": "admin.health", "verifier": "admin_tokn"}
-        ]}
-        """#)
+        let found = try problems(
+            #"""
+            {"routes": [
+              {"method": "GET", "path": "/a", "handler": "admin.helth", "verifier": "none"},
+              {"method": "GET", "path": "/b", "handler": "admin.health", "verifier": "admin_tokn"}
+            ]}
+            """#)
         #expect(found.count == 2)
         #expect(found[0].contains("route #1 (GET /a): unknown handler key \"admin.helth\""))
         #expect(found[1].contains("route #2 (GET /b): unknown verifier key \"admin_tokn\""))

@@ -16,10 +16,11 @@ struct AnswerDeliveryTests {
     func harness(_ configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws -> GatewayHarness {
         let gateway = try await GatewayHarness(configure: configure)
         let sealed = try gateway.sealer.seal(Array(token.utf8), context: "google_channel:\(channelID)")
-        try await gateway.store.saveGoogleChannel(StoredGoogleChannel(
-            id: channelID, resourceID: "res-delivery", sealedToken: sealed, calendarKey: "conn-delivery/primary",
-            expiresAt: Date().addingTimeInterval(3600), stoppedAt: nil
-        ))
+        try await gateway.store.saveGoogleChannel(
+            StoredGoogleChannel(
+                id: channelID, resourceID: "res-delivery", sealedToken: sealed, calendarKey: "conn-delivery/primary",
+                expiresAt: Date().addingTimeInterval(3600), stoppedAt: nil
+            ))
         return gateway
     }
 

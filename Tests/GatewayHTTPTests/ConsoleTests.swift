@@ -76,15 +76,19 @@ struct ConsoleTests {
         _ simulator: GoogleSimulator, console: (any ConsoleOperations)? = RecordingConsoleOperations(), pageSize: Int = 250
     ) async throws -> (SimulatorServer, GatewayHarness) {
         let server = try await SimulatorServer(router: simulator.makeRouter())
-        let gateway = try await GatewayHarness(console: console, google: { store, sealer, config in
-            GoogleConnectionSyncer(
-                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(
-                    tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
-                )),
-                store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google",
-                pageSize: pageSize
-            )
-        })
+        let gateway = try await GatewayHarness(
+            console: console,
+            google: { store, sealer, config in
+                GoogleConnectionSyncer(
+                    client: GoogleCalendarClient(
+                        http: try CurlHTTPClient(),
+                        endpoints: GoogleEndpoints(
+                            tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
+                        )),
+                    store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google",
+                    pageSize: pageSize
+                )
+            })
         return (server, gateway)
     }
 
@@ -188,9 +192,11 @@ struct ConsoleTests {
 
         for next in ["https://evil.example/", "//evil.example/admin", "/admin/../api/v1/connections", "/elsewhere", "/admin/%2e%2e"] {
             let code = try #require(
-                (try JSONSerialization.jsonObject(with: Data(try await curlRequest(
-                    base + "/admin/api/login-codes", caFile: ca, arguments: ["-X", "POST", "-H", "Authorization: Bearer \(gateway.adminToken)"]
-                ).body.utf8)) as? [String: Any])?["code"] as? String
+                (try JSONSerialization.jsonObject(
+                    with: Data(
+                        try await curlRequest(
+                            base + "/admin/api/login-codes", caFile: ca, arguments: ["-X", "POST", "-H", "Authorization: Bearer \(gateway.adminToken)"]
+                        ).body.utf8)) as? [String: Any])?["code"] as? String
             )
             let encoded = next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
             let response = try await curlRequest(base + "/admin/login?code=\(code)&next=\(encoded)", caFile: ca)
@@ -299,10 +305,12 @@ struct ConsoleTests {
         let ca = gateway.certificates.caCertificate
         // Forged pushes are refused and counted by reason.
         for number in 1...3 {
-            let refused = try await curlRequest(base + "/webhooks/google", caFile: ca, arguments: [
-                "-X", "POST", "-H", "X-Goog-Channel-ID: no-such-channel", "-H", "X-Goog-Resource-State: exists",
-                "-H", "X-Goog-Message-Number: \(number)", "-H", "X-Goog-Resource-ID: r", "-H", "X-Goog-Channel-Token: t", "--data-binary", "",
-            ])
+            let refused = try await curlRequest(
+                base + "/webhooks/google", caFile: ca,
+                arguments: [
+                    "-X", "POST", "-H", "X-Goog-Channel-ID: no-such-channel", "-H", "X-Goog-Resource-State: exists",
+                    "-H", "X-Goog-Message-Number: \(number)", "-H", "X-Goog-Resource-ID: r", "-H", "X-Goog-Channel-Token: t", "--data-binary", "",
+                ])
             #expect(refused.status >= 400)
         }
         #expect(try await curlRequest(base + "/admin/api/overview", caFile: ca).status == 401)

@@ -20,10 +20,11 @@ struct CurlHTTPClientTests {
         let http = try client(gateway)
         let before = gateway.tlsContext.handshakesCompleted
         for _ in 0..<10 {
-            let response = try await http.execute(CurlHTTPRequest(
-                url: "https://localhost:\(gateway.port)/admin/health",
-                headers: [CurlHTTPHeader("Authorization", "Bearer \(gateway.adminToken)")]
-            ))
+            let response = try await http.execute(
+                CurlHTTPRequest(
+                    url: "https://localhost:\(gateway.port)/admin/health",
+                    headers: [CurlHTTPHeader("Authorization", "Bearer \(gateway.adminToken)")]
+                ))
             #expect(response.status == 200)
             #expect(response.header("content-type") == "application/json")
             #expect(String(decoding: response.body, as: UTF8.self).contains(#""checks""#))

@@ -63,10 +63,11 @@ final class GatewayHarness: Sendable {
     ) async throws {
         directory = Self.makeTemporaryDirectory()
         certificates = try DevCertificateAuthority.generate(directory: directory + "/certs")
-        tlsContext = try TLSServerContext(configuration: TLSServerConfiguration(
-            certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey,
-            handshakeTimeout: .seconds(3)
-        ))
+        tlsContext = try TLSServerContext(
+            configuration: TLSServerConfiguration(
+                certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey,
+                handshakeTimeout: .seconds(3)
+            ))
         var config = GatewayConfiguration()
         config.listen = ListenAddress(host: "127.0.0.1", port: 0)
         config.dataDirectory = directory
@@ -106,10 +107,11 @@ final class GatewayHarness: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: StoreLifecycleService(store: store, logger: logger))]
         if let scheduler { services.append(.init(service: scheduler)) }
         services.append(.init(service: application))
-        group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: services,
-            logger: logger
-        ))
+        group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services,
+                logger: logger
+            ))
         let group = self.group
         runTask = Task { try await group.run() }
         var bound = 0

@@ -11,15 +11,19 @@ import Testing
 struct GoogleConnectionEndToEndTests {
     func start(_ simulator: GoogleSimulator, port: Int = 0, syncWindow: TimeInterval = 0.05) async throws -> (SimulatorServer, GatewayHarness) {
         let server = try await SimulatorServer(router: simulator.makeRouter())
-        let gateway = try await GatewayHarness(configure: { $0.listen.port = port }, syncWindow: syncWindow, google: { store, sealer, config in
-            GoogleConnectionSyncer(
-                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(
-                    tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
-                )),
-                store: store, sealer: sealer, clock: SystemGatewayClock(),
-                webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
-            )
-        })
+        let gateway = try await GatewayHarness(
+            configure: { $0.listen.port = port }, syncWindow: syncWindow,
+            google: { store, sealer, config in
+                GoogleConnectionSyncer(
+                    client: GoogleCalendarClient(
+                        http: try CurlHTTPClient(),
+                        endpoints: GoogleEndpoints(
+                            tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
+                        )),
+                    store: store, sealer: sealer, clock: SystemGatewayClock(),
+                    webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
+                )
+            })
         return (server, gateway)
     }
 
@@ -33,8 +37,10 @@ struct GoogleConnectionEndToEndTests {
     }
 
     func connectBody(_ refresh: String = "1//refresh-ok") -> [String] {
-        ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
-         #"{"user_id":"u1","provider":"google","client_id":"cid","client_secret":"csecret","refresh_token":"\#(refresh)"}"#]
+        [
+            "-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+            #"{"user_id":"u1","provider":"google","client_id":"cid","client_secret":"csecret","refresh_token":"\#(refresh)"}"#,
+        ]
     }
 
     @Test func connectSyncsWatchesAndPushesTriggerADeltaSync() async throws {
@@ -62,8 +68,10 @@ struct GoogleConnectionEndToEndTests {
         simulator.upsertEvent(calendar: "primary", timed("Kickoff (moved)", "2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z", extra: ["id": .string("k1")]))
         let status = try await curlRequest(
             "https://127.0.0.1:\(gateway.port)/webhooks/google", caFile: gateway.certificates.caCertificate,
-            arguments: ["-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(channel.id)", "-H", "X-Goog-Channel-Token: \(channel.token)",
-                        "-H", "X-Goog-Resource-ID: \(channel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 2"]
+            arguments: [
+                "-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(channel.id)", "-H", "X-Goog-Channel-Token: \(channel.token)",
+                "-H", "X-Goog-Resource-ID: \(channel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 2",
+            ]
         ).status
         #expect(status == 200)
         let deadline = ContinuousClock.now + .seconds(10)
@@ -133,11 +141,15 @@ struct GoogleConnectionEndToEndTests {
         let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
             for n in 0..<1000 {
                 group.addTask {
-                    try await http.execute(CurlHTTPRequest(method: "POST", url: "https://localhost:\(gateway.port)/webhooks/google", headers: [
-                        CurlHTTPHeader("X-Goog-Channel-ID", channel.id), CurlHTTPHeader("X-Goog-Channel-Token", channel.token),
-                        CurlHTTPHeader("X-Goog-Resource-ID", channel.resourceID), CurlHTTPHeader("X-Goog-Resource-State", "exists"),
-                        CurlHTTPHeader("X-Goog-Message-Number", String(10 + n)),
-                    ], body: [])).status
+                    try await http.execute(
+                        CurlHTTPRequest(
+                            method: "POST", url: "https://localhost:\(gateway.port)/webhooks/google",
+                            headers: [
+                                CurlHTTPHeader("X-Goog-Channel-ID", channel.id), CurlHTTPHeader("X-Goog-Channel-Token", channel.token),
+                                CurlHTTPHeader("X-Goog-Resource-ID", channel.resourceID), CurlHTTPHeader("X-Goog-Resource-State", "exists"),
+                                CurlHTTPHeader("X-Goog-Message-Number", String(10 + n)),
+                            ], body: [])
+                    ).status
                 }
             }
             return try await group.reduce(into: [Int]()) { $0.append($1) }
@@ -166,8 +178,10 @@ struct GoogleConnectionEndToEndTests {
         simulator.upsertEvent(calendar: "primary", timed("A (edited)", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("a")]))
         let status = try await curlRequest(
             "https://localhost:\(gateway.port)/webhooks/google", caFile: gateway.certificates.caCertificate,
-            arguments: ["-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(channel.id)", "-H", "X-Goog-Channel-Token: \(channel.token)",
-                        "-H", "X-Goog-Resource-ID: \(channel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 900000"]
+            arguments: [
+                "-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(channel.id)", "-H", "X-Goog-Channel-Token: \(channel.token)",
+                "-H", "X-Goog-Resource-ID: \(channel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 900000",
+            ]
         ).status
         #expect(status == 200)
         #expect(await eventually(20) { (try? await title(gateway, "a")) == "A (edited)" }, "sync did not converge through 429, 429, 503")
@@ -206,9 +220,11 @@ struct GoogleConnectionEndToEndTests {
         let id = try #require(created.json["id"] as? String)
         let primaryChannel = try #require(simulator.channels.first)
 
-        let chosen = try await api(gateway, "/api/v1/connections/\(id)/calendars", [
-            "-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", #"{"selected":["team"]}"#,
-        ])
+        let chosen = try await api(
+            gateway, "/api/v1/connections/\(id)/calendars",
+            [
+                "-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", #"{"selected":["team"]}"#,
+            ])
         #expect(chosen.status == 200)
         let items = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
         #expect(items.compactMap { $0["id"] as? String } == ["t1"])
@@ -218,8 +234,10 @@ struct GoogleConnectionEndToEndTests {
         // A push on the stopped channel is refused and triggers nothing.
         let pushed = try await curlRequest(
             "https://127.0.0.1:\(gateway.port)/webhooks/google", caFile: gateway.certificates.caCertificate,
-            arguments: ["-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(primaryChannel.id)", "-H", "X-Goog-Channel-Token: \(primaryChannel.token)",
-                        "-H", "X-Goog-Resource-ID: \(primaryChannel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 77"]
+            arguments: [
+                "-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(primaryChannel.id)", "-H", "X-Goog-Channel-Token: \(primaryChannel.token)",
+                "-H", "X-Goog-Resource-ID: \(primaryChannel.resourceID)", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: 77",
+            ]
         )
         #expect(pushed.status == 404)
         let listed = try await api(gateway, "/api/v1/connections/\(id)/calendars")

@@ -12,10 +12,11 @@ struct GoogleWebhookTests {
     func harnessWithChannel(expiresIn: TimeInterval = 3600, stopped: Bool = false) async throws -> GatewayHarness {
         let gateway = try await GatewayHarness()
         let sealed = try gateway.sealer.seal(Array(token.utf8), context: "google_channel:\(channelID)")
-        try await gateway.store.saveGoogleChannel(StoredGoogleChannel(
-            id: channelID, resourceID: "res-42", sealedToken: sealed, calendarKey: "conn-1/primary",
-            expiresAt: Date().addingTimeInterval(expiresIn), stoppedAt: stopped ? Date() : nil
-        ))
+        try await gateway.store.saveGoogleChannel(
+            StoredGoogleChannel(
+                id: channelID, resourceID: "res-42", sealedToken: sealed, calendarKey: "conn-1/primary",
+                expiresAt: Date().addingTimeInterval(expiresIn), stoppedAt: stopped ? Date() : nil
+            ))
         return gateway
     }
 

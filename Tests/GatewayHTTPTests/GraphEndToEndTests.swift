@@ -29,14 +29,18 @@ struct GraphEndToEndTests {
     func start(_ simulator: GraphSimulator, syncWindow: TimeInterval = 0.05, pageSize: Int = 100) async throws -> Rig {
         let server = try await SimulatorServer(router: simulator.makeRouter())
         let port = try SilentListener().port  // a free port (released at once): Graph must know the URL before we bind
-        let gateway = try await GatewayHarness(configure: { $0.listen.port = port }, syncWindow: syncWindow, microsoft: { store, sealer, _ in
-            GraphConnectionSyncer(
-                client: GraphClient(http: try CurlHTTPClient(), endpoints: GraphEndpoints(
-                    tokenURL: server.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: server.baseURL + "/v1.0"
-                )),
-                store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: "https://localhost:\(port)", pageSize: pageSize
-            )
-        })
+        let gateway = try await GatewayHarness(
+            configure: { $0.listen.port = port }, syncWindow: syncWindow,
+            microsoft: { store, sealer, _ in
+                GraphConnectionSyncer(
+                    client: GraphClient(
+                        http: try CurlHTTPClient(),
+                        endpoints: GraphEndpoints(
+                            tokenURL: server.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: server.baseURL + "/v1.0"
+                        )),
+                    store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: "https://localhost:\(port)", pageSize: pageSize
+                )
+            })
         var configuration = CurlHTTPClient.Configuration()
         configuration.caBundlePath = gateway.certificates.caCertificate
         let push = try CurlHTTPClient(configuration: configuration)
@@ -54,10 +58,12 @@ struct GraphEndToEndTests {
     }
 
     func connect(_ gateway: GatewayHarness, refresh: String = "0.AAAA-ok") async throws -> (status: Int, json: [String: Any], body: String) {
-        try await api(gateway, "/api/v1/connections", [
-            "-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
-            #"{"user_id":"u1","provider":"microsoft","client_id":"cid","client_secret":"s3cret","refresh_token":"\#(refresh)"}"#,
-        ])
+        try await api(
+            gateway, "/api/v1/connections",
+            [
+                "-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+                #"{"user_id":"u1","provider":"microsoft","client_id":"cid","client_secret":"s3cret","refresh_token":"\#(refresh)"}"#,
+            ])
     }
 
     /// id → title of the user's appointments as the API lists them.
@@ -90,9 +96,11 @@ struct GraphEndToEndTests {
         simulator.addCalendar(id: Self.team, name: "Team")
         simulator.upsertEvent(calendar: GraphSimulator.defaultCalendarID, Self.event("E1", "Client review", "2026-12-03T14:00:00.0000000", "2026-12-03T15:00:00.0000000"))
         // Written in a Windows zone: 09:00 Pacific in July is 16:00Z.
-        simulator.upsertEvent(calendar: GraphSimulator.defaultCalendarID, Self.event(
-            "E2", "West coast call", "2026-07-01T09:00:00.0000000", "2026-07-01T09:30:00.0000000", zone: "Pacific Standard Time"
-        ))
+        simulator.upsertEvent(
+            calendar: GraphSimulator.defaultCalendarID,
+            Self.event(
+                "E2", "West coast call", "2026-07-01T09:00:00.0000000", "2026-07-01T09:30:00.0000000", zone: "Pacific Standard Time"
+            ))
         simulator.upsertEvent(calendar: Self.team, Self.event("T1", "Team lunch", "2026-12-04T12:00:00.0000000", "2026-12-04T13:00:00.0000000"))
         let rig = try await start(simulator)
         let gateway = rig.gateway
@@ -157,9 +165,11 @@ struct GraphEndToEndTests {
         _ = try await restarted.sync(calendarKey: "\(id)/\(GraphSimulator.defaultCalendarID)")
 
         // Choosing the Team calendar subscribes and syncs it; dropping the default one unsubscribes and clears it.
-        let chosen = try await api(gateway, "/api/v1/connections/\(id)/calendars", [
-            "-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", #"{"selected":["\#(Self.team)"]}"#,
-        ])
+        let chosen = try await api(
+            gateway, "/api/v1/connections/\(id)/calendars",
+            [
+                "-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", #"{"selected":["\#(Self.team)"]}"#,
+            ])
         #expect(chosen.status == 200, "\(chosen.body)")
         listed = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
         #expect(Set(listed.compactMap { $0["id"] as? String }) == ["T1", "T2"])
@@ -173,9 +183,11 @@ struct GraphEndToEndTests {
             (#"{"selected":["no-such-calendar"]}"#, 400), (#"{"selected":"AAMk"}"#, 400), (#"{"selected":["a","a"]}"#, 400),
             (#"{"chosen":[]}"#, 400), ("not json", 400),
         ] {
-            let answer = try await api(gateway, "/api/v1/connections/\(id)/calendars", [
-                "-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", body,
-            ])
+            let answer = try await api(
+                gateway, "/api/v1/connections/\(id)/calendars",
+                [
+                    "-X", "PUT", "-H", "Content-Type: application/json", "--data-binary", body,
+                ])
             #expect(answer.status == status, "\(body) answered \(answer.status)")
         }
         #expect(try await api(gateway, "/api/v1/connections/mc_nope/calendars", ["-X", "PUT", "--data-binary", #"{"selected":[]}"#]).status == 404)
@@ -237,18 +249,30 @@ struct GraphEndToEndTests {
         for n in 1...5 {
             simulator.upsertEvent(calendar: calendar, Self.event("S\(n)", "Single \(n)", "2026-12-0\(n)T10:00:00.0000000", "2026-12-0\(n)T11:00:00.0000000"))
         }
-        simulator.upsertEvent(calendar: calendar, Self.event("M1", "Weekly sync", "2026-12-01T14:00:00.0000000", "2026-12-01T14:30:00.0000000", zone: "W. Europe Standard Time", extra: [
-            "recurrence": .object([
-                "pattern": .object(["type": .string("weekly"), "interval": .integer(1), "daysOfWeek": .array([.string("tuesday")]), "firstDayOfWeek": .string("sunday")]),
-                "range": .object(["type": .string("numbered"), "startDate": .string("2026-12-01"), "numberOfOccurrences": .integer(8), "recurrenceTimeZone": .string("W. Europe Standard Time")]),
-            ]),
-        ]))
-        simulator.upsertEvent(calendar: calendar, Self.event("X1", "Weekly sync (moved)", "2026-12-09T14:00:00.0000000", "2026-12-09T14:30:00.0000000", extra: [
-            "type": .string("exception"), "seriesMasterId": .string("M1"), "originalStart": .string("2026-12-08T13:00:00Z"),
-        ]))
-        simulator.upsertEvent(calendar: calendar, Self.event("X2", "Weekly sync", "2026-12-15T13:00:00.0000000", "2026-12-15T13:30:00.0000000", extra: [
-            "type": .string("exception"), "seriesMasterId": .string("M1"), "originalStart": .string("2026-12-15T13:00:00Z"), "isCancelled": .bool(true),
-        ]))
+        simulator.upsertEvent(
+            calendar: calendar,
+            Self.event(
+                "M1", "Weekly sync", "2026-12-01T14:00:00.0000000", "2026-12-01T14:30:00.0000000", zone: "W. Europe Standard Time",
+                extra: [
+                    "recurrence": .object([
+                        "pattern": .object(["type": .string("weekly"), "interval": .integer(1), "daysOfWeek": .array([.string("tuesday")]), "firstDayOfWeek": .string("sunday")]),
+                        "range": .object(["type": .string("numbered"), "startDate": .string("2026-12-01"), "numberOfOccurrences": .integer(8), "recurrenceTimeZone": .string("W. Europe Standard Time")]),
+                    ])
+                ]))
+        simulator.upsertEvent(
+            calendar: calendar,
+            Self.event(
+                "X1", "Weekly sync (moved)", "2026-12-09T14:00:00.0000000", "2026-12-09T14:30:00.0000000",
+                extra: [
+                    "type": .string("exception"), "seriesMasterId": .string("M1"), "originalStart": .string("2026-12-08T13:00:00Z"),
+                ]))
+        simulator.upsertEvent(
+            calendar: calendar,
+            Self.event(
+                "X2", "Weekly sync", "2026-12-15T13:00:00.0000000", "2026-12-15T13:30:00.0000000",
+                extra: [
+                    "type": .string("exception"), "seriesMasterId": .string("M1"), "originalStart": .string("2026-12-15T13:00:00Z"), "isCancelled": .bool(true),
+                ]))
         let rig = try await start(simulator, pageSize: 2)
         let gateway = rig.gateway
         let created = try await connect(gateway)

@@ -16,15 +16,17 @@ struct HostileHTTPTests {
 
     func harness(configure: (inout GatewayConfiguration) -> Void = { _ in }) async throws -> GatewayHarness {
         let gateway = try await GatewayHarness(configure: configure)
-        try await gateway.store.saveGoogleChannel(StoredGoogleChannel(
-            id: channelID, resourceID: "res-42", sealedToken: try gateway.sealer.seal(Array(token.utf8), context: "google_channel:\(channelID)"),
-            calendarKey: "conn-1/primary", expiresAt: Date().addingTimeInterval(3600), stoppedAt: nil
-        ))
-        try await gateway.store.saveGraphSubscription(StoredGraphSubscription(
-            id: subscription, calendarKey: "ms-1/AAMkCal",
-            sealedClientState: try gateway.sealer.seal(Array(clientState.utf8), context: "graph_subscription:\(subscription)"),
-            expiresAt: Date().addingTimeInterval(86_400)
-        ))
+        try await gateway.store.saveGoogleChannel(
+            StoredGoogleChannel(
+                id: channelID, resourceID: "res-42", sealedToken: try gateway.sealer.seal(Array(token.utf8), context: "google_channel:\(channelID)"),
+                calendarKey: "conn-1/primary", expiresAt: Date().addingTimeInterval(3600), stoppedAt: nil
+            ))
+        try await gateway.store.saveGraphSubscription(
+            StoredGraphSubscription(
+                id: subscription, calendarKey: "ms-1/AAMkCal",
+                sealedClientState: try gateway.sealer.seal(Array(clientState.utf8), context: "graph_subscription:\(subscription)"),
+                expiresAt: Date().addingTimeInterval(86_400)
+            ))
         return gateway
     }
 
@@ -35,10 +37,12 @@ struct HostileHTTPTests {
 
     /// A well-formed push over curl (its own connection); returns the status.
     func push(_ gateway: GatewayHarness, number: Int, token: String? = nil) async throws -> (status: Int, headers: String) {
-        let response = try await curlRequest("https://127.0.0.1:\(gateway.port)/webhooks/google", caFile: gateway.certificates.caCertificate, arguments: [
-            "-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(channelID)", "-H", "X-Goog-Channel-Token: \(token ?? self.token)",
-            "-H", "X-Goog-Resource-ID: res-42", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: \(number)",
-        ])
+        let response = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)/webhooks/google", caFile: gateway.certificates.caCertificate,
+            arguments: [
+                "-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: \(channelID)", "-H", "X-Goog-Channel-Token: \(token ?? self.token)",
+                "-H", "X-Goog-Resource-ID: res-42", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: \(number)",
+            ])
         return (response.status, response.headers)
     }
 
@@ -103,9 +107,11 @@ struct HostileHTTPTests {
             client.close()
         }
         // Invalid UTF-8 inside a Google token header is simply a wrong token; inside a Graph body, not JSON.
-        let graph = try await curlRequest("https://127.0.0.1:\(gateway.port)/webhooks/microsoft", caFile: gateway.certificates.caCertificate, arguments: [
-            "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + writeTemporary([0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x3A, 0x31, 0x7D]),
-        ])
+        let graph = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)/webhooks/microsoft", caFile: gateway.certificates.caCertificate,
+            arguments: [
+                "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + writeTemporary([0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x3A, 0x31, 0x7D]),
+            ])
         #expect(graph.status == 400)
         #expect(try await push(gateway, number: 101).status == 200, "the gateway still serves")
         #expect(try await storedPushNumbers(gateway) == ["101"])
@@ -118,27 +124,35 @@ struct HostileHTTPTests {
         let base = "https://127.0.0.1:\(gateway.port)"
         // 100,000 levels fit in Graph's 256 KiB limit; a recursive parser without a depth limit would overflow its stack.
         let deep = #"{"value":"# + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
-        let nested = try await curlRequest(base + "/webhooks/microsoft", caFile: ca, arguments: [
-            "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + writeTemporary(Array(deep.utf8)),
-        ])
+        let nested = try await curlRequest(
+            base + "/webhooks/microsoft", caFile: ca,
+            arguments: [
+                "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + writeTemporary(Array(deep.utf8)),
+            ])
         #expect(nested.status == 400, "\(nested.body.prefix(200))")
         let deepObject = String(repeating: #"{"a":"#, count: 2500) + "1" + String(repeating: "}", count: 2500)
-        let api = try await curlRequest(base + "/api/v1/connections", caFile: ca, arguments: [
-            "-X", "POST", "-H", "Authorization: Bearer \(gateway.apiToken)", "--data-binary", "@" + writeTemporary(Array(deepObject.utf8)),
-        ])
+        let api = try await curlRequest(
+            base + "/api/v1/connections", caFile: ca,
+            arguments: [
+                "-X", "POST", "-H", "Authorization: Bearer \(gateway.apiToken)", "--data-binary", "@" + writeTemporary(Array(deepObject.utf8)),
+            ])
         #expect(api.status == 400, "\(api.body.prefix(200))")
         // Over the route's limit: 413 before it is read, and the connection closes.
         let huge = #"{"value":[""# + String(repeating: "x", count: 300 * 1024) + #""]}"#
-        let tooBig = try await curlRequest(base + "/webhooks/microsoft", caFile: ca, arguments: [
-            "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + writeTemporary(Array(huge.utf8)),
-        ])
+        let tooBig = try await curlRequest(
+            base + "/webhooks/microsoft", caFile: ca,
+            arguments: [
+                "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + writeTemporary(Array(huge.utf8)),
+            ])
         #expect(tooBig.status == 413)
         // Within the limit but many items: refused by the item cap, not stored.
         let item = #"{"subscriptionId":"\#(subscription)","clientState":"\#(clientState)","changeType":"updated","resource":"r"}"#
         let wide = #"{"value":["# + Array(repeating: item, count: 2000).joined(separator: ",") + "]}"
-        let many = try await curlRequest(base + "/webhooks/microsoft", caFile: ca, arguments: [
-            "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + writeTemporary(Array(wide.utf8)),
-        ])
+        let many = try await curlRequest(
+            base + "/webhooks/microsoft", caFile: ca,
+            arguments: [
+                "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@" + writeTemporary(Array(wide.utf8)),
+            ])
         #expect(many.status == 400 || many.status == 413, "\(many.status) \(many.body.prefix(200))")
         #expect(try await push(gateway, number: 102).status == 200)
         #expect(try await storedPushNumbers(gateway) == ["102"])

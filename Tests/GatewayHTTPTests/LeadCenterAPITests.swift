@@ -13,14 +13,18 @@ import Testing
 struct LeadCenterAPITests {
     func start(_ simulator: GoogleSimulator, cap: Int = 10) async throws -> (SimulatorServer, GatewayHarness) {
         let server = try await SimulatorServer(router: simulator.makeRouter())
-        let gateway = try await GatewayHarness(configure: { $0.maxConnectionsPerUser = cap }, google: { store, sealer, config in
-            GoogleConnectionSyncer(
-                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(
-                    tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
-                )),
-                store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
-            )
-        })
+        let gateway = try await GatewayHarness(
+            configure: { $0.maxConnectionsPerUser = cap },
+            google: { store, sealer, config in
+                GoogleConnectionSyncer(
+                    client: GoogleCalendarClient(
+                        http: try CurlHTTPClient(),
+                        endpoints: GoogleEndpoints(
+                            tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
+                        )),
+                    store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
+                )
+            })
         return (server, gateway)
     }
 
@@ -33,10 +37,12 @@ struct LeadCenterAPITests {
     }
 
     func connect(_ gateway: GatewayHarness, user: String = "u1", extra: String = "") async throws -> (status: Int, json: [String: Any], body: String) {
-        try await api(gateway, "/api/v1/connections", [
-            "-X", "POST", "--data-binary",
-            #"{"user_id":"\#(user)","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"\#(extra)}"#,
-        ])
+        try await api(
+            gateway, "/api/v1/connections",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"\#(user)","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"\#(extra)}"#,
+            ])
     }
 
     func ids(_ gateway: GatewayHarness, _ query: String) async throws -> [String] {
@@ -103,8 +109,12 @@ struct LeadCenterAPITests {
         #expect(items.first { $0["id"] as? String == "g1" }?["source"] as? String == "google")
 
         // A LeadCenter-created appointment: fully editable, deletable, says it was not pushed anywhere.
-        let made = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","title":"Prospect lunch","start":"2026-12-02T12:00:00Z","end":"2026-12-02T13:00:00Z","time_zone":"Europe/Berlin","category":"Prospect"}"#])
+        let made = try await api(
+            gateway, "/api/v1/appointments",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","title":"Prospect lunch","start":"2026-12-02T12:00:00Z","end":"2026-12-02T13:00:00Z","time_zone":"Europe/Berlin","category":"Prospect"}"#,
+            ])
         #expect(made.status == 201, "\(made.body)")
         let lc = try #require(made.json["id"] as? String)
         #expect(made.json["source"] as? String == "leadcenter")
@@ -145,8 +155,12 @@ struct LeadCenterAPITests {
         #expect(capped.body.contains("most this plan allows (2)"))
         #expect(try await connect(gateway, user: "u2").status == 201, "the cap is per user")
 
-        let lc = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","title":"Mine","start":"2026-12-03T12:00:00Z","end":"2026-12-03T13:00:00Z"}"#])
+        let lc = try await api(
+            gateway, "/api/v1/appointments",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","title":"Mine","start":"2026-12-03T12:00:00Z","end":"2026-12-03T13:00:00Z"}"#,
+            ])
         #expect(lc.status == 201)
         // The channel of the connection being disconnected (the other connections watch the same calendar).
         let channel = try #require(try await gateway.store.liveGoogleChannels(calendarKey: "\(first)/primary").first)
@@ -164,8 +178,12 @@ struct LeadCenterAPITests {
         // Reconnect: fresh credentials, full re-sync, a new channel.
         #expect(try await api(gateway, "/api/v1/connections/\(first)/reconnect", ["-X", "POST", "--data-binary", #"{"client_id":"c","client_secret":"s","refresh_token":"1//revoked"}"#]).status == 422)
         #expect(try await api(gateway, "/api/v1/connections/\(first)/reconnect", ["-X", "POST", "--data-binary", #"{"client_id":"c"}"#]).status == 400)
-        let reconnected = try await api(gateway, "/api/v1/connections/\(first)/reconnect", ["-X", "POST", "--data-binary",
-            #"{"client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#])
+        let reconnected = try await api(
+            gateway, "/api/v1/connections/\(first)/reconnect",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#,
+            ])
         #expect(reconnected.status == 200, "\(reconnected.body)")
         #expect(reconnected.json["state"] as? String == "active")
         #expect(try await gateway.store.appointments(calendarKey: "\(first)/primary").map(\.externalID) == ["k1"])
@@ -182,18 +200,27 @@ struct LeadCenterAPITests {
         simulator.upsertEvent(calendar: "primary", timed("Outside", "2026-12-05T15:00:00Z", "2026-12-05T16:00:00Z", extra: ["id": .string("d")]))
         let (server, gateway) = try await start(simulator)
         #expect(try await connect(gateway).status == 201)
-        #expect(try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","title":"Secret LeadCenter","start":"2026-12-01T11:45:00Z","end":"2026-12-01T13:00:00Z"}"#]).status == 201)
+        #expect(
+            try await api(
+                gateway, "/api/v1/appointments",
+                [
+                    "-X", "POST", "--data-binary",
+                    #"{"user_id":"u1","title":"Secret LeadCenter","start":"2026-12-01T11:45:00Z","end":"2026-12-01T13:00:00Z"}"#,
+                ]
+            ).status == 201)
         let answer = try await api(gateway, "/api/v1/availability?user=u1&from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z")
         #expect(answer.status == 200)
         let busy = answer.json["busy"] as? [[String: String]] ?? []
-        #expect(busy == [
-            ["start": "2026-12-01T10:00:00Z", "end": "2026-12-01T13:00:00Z"],
-            ["start": "2026-12-01T15:00:00Z", "end": "2026-12-01T16:00:00Z"],
-        ])
+        #expect(
+            busy == [
+                ["start": "2026-12-01T10:00:00Z", "end": "2026-12-01T13:00:00Z"],
+                ["start": "2026-12-01T15:00:00Z", "end": "2026-12-01T16:00:00Z"],
+            ])
         #expect(!answer.body.contains("Secret"), "no titles or other details")
-        for bad in ["user=u1", "from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z", "user=u1&from=x&to=2026-12-02T00:00:00Z",
-                    "user=u1&from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "user=u1&from=2026-01-01T00:00:00Z&to=2028-01-01T00:00:00Z"] {
+        for bad in [
+            "user=u1", "from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z", "user=u1&from=x&to=2026-12-02T00:00:00Z",
+            "user=u1&from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z", "user=u1&from=2026-01-01T00:00:00Z&to=2028-01-01T00:00:00Z",
+        ] {
             #expect(try await api(gateway, "/api/v1/availability?\(bad)").status == 400, "\(bad)")
         }
         await server.stop()
@@ -208,22 +235,28 @@ struct RecurringSeriesTests {
     @Test func occurrencesWithAMovedAndACancelledInstance() async throws {
         let simulator = GoogleSimulator(refreshTokens: ["1//ok"])
         // Weekly on Tuesdays 09:00 Berlin, 5 times from 2026-12-01; the 8th moved to 11:00, the 15th cancelled.
-        simulator.upsertEvent(calendar: "primary", [
-            "id": .string("wk"), "summary": .string("Weekly pipeline"),
-            "start": .object(["dateTime": .string("2026-12-01T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
-            "end": .object(["dateTime": .string("2026-12-01T09:30:00+01:00"), "timeZone": .string("Europe/Berlin")]),
-            "recurrence": .array([.string("RRULE:FREQ=WEEKLY;COUNT=5")]),
-        ])
-        simulator.upsertEvent(calendar: "primary", [
-            "id": .string("wk_20261208T080000Z"), "summary": .string("Weekly pipeline (moved)"), "recurringEventId": .string("wk"),
-            "originalStartTime": .object(["dateTime": .string("2026-12-08T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
-            "start": .object(["dateTime": .string("2026-12-08T11:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
-            "end": .object(["dateTime": .string("2026-12-08T11:30:00+01:00"), "timeZone": .string("Europe/Berlin")]),
-        ])
-        simulator.upsertEvent(calendar: "primary", [
-            "id": .string("wk_20261215T080000Z"), "status": .string("cancelled"), "recurringEventId": .string("wk"),
-            "originalStartTime": .object(["dateTime": .string("2026-12-15T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
-        ])
+        simulator.upsertEvent(
+            calendar: "primary",
+            [
+                "id": .string("wk"), "summary": .string("Weekly pipeline"),
+                "start": .object(["dateTime": .string("2026-12-01T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+                "end": .object(["dateTime": .string("2026-12-01T09:30:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+                "recurrence": .array([.string("RRULE:FREQ=WEEKLY;COUNT=5")]),
+            ])
+        simulator.upsertEvent(
+            calendar: "primary",
+            [
+                "id": .string("wk_20261208T080000Z"), "summary": .string("Weekly pipeline (moved)"), "recurringEventId": .string("wk"),
+                "originalStartTime": .object(["dateTime": .string("2026-12-08T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+                "start": .object(["dateTime": .string("2026-12-08T11:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+                "end": .object(["dateTime": .string("2026-12-08T11:30:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+            ])
+        simulator.upsertEvent(
+            calendar: "primary",
+            [
+                "id": .string("wk_20261215T080000Z"), "status": .string("cancelled"), "recurringEventId": .string("wk"),
+                "originalStartTime": .object(["dateTime": .string("2026-12-15T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+            ])
         let server = try await SimulatorServer(router: simulator.makeRouter())
         let gateway = try await GatewayHarness(google: { store, sealer, config in
             GoogleConnectionSyncer(
@@ -232,20 +265,24 @@ struct RecurringSeriesTests {
             )
         })
         func get(_ path: String) async throws -> [String: Any] {
-            let response = try await curlRequest("https://127.0.0.1:\(gateway.port)\(path)", caFile: gateway.certificates.caCertificate,
-                                                 arguments: ["-H", "Authorization: Bearer \(gateway.apiToken)"])
+            let response = try await curlRequest(
+                "https://127.0.0.1:\(gateway.port)\(path)", caFile: gateway.certificates.caCertificate,
+                arguments: ["-H", "Authorization: Bearer \(gateway.apiToken)"])
             return (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
         }
-        let connect = try await curlRequest("https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate, arguments: [
-            "-H", "Authorization: Bearer \(gateway.apiToken)", "-X", "POST", "--data-binary",
-            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#,
-        ])
+        let connect = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate,
+            arguments: [
+                "-H", "Authorization: Bearer \(gateway.apiToken)", "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#,
+            ])
         #expect(connect.status == 201)
 
         let items = try await get("/api/v1/appointments?user=u1&from=2026-12-01T00:00:00Z&to=2027-01-01T00:00:00Z")["appointments"] as? [[String: Any]] ?? []
         let starts = items.compactMap { $0["start"] as? String }.sorted()
-        #expect(starts == ["2026-12-01T08:00:00Z", "2026-12-08T10:00:00Z", "2026-12-22T08:00:00Z", "2026-12-29T08:00:00Z"],
-                "4 of 5: the moved one at its new time, the cancelled one gone")
+        #expect(
+            starts == ["2026-12-01T08:00:00Z", "2026-12-08T10:00:00Z", "2026-12-22T08:00:00Z", "2026-12-29T08:00:00Z"],
+            "4 of 5: the moved one at its new time, the cancelled one gone")
         #expect(items.first { $0["start"] as? String == "2026-12-08T10:00:00Z" }?["title"] as? String == "Weekly pipeline (moved)")
         #expect(items.filter { $0["occurrence"] as? Bool == true }.allSatisfy { $0["series_id"] as? String == "wk" })
         // A narrower range returns only what falls in it.
@@ -270,57 +307,81 @@ struct DuplicateDetectionTests {
         let google = GoogleSimulator(refreshTokens: ["1//ok"])
         let graph = GraphSimulator(refreshTokens: ["0.AAAA-ok"])
         // 10:00 Berlin = 09:00Z = 01:00 Pacific (winter).
-        google.upsertEvent(calendar: "primary", [
-            "id": .string("g-meet"), "summary": .string("Quarterly Review"),
-            "start": .object(["dateTime": .string("2026-12-10T10:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
-            "end": .object(["dateTime": .string("2026-12-10T11:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
-            "attendees": .array([.object(["email": .string("Ann@Example.com")]), .object(["email": .string("bob@example.com")])]),
-        ])
-        graph.upsertEvent(calendar: GraphSimulator.defaultCalendarID, [
-            "id": .string("m-meet"), "subject": .string("quarterly  review"),
-            "start": .object(["dateTime": .string("2026-12-10T01:00:00.0000000"), "timeZone": .string("Pacific Standard Time")]),
-            "end": .object(["dateTime": .string("2026-12-10T02:00:00.0000000"), "timeZone": .string("Pacific Standard Time")]),
-            "attendees": .array([.object(["emailAddress": .object(["address": .string("ann@example.com")]), "type": .string("required")])]),
-        ])
+        google.upsertEvent(
+            calendar: "primary",
+            [
+                "id": .string("g-meet"), "summary": .string("Quarterly Review"),
+                "start": .object(["dateTime": .string("2026-12-10T10:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+                "end": .object(["dateTime": .string("2026-12-10T11:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+                "attendees": .array([.object(["email": .string("Ann@Example.com")]), .object(["email": .string("bob@example.com")])]),
+            ])
+        graph.upsertEvent(
+            calendar: GraphSimulator.defaultCalendarID,
+            [
+                "id": .string("m-meet"), "subject": .string("quarterly  review"),
+                "start": .object(["dateTime": .string("2026-12-10T01:00:00.0000000"), "timeZone": .string("Pacific Standard Time")]),
+                "end": .object(["dateTime": .string("2026-12-10T02:00:00.0000000"), "timeZone": .string("Pacific Standard Time")]),
+                "attendees": .array([.object(["emailAddress": .object(["address": .string("ann@example.com")]), "type": .string("required")])]),
+            ])
         // Same time and title, nobody in common: a different meeting, shown twice.
-        google.upsertEvent(calendar: "primary", [
-            "id": .string("g-other"), "summary": .string("Standup"),
-            "start": .object(["dateTime": .string("2026-12-11T09:00:00Z")]), "end": .object(["dateTime": .string("2026-12-11T09:15:00Z")]),
-            "attendees": .array([.object(["email": .string("team-a@example.com")])]),
-        ])
-        graph.upsertEvent(calendar: GraphSimulator.defaultCalendarID, [
-            "id": .string("m-other"), "subject": .string("Standup"),
-            "start": .object(["dateTime": .string("2026-12-11T09:00:00.0000000"), "timeZone": .string("UTC")]),
-            "end": .object(["dateTime": .string("2026-12-11T09:15:00.0000000"), "timeZone": .string("UTC")]),
-            "attendees": .array([.object(["emailAddress": .object(["address": .string("team-b@example.com")])])]),
-        ])
+        google.upsertEvent(
+            calendar: "primary",
+            [
+                "id": .string("g-other"), "summary": .string("Standup"),
+                "start": .object(["dateTime": .string("2026-12-11T09:00:00Z")]), "end": .object(["dateTime": .string("2026-12-11T09:15:00Z")]),
+                "attendees": .array([.object(["email": .string("team-a@example.com")])]),
+            ])
+        graph.upsertEvent(
+            calendar: GraphSimulator.defaultCalendarID,
+            [
+                "id": .string("m-other"), "subject": .string("Standup"),
+                "start": .object(["dateTime": .string("2026-12-11T09:00:00.0000000"), "timeZone": .string("UTC")]),
+                "end": .object(["dateTime": .string("2026-12-11T09:15:00.0000000"), "timeZone": .string("UTC")]),
+                "attendees": .array([.object(["emailAddress": .object(["address": .string("team-b@example.com")])])]),
+            ])
         let googleServer = try await SimulatorServer(router: google.makeRouter())
         let graphServer = try await SimulatorServer(router: graph.makeRouter())
         let port = try SilentListener().port
-        let gateway = try await GatewayHarness(configure: { $0.listen.port = port }, google: { store, sealer, _ in
-            GoogleConnectionSyncer(
-                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(tokenURL: googleServer.baseURL + "/token", apiBaseURL: googleServer.baseURL + "/calendar/v3")),
-                store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(port)/webhooks/google"
-            )
-        }, microsoft: { store, sealer, _ in
-            GraphConnectionSyncer(
-                client: GraphClient(http: try CurlHTTPClient(), endpoints: GraphEndpoints(tokenURL: graphServer.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: graphServer.baseURL + "/v1.0")),
-                store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: "https://localhost:\(port)"
-            )
-        })
+        let gateway = try await GatewayHarness(
+            configure: { $0.listen.port = port },
+            google: { store, sealer, _ in
+                GoogleConnectionSyncer(
+                    client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(tokenURL: googleServer.baseURL + "/token", apiBaseURL: googleServer.baseURL + "/calendar/v3")),
+                    store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(port)/webhooks/google"
+                )
+            },
+            microsoft: { store, sealer, _ in
+                GraphConnectionSyncer(
+                    client: GraphClient(http: try CurlHTTPClient(), endpoints: GraphEndpoints(tokenURL: graphServer.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: graphServer.baseURL + "/v1.0")),
+                    store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: "https://localhost:\(port)"
+                )
+            })
         var pushConfiguration = CurlHTTPClient.Configuration()
         pushConfiguration.caBundlePath = gateway.certificates.caCertificate
         let push = try CurlHTTPClient(configuration: pushConfiguration)
         graph.setPushClient(push)
         func call(_ path: String, _ arguments: [String] = []) async throws -> (status: Int, json: [String: Any]) {
-            let response = try await curlRequest("https://127.0.0.1:\(gateway.port)\(path)", caFile: gateway.certificates.caCertificate,
-                                                 arguments: ["-H", "Authorization: Bearer \(gateway.apiToken)"] + arguments)
+            let response = try await curlRequest(
+                "https://127.0.0.1:\(gateway.port)\(path)", caFile: gateway.certificates.caCertificate,
+                arguments: ["-H", "Authorization: Bearer \(gateway.apiToken)"] + arguments)
             return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:])
         }
-        #expect(try await call("/api/v1/connections", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#]).status == 201)
-        #expect(try await call("/api/v1/connections", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-ok"}"#]).status == 201)
+        #expect(
+            try await call(
+                "/api/v1/connections",
+                [
+                    "-X", "POST", "--data-binary",
+                    #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#,
+                ]
+            ).status == 201)
+        #expect(
+            try await call(
+                "/api/v1/connections",
+                [
+                    "-X", "POST", "--data-binary",
+                    #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-ok"}"#,
+                ]
+            ).status == 201)
         let items = try await call("/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
         let reviews = items.filter { ($0["title"] as? String)?.lowercased().contains("quarterly") == true }
         #expect(reviews.count == 1, "shown once")

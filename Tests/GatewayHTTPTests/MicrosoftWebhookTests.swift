@@ -11,11 +11,12 @@ struct MicrosoftWebhookTests {
 
     func harness() async throws -> GatewayHarness {
         let gateway = try await GatewayHarness()
-        try await gateway.store.saveGraphSubscription(StoredGraphSubscription(
-            id: subscription, calendarKey: "ms-1/AAMkCal",
-            sealedClientState: try gateway.sealer.seal(Array(clientState.utf8), context: "graph_subscription:\(subscription)"),
-            expiresAt: Date().addingTimeInterval(86_400)
-        ))
+        try await gateway.store.saveGraphSubscription(
+            StoredGraphSubscription(
+                id: subscription, calendarKey: "ms-1/AAMkCal",
+                sealedClientState: try gateway.sealer.seal(Array(clientState.utf8), context: "graph_subscription:\(subscription)"),
+                expiresAt: Date().addingTimeInterval(86_400)
+            ))
         return gateway
     }
 
@@ -65,10 +66,12 @@ struct MicrosoftWebhookTests {
     @Test func forgedUnknownAndMalformedNotificationsStoreNothing() async throws {
         let gateway = try await harness()
         #expect(try await post(gateway, "/webhooks/microsoft", #"{"value":[\#(change("updated", state: "forged"))]}"#).status == 403)
-        #expect(try await post(gateway, "/webhooks/microsoft", #"{"value":[\#(change("updated", subscription: "gone"))]}"#).status == 403,
-                "a batch naming only unknown subscriptions verifies nothing")
-        #expect(try await post(gateway, "/webhooks/microsoft", #"{"value":[{"subscriptionId":"\#(subscription)","changeType":"updated"}]}"#).status == 403,
-                "a missing clientState is a mismatch")
+        #expect(
+            try await post(gateway, "/webhooks/microsoft", #"{"value":[\#(change("updated", subscription: "gone"))]}"#).status == 403,
+            "a batch naming only unknown subscriptions verifies nothing")
+        #expect(
+            try await post(gateway, "/webhooks/microsoft", #"{"value":[{"subscriptionId":"\#(subscription)","changeType":"updated"}]}"#).status == 403,
+            "a missing clientState is a mismatch")
         #expect(try await post(gateway, "/webhooks/microsoft", "{not json").status == 400)
         #expect(try await post(gateway, "/webhooks/microsoft", #"{"value":[]}"#).status == 400)
         #expect(try await post(gateway, "/webhooks/microsoft", String(repeating: "[", count: 5000)).status == 400)

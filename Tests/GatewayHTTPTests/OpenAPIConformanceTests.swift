@@ -78,8 +78,8 @@ struct SchemaValidator {
     /// The response schema of an operation and status; nil when the status is not documented for it.
     func responseSchema(_ template: String, _ method: String, _ status: Int) -> JSONValue?? {
         guard case .object(let top) = document, case .object(let paths)? = top["paths"], case .object(let item)? = paths[template],
-              case .object(let operation)? = item[method.lowercased()], case .object(let responses)? = operation["responses"],
-              case .object(let response)? = responses[String(status)]
+            case .object(let operation)? = item[method.lowercased()], case .object(let responses)? = operation["responses"],
+            case .object(let response)? = responses[String(status)]
         else { return nil }
         guard case .object(let content)? = response["content"], case .object(let media)? = content["application/json"] else { return .some(nil) }
         return .some(media["schema"])
@@ -127,13 +127,19 @@ struct OpenAPIConformanceTests {
     @Test func liveResponsesMatchTheDocument() async throws {
         let simulator = GoogleSimulator(refreshTokens: ["1//ok"])
         simulator.addCalendar(id: "team", name: "Team")
-        simulator.upsertEvent(calendar: "primary", timed("Kickoff", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: [
-            "id": .string("k1"), "attendees": .array([.object(["email": .string("a@example.com")])]),
-        ]))
-        simulator.upsertEvent(calendar: "primary", [
-            "id": .string("wk"), "summary": .string("Weekly"), "recurrence": .array([.string("RRULE:FREQ=WEEKLY;COUNT=3")]),
-            "start": .object(["dateTime": .string("2026-12-02T09:00:00Z")]), "end": .object(["dateTime": .string("2026-12-02T09:30:00Z")]),
-        ])
+        simulator.upsertEvent(
+            calendar: "primary",
+            timed(
+                "Kickoff", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z",
+                extra: [
+                    "id": .string("k1"), "attendees": .array([.object(["email": .string("a@example.com")])]),
+                ]))
+        simulator.upsertEvent(
+            calendar: "primary",
+            [
+                "id": .string("wk"), "summary": .string("Weekly"), "recurrence": .array([.string("RRULE:FREQ=WEEKLY;COUNT=3")]),
+                "start": .object(["dateTime": .string("2026-12-02T09:00:00Z")]), "end": .object(["dateTime": .string("2026-12-02T09:30:00Z")]),
+            ])
         let server = try await SimulatorServer(router: simulator.makeRouter())
         let gateway = try await GatewayHarness(google: { store, sealer, config in
             GoogleConnectionSyncer(
@@ -167,8 +173,9 @@ struct OpenAPIConformanceTests {
             return nil
         }
 
-        let created = try await check("POST", "/api/v1/connections", "/api/v1/connections",
-                                      body: #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok","visibility":"everyone"}"#)
+        let created = try await check(
+            "POST", "/api/v1/connections", "/api/v1/connections",
+            body: #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok","visibility":"everyone"}"#)
         let id = try #require(field(created, "id"))
         _ = try await check("POST", "/api/v1/connections", "/api/v1/connections", body: #"{"user_id":"u1","provider":"google"}"#)
         _ = try await check("POST", "/api/v1/connections", "/api/v1/connections", body: #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//bad"}"#)
@@ -190,8 +197,9 @@ struct OpenAPIConformanceTests {
         _ = try await check("GET", "/api/v1/appointments", "/api/v1/appointments?user=u1&from=soon")
         _ = try await check("PUT", "/api/v1/users/{user}/push-target", "/api/v1/users/u1/push-target", body: #"{"connection_id":"\#(id)","calendar_id":"team"}"#)
         _ = try await check("GET", "/api/v1/users/{user}/push-target", "/api/v1/users/u1/push-target")
-        let appointment = try await check("POST", "/api/v1/appointments", "/api/v1/appointments",
-                                          body: #"{"user_id":"u1","title":"Lunch","start":"2026-12-03T12:00:00Z","end":"2026-12-03T13:00:00Z"}"#)
+        let appointment = try await check(
+            "POST", "/api/v1/appointments", "/api/v1/appointments",
+            body: #"{"user_id":"u1","title":"Lunch","start":"2026-12-03T12:00:00Z","end":"2026-12-03T13:00:00Z"}"#)
         let lc = try #require(field(appointment, "id"))
         _ = try await check("PATCH", "/api/v1/appointments/{id}", "/api/v1/appointments/\(lc)", body: #"{"category":"Food"}"#)
         _ = try await check("PATCH", "/api/v1/appointments/{id}", "/api/v1/appointments/k1", body: #"{"title":"x"}"#)

@@ -32,19 +32,31 @@ struct PushOutTests {
         let server = try await SimulatorServer(router: simulator.makeRouter())
         let gateway = try await GatewayHarness(google: { store, sealer, config in
             GoogleConnectionSyncer(
-                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(
-                    tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
-                )),
+                client: GoogleCalendarClient(
+                    http: try CurlHTTPClient(),
+                    endpoints: GoogleEndpoints(
+                        tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
+                    )),
                 store: store, sealer: sealer, clock: SystemGatewayClock(), webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
             )
         })
         let google = try #require(gateway.google)
-        let id = try #require(try await api(gateway, "/api/v1/connections", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#]).json["id"] as? String)
+        let id = try #require(
+            try await api(
+                gateway, "/api/v1/connections",
+                [
+                    "-X", "POST", "--data-binary",
+                    #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//ok"}"#,
+                ]
+            ).json["id"] as? String)
 
         // No target: nothing is pushed, and the appointment says so.
-        let unpushed = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","title":"Not pushed","start":"2026-12-01T09:00:00Z","end":"2026-12-01T10:00:00Z"}"#])
+        let unpushed = try await api(
+            gateway, "/api/v1/appointments",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","title":"Not pushed","start":"2026-12-01T09:00:00Z","end":"2026-12-01T10:00:00Z"}"#,
+            ])
         #expect(unpushed.json["push_status"] as? String == "no_target")
         let clock = ManualGatewayClock()
         var worker = PushWorker(store: gateway.store, pushers: [google], clock: clock, logger: logger)
@@ -62,8 +74,12 @@ struct PushOutTests {
 
         // Google fails every call: the job stays queued; after a "restart" (a new worker) it goes through.
         simulator.chaos.configure(failureRate: 1, dropRate: 0, timeoutDelay: .milliseconds(1), seed: 7)
-        let made = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","title":"Review with Smiths","start":"2026-12-02T15:00:00Z","end":"2026-12-02T16:00:00Z"}"#])
+        let made = try await api(
+            gateway, "/api/v1/appointments",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","title":"Review with Smiths","start":"2026-12-02T15:00:00Z","end":"2026-12-02T16:00:00Z"}"#,
+            ])
         #expect(made.json["push_status"] as? String == "pending")
         let lc = try #require(made.json["id"] as? String)
         clock.set(Date().addingTimeInterval(1))  // jobs are stamped with the wall clock; the worker's clock catches up
@@ -102,12 +118,20 @@ struct PushOutTests {
 
         // A push whose answer was lost (Google created the event, calgate never heard): the event carries calgate's
         // tag, so its echo is still recognised and not shown as a second appointment.
-        let lost = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","title":"Lost answer","start":"2026-12-04T15:00:00Z","end":"2026-12-04T16:00:00Z"}"#])
+        let lost = try await api(
+            gateway, "/api/v1/appointments",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","title":"Lost answer","start":"2026-12-04T15:00:00Z","end":"2026-12-04T16:00:00Z"}"#,
+            ])
         let lostID = try #require(lost.json["id"] as? String)
-        simulator.upsertEvent(calendar: "primary", timed("Lost answer", "2026-12-04T15:00:00Z", "2026-12-04T16:00:00Z", extra: [
-            "id": .string("orphan1"), "extendedProperties": .object(["private": .object(["calgateId": .string(lostID)])]),
-        ]))
+        simulator.upsertEvent(
+            calendar: "primary",
+            timed(
+                "Lost answer", "2026-12-04T15:00:00Z", "2026-12-04T16:00:00Z",
+                extra: [
+                    "id": .string("orphan1"), "extendedProperties": .object(["private": .object(["calgateId": .string(lostID)])]),
+                ]))
         _ = try await google.sync(calendarKey: "\(id)/primary")
         items = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
         #expect(items.filter { $0["title"] as? String == "Lost answer" }.count == 1, "the tagged echo is linked, not listed")
@@ -119,8 +143,14 @@ struct PushOutTests {
 
         // Clearing the target: new appointments are not pushed.
         #expect(try await api(gateway, "/api/v1/users/u1/push-target", ["-X", "PUT", "--data-binary", #"{"connection_id":null}"#]).json["connection_id"] is NSNull)
-        #expect(try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","title":"Local only","start":"2026-12-03T09:00:00Z","end":"2026-12-03T10:00:00Z"}"#]).json["push_status"] as? String == "no_target")
+        #expect(
+            try await api(
+                gateway, "/api/v1/appointments",
+                [
+                    "-X", "POST", "--data-binary",
+                    #"{"user_id":"u1","title":"Local only","start":"2026-12-03T09:00:00Z","end":"2026-12-03T10:00:00Z"}"#,
+                ]
+            ).json["push_status"] as? String == "no_target")
         await server.stop()
         await gateway.shutdown()
     }
@@ -130,25 +160,45 @@ struct PushOutTests {
         let graph = simulator
         let server = try await SimulatorServer(router: simulator.makeRouter())
         let port = try SilentListener().port
-        let gateway = try await GatewayHarness(configure: { $0.listen.port = port }, microsoft: { store, sealer, _ in
-            GraphConnectionSyncer(
-                client: GraphClient(http: try CurlHTTPClient(), endpoints: GraphEndpoints(
-                    tokenURL: server.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: server.baseURL + "/v1.0"
-                )),
-                store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: "https://localhost:\(port)"
-            )
-        })
+        let gateway = try await GatewayHarness(
+            configure: { $0.listen.port = port },
+            microsoft: { store, sealer, _ in
+                GraphConnectionSyncer(
+                    client: GraphClient(
+                        http: try CurlHTTPClient(),
+                        endpoints: GraphEndpoints(
+                            tokenURL: server.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: server.baseURL + "/v1.0"
+                        )),
+                    store: store, sealer: sealer, clock: SystemGatewayClock(), publicURL: "https://localhost:\(port)"
+                )
+            })
         var pushConfiguration = CurlHTTPClient.Configuration()
         pushConfiguration.caBundlePath = gateway.certificates.caCertificate
         let push = try CurlHTTPClient(configuration: pushConfiguration)
         simulator.setPushClient(push)
         let microsoft = try #require(gateway.microsoft)
-        let id = try #require(try await api(gateway, "/api/v1/connections", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-ok"}"#]).json["id"] as? String)
-        #expect(try await api(gateway, "/api/v1/users/u1/push-target", ["-X", "PUT", "--data-binary",
-            #"{"connection_id":"\#(id)","calendar_id":"\#(GraphSimulator.defaultCalendarID)"}"#]).status == 200)
-        let made = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","title":"Outlook-bound","start":"2026-12-04T15:00:00Z","end":"2026-12-04T15:30:00Z"}"#])
+        let id = try #require(
+            try await api(
+                gateway, "/api/v1/connections",
+                [
+                    "-X", "POST", "--data-binary",
+                    #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-ok"}"#,
+                ]
+            ).json["id"] as? String)
+        #expect(
+            try await api(
+                gateway, "/api/v1/users/u1/push-target",
+                [
+                    "-X", "PUT", "--data-binary",
+                    #"{"connection_id":"\#(id)","calendar_id":"\#(GraphSimulator.defaultCalendarID)"}"#,
+                ]
+            ).status == 200)
+        let made = try await api(
+            gateway, "/api/v1/appointments",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","title":"Outlook-bound","start":"2026-12-04T15:00:00Z","end":"2026-12-04T15:30:00Z"}"#,
+            ])
         let lc = try #require(made.json["id"] as? String)
         let worker = PushWorker(store: gateway.store, pushers: [microsoft], logger: logger)
         #expect(await worker.runOnce() == 1)
@@ -162,21 +212,28 @@ struct PushOutTests {
         let items = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
         #expect(items.map { $0["id"] as? String } == [lc])
         // The iCalUID was recorded: a copy Outlook shows under another id is still recognised as the pushed event.
-        let uid = try #require(graph.liveEvents(calendar: GraphSimulator.defaultCalendarID).keys.first.flatMap {
-            if case .string(let value)? = graph.event(calendar: GraphSimulator.defaultCalendarID, id: $0)?["iCalUId"] { return value } else { return nil }
-        })
-        graph.upsertEvent(calendar: GraphSimulator.defaultCalendarID, [
-            "id": .string("AAMkCopy="), "subject": .string("Outlook-bound"), "iCalUId": .string(uid),
-            "start": .object(["dateTime": .string("2026-12-04T15:00:00.0000000"), "timeZone": .string("UTC")]),
-            "end": .object(["dateTime": .string("2026-12-04T15:30:00.0000000"), "timeZone": .string("UTC")]),
-        ])
+        let uid = try #require(
+            graph.liveEvents(calendar: GraphSimulator.defaultCalendarID).keys.first.flatMap {
+                if case .string(let value)? = graph.event(calendar: GraphSimulator.defaultCalendarID, id: $0)?["iCalUId"] { return value } else { return nil }
+            })
+        graph.upsertEvent(
+            calendar: GraphSimulator.defaultCalendarID,
+            [
+                "id": .string("AAMkCopy="), "subject": .string("Outlook-bound"), "iCalUId": .string(uid),
+                "start": .object(["dateTime": .string("2026-12-04T15:00:00.0000000"), "timeZone": .string("UTC")]),
+                "end": .object(["dateTime": .string("2026-12-04T15:30:00.0000000"), "timeZone": .string("UTC")]),
+            ])
         _ = try await microsoft.sync(calendarKey: "\(id)/\(GraphSimulator.defaultCalendarID)")
         #expect(try await gateway.store.appointments(calendarKey: "\(id)/\(GraphSimulator.defaultCalendarID)").count == 2)
         let again = try await api(gateway, "/api/v1/appointments?user=u1").json["appointments"] as? [[String: Any]] ?? []
         #expect(again.map { $0["id"] as? String } == [lc], "linked by iCalUID")
         // A recurring appointment cannot go to Outlook: it fails clearly after the retries.
-        let series = try await api(gateway, "/api/v1/appointments", ["-X", "POST", "--data-binary",
-            #"{"user_id":"u1","title":"Weekly","start":"2026-12-07T09:00:00Z","end":"2026-12-07T09:30:00Z","recurrence":["RRULE:FREQ=WEEKLY;COUNT=4"]}"#])
+        let series = try await api(
+            gateway, "/api/v1/appointments",
+            [
+                "-X", "POST", "--data-binary",
+                #"{"user_id":"u1","title":"Weekly","start":"2026-12-07T09:00:00Z","end":"2026-12-07T09:30:00Z","recurrence":["RRULE:FREQ=WEEKLY;COUNT=4"]}"#,
+            ])
         let seriesID = try #require(series.json["id"] as? String)
         let impatient = PushWorker(store: gateway.store, pushers: [microsoft], backoff: BackoffPolicy(base: 0.001, cap: 0.001), maxFailedAttempts: 2, logger: logger)
         for _ in 0..<3 {

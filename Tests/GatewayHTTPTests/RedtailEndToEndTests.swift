@@ -50,10 +50,12 @@ struct RedtailEndToEndTests {
 
     /// Connects the account's main Redtail integration.
     func integrate(_ gateway: GatewayHarness, accountType: String = "financial_advisor", password: String = user.password) async throws -> (status: Int, json: [String: Any], body: String) {
-        try await api(gateway, "/api/v1/accounts/acct-1/redtail", [
-            "-X", "PUT", "--data-binary",
-            #"{"account_type":"\#(accountType)","api_key":"\#(Self.user.apiKey)","username":"advisor1","password":"\#(password)"}"#,
-        ])
+        try await api(
+            gateway, "/api/v1/accounts/acct-1/redtail",
+            [
+                "-X", "PUT", "--data-binary",
+                #"{"account_type":"\#(accountType)","api_key":"\#(Self.user.apiKey)","username":"advisor1","password":"\#(password)"}"#,
+            ])
     }
 
     /// Integration (when needed) plus the user's Redtail calendar connection.
@@ -102,9 +104,11 @@ struct RedtailEndToEndTests {
         #expect(integrated.status == 200)
         #expect(integrated.json["connected"] as? Bool == true)
         #expect(!integrated.body.contains(Self.user.userKey) && !integrated.body.contains(Self.user.password), "no secrets in answers")
-        for bad in [#"{"user_id":"u1","provider":"redtail"}"#,
-                    #"{"user_id":"u1","provider":"redtail","account_id":"acct-1","password":"p"}"#,
-                    #"{"user_id":"u1","provider":"redtail","account_id":"acct-1","refresh_token":"x"}"#] {
+        for bad in [
+            #"{"user_id":"u1","provider":"redtail"}"#,
+            #"{"user_id":"u1","provider":"redtail","account_id":"acct-1","password":"p"}"#,
+            #"{"user_id":"u1","provider":"redtail","account_id":"acct-1","refresh_token":"x"}"#,
+        ] {
             #expect(try await api(gateway, "/api/v1/connections", ["-X", "POST", "--data-binary", bad]).status == 400, "\(bad)")
         }
         #expect(try await api(gateway, "/api/v1/accounts/acct-1/redtail", ["-X", "PUT", "--data-binary", #"{"account_type":"financial_advisor"}"#]).status == 400)

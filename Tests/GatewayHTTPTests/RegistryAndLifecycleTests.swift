@@ -45,9 +45,10 @@ struct RegistryAndLifecycleTests {
         let path = dir + "/calgate.sqlite"
         let store = try SQLiteStore(path: path)
         let logger = Logger(label: "test")
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: StoreLifecycleService(store: store, logger: logger))], logger: logger
-        ))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: StoreLifecycleService(store: store, logger: logger))], logger: logger
+            ))
         let run = Task { try await group.run() }
         // Writers append concurrently while shutdown begins; every append that returned must be on disk.
         let acknowledged = await withTaskGroup(of: [String].self) { tasks in

@@ -54,22 +54,28 @@ struct RenewalAndSweepTests {
         let simulator = GraphSimulator(refreshTokens: ["0.AAAA-ok"], clock: { clock.now() })
         let server = try await SimulatorServer(router: simulator.makeRouter())
         let port = try SilentListener().port
-        let gateway = try await GatewayHarness(configure: { $0.listen.port = port }, microsoft: { store, sealer, _ in
-            GraphConnectionSyncer(
-                client: GraphClient(http: try CurlHTTPClient(), endpoints: GraphEndpoints(
-                    tokenURL: server.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: server.baseURL + "/v1.0"
-                )),
-                store: store, sealer: sealer, clock: clock, publicURL: "https://localhost:\(port)"
-            )
-        })
+        let gateway = try await GatewayHarness(
+            configure: { $0.listen.port = port },
+            microsoft: { store, sealer, _ in
+                GraphConnectionSyncer(
+                    client: GraphClient(
+                        http: try CurlHTTPClient(),
+                        endpoints: GraphEndpoints(
+                            tokenURL: server.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: server.baseURL + "/v1.0"
+                        )),
+                    store: store, sealer: sealer, clock: clock, publicURL: "https://localhost:\(port)"
+                )
+            })
         var pushConfiguration = CurlHTTPClient.Configuration()
         pushConfiguration.caBundlePath = gateway.certificates.caCertificate
         let push = try CurlHTTPClient(configuration: pushConfiguration)
         simulator.setPushClient(push)
-        let created = try await curlRequest("https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate, arguments: [
-            "-X", "POST", "-H", "Authorization: Bearer \(gateway.apiToken)", "--data-binary",
-            #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-ok"}"#,
-        ])
+        let created = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate,
+            arguments: [
+                "-X", "POST", "-H", "Authorization: Bearer \(gateway.apiToken)", "--data-binary",
+                #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-ok"}"#,
+            ])
         #expect(created.status == 201)
         let connection = try #require(((try? JSONSerialization.jsonObject(with: Data(created.body.utf8))) as? [String: Any])?["id"] as? String)
         let renewal = RenewalService(maintainers: [try #require(gateway.microsoft)], scheduler: gateway.scheduler, health: gateway.health, clock: clock, logger: logger)
@@ -134,16 +140,20 @@ struct RenewalAndSweepTests {
         let server = try await SimulatorServer(router: simulator.makeRouter())
         let gateway = try await GatewayHarness(google: { store, sealer, config in
             GoogleConnectionSyncer(
-                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(
-                    tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
-                )),
+                client: GoogleCalendarClient(
+                    http: try CurlHTTPClient(),
+                    endpoints: GoogleEndpoints(
+                        tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
+                    )),
                 store: store, sealer: sealer, clock: clock, webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
             )
         })
-        let created = try await curlRequest("https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate, arguments: [
-            "-X", "POST", "-H", "Authorization: Bearer \(gateway.apiToken)", "--data-binary",
-            #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//refresh-ok"}"#,
-        ])
+        let created = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate,
+            arguments: [
+                "-X", "POST", "-H", "Authorization: Bearer \(gateway.apiToken)", "--data-binary",
+                #"{"user_id":"u1","provider":"google","client_id":"c","client_secret":"s","refresh_token":"1//refresh-ok"}"#,
+            ])
         #expect(created.status == 201)
         let renewal = RenewalService(maintainers: [try #require(gateway.google)], scheduler: gateway.scheduler, health: gateway.health, clock: clock, logger: logger)
         let first = try #require(simulator.liveChannels(calendar: "primary").first)
@@ -184,22 +194,28 @@ struct RenewalAndSweepTests {
         let simulator = GraphSimulator(refreshTokens: ["0.AAAA-ok"], clock: { clock.now() })
         let server = try await SimulatorServer(router: simulator.makeRouter())
         let port = try SilentListener().port
-        let gateway = try await GatewayHarness(configure: { $0.listen.port = port }, microsoft: { store, sealer, _ in
-            GraphConnectionSyncer(
-                client: GraphClient(http: try CurlHTTPClient(), endpoints: GraphEndpoints(
-                    tokenURL: server.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: server.baseURL + "/v1.0"
-                )),
-                store: store, sealer: sealer, clock: clock, publicURL: "https://localhost:\(port)"
-            )
-        })
+        let gateway = try await GatewayHarness(
+            configure: { $0.listen.port = port },
+            microsoft: { store, sealer, _ in
+                GraphConnectionSyncer(
+                    client: GraphClient(
+                        http: try CurlHTTPClient(),
+                        endpoints: GraphEndpoints(
+                            tokenURL: server.baseURL + "/common/oauth2/v2.0/token", apiBaseURL: server.baseURL + "/v1.0"
+                        )),
+                    store: store, sealer: sealer, clock: clock, publicURL: "https://localhost:\(port)"
+                )
+            })
         var pushConfiguration = CurlHTTPClient.Configuration()
         pushConfiguration.caBundlePath = gateway.certificates.caCertificate
         let push = try CurlHTTPClient(configuration: pushConfiguration)
         simulator.setPushClient(push)
-        let created = try await curlRequest("https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate, arguments: [
-            "-X", "POST", "-H", "Authorization: Bearer \(gateway.apiToken)", "--data-binary",
-            #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-ok"}"#,
-        ])
+        let created = try await curlRequest(
+            "https://127.0.0.1:\(gateway.port)/api/v1/connections", caFile: gateway.certificates.caCertificate,
+            arguments: [
+                "-X", "POST", "-H", "Authorization: Bearer \(gateway.apiToken)", "--data-binary",
+                #"{"user_id":"u1","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"0.AAAA-ok"}"#,
+            ])
         #expect(created.status == 201)
         let scheduler = try #require(gateway.scheduler)
         let sweep = ReconciliationSweep(store: gateway.store, scheduler: scheduler, providers: [.microsoft], clock: clock, interval: 3600, logger: logger)

@@ -66,7 +66,8 @@ struct SlowlorisTests {
                 for index in 0..<Self.pushes {
                     let number = 1_000 + round * Self.pushes + index
                     let client = clients[index % clients.count]
-                    let request = "POST /webhooks/google HTTP/1.1\r\nHost: localhost\r\nX-Goog-Channel-ID: \(channelID)\r\nX-Goog-Channel-Token: \(token)\r\n"
+                    let request =
+                        "POST /webhooks/google HTTP/1.1\r\nHost: localhost\r\nX-Goog-Channel-ID: \(channelID)\r\nX-Goog-Channel-Token: \(token)\r\n"
                         + "X-Goog-Resource-ID: res-42\r\nX-Goog-Resource-State: exists\r\nX-Goog-Message-Number: \(number)\r\nContent-Length: 0\r\n\r\n"
                     let start = ContinuousClock.now
                     try client.write(request)

@@ -16,15 +16,19 @@ struct SyncCoalescingTests {
 
     func start(_ simulator: GoogleSimulator) async throws -> (SimulatorServer, GatewayHarness) {
         let server = try await SimulatorServer(router: simulator.makeRouter())
-        let gateway = try await GatewayHarness(syncWindow: Self.window, google: { store, sealer, config in
-            GoogleConnectionSyncer(
-                client: GoogleCalendarClient(http: try CurlHTTPClient(), endpoints: GoogleEndpoints(
-                    tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
-                )),
-                store: store, sealer: sealer, clock: SystemGatewayClock(),
-                webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
-            )
-        })
+        let gateway = try await GatewayHarness(
+            syncWindow: Self.window,
+            google: { store, sealer, config in
+                GoogleConnectionSyncer(
+                    client: GoogleCalendarClient(
+                        http: try CurlHTTPClient(),
+                        endpoints: GoogleEndpoints(
+                            tokenURL: server.baseURL + "/token", apiBaseURL: server.baseURL + "/calendar/v3"
+                        )),
+                    store: store, sealer: sealer, clock: SystemGatewayClock(),
+                    webhookAddress: "https://localhost:\(config.listen.port)/webhooks/google"
+                )
+            })
         return (server, gateway)
     }
 
@@ -56,11 +60,15 @@ struct SyncCoalescingTests {
             for (channel, number, change) in pushes {
                 group.addTask {
                     change()
-                    return try await http.execute(CurlHTTPRequest(method: "POST", url: "https://localhost:\(port)/webhooks/google", headers: [
-                        CurlHTTPHeader("X-Goog-Channel-ID", channel.id), CurlHTTPHeader("X-Goog-Channel-Token", channel.token),
-                        CurlHTTPHeader("X-Goog-Resource-ID", channel.resourceID), CurlHTTPHeader("X-Goog-Resource-State", "exists"),
-                        CurlHTTPHeader("X-Goog-Message-Number", String(number)),
-                    ], body: [])).status
+                    return try await http.execute(
+                        CurlHTTPRequest(
+                            method: "POST", url: "https://localhost:\(port)/webhooks/google",
+                            headers: [
+                                CurlHTTPHeader("X-Goog-Channel-ID", channel.id), CurlHTTPHeader("X-Goog-Channel-Token", channel.token),
+                                CurlHTTPHeader("X-Goog-Resource-ID", channel.resourceID), CurlHTTPHeader("X-Goog-Resource-State", "exists"),
+                                CurlHTTPHeader("X-Goog-Message-Number", String(number)),
+                            ], body: [])
+                    ).status
                 }
             }
             return try await group.reduce(into: [Int]()) { $0.append($1) }
@@ -85,9 +93,10 @@ struct SyncCoalescingTests {
         let channel = try #require(simulator.liveChannels(calendar: "primary").first)
         let lists = simulator.listCalls
         let started = ContinuousClock.now
-        let statuses = try await send((0..<100).map { n in
-            (channel, 10 + n, { simulator.upsertEvent(calendar: "primary", timed("Edit \(n)", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("e\(n % 7)")])) })
-        }, to: gateway)
+        let statuses = try await send(
+            (0..<100).map { n in
+                (channel, 10 + n, { simulator.upsertEvent(calendar: "primary", timed("Edit \(n)", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("e\(n % 7)")])) })
+            }, to: gateway)
         #expect(ContinuousClock.now - started < .seconds(Self.window), "the burst must fit in one window")
         #expect(statuses.allSatisfy { $0 == 200 })
         #expect(await settled(gateway))
@@ -110,9 +119,13 @@ struct SyncCoalescingTests {
         for round in 0..<5 {
             for name in names {
                 let channel = try #require(simulator.liveChannels(calendar: name).first)
-                pushes.append((channel, 10 + round, {
-                    simulator.upsertEvent(calendar: name, timed("Edit \(round)", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("e\(round)")]))
-                }))
+                pushes.append(
+                    (
+                        channel, 10 + round,
+                        {
+                            simulator.upsertEvent(calendar: name, timed("Edit \(round)", "2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z", extra: ["id": .string("e\(round)")]))
+                        }
+                    ))
             }
         }
         let lists = simulator.listCalls

@@ -20,10 +20,11 @@ struct WebhookAckPathTests {
 
     func saveChannel(_ gateway: GatewayHarness, token: String, stopped: Bool = false) async throws {
         let sealed = try gateway.sealer.seal(Array(token.utf8), context: "google_channel:\(channelID)")
-        try await gateway.store.saveGoogleChannel(StoredGoogleChannel(
-            id: channelID, resourceID: "res-ack", sealedToken: sealed, calendarKey: "conn-ack/primary",
-            expiresAt: Date().addingTimeInterval(3600), stoppedAt: stopped ? Date() : nil
-        ))
+        try await gateway.store.saveGoogleChannel(
+            StoredGoogleChannel(
+                id: channelID, resourceID: "res-ack", sealedToken: sealed, calendarKey: "conn-ack/primary",
+                expiresAt: Date().addingTimeInterval(3600), stoppedAt: stopped ? Date() : nil
+            ))
     }
 
     func push(number: Int, token: String? = nil, extra: String = "", body: String = "") -> String {
@@ -71,21 +72,24 @@ struct WebhookAckPathTests {
         let gateway = try await harness()
         // Declared too large by a client waiting for 100 Continue: refused before the body is sent.
         let declared = try RawTLSClient(port: gateway.port, caFile: gateway.certificates.caCertificate)
-        declared.send("POST /webhooks/microsoft HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            + "Expect: 100-continue\r\nContent-Length: 300000\r\n\r\n")
+        declared.send(
+            "POST /webhooks/microsoft HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                + "Expect: 100-continue\r\nContent-Length: 300000\r\n\r\n")
         #expect(await declared.waitForClose())
         #expect(Self.statuses(declared.text) == [413])
         // Declared too large and sent anyway: read and dropped, then refused, so the client is not reset mid-send.
         let sent = try RawTLSClient(port: gateway.port, caFile: gateway.certificates.caCertificate)
-        sent.send("POST /webhooks/microsoft HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            + "Content-Length: 300000\r\n\r\n" + String(repeating: "x", count: 300_000))
+        sent.send(
+            "POST /webhooks/microsoft HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 300000\r\n\r\n" + String(repeating: "x", count: 300_000))
         #expect(await sent.waitForClose())
         #expect(Self.statuses(sent.text) == [413])
         // Chunked, growing past the Google route's 1 KiB limit.
         let chunked = try RawTLSClient(port: gateway.port, caFile: gateway.certificates.caCertificate)
         let chunk = String(repeating: "x", count: 800)
-        chunked.send(push(number: 9).replacingOccurrences(of: "Content-Length: 0\r\n", with: "Transfer-Encoding: chunked\r\n")
-            + "320\r\n\(chunk)\r\n320\r\n\(chunk)\r\n0\r\n\r\n")
+        chunked.send(
+            push(number: 9).replacingOccurrences(of: "Content-Length: 0\r\n", with: "Transfer-Encoding: chunked\r\n")
+                + "320\r\n\(chunk)\r\n320\r\n\(chunk)\r\n0\r\n\r\n")
         #expect(await chunked.waitForClose())
         #expect(Self.statuses(chunked.text) == [413])
         #expect(try await gateway.store.pending(limit: 10).isEmpty)

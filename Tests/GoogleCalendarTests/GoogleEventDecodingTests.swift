@@ -7,18 +7,18 @@ import Testing
 @Suite("Google events page decoding")
 struct GoogleEventDecodingTests {
     let page = #"""
-    {"kind": "calendar#events", "nextSyncToken": "CPDAlvWDx70CEPDAlvWDx70CGAU=", "items": [
-      {"id": "e1", "status": "confirmed", "summary": "Review \u2014 \"Q4\"", "updated": "2026-11-20T10:00:00.123Z",
-       "start": {"dateTime": "2026-11-26T09:00:00+01:00", "timeZone": "Europe/Berlin"},
-       "end": {"dateTime": "2026-11-26T10:00:00+01:00", "timeZone": "Europe/Berlin"},
-       "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=TH"], "iCalUID": "e1@google.com",
-       "attendees": [{"email": "A@Example.com", "responseStatus": "accepted"}, {"displayName": "no address"}],
-       "extendedProperties": {"private": {"calgateId": "lc-9"}, "shared": {"x": "y"}}},
-      {"id": "e1_20261203T080000Z", "status": "cancelled", "recurringEventId": "e1",
-       "originalStartTime": {"dateTime": "2026-12-03T09:00:00+01:00"}},
-      {"id": "allday", "start": {"date": "2026-12-24"}, "end": {"date": "2026-12-25"}, "unknownField": [1, {"a": null}]}
-    ]}
-    """#
+        {"kind": "calendar#events", "nextSyncToken": "CPDAlvWDx70CEPDAlvWDx70CGAU=", "items": [
+          {"id": "e1", "status": "confirmed", "summary": "Review \u2014 \"Q4\"", "updated": "2026-11-20T10:00:00.123Z",
+           "start": {"dateTime": "2026-11-26T09:00:00+01:00", "timeZone": "Europe/Berlin"},
+           "end": {"dateTime": "2026-11-26T10:00:00+01:00", "timeZone": "Europe/Berlin"},
+           "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=TH"], "iCalUID": "e1@google.com",
+           "attendees": [{"email": "A@Example.com", "responseStatus": "accepted"}, {"displayName": "no address"}],
+           "extendedProperties": {"private": {"calgateId": "lc-9"}, "shared": {"x": "y"}}},
+          {"id": "e1_20261203T080000Z", "status": "cancelled", "recurringEventId": "e1",
+           "originalStartTime": {"dateTime": "2026-12-03T09:00:00+01:00"}},
+          {"id": "allday", "start": {"date": "2026-12-24"}, "end": {"date": "2026-12-25"}, "unknownField": [1, {"a": null}]}
+        ]}
+        """#
 
     @Test func readsTheSameEventsAsJSONDecoder() throws {
         let ours = try GoogleEventsPage(json: JSONValue.parse(Data(page.utf8)))

@@ -24,9 +24,11 @@ final class GoogleSyncFixture: Sendable {
         http = try CurlHTTPClient()
         server = try await SimulatorServer(router: simulator.makeRouter())
         let bound = server.port
-        client = GoogleCalendarClient(http: http, endpoints: GoogleEndpoints(
-            tokenURL: "http://127.0.0.1:\(bound)/token", apiBaseURL: "http://127.0.0.1:\(bound)/calendar/v3"
-        ))
+        client = GoogleCalendarClient(
+            http: http,
+            endpoints: GoogleEndpoints(
+                tokenURL: "http://127.0.0.1:\(bound)/token", apiBaseURL: "http://127.0.0.1:\(bound)/calendar/v3"
+            ))
     }
 
     func accessToken() async throws -> String {
@@ -58,10 +60,17 @@ struct GoogleSyncEndToEndTests {
         let token = try await f.accessToken()
         let sim = f.simulator
         sim.upsertEvent(calendar: "primary", timed("Review", "2026-12-01T10:00:00+01:00", "2026-12-01T11:00:00+01:00", extra: ["id": .string("single1")]))
-        sim.upsertEvent(calendar: "primary", ["id": .string("allday1"), "summary": .string("Offsite"),
-            "start": .object(["date": .string("2026-12-03")]), "end": .object(["date": .string("2026-12-05")])])
-        sim.upsertEvent(calendar: "primary", timed("Standup", "2026-12-01T09:00:00+01:00", "2026-12-01T09:15:00+01:00",
-            extra: ["id": .string("series1"), "recurrence": .array([.string("RRULE:FREQ=DAILY;COUNT=10")])]))
+        sim.upsertEvent(
+            calendar: "primary",
+            [
+                "id": .string("allday1"), "summary": .string("Offsite"),
+                "start": .object(["date": .string("2026-12-03")]), "end": .object(["date": .string("2026-12-05")]),
+            ])
+        sim.upsertEvent(
+            calendar: "primary",
+            timed(
+                "Standup", "2026-12-01T09:00:00+01:00", "2026-12-01T09:15:00+01:00",
+                extra: ["id": .string("series1"), "recurrence": .array([.string("RRULE:FREQ=DAILY;COUNT=10")])]))
 
         let syncer = GoogleCalendarSyncer(client: f.client, store: f.store, pageSize: 2)
         let full = try await syncer.sync(calendarKey: "conn-1/primary", calendarID: "primary", accessToken: token)
@@ -75,11 +84,20 @@ struct GoogleSyncEndToEndTests {
 
         // Six changes, so the incremental sync spans three pages of two.
         sim.upsertEvent(calendar: "primary", timed("Review (moved)", "2026-12-02T10:00:00+01:00", "2026-12-02T11:00:00+01:00", extra: ["id": .string("single1")]))
-        sim.upsertEvent(calendar: "primary", timed("Standup (late)", "2026-12-03T09:30:00+01:00", "2026-12-03T09:45:00+01:00",
-            extra: ["id": .string("series1_20261203T080000Z"), "recurringEventId": .string("series1"),
-                    "originalStartTime": .object(["dateTime": .string("2026-12-03T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")])]))
-        sim.upsertEvent(calendar: "primary", ["id": .string("series1_20261205T080000Z"), "status": .string("cancelled"),
-            "recurringEventId": .string("series1"), "originalStartTime": .object(["dateTime": .string("2026-12-05T09:00:00+01:00")])])
+        sim.upsertEvent(
+            calendar: "primary",
+            timed(
+                "Standup (late)", "2026-12-03T09:30:00+01:00", "2026-12-03T09:45:00+01:00",
+                extra: [
+                    "id": .string("series1_20261203T080000Z"), "recurringEventId": .string("series1"),
+                    "originalStartTime": .object(["dateTime": .string("2026-12-03T09:00:00+01:00"), "timeZone": .string("Europe/Berlin")]),
+                ]))
+        sim.upsertEvent(
+            calendar: "primary",
+            [
+                "id": .string("series1_20261205T080000Z"), "status": .string("cancelled"),
+                "recurringEventId": .string("series1"), "originalStartTime": .object(["dateTime": .string("2026-12-05T09:00:00+01:00")]),
+            ])
         sim.deleteEvent(calendar: "primary", id: "allday1")
         sim.upsertEvent(calendar: "primary", timed("New", "2026-12-10T12:00:00Z", "2026-12-10T13:00:00Z", zone: "UTC", extra: ["id": .string("new1")]))
         sim.upsertEvent(calendar: "primary", timed("New 2", "2026-12-11T12:00:00Z", "2026-12-11T13:00:00Z", zone: "UTC", extra: ["id": .string("new2")]))

@@ -17,8 +17,9 @@ struct GraphClientAndMapperTests {
         let key = "mc_1/cal"
         #expect(try GraphEventMapper.changes(for: item(#"{"id":"A","@removed":{"reason":"deleted"}}"#), calendarKey: key) == [.delete(externalID: "A")])
         #expect(try GraphEventMapper.changes(for: item(#"{"id":"O","type":"occurrence","seriesMasterId":"M","start":{"dateTime":"2026-12-01T10:00:00.0000000","timeZone":"UTC"},"end":{"dateTime":"2026-12-01T11:00:00.0000000","timeZone":"UTC"}}"#), calendarKey: key).isEmpty)
-        #expect(try GraphEventMapper.changes(for: item(#"{"id":"X","type":"exception","isCancelled":true,"seriesMasterId":"M","originalStart":"2026-12-08T10:00:00Z"}"#), calendarKey: key)
-            == [.cancelInstance(source: .microsoft, externalID: "X", seriesID: "M", originalStart: "2026-12-08T10:00:00Z")])
+        #expect(
+            try GraphEventMapper.changes(for: item(#"{"id":"X","type":"exception","isCancelled":true,"seriesMasterId":"M","originalStart":"2026-12-08T10:00:00Z"}"#), calendarKey: key)
+                == [.cancelInstance(source: .microsoft, externalID: "X", seriesID: "M", originalStart: "2026-12-08T10:00:00Z")])
         #expect(try GraphEventMapper.changes(for: item(#"{"id":"C","type":"singleInstance","isCancelled":true}"#), calendarKey: key) == [.delete(externalID: "C")])
 
         let allDay = try GraphEventMapper.changes(for: item(#"{"id":"D","subject":"Offsite","isAllDay":true,"start":{"dateTime":"2026-12-10T00:00:00.0000000","timeZone":"Eastern Standard Time"},"end":{"dateTime":"2026-12-12T00:00:00.0000000","timeZone":"Eastern Standard Time"}}"#), calendarKey: key)
@@ -26,20 +27,28 @@ struct GraphClientAndMapperTests {
         #expect(offsite.time == .allDay(startDate: "2026-12-10", endDate: "2026-12-12"))
         #expect(offsite.source == .microsoft)
 
-        let master = try GraphEventMapper.changes(for: item(#"""
-            {"id":"M","type":"seriesMaster","subject":"Standup","showAs":"tentative","lastModifiedDateTime":"2026-11-01T09:00:00.1234567Z",
-             "start":{"dateTime":"2026-12-01T09:00:00.0000000","timeZone":"India Standard Time"},"end":{"dateTime":"2026-12-01T09:15:00.0000000","timeZone":"India Standard Time"},
-             "recurrence":{"pattern":{"type":"daily","interval":2},"range":{"type":"endDate","startDate":"2026-12-01","endDate":"2026-12-31","recurrenceTimeZone":"India Standard Time"}},
-             "cancelledOccurrences":["OID.M.2026-12-05"]}
-            """#), calendarKey: key)
+        let master = try GraphEventMapper.changes(
+            for: item(
+                #"""
+                {"id":"M","type":"seriesMaster","subject":"Standup","showAs":"tentative","lastModifiedDateTime":"2026-11-01T09:00:00.1234567Z",
+                 "start":{"dateTime":"2026-12-01T09:00:00.0000000","timeZone":"India Standard Time"},"end":{"dateTime":"2026-12-01T09:15:00.0000000","timeZone":"India Standard Time"},
+                 "recurrence":{"pattern":{"type":"daily","interval":2},"range":{"type":"endDate","startDate":"2026-12-01","endDate":"2026-12-31","recurrenceTimeZone":"India Standard Time"}},
+                 "cancelledOccurrences":["OID.M.2026-12-05"]}
+                """#), calendarKey: key)
         guard case .upsert(let standup)? = master.first else { Issue.record("no upsert"); return }
         #expect(standup.status == "tentative")
         #expect(standup.recurrence.first?.hasPrefix("RRULE:FREQ=DAILY;INTERVAL=2") == true)
         #expect(standup.recurrence.first?.contains("UNTIL=20261231T") == true)
-        #expect(standup.time == .timed(start: try #require(ISO8601DateFormatter().date(from: "2026-12-01T03:30:00Z")),
-                                       end: try #require(ISO8601DateFormatter().date(from: "2026-12-01T03:45:00Z")), timeZone: "Asia/Calcutta")
-                || standup.time == .timed(start: try #require(ISO8601DateFormatter().date(from: "2026-12-01T03:30:00Z")),
-                                          end: try #require(ISO8601DateFormatter().date(from: "2026-12-01T03:45:00Z")), timeZone: "Asia/Kolkata"))
+        #expect(
+            standup.time
+                == .timed(
+                    start: try #require(ISO8601DateFormatter().date(from: "2026-12-01T03:30:00Z")),
+                    end: try #require(ISO8601DateFormatter().date(from: "2026-12-01T03:45:00Z")), timeZone: "Asia/Calcutta")
+                || standup.time
+                    == .timed(
+                        start: try #require(ISO8601DateFormatter().date(from: "2026-12-01T03:30:00Z")),
+                        end: try #require(ISO8601DateFormatter().date(from: "2026-12-01T03:45:00Z")), timeZone: "Asia/Kolkata")
+        )
         #expect(standup.updatedAt != nil)
         #expect(master.dropFirst().first == .cancelInstance(source: .microsoft, externalID: "M#cancelled#2026-12-05", seriesID: "M", originalStart: "2026-12-05"))
     }
@@ -83,8 +92,10 @@ struct GraphClientAndMapperTests {
     @Test func linksAreFollowedOnlyBackToGraph() throws {
         let client = GraphClient(http: try CurlHTTPClient(), endpoints: GraphEndpoints(tokenURL: "https://login.test/token", apiBaseURL: "https://graph.test/v1.0/"))
         #expect(try client.checkedLink("https://graph.test/v1.0/me/events/delta?$deltatoken=abc", what: "l") == "https://graph.test/v1.0/me/events/delta?$deltatoken=abc")
-        for bad in ["https://evil.test/v1.0/me", "https://graph.test.evil.test/v1.0/me", "http://graph.test/v1.0/me", "https://graph.test/v1.0x/me",
-                    "https://graph.test/v1.0/me\r\nHost: evil", "https://graph.test/v1.0/a b"] {
+        for bad in [
+            "https://evil.test/v1.0/me", "https://graph.test.evil.test/v1.0/me", "http://graph.test/v1.0/me", "https://graph.test/v1.0x/me",
+            "https://graph.test/v1.0/me\r\nHost: evil", "https://graph.test/v1.0/a b",
+        ] {
             #expect(throws: GraphAPIError.self, "\(bad)") { try client.checkedLink(bad, what: "l") }
         }
     }

@@ -56,8 +56,9 @@ func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minute: Int =
         #expect(zulu.date == utc(2025, 7, 1, 9))
         #expect(zulu.zone == "America/Los_Angeles")
         #expect(try instant("2025-07-01T09:00:00+02:00", "Pacific Standard Time").date == utc(2025, 7, 1, 7))
-        #expect(try instant("2025-07-01T09:00:00.1234567-05:30", nil).date
-            == utc(2025, 7, 1, 14, 30).addingTimeInterval(0.1234567))
+        #expect(
+            try instant("2025-07-01T09:00:00.1234567-05:30", nil).date
+                == utc(2025, 7, 1, 14, 30).addingTimeInterval(0.1234567))
     }
 
     @Test func daylightSavingGapMovesForwardAndOverlapTakesFirst() throws {
@@ -121,16 +122,31 @@ func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minute: Int =
     }
 
     @Test func wallDates() throws {
-        #expect(try GraphDateTime.wallDate(GraphDateTimeTimeZone(dateTime: "2025-12-25T00:00:00.0000000",
-                                                                  timeZone: "Pacific Standard Time")) == "2025-12-25")
-        #expect(try GraphDateTime.wallDate(GraphDateTimeTimeZone(dateTime: "2025-12-25T00:00:00.0000000",
-                                                                  timeZone: nil)) == "2025-12-25")
-        #expect(try GraphDateTime.wallDate(GraphDateTimeTimeZone(dateTime: "2025-12-25T05:00:00Z",
-                                                                  timeZone: "Pacific Standard Time")) == "2025-12-24")
-        #expect(try GraphDateTime.wallDate(GraphDateTimeTimeZone(dateTime: "2025-12-24T20:00:00Z",
-                                                                  timeZone: "Tokyo Standard Time")) == "2025-12-25")
-        #expect(try GraphDateTime.wallDate(GraphDateTimeTimeZone(dateTime: "1900-01-01T00:00:00",
-                                                                  timeZone: nil)) == "1900-01-01")
+        #expect(
+            try GraphDateTime.wallDate(
+                GraphDateTimeTimeZone(
+                    dateTime: "2025-12-25T00:00:00.0000000",
+                    timeZone: "Pacific Standard Time")) == "2025-12-25")
+        #expect(
+            try GraphDateTime.wallDate(
+                GraphDateTimeTimeZone(
+                    dateTime: "2025-12-25T00:00:00.0000000",
+                    timeZone: nil)) == "2025-12-25")
+        #expect(
+            try GraphDateTime.wallDate(
+                GraphDateTimeTimeZone(
+                    dateTime: "2025-12-25T05:00:00Z",
+                    timeZone: "Pacific Standard Time")) == "2025-12-24")
+        #expect(
+            try GraphDateTime.wallDate(
+                GraphDateTimeTimeZone(
+                    dateTime: "2025-12-24T20:00:00Z",
+                    timeZone: "Tokyo Standard Time")) == "2025-12-25")
+        #expect(
+            try GraphDateTime.wallDate(
+                GraphDateTimeTimeZone(
+                    dateTime: "1900-01-01T00:00:00",
+                    timeZone: nil)) == "1900-01-01")
         #expect(throws: GraphDateTimeError.self) {
             try GraphDateTime.wallDate(GraphDateTimeTimeZone(dateTime: "2025-02-30T00:00:00", timeZone: nil))
         }

@@ -6,10 +6,10 @@ import Testing
 @Suite("Graph notification decoding")
 struct GraphNotificationDecoderTests {
     let change = #"""
-    {"value":[{"subscriptionId":"7f105c7d-2dc5-4530-97cd-4e7ae6534c07","subscriptionExpirationDateTime":"2026-12-01T11:00:00.0000000Z",
-      "changeType":"updated","resource":"Users/u/Events/AAMk","clientState":"secret-state","tenantId":"t1",
-      "resourceData":{"@odata.type":"#Microsoft.Graph.Event","@odata.id":"Users/u/Events/AAMk","@odata.etag":"W/\"DwAAABYA\"","id":"AAMk"}}]}
-    """#
+        {"value":[{"subscriptionId":"7f105c7d-2dc5-4530-97cd-4e7ae6534c07","subscriptionExpirationDateTime":"2026-12-01T11:00:00.0000000Z",
+          "changeType":"updated","resource":"Users/u/Events/AAMk","clientState":"secret-state","tenantId":"t1",
+          "resourceData":{"@odata.type":"#Microsoft.Graph.Event","@odata.id":"Users/u/Events/AAMk","@odata.etag":"W/\"DwAAABYA\"","id":"AAMk"}}]}
+        """#
 
     @Test func decodesChangeNotifications() throws {
         let items = try GraphNotificationDecoder.decode(Array(change.utf8), lifecycle: false)

@@ -11,10 +11,12 @@ extension OpenSSLTLSTests {
             defer { try? FileManager.default.removeItem(atPath: root) }
             let dir = root + "/nested/certs"  // generate creates missing parents
             let paths = try DevCertificateAuthority.generate(directory: dir)
-            #expect(paths == DevCertificatePaths(
-                caCertificate: dir + "/dev-ca.pem", caKey: dir + "/dev-ca.key",
-                serverCertificate: dir + "/server.pem", serverKey: dir + "/server.key"
-            ))
+            #expect(
+                paths
+                    == DevCertificatePaths(
+                        caCertificate: dir + "/dev-ca.pem", caKey: dir + "/dev-ca.key",
+                        serverCertificate: dir + "/server.pem", serverKey: dir + "/server.key"
+                    ))
             func mode(_ path: String) throws -> Int? {
                 try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
             }

@@ -99,14 +99,18 @@ extension OpenSSLTLSTests {
             let certs = try CertificateFixture()
             defer { certs.remove() }
             try await TLSTestServer.with(context: TLSServerContext(configuration: certs.configuration())) { server throws in
-                let tls12 = try TLSTestClient.connect(port: server.port, options: .init(
-                    minimumVersion: .tls1_2, maximumVersion: .tls1_2,
-                    tls12Ciphers: "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"
-                ))
+                let tls12 = try TLSTestClient.connect(
+                    port: server.port,
+                    options: .init(
+                        minimumVersion: .tls1_2, maximumVersion: .tls1_2,
+                        tls12Ciphers: "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"
+                    ))
                 #expect(tls12.cipher == "ECDHE-ECDSA-AES128-GCM-SHA256")
-                let tls13 = try TLSTestClient.connect(port: server.port, options: .init(
-                    tls13Ciphersuites: "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
-                ))
+                let tls13 = try TLSTestClient.connect(
+                    port: server.port,
+                    options: .init(
+                        tls13Ciphersuites: "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
+                    ))
                 #expect(tls13.cipher == "TLS_AES_256_GCM_SHA384")
             }
         }
@@ -165,10 +169,12 @@ extension OpenSSLTLSTests {
             ])
             let context = try TLSServerContext(configuration: TLSServerConfiguration(certificateChainPath: dir + "/rsa.pem", privateKeyPath: dir + "/rsa.key"))
             try await TLSTestServer.with(context: context) { server throws in
-                let tls12 = try TLSTestClient.connect(port: server.port, options: .init(
-                    minimumVersion: .tls1_2, maximumVersion: .tls1_2, tls12Ciphers: "ECDHE-RSA-AES256-GCM-SHA384",
-                    caFile: dir + "/rsa.pem", expectedHostname: "localhost"
-                ))
+                let tls12 = try TLSTestClient.connect(
+                    port: server.port,
+                    options: .init(
+                        minimumVersion: .tls1_2, maximumVersion: .tls1_2, tls12Ciphers: "ECDHE-RSA-AES256-GCM-SHA384",
+                        caFile: dir + "/rsa.pem", expectedHostname: "localhost"
+                    ))
                 #expect(tls12.cipher == "ECDHE-RSA-AES256-GCM-SHA384")
                 #expect(try tls12.echo("rsa") == "echo:rsa")
                 let tls13 = try TLSTestClient.connect(port: server.port)

@@ -47,14 +47,16 @@ struct PushSubscriptionMigrationTests {
             try SQLiteMigrations.migrate(old, to: 12)
             #expect(try SQLiteMigrations.userVersion(old) == 12)
             for channel in Self.channels {
-                try old.execute("""
+                try old.execute(
+                    """
                     INSERT INTO google_channels (id, resource_id, sealed_token, calendar_key, expires_at_ms, stopped_at_ms, created_at_ms)
                     VALUES ('\(channel.id)', '\(channel.resourceID)', \(Self.hex(channel.sealedToken)), '\(channel.calendarKey)',
                             \(Self.ms(channel.expiresAt)), \(Self.ms(channel.stoppedAt)), \(Self.ms(channel.createdAt)))
                     """)
             }
             for subscription in Self.subscriptions {
-                try old.execute("""
+                try old.execute(
+                    """
                     INSERT INTO graph_subscriptions (id, calendar_key, sealed_client_state, expires_at_ms, removed_at_ms, created_at_ms)
                     VALUES ('\(subscription.id)', '\(subscription.calendarKey)', \(Self.hex(subscription.sealedClientState)),
                             \(Self.ms(subscription.expiresAt)), \(Self.ms(subscription.removedAt)), \(Self.ms(subscription.createdAt)))
@@ -74,14 +76,18 @@ struct PushSubscriptionMigrationTests {
         #expect(try await store.allLiveGraphSubscriptions().map(\.id) == ["shared-id", "s-1"])
 
         // Through the generic port, field by field for one row of each (not only through the shared conversion).
-        #expect(try await store.pushSubscription(provider: .google, id: "ch-old") == StoredPushSubscription(
-            provider: .google, id: "ch-old", calendarKey: "c1/primary", resourceID: "res-2", sealedSecret: [1, 2, 3],
-            expiresAt: Self.date(1_700_000_000), createdAt: nil, endedAt: Self.date(1_700_001_000)
-        ))
-        #expect(try await store.pushSubscription(provider: .microsoft, id: "s-2") == StoredPushSubscription(
-            provider: .microsoft, id: "s-2", calendarKey: "c2/cal", resourceID: nil, sealedSecret: [6],
-            expiresAt: Self.date(1_700_500_000.125), createdAt: nil, endedAt: Self.date(1_700_200_000)
-        ))
+        #expect(
+            try await store.pushSubscription(provider: .google, id: "ch-old")
+                == StoredPushSubscription(
+                    provider: .google, id: "ch-old", calendarKey: "c1/primary", resourceID: "res-2", sealedSecret: [1, 2, 3],
+                    expiresAt: Self.date(1_700_000_000), createdAt: nil, endedAt: Self.date(1_700_001_000)
+                ))
+        #expect(
+            try await store.pushSubscription(provider: .microsoft, id: "s-2")
+                == StoredPushSubscription(
+                    provider: .microsoft, id: "s-2", calendarKey: "c2/cal", resourceID: nil, sealedSecret: [6],
+                    expiresAt: Self.date(1_700_500_000.125), createdAt: nil, endedAt: Self.date(1_700_200_000)
+                ))
         for channel in Self.channels {
             #expect(try await store.pushSubscription(provider: .google, id: channel.id) == StoredPushSubscription(channel))
         }
@@ -96,8 +102,9 @@ struct PushSubscriptionMigrationTests {
             return sealed
         }
         #expect(count == Self.channels.count + Self.subscriptions.count)
-        let expected = Dictionary(uniqueKeysWithValues: Self.channels.map { ("google_channel:\($0.id)", $0.sealedToken) }
-            + Self.subscriptions.map { ("graph_subscription:\($0.id)", $0.sealedClientState) })
+        let expected = Dictionary(
+            uniqueKeysWithValues: Self.channels.map { ("google_channel:\($0.id)", $0.sealedToken) }
+                + Self.subscriptions.map { ("graph_subscription:\($0.id)", $0.sealedClientState) })
         #expect(seen.withLock { $0 } == expected)
         await store.close()
 

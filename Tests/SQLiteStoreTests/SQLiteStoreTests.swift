@@ -46,7 +46,8 @@ struct SQLiteStoreTests {
             let old = try SQLiteDatabase(path: path, busyTimeoutMilliseconds: 1000)
             try SQLiteMigrations.migrate(old, to: version)
             #expect(try SQLiteMigrations.userVersion(old) == version)
-            try old.execute("""
+            try old.execute(
+                """
                 INSERT INTO inbox (provider, channel_id, dedupe_key, kind, received_at_ms, headers, body)
                 VALUES ('google', 'old-channel', 'old-key', 'sync', 1700000000000, '{}', x'')
                 """)

@@ -41,36 +41,44 @@ struct AppointmentContractTests {
     @Test(arguments: Backend.available)
     func upsertReplacesDeleteTakesExceptionsCancelInstanceKeepsSlot(_ backend: Backend) async throws {
         try await withStore(backend) { store in
-            _ = try await store.applySync(calendarKey: Self.key, changes: [
-                .upsert(Self.timed("master")), .upsert(Self.timed("exc-1", series: "master")), .upsert(Self.timed("exc-2", series: "master")),
-                .upsert(Self.allDay("single")),
-            ], cursor: "c1", replaceAll: false)
+            _ = try await store.applySync(
+                calendarKey: Self.key,
+                changes: [
+                    .upsert(Self.timed("master")), .upsert(Self.timed("exc-1", series: "master")), .upsert(Self.timed("exc-2", series: "master")),
+                    .upsert(Self.allDay("single")),
+                ], cursor: "c1", replaceAll: false)
             var renamed = Self.timed("single", title: "Renamed")
             renamed.iCalUID = nil
             renamed.pushedFrom = nil
             renamed.attendees = []
             renamed.recurrence = []
             renamed.updatedAt = nil
-            let result = try await store.applySync(calendarKey: Self.key, changes: [
-                .upsert(renamed),
-                .delete(externalID: "master"),
-                .cancelInstance(source: .google, externalID: "inst-1", seriesID: "other-series", originalStart: "2024-12-10"),
-                .delete(externalID: "missing"),
-            ], cursor: "c2", replaceAll: false)
+            let result = try await store.applySync(
+                calendarKey: Self.key,
+                changes: [
+                    .upsert(renamed),
+                    .delete(externalID: "master"),
+                    .cancelInstance(source: .google, externalID: "inst-1", seriesID: "other-series", originalStart: "2024-12-10"),
+                    .delete(externalID: "missing"),
+                ], cursor: "c2", replaceAll: false)
             #expect(result == CalendarSyncResult(upserted: 2, deleted: 3), "a master's deletion takes its two exceptions")
             let stored = try await store.appointments(calendarKey: Self.key)
             #expect(stored.map(\.externalID) == ["inst-1", "single"])
             #expect(stored.last == renamed, "nil and empty fields round-trip")
-            #expect(stored.first == Appointment(
-                source: .google, calendarKey: Self.key, externalID: "inst-1", title: "", time: .allDay(startDate: "2024-12-10", endDate: "2024-12-10"),
-                status: "cancelled", seriesID: "other-series", originalStart: "2024-12-10"
-            ))
+            #expect(
+                stored.first
+                    == Appointment(
+                        source: .google, calendarKey: Self.key, externalID: "inst-1", title: "", time: .allDay(startDate: "2024-12-10", endDate: "2024-12-10"),
+                        status: "cancelled", seriesID: "other-series", originalStart: "2024-12-10"
+                    ))
             #expect(try await store.syncCursor(calendarKey: Self.key) == "c2")
 
             // Upsert then delete of the same id in one sync: applied in order.
-            let again = try await store.applySync(calendarKey: Self.key, changes: [
-                .upsert(Self.allDay("temp")), .delete(externalID: "temp"), .upsert(Self.allDay("kept")), .upsert(Self.timed("kept")),
-            ], cursor: "c3", replaceAll: false)
+            let again = try await store.applySync(
+                calendarKey: Self.key,
+                changes: [
+                    .upsert(Self.allDay("temp")), .delete(externalID: "temp"), .upsert(Self.allDay("kept")), .upsert(Self.timed("kept")),
+                ], cursor: "c3", replaceAll: false)
             #expect(again == CalendarSyncResult(upserted: 3, deleted: 1))
             #expect(try await store.appointments(calendarKey: Self.key).map(\.externalID) == ["inst-1", "kept", "single"])
             #expect(try await store.appointments(calendarKey: Self.key).first { $0.externalID == "kept" } == Self.timed("kept"), "the later upsert wins")

@@ -73,14 +73,17 @@ struct ConnectionContractTests {
     func calendarsAreReplacedAndOrdered(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             try await store.createConnection(Self.connection("c1", created: 1_700_000_000), credentials: Self.credentials)
-            try await store.saveCalendars(connectionID: "c1", [
-                ConnectionCalendar(connectionID: "c1", calendarID: "work", name: "Work", selected: true),
-                ConnectionCalendar(connectionID: "c1", calendarID: "Home/Family", name: "Family ✓", selected: false),
-            ])
-            #expect(try await store.calendars(connectionID: "c1") == [
-                ConnectionCalendar(connectionID: "c1", calendarID: "Home/Family", name: "Family ✓", selected: false),
-                ConnectionCalendar(connectionID: "c1", calendarID: "work", name: "Work", selected: true),
-            ])
+            try await store.saveCalendars(
+                connectionID: "c1",
+                [
+                    ConnectionCalendar(connectionID: "c1", calendarID: "work", name: "Work", selected: true),
+                    ConnectionCalendar(connectionID: "c1", calendarID: "Home/Family", name: "Family ✓", selected: false),
+                ])
+            #expect(
+                try await store.calendars(connectionID: "c1") == [
+                    ConnectionCalendar(connectionID: "c1", calendarID: "Home/Family", name: "Family ✓", selected: false),
+                    ConnectionCalendar(connectionID: "c1", calendarID: "work", name: "Work", selected: true),
+                ])
             try await store.saveCalendars(connectionID: "c1", [ConnectionCalendar(connectionID: "c1", calendarID: "new", name: "New", selected: true)])
             #expect(try await store.calendars(connectionID: "c1").map(\.calendarID) == ["new"])
             try await store.saveCalendars(connectionID: "c1", [])

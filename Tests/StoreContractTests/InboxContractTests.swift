@@ -21,8 +21,9 @@ struct InboxContractTests {
                 headers: Self.awkwardHeaders, body: Array(0...255)
             )
             let bare = InboxEntry(provider: .google, channelID: "ch-1", kind: "sync", receivedAt: date(1_733_000_001))
-            let redtail = InboxEntry(provider: .redtail, channelID: "poll", dedupeKey: nil, kind: "exists", receivedAt: date(1_733_000_002.5),
-                                     headers: ["a": "1"], body: Array("{}".utf8))
+            let redtail = InboxEntry(
+                provider: .redtail, channelID: "poll", dedupeKey: nil, kind: "exists", receivedAt: date(1_733_000_002.5),
+                headers: ["a": "1"], body: Array("{}".utf8))
             let results = try await store.append([full, bare, redtail])
             #expect(results.count == 3)
             guard case .stored(let first) = results[0], case .stored(let second) = results[1], case .stored(let third) = results[2] else {
@@ -51,7 +52,8 @@ struct InboxContractTests {
 
             let batch = try await store.append([entry("k2"), entry("k2"), entry(nil), entry(nil), entry("k1"), entry("k3")])
             guard case .stored(let k2) = batch[0], case .stored(let n1) = batch[2], case .stored(let n2) = batch[3],
-                  case .stored(let k3) = batch[5] else {
+                case .stored(let k3) = batch[5]
+            else {
                 Issue.record("unexpected batch results \(batch)")
                 return
             }
@@ -73,9 +75,11 @@ struct InboxContractTests {
                 for n in 0..<200 {
                     group.addTask {
                         let key: String? = n % 3 == 0 ? nil : "key-\(n)"
-                        let result = try await store.append([InboxEntry(
-                            provider: .google, channelID: "ch-\(n)", dedupeKey: key, kind: "exists", receivedAt: date(1_733_200_000 + Double(n))
-                        )])
+                        let result = try await store.append([
+                            InboxEntry(
+                                provider: .google, channelID: "ch-\(n)", dedupeKey: key, kind: "exists", receivedAt: date(1_733_200_000 + Double(n))
+                            )
+                        ])
                         guard case .stored(let id)? = result.first else { throw PostgresTestError.noServer }
                         return id
                     }

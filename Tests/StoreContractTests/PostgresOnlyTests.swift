@@ -79,9 +79,11 @@ struct PostgresOnlyTests {
                         try await withThrowingTaskGroup(of: Int64.self) { appends in
                             for n in 0..<300 {
                                 appends.addTask {
-                                    try await store.append([InboxEntry(
-                                        provider: .google, channelID: "\(name)-\(n)", dedupeKey: "\(name)-\(n)", kind: "exists", receivedAt: Date()
-                                    )])[0].rowID
+                                    try await store.append([
+                                        InboxEntry(
+                                            provider: .google, channelID: "\(name)-\(n)", dedupeKey: "\(name)-\(n)", kind: "exists", receivedAt: Date()
+                                        )
+                                    ])[0].rowID
                                 }
                             }
                             for try await id in appends { ids.append(id) }
@@ -101,7 +103,7 @@ struct PostgresOnlyTests {
                         cursor.advance(past: rows)
                         if finished && rows.isEmpty { break }
                     }
-                    return read.map { -$0 } // negative: the reader's result
+                    return read.map { -$0 }  // negative: the reader's result
                 }
                 var appended: [Int64] = []
                 var read: [Int64] = []
@@ -184,9 +186,11 @@ struct PostgresOnlyTests {
             let woken = Counter()
             b.onRemoteInboxAppend { woken.increment() }
             let before = b.webhookCredentialsVersion
-            try await PostgresAdmin.execute(url: url, [
-                "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE application_name = 'calgate-listen \(b.instanceID)'",
-            ])
+            try await PostgresAdmin.execute(
+                url: url,
+                [
+                    "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE application_name = 'calgate-listen \(b.instanceID)'"
+                ])
             #expect(await eventually(within: 10) { b.webhookCredentialsVersion > before && woken.value >= 1 }, "after a reconnect both fire once")
             // And it listens again.
             let count = woken.value

@@ -39,19 +39,22 @@ struct PostgresPushSubscriptionMigrationTests {
             // The database as calgate left it before the generic table, written with that schema's own columns.
             try await PostgresAdmin.migrate(url: url, to: 1, logger: testLogger)
             #expect(try await PostgresAdmin.execute(url: url, ["SELECT MAX(version)::text FROM schema_migrations"]) == "1")
-            try await PostgresAdmin.execute(url: url, Self.channels.map { channel in
-                """
-                INSERT INTO google_channels (id, resource_id, sealed_token, calendar_key, expires_at, stopped_at, created_at)
-                VALUES ('\(channel.id)', '\(channel.resourceID)', \(Self.bytes(channel.sealedToken)), '\(channel.calendarKey)',
-                        \(Self.instant(channel.expiresAt)), \(Self.instant(channel.stoppedAt)), \(Self.instant(channel.createdAt)))
-                """
-            } + Self.subscriptions.map { subscription in
-                """
-                INSERT INTO graph_subscriptions (id, calendar_key, sealed_client_state, expires_at, removed_at, created_at)
-                VALUES ('\(subscription.id)', '\(subscription.calendarKey)', \(Self.bytes(subscription.sealedClientState)),
-                        \(Self.instant(subscription.expiresAt)), \(Self.instant(subscription.removedAt)), \(Self.instant(subscription.createdAt)))
-                """
-            })
+            try await PostgresAdmin.execute(
+                url: url,
+                Self.channels.map { channel in
+                    """
+                    INSERT INTO google_channels (id, resource_id, sealed_token, calendar_key, expires_at, stopped_at, created_at)
+                    VALUES ('\(channel.id)', '\(channel.resourceID)', \(Self.bytes(channel.sealedToken)), '\(channel.calendarKey)',
+                            \(Self.instant(channel.expiresAt)), \(Self.instant(channel.stoppedAt)), \(Self.instant(channel.createdAt)))
+                    """
+                }
+                    + Self.subscriptions.map { subscription in
+                        """
+                        INSERT INTO graph_subscriptions (id, calendar_key, sealed_client_state, expires_at, removed_at, created_at)
+                        VALUES ('\(subscription.id)', '\(subscription.calendarKey)', \(Self.bytes(subscription.sealedClientState)),
+                                \(Self.instant(subscription.expiresAt)), \(Self.instant(subscription.removedAt)), \(Self.instant(subscription.createdAt)))
+                        """
+                    })
 
             let store = try await PostgresStore.open(url: url, logger: testLogger)
             do {
@@ -63,14 +66,18 @@ struct PostgresPushSubscriptionMigrationTests {
                 #expect(try await store.allLiveGoogleChannels().map(\.id) == ["shared-id", "ch-1"])
                 #expect(try await store.allLiveGraphSubscriptions().map(\.id) == ["shared-id", "s-1"])
 
-                #expect(try await store.pushSubscription(provider: .google, id: "ch-old") == StoredPushSubscription(
-                    provider: .google, id: "ch-old", calendarKey: "c1/primary", resourceID: "res-2", sealedSecret: [1, 2, 3],
-                    expiresAt: date(1_700_000_000), createdAt: nil, endedAt: date(1_700_001_000)
-                ))
-                #expect(try await store.pushSubscription(provider: .microsoft, id: "s-2") == StoredPushSubscription(
-                    provider: .microsoft, id: "s-2", calendarKey: "c2/cal", resourceID: nil, sealedSecret: [6],
-                    expiresAt: date(1_700_500_000.125), createdAt: nil, endedAt: date(1_700_200_000)
-                ))
+                #expect(
+                    try await store.pushSubscription(provider: .google, id: "ch-old")
+                        == StoredPushSubscription(
+                            provider: .google, id: "ch-old", calendarKey: "c1/primary", resourceID: "res-2", sealedSecret: [1, 2, 3],
+                            expiresAt: date(1_700_000_000), createdAt: nil, endedAt: date(1_700_001_000)
+                        ))
+                #expect(
+                    try await store.pushSubscription(provider: .microsoft, id: "s-2")
+                        == StoredPushSubscription(
+                            provider: .microsoft, id: "s-2", calendarKey: "c2/cal", resourceID: nil, sealedSecret: [6],
+                            expiresAt: date(1_700_500_000.125), createdAt: nil, endedAt: date(1_700_200_000)
+                        ))
                 for channel in Self.channels {
                     #expect(try await store.pushSubscription(provider: .google, id: channel.id) == StoredPushSubscription(channel))
                 }
@@ -83,9 +90,11 @@ struct PostgresPushSubscriptionMigrationTests {
             }
             await store.close()
 
-            let leftovers = try await PostgresAdmin.execute(url: url, [
-                "SELECT (to_regclass('google_channels') IS NULL AND to_regclass('graph_subscriptions') IS NULL)::text",
-            ])
+            let leftovers = try await PostgresAdmin.execute(
+                url: url,
+                [
+                    "SELECT (to_regclass('google_channels') IS NULL AND to_regclass('graph_subscriptions') IS NULL)::text"
+                ])
             #expect(leftovers == "true", "the old tables are gone")
         }
     }

@@ -81,7 +81,7 @@ struct PushSubscriptionContractTests {
                 StoredPushSubscription(provider: provider, id: id, calendarKey: key, sealedSecret: Array(id.utf8), expiresAt: date(expires))
             }
             let rows = [
-                row(Self.toy, "b", "k1/cal", 1_700_000_000), row(Self.toy, "a", "k1/cal", 1_700_000_000), // tie: by id
+                row(Self.toy, "b", "k1/cal", 1_700_000_000), row(Self.toy, "a", "k1/cal", 1_700_000_000),  // tie: by id
                 row(Self.toy, "newest", "k1/cal", 1_800_000_000), row(Self.toy, "oldest", "k1/cal", 1_600_000_000.001),
                 row(Self.toy, "ended", "k1/cal", 1_900_000_000), row(Self.toy, "z", "k0/cal", 1_500_000_000),
                 row(.google, "g", "k1/cal", 1_950_000_000), row(.microsoft, "m", "k0/cal", 1_950_000_000),
@@ -107,18 +107,22 @@ struct PushSubscriptionContractTests {
                 stoppedAt: date(1_700_000_500), createdAt: date(1_699_000_000)
             )
             try await store.saveGoogleChannel(channel)
-            #expect(try await store.pushSubscription(provider: .google, id: "ch-1") == StoredPushSubscription(
-                provider: .google, id: "ch-1", calendarKey: "c1/primary", resourceID: "res-1", sealedSecret: [4, 2],
-                expiresAt: date(1_700_000_000), createdAt: date(1_699_000_000), endedAt: date(1_700_000_500)
-            ))
+            #expect(
+                try await store.pushSubscription(provider: .google, id: "ch-1")
+                    == StoredPushSubscription(
+                        provider: .google, id: "ch-1", calendarKey: "c1/primary", resourceID: "res-1", sealedSecret: [4, 2],
+                        expiresAt: date(1_700_000_000), createdAt: date(1_699_000_000), endedAt: date(1_700_000_500)
+                    ))
 
             let generic = StoredPushSubscription(
                 provider: .microsoft, id: "s-1", calendarKey: "c2/cal", sealedSecret: [7], expiresAt: date(1_700_100_000), createdAt: date(1_700_000_000)
             )
             try await store.savePushSubscription(generic)
-            #expect(try await store.graphSubscription(id: "s-1") == StoredGraphSubscription(
-                id: "s-1", calendarKey: "c2/cal", sealedClientState: [7], expiresAt: date(1_700_100_000), createdAt: date(1_700_000_000)
-            ))
+            #expect(
+                try await store.graphSubscription(id: "s-1")
+                    == StoredGraphSubscription(
+                        id: "s-1", calendarKey: "c2/cal", sealedClientState: [7], expiresAt: date(1_700_100_000), createdAt: date(1_700_000_000)
+                    ))
             #expect(try await store.googleChannel(id: "s-1") == nil, "a Graph row is not a Google channel")
             try await store.updateGraphSubscriptionExpiry(id: "s-1", expiresAt: date(1_700_900_000), renewedAt: date(1_700_050_000))
             let renewed = try #require(try await store.pushSubscription(provider: .microsoft, id: "s-1"))

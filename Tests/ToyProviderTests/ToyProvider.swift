@@ -109,9 +109,11 @@ struct ToyConnector: ConnectionManaging, ProviderSyncing {
         let id = "toy_" + UUID().uuidString.lowercased().prefix(12)
         let connection = Connection(id: id, userID: request.userID, provider: Toy.provider, createdAt: Date())
         let sealed = try sealer.seal(Array(token.utf8), context: "connection:\(id):refresh_token")
-        try await store.createConnection(connection, credentials: SealedCredentials(
-            clientID: "toy", sealedClientSecret: try sealer.seal(Array(token.utf8), context: "connection:\(id):client_secret"), sealedRefreshToken: sealed
-        ))
+        try await store.createConnection(
+            connection,
+            credentials: SealedCredentials(
+                clientID: "toy", sealedClientSecret: try sealer.seal(Array(token.utf8), context: "connection:\(id):client_secret"), sealedRefreshToken: sealed
+            ))
         let calendar = ConnectionCalendar(connectionID: id, calendarID: "main", name: "Toy calendar", selected: true)
         try await store.saveCalendars(connectionID: id, [calendar])
         _ = service.openChannel(calendarKey: calendar.calendarKey)
@@ -145,10 +147,11 @@ struct ToyConnector: ConnectionManaging, ProviderSyncing {
         let (events, version) = service.snapshot(calendarKey: calendarKey)
         if try await store.syncCursor(calendarKey: calendarKey) == String(version) { return .nothing }
         let changes = events.sorted { $0.key < $1.key }.map { id, title in
-            AppointmentChange.upsert(Appointment(
-                source: Toy.provider, calendarKey: calendarKey, externalID: id, title: title,
-                time: .allDay(startDate: "2026-12-24", endDate: "2026-12-25")
-            ))
+            AppointmentChange.upsert(
+                Appointment(
+                    source: Toy.provider, calendarKey: calendarKey, externalID: id, title: title,
+                    time: .allDay(startDate: "2026-12-24", endDate: "2026-12-25")
+                ))
         }
         let result = try await store.applySync(calendarKey: calendarKey, changes: changes, cursor: String(version), replaceAll: true)
         return SyncOutcome(changes: result.upserted + result.deleted, fullSync: true)

@@ -30,9 +30,10 @@ struct ToyProviderTests {
             .write(to: URL(fileURLWithPath: routes + "/toy.json"))
 
         let certificates = try DevCertificateAuthority.generate(directory: directory + "/certs")
-        let tls = try TLSServerContext(configuration: TLSServerConfiguration(
-            certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey
-        ))
+        let tls = try TLSServerContext(
+            configuration: TLSServerConfiguration(
+                certificateChainPath: certificates.serverCertificate, privateKeyPath: certificates.serverKey
+            ))
         var config = GatewayConfiguration()
         config.listen = ListenAddress(host: "127.0.0.1", port: 0)
         config.dataDirectory = directory
@@ -41,7 +42,10 @@ struct ToyProviderTests {
         let sealer = try AESGCMSecretSealer(key: Array(repeating: 9, count: 32))
         var logger = Logger(label: "toy-test")
         logger.logLevel = .warning
-        let http = try CurlHTTPClient(configuration: { var c = CurlHTTPClient.Configuration(); c.caBundlePath = certificates.caCertificate; return c }())
+        let http = try CurlHTTPClient(
+            configuration: {
+                var c = CurlHTTPClient.Configuration(); c.caBundlePath = certificates.caCertificate; return c
+            }())
         let service = ToyService()
         let progress = SyncProgressBoard()
         let parts = GatewayAssembly.Parts(

@@ -25,9 +25,10 @@ public func fuzzGoogleResponses(_ data: UnsafePointer<UInt8>?, _ size: Int) -> C
     default:
         let status = [400, 401, 403, 404, 410, 429, 500, 503][Int(bytes[0] / 5) % 8]
         let retryAfter = String(decoding: body.prefix(8), as: UTF8.self)
-        _ = GoogleCalendarClient.classify(
-            CurlHTTPResponse(status: status, headers: [CurlHTTPHeader("Retry-After", retryAfter)], body: body), what: "fuzz"
-        ).description
+        _ =
+            GoogleCalendarClient.classify(
+                CurlHTTPResponse(status: status, headers: [CurlHTTPHeader("Retry-After", retryAfter)], body: body), what: "fuzz"
+            ).description
     }
     return 0
 }

@@ -26,7 +26,8 @@ public func fuzzGraphResponses(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
         if let item = try? GraphClient.decodeEvent(body) { _ = try? GraphEventMapper.changes(for: item, calendarKey: "conn/cal") }
     case 2:
         if let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any],
-           let page = try? GraphClient.decodeCalendarPage(object, apiBaseURL: base) {
+            let page = try? GraphClient.decodeCalendarPage(object, apiBaseURL: base)
+        {
             if let next = page.nextLink { precondition(next.hasPrefix(base + "/")) }
         }
     case 3: _ = try? GraphClient.subscription(CurlHTTPResponse(status: 201, body: body), what: "fuzz")
@@ -36,9 +37,10 @@ public func fuzzGraphResponses(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
     default:
         let status = [400, 401, 403, 404, 410, 429, 500, 503][Int(bytes[0] / 6) % 8]
         let retryAfter = String(decoding: body.prefix(8), as: UTF8.self)
-        _ = GraphClient.classify(
-            CurlHTTPResponse(status: status, headers: [CurlHTTPHeader("Retry-After", retryAfter)], body: body), what: "fuzz"
-        ).description
+        _ =
+            GraphClient.classify(
+                CurlHTTPResponse(status: status, headers: [CurlHTTPHeader("Retry-After", retryAfter)], body: body), what: "fuzz"
+            ).description
     }
     return 0
 }

@@ -21,9 +21,10 @@ public func fuzzRedtailResponses(_ data: UnsafePointer<UInt8>?, _ size: Int) -> 
     default:
         let status = [400, 401, 403, 404, 429, 500, 502, 503][Int(bytes[0] / 3) % 8]
         let retryAfter = String(decoding: body.prefix(8), as: UTF8.self)
-        _ = RedtailClient.classify(
-            CurlHTTPResponse(status: status, headers: [CurlHTTPHeader("Retry-After", retryAfter)], body: body), what: "fuzz"
-        ).description
+        _ =
+            RedtailClient.classify(
+                CurlHTTPResponse(status: status, headers: [CurlHTTPHeader("Retry-After", retryAfter)], body: body), what: "fuzz"
+            ).description
     }
     return 0
 }

@@ -266,7 +266,8 @@ public enum RecurrenceExpander {
                 tz = zone
             }
             if let kind = content.parameters["VALUE"]?.uppercased(),
-               !["DATE", "DATE-TIME", "PERIOD"].contains(kind) {
+                !["DATE", "DATE-TIME", "PERIOD"].contains(kind)
+            {
                 throw RecurrenceError(description: "unsupported VALUE=\(kind) in \"\(line)\"")
             }
             var result: [DateValue] = []
@@ -295,14 +296,14 @@ public enum RecurrenceExpander {
                 return value
             }
             guard bytes.count >= 8, let year = number(0..<4), let month = number(4..<6), let day = number(6..<8),
-                  (1...12).contains(month), day >= 1, day <= RecurrenceExpander.daysInMonth(year, month)
+                (1...12).contains(month), day >= 1, day <= RecurrenceExpander.daysInMonth(year, month)
             else { throw bad }
             let dayNumber = RecurrenceExpander.daysFromCivil(year, month, day)
             if bytes.count == 8 { return .date(day: dayNumber) }
             let isUTC = bytes.count == 16 && bytes[15] == UInt8(ascii: "Z")
             guard bytes.count == 15 || isUTC, bytes[8] == UInt8(ascii: "T"),
-                  let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15),
-                  hour < 24, minute < 60, second <= 60
+                let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15),
+                hour < 24, minute < 60, second <= 60
             else { throw bad }
             let local = dayNumber * RecurrenceExpander.secondsPerDay + hour * 3_600 + minute * 60 + second
             if isUTC { return .dateTime(local: local, anchor: .utc) }
@@ -461,7 +462,7 @@ public enum RecurrenceExpander {
 
         private static func weekdayNum(_ item: String, line: String) throws(RecurrenceError) -> WeekdayNum {
             guard item.count >= 2,
-                  let weekday = RecurrenceExpander.weekdayNames.firstIndex(of: String(item.suffix(2)))
+                let weekday = RecurrenceExpander.weekdayNames.firstIndex(of: String(item.suffix(2)))
             else {
                 throw RecurrenceError(description: "bad day name \"\(item)\" in BYDAY of \"\(line)\"")
             }
@@ -642,7 +643,8 @@ public enum RecurrenceExpander {
                     let month = monthIndex - year * 12 + 1
                     if year > Self.maxYear { break periodLoop }
                     firstDay = RecurrenceExpander.daysFromCivil(year, month, 1)
-                    days = monthFilter.isEmpty || monthFilter.contains(month)
+                    days =
+                        monthFilter.isEmpty || monthFilter.contains(month)
                         ? monthCandidates(rule, year: year, month: month, defaultDay: startDayOfMonth) : []
                 case .yearly:
                     let year = startYear + step
@@ -667,10 +669,11 @@ public enum RecurrenceExpander {
                 locals.sort()
                 if !rule.bySetPos.isEmpty {
                     let n = locals.count
-                    let picked = Set(rule.bySetPos.compactMap { pos -> Int? in
-                        let index = pos > 0 ? pos - 1 : n + pos
-                        return index >= 0 && index < n ? locals[index] : nil
-                    })
+                    let picked = Set(
+                        rule.bySetPos.compactMap { pos -> Int? in
+                            let index = pos > 0 ? pos - 1 : n + pos
+                            return index >= 0 && index < n ? locals[index] : nil
+                        })
                     locals = picked.sorted()
                 }
 

@@ -30,7 +30,9 @@ public enum SeriesExpansion {
         var replacedDays: Set<String> = []
         for exception in exceptions {
             guard let original = exception.originalStart else { continue }
-            if original.count == 10 { replacedDays.insert(original) } else if let instant = RFC3339.parse(original) {
+            if original.count == 10 {
+                replacedDays.insert(original)
+            } else if let instant = RFC3339.parse(original) {
                 replacedInstants.insert(instant.timeIntervalSince1970.rounded())
             }
         }

@@ -232,7 +232,7 @@ extension GatewayConfiguration {
     static func validURL(_ text: String, path: String, https: Bool) throws(StrictJSONError) -> String {
         let trimmed = text.hasSuffix("/") ? String(text.dropLast()) : text
         guard let url = URL(string: trimmed), let scheme = url.scheme, url.host != nil, url.query == nil,
-              scheme == "https" || (!https && scheme == "http")
+            scheme == "https" || (!https && scheme == "http")
         else {
             throw StrictJSONError(path: path, message: "\"\(text)\" must be an absolute \(https ? "https" : "http(s)") URL without a query")
         }

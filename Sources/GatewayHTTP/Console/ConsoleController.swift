@@ -76,10 +76,11 @@ public struct ConsoleController: Sendable {
     public func register(into registry: inout RouteRegistry) {
         let sessions = self.sessions
         // Never refuses by itself: pages send a browser without a session to the login form, actions answer 401.
-        registry.register(RouteVerifier(key: "admin_session") { request, _ in
-            guard let id = request.cookies[Self.sessionCookie]?.value, let session = sessions.session(id: id) else { return .accepted(.anonymous) }
-            return .accepted(VerifiedCaller(isAdmin: true, evidence: session))
-        })
+        registry.register(
+            RouteVerifier(key: "admin_session") { request, _ in
+                guard let id = request.cookies[Self.sessionCookie]?.value, let session = sessions.session(id: id) else { return .accepted(.anonymous) }
+                return .accepted(VerifiedCaller(isAdmin: true, evidence: session))
+            })
         func handler(_ key: String, _ handle: @escaping @Sendable (RouteCall) async throws -> Response) {
             registry.register(RouteHandler(key: key, spec: Self.specs[key]!, handle: handle))
         }
@@ -148,9 +149,11 @@ public struct ConsoleController: Sendable {
             let location = "/admin/connections/\(Self.pathSegment(connection.id))"
             do {
                 let result = try await operations.renew(connection)
-                logger.notice("console: renewal requested", metadata: [
-                    "connection.id": "\(connection.id)", "renewed": "\(result.renewed)", "created": "\(result.created)",
-                ])
+                logger.notice(
+                    "console: renewal requested",
+                    metadata: [
+                        "connection.id": "\(connection.id)", "renewed": "\(result.renewed)", "created": "\(result.created)",
+                    ])
                 return Self.redirect(location + "?done=renewed")
             } catch {
                 logger.warning("console: renewal failed", metadata: ["connection.id": "\(connection.id)", "error": "\(error)"])
@@ -183,10 +186,11 @@ public struct ConsoleController: Sendable {
         handler("admin.login_codes") { call in
             guard call.caller.isAdmin else { throw GatewayHTTPError.unauthorized() }
             let (code, expiry) = sessions.issueCode()
-            var response = Self.json(.object([
-                "code": .string(code), "expires_at": .string(ISO8601DateFormatter().string(from: expiry)),
-                "path": .string("/admin/login?code=\(code)"),
-            ]))
+            var response = Self.json(
+                .object([
+                    "code": .string(code), "expires_at": .string(ISO8601DateFormatter().string(from: expiry)),
+                    "path": .string("/admin/login?code=\(code)"),
+                ]))
             response.status = .created
             return response
         }
@@ -211,7 +215,7 @@ public struct ConsoleController: Sendable {
         let form = try Self.form(call)
         // Double-submit: the form's value must equal the short-lived cookie the login page set.
         guard let expected = call.request.cookies[Self.loginCookie]?.value, let given = form["csrf"],
-              !expected.isEmpty, ConstantTime.equals(given.utf8, expected.utf8)
+            !expected.isEmpty, ConstantTime.equals(given.utf8, expected.utf8)
         else {
             return loginPage(error: "The login form expired; try again.", status: .forbidden)
         }
@@ -269,10 +273,11 @@ public struct ConsoleController: Sendable {
             cursors[key] = try await store.syncCursorUpdatedAt(calendarKey: key)
             lastSyncs[key] = activity.lastSync(calendarKey: key)
             func add(_ provider: Provider, _ id: String, _ createdAt: Date?, _ expiresAt: Date) {
-                subscriptions.append(ConsoleOverview.Subscription(
-                    provider: provider, id: id, calendarKey: key, calendarName: calendar.name, userID: "", expiresAt: expiresAt,
-                    renewAt: expiresAt.addingTimeInterval(-renewal.lead(id: id, createdAt: createdAt, expiresAt: expiresAt)), lapsed: expiresAt <= now
-                ))
+                subscriptions.append(
+                    ConsoleOverview.Subscription(
+                        provider: provider, id: id, calendarKey: key, calendarName: calendar.name, userID: "", expiresAt: expiresAt,
+                        renewAt: expiresAt.addingTimeInterval(-renewal.lead(id: id, createdAt: createdAt, expiresAt: expiresAt)), lapsed: expiresAt <= now
+                    ))
             }
             // Every provider's channels and subscriptions live in one store; a polled provider simply has none.
             for row in try await store.livePushSubscriptions(provider: connection.provider, calendarKey: key) {
@@ -359,7 +364,7 @@ public struct ConsoleController: Sendable {
     /// cannot send the browser anywhere else.
     static func consolePath(_ path: String?) -> String? {
         guard let path, path == "/admin" || path.hasPrefix("/admin/"), !path.contains("//"), !path.contains(".."),
-              path.utf8.allSatisfy({ ConsolePathBytes.isPathByte($0) })
+            path.utf8.allSatisfy({ ConsolePathBytes.isPathByte($0) })
         else { return nil }
         return path
     }

@@ -64,12 +64,13 @@ struct ConsoleOverview: Sendable {
         var subscriptions: [Subscription] = []
         func add(_ provider: Provider, _ id: String, _ key: String, _ createdAt: Date?, _ expiresAt: Date) {
             let named = calendarNames[key]
-            subscriptions.append(Subscription(
-                provider: provider, id: id, calendarKey: key, calendarName: named?.name ?? ConnectionCalendar.parts(of: key)?.calendarID ?? key,
-                userID: named?.user ?? "", expiresAt: expiresAt,
-                renewAt: expiresAt.addingTimeInterval(-renewal.lead(id: id, createdAt: createdAt, expiresAt: expiresAt)),
-                lapsed: expiresAt <= now
-            ))
+            subscriptions.append(
+                Subscription(
+                    provider: provider, id: id, calendarKey: key, calendarName: named?.name ?? ConnectionCalendar.parts(of: key)?.calendarID ?? key,
+                    userID: named?.user ?? "", expiresAt: expiresAt,
+                    renewAt: expiresAt.addingTimeInterval(-renewal.lead(id: id, createdAt: createdAt, expiresAt: expiresAt)),
+                    lapsed: expiresAt <= now
+                ))
         }
         // Every provider with connections, built-in or plugged in, from the one push-subscription store.
         var providers = Provider.builtIn
@@ -123,15 +124,16 @@ struct ConsoleOverview: Sendable {
             "running_syncs": .integer(Int64(runningSyncs)),
             "renewals_due_24h": .integer(Int64(renewalsDueIn24Hours)),
             "lapsed_subscriptions": .integer(Int64(lapsedCount)),
-            "subscriptions": .array(subscriptions.map { subscription in
-                .object([
-                    "provider": .string(subscription.provider.rawValue), "id": .string(subscription.id),
-                    "connection_id": .string(subscription.connectionID), "calendar_id": .string(subscription.calendarID),
-                    "calendar_name": .string(subscription.calendarName),
-                    "expires_at": .string(formatter.string(from: subscription.expiresAt)),
-                    "renew_at": .string(formatter.string(from: subscription.renewAt)), "lapsed": .bool(subscription.lapsed),
-                ])
-            }),
+            "subscriptions": .array(
+                subscriptions.map { subscription in
+                    .object([
+                        "provider": .string(subscription.provider.rawValue), "id": .string(subscription.id),
+                        "connection_id": .string(subscription.connectionID), "calendar_id": .string(subscription.calendarID),
+                        "calendar_name": .string(subscription.calendarName),
+                        "expires_at": .string(formatter.string(from: subscription.expiresAt)),
+                        "renew_at": .string(formatter.string(from: subscription.renewAt)), "lapsed": .bool(subscription.lapsed),
+                    ])
+                }),
         ])
     }
 }

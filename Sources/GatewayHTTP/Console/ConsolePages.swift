@@ -127,7 +127,8 @@ enum ConsolePages {
             let end = subscription.lapsed ? plotLeft + 6 : max(plotLeft + 2, x(subscription.expiresAt))
             let kind = subscription.provider == .google ? "channel" : "subscription"
             let label = "\(providerName(subscription.provider)) · \(subscription.calendarName)" + (subscription.userID.isEmpty ? "" : " (\(subscription.userID))")
-            let expiry = subscription.lapsed
+            let expiry =
+                subscription.lapsed
                 ? "lapsed \(duration(now.timeIntervalSince(subscription.expiresAt))) ago"
                 : "expires in \(duration(subscription.expiresAt.timeIntervalSince(now)))"
             rows.append([
@@ -191,10 +192,11 @@ enum ConsolePages {
                 "lastSyncMessage": ConsoleText.redacted(last?.message ?? ""),
             ]
             if let progress = progressByKey[key] {
-                row["progress"] = [
-                    "phase": progress.phase.rawValue, "pages": progress.pagesFetched, "fetched": progress.appointmentsFetched,
-                    "applied": progress.appointmentsApplied, "started": ago(progress.startedAt, now: now),
-                ] as [String: Any]
+                row["progress"] =
+                    [
+                        "phase": progress.phase.rawValue, "pages": progress.pagesFetched, "fetched": progress.appointmentsFetched,
+                        "applied": progress.appointmentsApplied, "started": ago(progress.startedAt, now: now),
+                    ] as [String: Any]
             }
             return row
         }

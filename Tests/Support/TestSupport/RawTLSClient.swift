@@ -16,9 +16,10 @@ public final class RawTLSClient: @unchecked Sendable {
     public init(port: Int, caFile: String, extraArguments: [String] = []) throws {
         ignoreSIGPIPE()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = [
-            "s_client", "-connect", "127.0.0.1:\(port)", "-quiet", "-CAfile", caFile, "-verify_return_error", "-ign_eof",
-        ] + extraArguments
+        process.arguments =
+            [
+                "s_client", "-connect", "127.0.0.1:\(port)", "-quiet", "-CAfile", caFile, "-verify_return_error", "-ign_eof",
+            ] + extraArguments
         process.standardInput = input
         process.standardOutput = outputPipe
         process.standardError = FileHandle.nullDevice
@@ -31,7 +32,14 @@ public final class RawTLSClient: @unchecked Sendable {
         process.terminationHandler = { _ in trace?("exit") }
         try ProcessSpawn.run(process)
         try? outputPipe.fileHandleForWriting.close()
-        reader = PipeReader(outputPipe.fileHandleForReading, onData: { trace?("bytes \($0.count)"); received.append($0) }, atEnd: { trace?("eof"); closed.fire() })
+        reader = PipeReader(
+            outputPipe.fileHandleForReading,
+            onData: {
+                trace?("bytes \($0.count)"); received.append($0)
+            },
+            atEnd: {
+                trace?("eof"); closed.fire()
+            })
     }
 
     /// Sends text.
