@@ -1,6 +1,5 @@
 import Foundation
 
-
 /// A verified inbound notification, as it is written to the durable inbox before the webhook is acknowledged.
 ///
 /// The inbox keeps exactly what the provider sent that matters for sync (selected headers and the body), so a
@@ -39,6 +38,23 @@ public struct InboxEntry: Sendable, Hashable {
         self.receivedAt = receivedAt
         self.headers = headers
         self.body = body
+    }
+
+    /// The `headers` key under which verification records the calendar the notification is about (the channel's
+    /// or subscription's calendar, known from its stored credential), so mapping a row to its calendar needs no
+    /// store read. Not a provider header: provider header names are lower-case `x-…` or Graph's field names.
+    public static let calendarKeyHeader = "calgate.calendar_key"
+
+    /// The calendar verification resolved the notification to; nil for rows stored before it was recorded, or when
+    /// the provider's credential names none.
+    public var calendarKey: String? { headers[Self.calendarKeyHeader] }
+
+    /// The entry with the calendar it is about recorded (unchanged when `calendarKey` is nil or empty).
+    public func naming(calendar calendarKey: String?) -> InboxEntry {
+        guard let calendarKey, !calendarKey.isEmpty else { return self }
+        var entry = self
+        entry.headers[Self.calendarKeyHeader] = calendarKey
+        return entry
     }
 }
 

@@ -65,7 +65,7 @@ public struct GoogleChannelWebhook: WebhookVerifying {
         switch verifier.verify(headers: parsed.headers, bodyLength: parsed.bodyLength, channel: channel, receivedAt: now) {
         case .success(let push):
             guard push.state != "sync" else { return .answer(WebhookAnswer(status: 200, acknowledgedKind: push.state)) }
-            return .store([push.entry], status: 200, dropped: [])
+            return .store([push.entry.naming(calendar: push.channel.calendarKey)], status: 200, dropped: [])
         case .failure(let rejection):
             return .rejected(Self.rejection(rejection))
         }

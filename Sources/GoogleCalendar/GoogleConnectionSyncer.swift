@@ -334,7 +334,9 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
         // A stopped channel still names its calendar: a push acknowledged just before a renewal stopped the channel
         // (on another instance, say) announced a real change, so it gets its sync; a calendar deselected since
         // syncs as nothing.
-        try await channelCalendars.calendarKey(of: entry.entry.channelID) {
+        // Verification recorded the channel's calendar in the row: no lookup (rows from before that fall back).
+        if let key = entry.entry.calendarKey { return key }
+        return try await channelCalendars.calendarKey(of: entry.entry.channelID) {
             try await self.store.googleChannel(id: entry.entry.channelID)?.calendarKey
         }
     }

@@ -358,8 +358,10 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
             }
             return row.calendarKey
         default:
-            // A change acknowledged just before its subscription was removed (by another instance, say) still gets
-            // its calendar's sync; a calendar deselected since syncs as nothing.
+            // Verification recorded the subscription's calendar in the row: no lookup (rows from before that fall
+            // back). A change acknowledged just before its subscription was removed (by another instance, say) still
+            // gets its calendar's sync; a calendar deselected since syncs as nothing.
+            if let key = entry.entry.calendarKey { return key }
             return try await subscriptionCalendars.calendarKey(of: entry.entry.channelID) {
                 try await self.store.graphSubscription(id: entry.entry.channelID)?.calendarKey
             }

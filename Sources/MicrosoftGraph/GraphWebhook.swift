@@ -86,7 +86,7 @@ public struct GraphWebhook: WebhookVerifying {
                 forged += 1
                 continue
             }
-            accepted.append(GraphNotificationDecoder.inboxEntry(for: notification, receivedAt: now))
+            accepted.append(GraphNotificationDecoder.inboxEntry(for: notification, receivedAt: now).naming(calendar: credential.calendarKey))
         }
         let dropped = Array(repeating: "unknown_subscription", count: unknown) + Array(repeating: "client_state_mismatch", count: forged)
         guard !accepted.isEmpty else {

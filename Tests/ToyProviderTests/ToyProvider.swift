@@ -91,6 +91,7 @@ struct ToyWebhook: WebhookVerifying {
             return .rejected(WebhookRejection(.forbidden, "the token does not match the channel", reason: "token_mismatch"))
         }
         let entry = InboxEntry(provider: Toy.provider, channelID: id, dedupeKey: nil, kind: "changed", receivedAt: now, headers: [:], body: [])
+            .naming(calendar: credential.calendarKey)
         return .store([entry], status: 204, dropped: [])
     }
 }
@@ -140,7 +141,9 @@ struct ToyConnector: ConnectionManaging, ProviderSyncing {
         return connection
     }
 
-    func calendarKey(for entry: StoredInboxEntry) async throws -> String? { service.channel(id: entry.entry.channelID)?.calendarKey }
+    func calendarKey(for entry: StoredInboxEntry) async throws -> String? {
+        entry.entry.calendarKey ?? service.channel(id: entry.entry.channelID)?.calendarKey
+    }
 
     /// A full listing each time (the toy has no delta API); the cursor is the service's version.
     func sync(calendarKey: String) async throws -> SyncOutcome {
