@@ -62,16 +62,6 @@ public struct GatewayAssembly: Sendable {
         /// These operations instead (tests record them); nil: the console shows no live figures and its actions
         /// answer 503.
         case custom((any ConsoleOperations)?)
-
-        var operations: (any ConsoleOperations)? {
-            if case .custom(let operations) = self { return operations }
-            return nil
-        }
-
-        var isScheduler: Bool {
-            if case .scheduler = self { return true }
-            return false
-        }
     }
 
     /// The parts it was built from.
@@ -136,10 +126,15 @@ public struct GatewayAssembly: Sendable {
                 missedByPush: false, logger: logger
             )
         }
+        let operations: (any ConsoleOperations)?
+        switch console {
+        case .scheduler: operations = SchedulerConsoleOperations(store: store, scheduler: scheduler, renewal: renewal)
+        case .custom(let custom): operations = custom
+        }
         let deps = GatewayServerDependencies(
             configuration: config, adminToken: parts.adminToken, apiToken: parts.apiToken, plugins: plugins, store: store, sealer: parts.sealer,
             tlsContext: parts.tlsContext, metrics: parts.metrics, clock: parts.clock, version: parts.version, logger: logger,
-            console: console.isScheduler ? SchedulerConsoleOperations(store: store, scheduler: scheduler, renewal: renewal) : console.operations,
+            console: operations,
             progress: progress
         )
         application = try GatewayServer.makeApplication(deps, onServerRunning: onServerRunning)

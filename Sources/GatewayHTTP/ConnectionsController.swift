@@ -168,8 +168,10 @@ public struct ConnectionsController: Sendable {
     /// New credentials for an existing connection (after `needs_reconnect`, or to undo a disconnect): a full re-sync.
     func reconnect(_ call: RouteCall) async throws -> Response {
         let connection = try await existing(call)
-        _ = try connector(connection.provider)
-        let shape = shapes.first { $0.provider == connection.provider }?.shape ?? .refreshToken
+        // The body is checked against the provider's shape first; `providerCall` answers 503 when it is not configured.
+        guard let shape = shapes.first(where: { $0.provider == connection.provider })?.shape else {
+            throw GatewayHTTPError.badRequest("\(connection.provider.displayName) connections cannot be reconnected through the API")
+        }
         let object = try Self.strictObject(call.body, allowed: Set(shape.reconnectFields))
         var fields: [String: String] = [:]
         for name in shape.reconnectFields { fields[name] = try Self.required(object, name) }

@@ -8,8 +8,8 @@ public struct WebhookRoute: Sendable {
     public var path: String
     /// Handler key (metric label).
     public var handlerKey: String
-    /// Verifier key (metric label).
-    public var verifierKey: String
+    /// Verifier key (metric label): the route entry names its verifier by this key.
+    public var verifierKey: String { verifier.key }
     /// Largest body accepted.
     public var bodyLimit: Int
 
@@ -22,7 +22,7 @@ public struct WebhookRoute: Sendable {
                 continue
             }
             routes[entry.path] = WebhookRoute(
-                verifier: verifier, path: entry.path, handlerKey: entry.handler, verifierKey: entry.verifier,
+                verifier: verifier, path: entry.path, handlerKey: entry.handler,
                 bodyLimit: table.bodyLimit(for: entry, catalog: catalog)
             )
         }

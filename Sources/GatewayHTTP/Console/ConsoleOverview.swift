@@ -73,9 +73,7 @@ struct ConsoleOverview: Sendable {
                 ))
         }
         // Every provider with connections, built-in or plugged in, from the one push-subscription store.
-        var providers = Provider.builtIn
-        for summary in summaries where !providers.contains(summary.connection.provider) { providers.append(summary.connection.provider) }
-        for provider in providers {
+        for provider in Self.providers(of: summaries) {
             for row in try await store.allLivePushSubscriptions(provider: provider) { add(provider, row.id, row.calendarKey, row.createdAt, row.expiresAt) }
         }
         subscriptions.sort { ($0.lapsed ? 0 : 1, $0.expiresAt, $0.id) < ($1.lapsed ? 0 : 1, $1.expiresAt, $1.id) }
@@ -86,7 +84,10 @@ struct ConsoleOverview: Sendable {
     }
 
     /// The built-in providers, then any other provider a connection belongs to.
-    var providers: [Provider] {
+    var providers: [Provider] { Self.providers(of: connections) }
+
+    /// The built-in providers, then any other provider one of `connections` belongs to, in order of appearance.
+    static func providers(of connections: [ConnectionSummary]) -> [Provider] {
         var seen = Set(Provider.builtIn)
         return Provider.builtIn + connections.map(\.connection.provider).filter { seen.insert($0).inserted }
     }
