@@ -1,7 +1,7 @@
 import Foundation
 
 // The provider-specific rows are views of the generic one: the stores keep only `StoredPushSubscription`s and convert
-// at the `GoogleChannelStore` / `GraphSubscriptionStore` boundary, so both stores convert the same way.
+// in `PushSubscriptionStore`'s Google and Graph views, so both stores convert the same way.
 
 extension StoredPushSubscription {
     /// The generic row of a Google channel (provider `google`; the stop time is the end).

@@ -29,59 +29,37 @@ public struct AppointmentsController: Sendable {
 
     /// Registers the handlers (the `api_token` verifier comes from `ConnectionsController`).
     public func register(into registry: inout RouteRegistry) {
-        registry.register(
-            RouteHandler(key: "api.appointments.list", spec: ConnectionsController.spec(["GET"])) { call in
-                try await list(call)
-            })
-        registry.register(
-            RouteHandler(key: "api.appointments.create", spec: ConnectionsController.spec(["POST"], body: 65_536)) { call in
-                try await create(call)
-            })
-        registry.register(
-            RouteHandler(key: "api.appointments.update", spec: ConnectionsController.spec(["PATCH"], body: 65_536)) { call in
-                try await update(call)
-            })
-        registry.register(
-            RouteHandler(key: "api.appointments.delete", spec: ConnectionsController.spec(["DELETE"])) { call in
-                guard let id = call.parameters["id"] else { throw GatewayHTTPError.notFound("no appointment with this id") }
-                guard id.hasPrefix("lc_") else { throw Self.readOnly(nil) }
-                guard try await store.leadCenterAppointment(id: id) != nil else { throw GatewayHTTPError.notFound("no appointment with this id") }
-                // Pushed (or about to be): the provider delete is a durable job; otherwise the row just goes.
-                let state = try await store.pushState(appointmentID: id)
-                var target = state?.calendarKey
-                if target == nil, state?.status == "pending" { target = try await store.pushTarget(userID: try await ownerOf(id)) }
-                try await store.markLeadCenterAppointmentDeleted(id: id, push: target.map { (.delete, $0) })
-                return Response(status: .noContent)
-            })
-        registry.register(
-            RouteHandler(key: "api.push_target.get", spec: ConnectionsController.spec(["GET"])) { call in
-                guard let user = call.parameters["user"], !user.isEmpty else { throw GatewayHTTPError.badRequest("user is required") }
-                return ConnectionsController.json(try await pushTargetRepresentation(user))
-            })
-        registry.register(
-            RouteHandler(key: "api.push_target.set", spec: ConnectionsController.spec(["PUT"], body: 4096)) { call in
-                try await setPushTarget(call)
-            })
-        registry.register(
-            RouteHandler(key: "api.imported.update", spec: ConnectionsController.spec(["PATCH"], body: 16_384)) { call in
-                try await updateImported(call)
-            })
-        registry.register(
-            RouteHandler(key: "api.imported.delete", spec: ConnectionsController.spec(["DELETE"])) { call in
-                let (connection, _, _) = try await imported(call)
-                throw Self.readOnly(connection.provider)
-            })
-        registry.register(
-            RouteHandler(key: "api.openapi", spec: ConnectionsController.spec(["GET"])) { _ in
-                Response(
-                    status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
-                    body: .init(byteBuffer: ByteBuffer(bytes: openAPIDocument))
-                )
-            })
-        registry.register(
-            RouteHandler(key: "api.availability", spec: ConnectionsController.spec(["GET"])) { call in
-                try await availability(call)
-            })
+        registry.register("api.appointments.list", ConnectionsController.spec(["GET"])) { try await list($0) }
+        registry.register("api.appointments.create", ConnectionsController.spec(["POST"], body: 65_536)) { try await create($0) }
+        registry.register("api.appointments.update", ConnectionsController.spec(["PATCH"], body: 65_536)) { try await update($0) }
+        registry.register("api.appointments.delete", ConnectionsController.spec(["DELETE"])) { call in
+            guard let id = call.parameters["id"] else { throw GatewayHTTPError.notFound("no appointment with this id") }
+            guard id.hasPrefix("lc_") else { throw Self.readOnly(nil) }
+            guard try await store.leadCenterAppointment(id: id) != nil else { throw GatewayHTTPError.notFound("no appointment with this id") }
+            // Pushed (or about to be): the provider delete is a durable job; otherwise the row just goes.
+            let state = try await store.pushState(appointmentID: id)
+            var target = state?.calendarKey
+            if target == nil, state?.status == "pending" { target = try await store.pushTarget(userID: try await ownerOf(id)) }
+            try await store.markLeadCenterAppointmentDeleted(id: id, push: target.map { (.delete, $0) })
+            return Response(status: .noContent)
+        }
+        registry.register("api.push_target.get", ConnectionsController.spec(["GET"])) { call in
+            guard let user = call.parameters["user"], !user.isEmpty else { throw GatewayHTTPError.badRequest("user is required") }
+            return ConnectionsController.json(try await pushTargetRepresentation(user))
+        }
+        registry.register("api.push_target.set", ConnectionsController.spec(["PUT"], body: 4096)) { try await setPushTarget($0) }
+        registry.register("api.imported.update", ConnectionsController.spec(["PATCH"], body: 16_384)) { try await updateImported($0) }
+        registry.register("api.imported.delete", ConnectionsController.spec(["DELETE"])) { call in
+            let (connection, _, _) = try await imported(call)
+            throw Self.readOnly(connection.provider)
+        }
+        registry.register("api.openapi", ConnectionsController.spec(["GET"])) { _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-cache"],
+                body: .init(byteBuffer: ByteBuffer(bytes: openAPIDocument))
+            )
+        }
+        registry.register("api.availability", ConnectionsController.spec(["GET"])) { try await availability($0) }
     }
 
     // MARK: Reads

@@ -51,65 +51,52 @@ public struct ConnectionsController: Sendable {
                     return .rejected(.unauthorized("this endpoint needs Authorization: Bearer <API token>"), reason: "bad_api_token")
                 }
             })
-        registry.register(
-            RouteHandler(key: "api.connections.create", spec: Self.spec(["POST"], body: 16_384)) { call in
-                try await create(call)
-            })
-        registry.register(
-            RouteHandler(key: "api.connections.list", spec: Self.spec(["GET"])) { call in
-                let user = call.request.uri.queryParameters.get("user")
-                var items: [JSONValue] = []
-                for connection in try await store.connections(userID: user) { items.append(try await representation(connection)) }
-                return Self.json(.object(["connections": .array(items)]))
-            })
-        registry.register(
-            RouteHandler(key: "api.connections.get", spec: Self.spec(["GET"])) { call in
-                guard let id = call.parameters["id"], let connection = try await store.connection(id: id) else {
-                    throw GatewayHTTPError.notFound("no connection with this id")
-                }
-                return Self.json(try await representation(connection))
-            })
-        registry.register(
-            RouteHandler(key: "api.connections.calendars.list", spec: Self.spec(["GET"])) { call in
-                let connection = try await existing(call)
-                return Self.json(.object(["calendars": .array(try await store.calendars(connectionID: connection.id).map(Self.representation))]))
-            })
-        registry.register(
-            RouteHandler(key: "api.connections.calendars.refresh", spec: Self.spec(["POST"])) { call in
-                let connection = try await existing(call)
-                let calendars = try await providerCall(connection.provider) { try await $0.refreshCalendars(connectionID: connection.id) }
-                return Self.json(.object(["calendars": .array(calendars.map(Self.representation))]))
-            })
-        registry.register(
-            RouteHandler(key: "api.connections.calendars.select", spec: Self.spec(["PUT"], body: 65_536)) { call in
-                let connection = try await existing(call)
-                let selected = try Self.selection(call.body)
-                let calendars = try await providerCall(connection.provider) {
-                    try await $0.selectCalendars(connectionID: connection.id, calendarIDs: selected)
-                }
-                return Self.json(.object(["calendars": .array(calendars.map(Self.representation))]))
-            })
-        registry.register(
-            RouteHandler(key: "api.connections.update", spec: Self.spec(["PATCH"], body: 4096)) { call in
-                let connection = try await existing(call)
-                let object = try Self.strictObject(call.body, allowed: ["visibility"])
-                guard let name = try Self.string(object, "visibility"), let visibility = Connection.Visibility(rawValue: name) else {
-                    throw GatewayHTTPError.badRequest("visibility is required: one of \(Connection.Visibility.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                try await store.setConnectionVisibility(id: connection.id, visibility)
-                return Self.json(try await representation(try await store.connection(id: connection.id) ?? connection))
-            })
-        registry.register(
-            RouteHandler(key: "api.connections.disconnect", spec: Self.spec(["DELETE"])) { call in
-                let connection = try await existing(call)
-                guard connection.state != .disconnected else { return Self.json(try await representation(connection)) }
-                let disconnected = try await providerCall(connection.provider) { try await $0.disconnect(connectionID: connection.id) }
-                return Self.json(try await representation(disconnected))
-            })
-        registry.register(
-            RouteHandler(key: "api.connections.reconnect", spec: Self.spec(["POST"], body: 16_384)) { call in
-                try await reconnect(call)
-            })
+        registry.register("api.connections.create", Self.spec(["POST"], body: 16_384)) { try await create($0) }
+        registry.register("api.connections.list", Self.spec(["GET"])) { call in
+            let user = call.request.uri.queryParameters.get("user")
+            var items: [JSONValue] = []
+            for connection in try await store.connections(userID: user) { items.append(try await representation(connection)) }
+            return Self.json(.object(["connections": .array(items)]))
+        }
+        registry.register("api.connections.get", Self.spec(["GET"])) { call in
+            guard let id = call.parameters["id"], let connection = try await store.connection(id: id) else {
+                throw GatewayHTTPError.notFound("no connection with this id")
+            }
+            return Self.json(try await representation(connection))
+        }
+        registry.register("api.connections.calendars.list", Self.spec(["GET"])) { call in
+            let connection = try await existing(call)
+            return Self.json(.object(["calendars": .array(try await store.calendars(connectionID: connection.id).map(Self.representation))]))
+        }
+        registry.register("api.connections.calendars.refresh", Self.spec(["POST"])) { call in
+            let connection = try await existing(call)
+            let calendars = try await providerCall(connection.provider) { try await $0.refreshCalendars(connectionID: connection.id) }
+            return Self.json(.object(["calendars": .array(calendars.map(Self.representation))]))
+        }
+        registry.register("api.connections.calendars.select", Self.spec(["PUT"], body: 65_536)) { call in
+            let connection = try await existing(call)
+            let selected = try Self.selection(call.body)
+            let calendars = try await providerCall(connection.provider) {
+                try await $0.selectCalendars(connectionID: connection.id, calendarIDs: selected)
+            }
+            return Self.json(.object(["calendars": .array(calendars.map(Self.representation))]))
+        }
+        registry.register("api.connections.update", Self.spec(["PATCH"], body: 4096)) { call in
+            let connection = try await existing(call)
+            let object = try Self.strictObject(call.body, allowed: ["visibility"])
+            guard let name = try Self.string(object, "visibility"), let visibility = Connection.Visibility(rawValue: name) else {
+                throw GatewayHTTPError.badRequest("visibility is required: one of \(Connection.Visibility.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            try await store.setConnectionVisibility(id: connection.id, visibility)
+            return Self.json(try await representation(try await store.connection(id: connection.id) ?? connection))
+        }
+        registry.register("api.connections.disconnect", Self.spec(["DELETE"])) { call in
+            let connection = try await existing(call)
+            guard connection.state != .disconnected else { return Self.json(try await representation(connection)) }
+            let disconnected = try await providerCall(connection.provider) { try await $0.disconnect(connectionID: connection.id) }
+            return Self.json(try await representation(disconnected))
+        }
+        registry.register("api.connections.reconnect", Self.spec(["POST"], body: 16_384)) { try await reconnect($0) }
         for (provider, fields) in accountIntegrations { registerAccountIntegration(of: provider, fields: fields, into: &registry) }
     }
 
@@ -124,34 +111,31 @@ public struct ConnectionsController: Sendable {
             }
             return integrations
         }
-        registry.register(
-            RouteHandler(key: keys.get, spec: Self.spec(["GET"])) { call in
-                guard let account = call.parameters["account"], let integration = try await integrations().integration(accountID: account) else {
-                    throw GatewayHTTPError.notFound(missing)
-                }
-                return Self.json(Self.representation(integration))
-            })
-        registry.register(
-            RouteHandler(key: keys.put, spec: Self.spec(["PUT"], body: 16_384)) { call in
-                guard let account = call.parameters["account"], !account.isEmpty, account.utf8.count <= 256 else {
-                    throw GatewayHTTPError.badRequest("account id is required")
-                }
-                let integrations = try integrations()
-                let object = try Self.strictObject(call.body, allowed: Set(names))
-                var fields: [String: String] = [:]
-                for name in names { fields[name] = try Self.required(object, name, max: name == "account_type" ? 64 : 4096) }
-                let integration = try await providerCall(provider, connecting: true) { _ in
-                    try await integrations.registerIntegration(accountID: account, fields: fields)
-                }
-                return Self.json(Self.representation(integration))
-            })
-        registry.register(
-            RouteHandler(key: keys.delete, spec: Self.spec(["DELETE"])) { call in
-                guard let account = call.parameters["account"], try await integrations().removeIntegration(accountID: account) else {
-                    throw GatewayHTTPError.notFound(missing)
-                }
-                return Response(status: .noContent)
-            })
+        registry.register(keys.get, Self.spec(["GET"])) { call in
+            guard let account = call.parameters["account"], let integration = try await integrations().integration(accountID: account) else {
+                throw GatewayHTTPError.notFound(missing)
+            }
+            return Self.json(Self.representation(integration))
+        }
+        registry.register(keys.put, Self.spec(["PUT"], body: 16_384)) { call in
+            guard let account = call.parameters["account"], !account.isEmpty, account.utf8.count <= 256 else {
+                throw GatewayHTTPError.badRequest("account id is required")
+            }
+            let integrations = try integrations()
+            let object = try Self.strictObject(call.body, allowed: Set(names))
+            var fields: [String: String] = [:]
+            for name in names { fields[name] = try Self.required(object, name, max: name == "account_type" ? 64 : 4096) }
+            let integration = try await providerCall(provider, connecting: true) { _ in
+                try await integrations.registerIntegration(accountID: account, fields: fields)
+            }
+            return Self.json(Self.representation(integration))
+        }
+        registry.register(keys.delete, Self.spec(["DELETE"])) { call in
+            guard let account = call.parameters["account"], try await integrations().removeIntegration(accountID: account) else {
+                throw GatewayHTTPError.notFound(missing)
+            }
+            return Response(status: .noContent)
+        }
     }
 
     /// Handler keys of a provider's account-integration routes.

@@ -98,6 +98,11 @@ public struct RouteRegistry: Sendable {
         handlers[handler.key] = handler
     }
 
+    /// Adds the handler `handle` under `key`.
+    public mutating func register(_ key: String, _ spec: RouteHandlerSpec, _ handle: @escaping @Sendable (RouteCall) async throws -> Response) {
+        register(RouteHandler(key: key, spec: spec, handle: handle))
+    }
+
     /// Adds a verifier; a key registered twice is a programming error.
     public mutating func register(_ verifier: RouteVerifier) {
         precondition(verifiers[verifier.key] == nil, "verifier key \(verifier.key) registered twice")

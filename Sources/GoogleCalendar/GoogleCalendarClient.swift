@@ -75,11 +75,8 @@ public struct GoogleCalendarClient: Sendable {
         // Full syncs ask for cancelled items too, so incremental results mean the same thing (PROVIDERS.md §2.2).
         if let syncToken { query.append("syncToken=\(Self.formEncode(syncToken))") } else { query.append("showDeleted=true") }
         if let pageToken { query.append("pageToken=\(Self.formEncode(pageToken))") }
-        let url = "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events?" + query.joined(separator: "&")
-        let response = try await perform(
-            CurlHTTPRequest(
-                url: url, headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
-            ), what: "events.list")
+        let path = "/calendars/\(Self.pathEncode(calendarID))/events?" + query.joined(separator: "&")
+        let response = try await api("GET", path, accessToken: accessToken, what: "events.list")
         guard response.status == 200 else { throw Self.classify(response, what: "events.list") }
         return try Self.decodeEventsPage(response.body)
     }
@@ -100,11 +97,7 @@ public struct GoogleCalendarClient: Sendable {
 
     /// The user's calendars (`calendarList.list`), one page of up to 250 (enough for a user's own list).
     public func listCalendars(accessToken: String) async throws -> [(id: String, name: String, primary: Bool)] {
-        let response = try await perform(
-            CurlHTTPRequest(
-                url: "\(endpoints.apiBaseURL)/users/me/calendarList?maxResults=250",
-                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
-            ), what: "calendarList.list")
+        let response = try await api("GET", "/users/me/calendarList?maxResults=250", accessToken: accessToken, what: "calendarList.list")
         guard response.status == 200 else { throw Self.classify(response, what: "calendarList.list") }
         return try Self.decodeCalendarList(response.body)
     }
@@ -124,12 +117,7 @@ public struct GoogleCalendarClient: Sendable {
     /// Opens a push channel on a calendar's events (`events.watch`); returns Google's resource id and expiry.
     public func watch(calendarID: String, accessToken: String, channelID: String, token: String, address: String) async throws -> (resourceID: String, expiresAt: Date) {
         let body = JSONSerialization.dataOrEmpty(["id": channelID, "type": "web_hook", "address": address, "token": token])
-        let response = try await perform(
-            CurlHTTPRequest(
-                method: "POST", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/watch",
-                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
-                body: body
-            ), what: "events.watch")
+        let response = try await api("POST", "/calendars/\(Self.pathEncode(calendarID))/events/watch", accessToken: accessToken, body: body, what: "events.watch")
         guard response.status == 200 else { throw Self.classify(response, what: "events.watch") }
         return try Self.decodeWatch(response.body)
     }
@@ -147,12 +135,7 @@ public struct GoogleCalendarClient: Sendable {
 
     /// `events.insert`: creates an event from a JSON body; returns its id.
     public func insertEvent(calendarID: String, body: JSONValue, accessToken: String) async throws -> String {
-        let response = try await perform(
-            CurlHTTPRequest(
-                method: "POST", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events",
-                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
-                body: body.serialized()
-            ), what: "events.insert")
+        let response = try await api("POST", "/calendars/\(Self.pathEncode(calendarID))/events", accessToken: accessToken, body: body.serialized(), what: "events.insert")
         guard response.status == 200 else { throw Self.classify(response, what: "events.insert") }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any], let id = object["id"] as? String else {
             throw GoogleAPIError(kind: .badResponse, message: "events.insert answer has no id")
@@ -164,11 +147,7 @@ public struct GoogleCalendarClient: Sendable {
     /// lost), if any.
     public func findEvent(calendarID: String, privateProperty name: String, value: String, accessToken: String) async throws -> String? {
         let filter = Self.formEncode("\(name)=\(value)")
-        let response = try await perform(
-            CurlHTTPRequest(
-                url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events?maxResults=5&privateExtendedProperty=\(filter)",
-                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
-            ), what: "events.list by property")
+        let response = try await api("GET", "/calendars/\(Self.pathEncode(calendarID))/events?maxResults=5&privateExtendedProperty=\(filter)", accessToken: accessToken, what: "events.list by property")
         guard response.status == 200 else { throw Self.classify(response, what: "events.list by property") }
         guard case .object(let object)? = try? JSONValue.parse(Data(response.body)), case .array(let items)? = object["items"] else { return nil }
         for case .object(let item) in items {
@@ -180,11 +159,7 @@ public struct GoogleCalendarClient: Sendable {
 
     /// `events.get`: one event's JSON; nil when it is gone.
     public func getEvent(calendarID: String, eventID: String, accessToken: String) async throws -> [String: JSONValue]? {
-        let response = try await perform(
-            CurlHTTPRequest(
-                url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
-                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Accept", "application/json")]
-            ), what: "events.get")
+        let response = try await api("GET", "/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))", accessToken: accessToken, what: "events.get")
         if response.status == 404 || response.status == 410 { return nil }
         guard response.status == 200 else { throw Self.classify(response, what: "events.get") }
         guard case .object(let object)? = try? JSONValue.parse(Data(response.body)) else {
@@ -195,22 +170,13 @@ public struct GoogleCalendarClient: Sendable {
 
     /// `events.patch`; a 404 or 410 means the event is gone (the caller recreates it).
     public func patchEvent(calendarID: String, eventID: String, body: JSONValue, accessToken: String) async throws {
-        let response = try await perform(
-            CurlHTTPRequest(
-                method: "PATCH", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
-                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
-                body: body.serialized()
-            ), what: "events.patch")
+        let response = try await api("PATCH", "/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))", accessToken: accessToken, body: body.serialized(), what: "events.patch")
         guard response.status == 200 else { throw Self.classify(response, what: "events.patch") }
     }
 
     /// `events.delete`; an event already gone (404, 410) counts as deleted.
     public func deleteEvent(calendarID: String, eventID: String, accessToken: String) async throws {
-        let response = try await perform(
-            CurlHTTPRequest(
-                method: "DELETE", url: "\(endpoints.apiBaseURL)/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))",
-                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)")]
-            ), what: "events.delete")
+        let response = try await api("DELETE", "/calendars/\(Self.pathEncode(calendarID))/events/\(Self.pathEncode(eventID))", accessToken: accessToken, what: "events.delete")
         guard (200...299).contains(response.status) || response.status == 404 || response.status == 410 else {
             throw Self.classify(response, what: "events.delete")
         }
@@ -218,13 +184,15 @@ public struct GoogleCalendarClient: Sendable {
 
     /// Stops a channel (`channels.stop`); a channel Google no longer knows counts as stopped.
     public func stop(channelID: String, resourceID: String, accessToken: String) async throws {
-        let response = try await perform(
-            CurlHTTPRequest(
-                method: "POST", url: "\(endpoints.apiBaseURL)/channels/stop",
-                headers: [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), CurlHTTPHeader("Content-Type", "application/json")],
-                body: JSONSerialization.dataOrEmpty(["id": channelID, "resourceId": resourceID])
-            ), what: "channels.stop")
+        let response = try await api("POST", "/channels/stop", accessToken: accessToken, body: JSONSerialization.dataOrEmpty(["id": channelID, "resourceId": resourceID]), what: "channels.stop")
         guard (200...299).contains(response.status) || response.status == 404 else { throw Self.classify(response, what: "channels.stop") }
+    }
+
+    /// A Calendar API call at `path` under the API base, authorised by `accessToken`; a `body` is sent as JSON.
+    private func api(_ method: String, _ path: String, accessToken: String, body: [UInt8]? = nil, what: String) async throws -> CurlHTTPResponse {
+        let type = body == nil ? CurlHTTPHeader("Accept", "application/json") : CurlHTTPHeader("Content-Type", "application/json")
+        let headers = [CurlHTTPHeader("Authorization", "Bearer \(accessToken)"), type]
+        return try await perform(CurlHTTPRequest(method: method, url: endpoints.apiBaseURL + path, headers: headers, body: body), what: what)
     }
 
     private func perform(_ request: CurlHTTPRequest, what: String) async throws -> CurlHTTPResponse {

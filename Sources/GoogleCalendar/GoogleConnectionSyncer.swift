@@ -87,7 +87,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
 
     /// Re-reads the calendar list, keeping choices; selected calendars that vanished are deactivated.
     public func refreshCalendars(connectionID: String) async throws -> [ConnectionCalendar] {
-        let current = try await existingCalendars(connectionID)
+        let current = try await store.syncingCalendars(connectionID: connectionID, provider: .google)
         return try await withAccessToken(connectionID) { token in
             let listed = try await self.client.listCalendars(accessToken: token)
             let selected = Set(current.filter(\.selected).map(\.calendarID))
@@ -104,15 +104,8 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
     /// Makes exactly `calendarIDs` the synced calendars: new ones are full-synced and watched, dropped ones have
     /// their channels stopped and appointments removed.
     public func selectCalendars(connectionID: String, calendarIDs: Set<String>) async throws -> [ConnectionCalendar] {
-        let current = try await existingCalendars(connectionID)
-        if let unknown = calendarIDs.subtracting(current.map(\.calendarID)).sorted().first {
-            throw ConnectionInputError("calendar \"\(unknown)\" is not one of this connection's calendars (refresh the list first)")
-        }
-        let updated = current.map { calendar in
-            var calendar = calendar
-            calendar.selected = calendarIDs.contains(calendar.calendarID)
-            return calendar
-        }
+        let current = try await store.syncingCalendars(connectionID: connectionID, provider: .google)
+        let updated = try current.selecting(calendarIDs)
         try await store.saveCalendars(connectionID: connectionID, updated)
         return try await withAccessToken(connectionID) { token in
             for (before, after) in zip(current, updated) where before.selected != after.selected {
@@ -178,16 +171,6 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
             }
         }
         return try await store.connection(id: connectionID) ?? connection
-    }
-
-    func existingCalendars(_ connectionID: String) async throws -> [ConnectionCalendar] {
-        guard let connection = try await store.connection(id: connectionID), connection.provider == .google else {
-            throw ConnectionInputError("no Google connection with id \(connectionID)", connectionNotFound: true)
-        }
-        guard connection.state.syncs else {
-            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
-        }
-        return try await store.calendars(connectionID: connectionID)
     }
 
     /// Stops the calendar's channels and removes its imported appointments.
@@ -298,29 +281,13 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
     /// retried on the next pass). A calendar whose channel expired anyway, or that has none, gets a new one and a
     /// delta sync for what pushes may have missed.
     public func maintainSubscriptions(now: Date) async -> MaintenanceReport {
-        await maintenance.run(provider: .google, store: store, now: now, failureLabel: "channel renewal failed") { calendar, connectionID, report in
-            try await self.maintain(calendar, connectionID: connectionID, now: now, report: &report)
-        }
+        await maintenance.run(GoogleChannelClient(syncer: self), provider: .google, store: store, policy: renewal, now: now, failureLabel: "channel renewal failed")
     }
 
     /// Replaces the channel of each of the connection's selected calendars now, due or not (the operator's "renew
     /// now"); calendars without a live channel get one and a delta sync.
     public func renewNow(connectionID: String) async throws -> MaintenanceReport {
-        let now = clock.now()
-        var report = MaintenanceReport()
-        for calendar in try await existingCalendars(connectionID) where calendar.selected {
-            try await maintain(calendar, connectionID: connectionID, now: now, report: &report, force: true)
-        }
-        return report
-    }
-
-    /// Runs the calendar's `SubscriptionLifecycle` pass through `GoogleChannelClient`.
-    func maintain(
-        _ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport, force: Bool = false
-    ) async throws {
-        try await SubscriptionLifecycle.run(
-            GoogleChannelClient(syncer: self), calendar: calendar, connectionID: connectionID, policy: renewal, now: now, force: force, report: &report
-        )
+        try await MaintenancePass.renewNow(GoogleChannelClient(syncer: self), provider: .google, connectionID: connectionID, store: store, policy: renewal, now: clock.now())
     }
 
     static func lifecycleRecord(_ channel: StoredGoogleChannel) -> SubscriptionLifecycle.Subscription {

@@ -112,7 +112,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
 
     /// Re-reads the calendar list, keeping choices; selected calendars that vanished are deactivated.
     public func refreshCalendars(connectionID: String) async throws -> [ConnectionCalendar] {
-        let current = try await existingCalendars(connectionID)
+        let current = try await store.syncingCalendars(connectionID: connectionID, provider: .microsoft)
         return try await withAuthorization(connectionID) { auth in
             let listed = try await self.client.listCalendars(auth)
             let selected = Set(current.filter(\.selected).map(\.calendarID))
@@ -128,16 +128,8 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
 
     /// Makes exactly `calendarIDs` the synced calendars.
     public func selectCalendars(connectionID: String, calendarIDs: Set<String>) async throws -> [ConnectionCalendar] {
-        let current = try await existingCalendars(connectionID)
-        let known = Set(current.map(\.calendarID))
-        if let unknown = calendarIDs.subtracting(known).sorted().first {
-            throw ConnectionInputError("calendar \"\(unknown)\" is not one of this connection's calendars (refresh the list first)")
-        }
-        let updated = current.map { calendar in
-            var calendar = calendar
-            calendar.selected = calendarIDs.contains(calendar.calendarID)
-            return calendar
-        }
+        let current = try await store.syncingCalendars(connectionID: connectionID, provider: .microsoft)
+        let updated = try current.selecting(calendarIDs)
         try await store.saveCalendars(connectionID: connectionID, updated)
         return try await withAuthorization(connectionID) { auth in
             for (before, after) in zip(current, updated) where before.selected != after.selected {
@@ -197,16 +189,6 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
             }
         }
         return try await store.connection(id: connectionID) ?? connection
-    }
-
-    func existingCalendars(_ connectionID: String) async throws -> [ConnectionCalendar] {
-        guard let connection = try await store.connection(id: connectionID), connection.provider == .microsoft else {
-            throw ConnectionInputError("no Microsoft connection with id \(connectionID)", connectionNotFound: true)
-        }
-        guard connection.state.syncs else {
-            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
-        }
-        return try await store.calendars(connectionID: connectionID)
     }
 
     /// Subscribes the calendar, then runs a full delta round (changes during the round arrive as notifications).
@@ -308,30 +290,13 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
     /// (404), or one that expired anyway, is recreated and its calendar delta-synced; duplicates are deleted.
     /// Failures (validation timeouts during renew included) back off per calendar.
     public func maintainSubscriptions(now: Date) async -> MaintenanceReport {
-        await maintenance.run(provider: .microsoft, store: store, now: now, failureLabel: "subscription renewal failed") { calendar, connectionID, report in
-            try await self.maintain(calendar, connectionID: connectionID, now: now, report: &report)
-        }
+        await maintenance.run(GraphSubscriptionClient(syncer: self), provider: .microsoft, store: store, policy: renewal, now: now, failureLabel: "subscription renewal failed")
     }
 
     /// Renews every live subscription of the connection's selected calendars now, due or not (the operator's
     /// "renew now"); calendars without one get one and a delta sync.
     public func renewNow(connectionID: String) async throws -> MaintenanceReport {
-        let now = clock.now()
-        var report = MaintenanceReport()
-        for calendar in try await existingCalendars(connectionID) where calendar.selected {
-            try await maintain(calendar, connectionID: connectionID, now: now, report: &report, force: true)
-        }
-        return report
-    }
-
-    /// Runs the calendar's `SubscriptionLifecycle` pass through `GraphSubscriptionClient`.
-    func maintain(
-        _ calendar: ConnectionCalendar, connectionID: String, now: Date, report: inout MaintenanceReport, force: Bool = false
-    ) async throws {
-        try await SubscriptionLifecycle.run(
-            GraphSubscriptionClient(syncer: self), calendar: calendar, connectionID: connectionID, policy: renewal, now: now, force: force,
-            report: &report
-        )
+        try await MaintenancePass.renewNow(GraphSubscriptionClient(syncer: self), provider: .microsoft, connectionID: connectionID, store: store, policy: renewal, now: clock.now())
     }
 
     static func lifecycleRecord(_ subscription: StoredGraphSubscription) -> SubscriptionLifecycle.Subscription {

@@ -125,12 +125,8 @@ public enum GraphDateTime {
 
     /// Parsed date-time fields.
     struct Fields: Sendable {
-        var year: Int
-        var month: Int
-        var day: Int
-        var hour: Int
-        var minute: Int
-        var second: Int
+        var year, month, day: Int
+        var hour, minute, second: Int
         /// Fractional second in [0, 1).
         var fraction: Double
         /// Offset east of UTC in seconds when the text carried Z or ±hh:mm.

@@ -231,48 +231,19 @@ public enum MonthSimulation {
 
             var tracked: [Tracked] = []
             for calendar in ["primary", "team", "family"] {
+                let key = "\(googleConnection.id)/\(calendar)"
                 tracked.append(
-                    Tracked(
-                        key: "\(googleConnection.id)/\(calendar)", truth: { google.liveEvents(calendar: calendar) },
-                        mutate: { random, now in
-                            let live = google.liveEvents(calendar: calendar).keys.sorted()
-                            let roll = random.unit()
-                            if roll < 0.25, let victim = random.pick(live) {
-                                google.deleteEvent(calendar: calendar, id: victim)
-                            } else {
-                                let id = roll < 0.6 ? (random.pick(live) ?? random.identifier("g")) : random.identifier("g")
-                                let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
-                                google.upsertEvent(
-                                    calendar: calendar,
-                                    [
-                                        "id": .string(id), "summary": .string("Meeting \(random.identifier(""))"),
-                                        "start": .object(["dateTime": .string(iso(start)), "timeZone": .string("UTC")]),
-                                        "end": .object(["dateTime": .string(iso(start.addingTimeInterval(3600))), "timeZone": .string("UTC")]),
-                                    ])
-                            }
-                        }, redtail: false))
+                    Self.eventCalendar(key: key, simulator: google, calendar: calendar, idPrefix: "g") { id, start, title in
+                        let times = (iso(start), iso(start.addingTimeInterval(3600)))
+                        return ["id": .string(id), "summary": .string("Meeting \(title)"), "start": utc(times.0), "end": utc(times.1)]
+                    })
             }
             for calendar in [GraphSimulator.defaultCalendarID, "AAMkMonthWork="] {
+                let key = "\(graphConnection.id)/\(calendar)"
                 tracked.append(
-                    Tracked(
-                        key: "\(graphConnection.id)/\(calendar)", truth: { graph.liveEvents(calendar: calendar) },
-                        mutate: { random, now in
-                            let live = graph.liveEvents(calendar: calendar).keys.sorted()
-                            let roll = random.unit()
-                            if roll < 0.25, let victim = random.pick(live) {
-                                graph.deleteEvent(calendar: calendar, id: victim)
-                            } else {
-                                let id = roll < 0.6 ? (random.pick(live) ?? random.identifier("AAMk")) : random.identifier("AAMk")
-                                let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
-                                graph.upsertEvent(
-                                    calendar: calendar,
-                                    [
-                                        "id": .string(id), "subject": .string("Outlook \(random.identifier(""))"),
-                                        "start": .object(["dateTime": .string(wall(start)), "timeZone": .string("UTC")]),
-                                        "end": .object(["dateTime": .string(wall(start.addingTimeInterval(1800))), "timeZone": .string("UTC")]),
-                                    ])
-                            }
-                        }, redtail: false))
+                    Self.eventCalendar(key: key, simulator: graph, calendar: calendar, idPrefix: "AAMk") { id, start, title in
+                        ["id": .string(id), "subject": .string("Outlook \(title)"), "start": utc(wall(start)), "end": utc(wall(start.addingTimeInterval(1800)))]
+                    })
             }
             for advisor in advisors {
                 let username = advisor.username
@@ -427,22 +398,48 @@ public enum MonthSimulation {
     }
 }
 
-/// A seeded generator for the month's changes.
-struct SplitRandom {
-    var state: UInt64
+/// Google's and Graph's simulated calendars of events, as the month changes them.
+protocol EventCalendarSimulator: Sendable {
+    func liveEvents(calendar: String) -> [String: String]
+    func deleteEvent(calendar: String, id: String)
+    func upsertEvent(calendar: String, _ fields: [String: JSONValue]) -> String
+}
 
-    init(seed: UInt64) { state = seed }
+extension GoogleSimulator: EventCalendarSimulator {}
+extension GraphSimulator: EventCalendarSimulator {}
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+extension MonthSimulation {
+    /// A calendar of events the month tracks: the truth is the simulator's live events; a change is, a quarter of
+    /// the time, one of them deleted, otherwise an event starting 2 to 50 days ahead in office hours written, replacing
+    /// one of them 35 % of the time and new (an id of `idPrefix` and random letters) the rest, with the fields `event`
+    /// makes of its id, start and random title.
+    static func eventCalendar(
+        key: String, simulator: some EventCalendarSimulator, calendar: String, idPrefix: String,
+        event: @escaping @Sendable (_ id: String, _ start: Date, _ title: String) -> [String: JSONValue]
+    ) -> Tracked {
+        Tracked(
+            key: key, truth: { simulator.liveEvents(calendar: calendar) },
+            mutate: { random, now in
+                let live = simulator.liveEvents(calendar: calendar).keys.sorted()
+                let roll = random.unit()
+                if roll < 0.25, let victim = random.pick(live) {
+                    simulator.deleteEvent(calendar: calendar, id: victim)
+                    return
+                }
+                let id = roll < 0.6 ? (random.pick(live) ?? random.identifier(idPrefix)) : random.identifier(idPrefix)
+                let start = now.addingTimeInterval(Double(random.range(2...50)) * 86_400 + Double(random.range(8...17)) * 3600)
+                _ = simulator.upsertEvent(calendar: calendar, event(id, start, random.identifier("")))
+            }, redtail: false)
     }
 
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// A provider's `{dateTime, timeZone}` object in UTC.
+    static func utc(_ dateTime: String) -> JSONValue { .object(["dateTime": .string(dateTime), "timeZone": .string("UTC")]) }
+}
 
+/// The month's changes come from a seeded generator, so a seed replays the same month.
+typealias SplitRandom = SplitMix64
+
+extension SplitMix64 {
     mutating func range(_ range: ClosedRange<Int>) -> Int {
         range.lowerBound + Int(next() % UInt64(range.count))
     }

@@ -62,13 +62,8 @@ public final class TLSServerContext: Sendable {
 
     /// The settings OpenSSL holds for new handshakes, read back from the current `SSL_CTX` (tests check them).
     struct AppliedSettings: Equatable {
-        var minimumVersion: Int32
-        var maximumVersion: Int32
-        var noCompression: Bool
-        var noRenegotiation: Bool
-        var serverCipherPreference: Bool
-        var noTickets: Bool
-        var sessionCacheOff: Bool
+        var minimumVersion, maximumVersion: Int32
+        var noCompression, noRenegotiation, serverCipherPreference, noTickets, sessionCacheOff: Bool
     }
 
     var appliedSettings: AppliedSettings {

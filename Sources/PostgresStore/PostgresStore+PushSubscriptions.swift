@@ -6,9 +6,23 @@ import PostgresNIO
 /// `calgate_credentials` in its transaction, so other instances drop their cached verification secrets, and bumps
 /// this instance's `webhookCredentialsVersion` after the commit (as SQLiteStore does, even when no row changed).
 extension PostgresStore: PushSubscriptionStore {
-    /// Inserts the subscription or replaces every column of the row with its provider and id.
-    public func savePushSubscription(_ subscription: StoredPushSubscription) async throws {
-        try await upsertPushSubscription(subscription, keepingCreatedAt: false)
+    /// Inserts the subscription or replaces every column of the row with its provider and id (`keepingCreatedAt`:
+    /// but an existing row's `created_at`).
+    public func savePushSubscription(_ subscription: StoredPushSubscription, keepingCreatedAt: Bool) async throws {
+        try await upsertPushSubscription(subscription, keepingCreatedAt: keepingCreatedAt)
+    }
+
+    /// Stores a renewed expiry and when the renewal happened.
+    public func renewPushSubscription(provider: Provider, id: String, expiresAt: Date, renewedAt: Date) async throws {
+        try await credentialsWrite("renewing push_subscriptions row \(provider)/\(id)") { connection in
+            try await connection.query(
+                """
+                UPDATE push_subscriptions SET expires_at = \(Self.ms(expiresAt)), created_at = \(Self.ms(renewedAt))
+                WHERE provider = \(provider.rawValue) AND id = \(id)
+                """,
+                logger: logger
+            )
+        }
     }
 
     /// The subscription with this provider and id, ended or not; nil when unknown.
@@ -42,8 +56,6 @@ extension PostgresStore: PushSubscriptionStore {
             WHERE provider = \(provider.rawValue) AND ended_at IS NULL ORDER BY calendar_key COLLATE "C", expires_at DESC, id COLLATE "C"
             """)
     }
-
-    // MARK: Shared with the Google and Graph views
 
     /// Runs a push subscription write with the NOTIFY, then bumps the version.
     func credentialsWrite(_ what: String, _ body: (PostgresConnection) async throws -> Void) async throws {

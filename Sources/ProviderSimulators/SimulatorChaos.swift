@@ -78,13 +78,17 @@ public final class SimulatorChaos: Sendable {
     }
 }
 
-/// A small seeded generator (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
+/// A small seeded generator (SplitMix64): the same seed gives the same sequence on every machine, so a simulator's
+/// faults and the simulated month's changes replay exactly.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    /// The generator's whole state.
+    public var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    /// A generator starting at `seed`.
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -92,5 +96,6 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// A number in [0, 1) with 53 random bits.
+    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

@@ -21,12 +21,8 @@ import Foundation
 enum SimulatorDates {
     /// The fields of one written date and time.
     struct Stamp: Equatable {
-        var year: Int
-        var month: Int
-        var day: Int
-        var hour: Int
-        var minute: Int
-        var second: Int
+        var year, month, day: Int
+        var hour, minute, second: Int
         /// The fraction of the second in nanoseconds (digits beyond the ninth are dropped).
         var nanosecond: Int
         /// Seconds east of UTC when the text ended in `Z` or `±hh:mm`.

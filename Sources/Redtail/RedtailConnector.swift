@@ -56,13 +56,8 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
     /// Connects a Financial Advisor's Redtail account: exchanges the credentials for the UserKey, stores API key and
     /// UserKey sealed (not the password), and runs the first full listing.
     public func connect(userID: String, accountType: String, apiKey: String, username: String, password: String) async throws -> Connection {
-        guard accountType == Self.financialAdvisor else {
-            throw ConnectionInputError("Redtail is available to Financial Advisor accounts only (this account is \"\(accountType)\")")
-        }
-        let session: RedtailSession
-        do { session = try await client.authenticate(apiKey: apiKey, username: username, password: password) } catch let error as RedtailAPIError {
-            throw Self.failure(error)
-        }
+        guard accountType == Self.financialAdvisor else { throw ConnectionInputError(Self.advisorsOnly(accountType)) }
+        let session = try await authenticate(apiKey: apiKey, username: username, password: password)
         let id = "rc_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let connection = Connection(id: id, userID: userID, provider: .redtail, createdAt: clock.now(), accountType: accountType)
         try await store.createConnection(
@@ -76,6 +71,18 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
         try await store.saveCalendars(connectionID: id, [calendar])
         _ = try await sync(calendarKey: calendar.calendarKey)
         return connection
+    }
+
+    /// Why an account that is not a Financial Advisor's cannot use Redtail.
+    static func advisorsOnly(_ accountType: String) -> String {
+        "Redtail is available to Financial Advisor accounts only (this account is \"\(accountType)\")"
+    }
+
+    /// Exchanges the credentials for a session (its UserKey), a refusal classified as `failure(_:)` says.
+    func authenticate(apiKey: String, username: String, password: String) async throws -> RedtailSession {
+        do { return try await client.authenticate(apiKey: apiKey, username: username, password: password) } catch let error as RedtailAPIError {
+            throw Self.failure(error)
+        }
     }
 
     // MARK: The account's main integration
@@ -105,13 +112,8 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
     /// Connects a LeadCenter account's main Redtail integration: Financial Advisor accounts only (409 otherwise);
     /// the credentials are exchanged for the UserKey, which is kept sealed with the API key (not the password).
     public func registerIntegration(accountID: String, accountType: String, apiKey: String, username: String, password: String) async throws -> RedtailIntegration {
-        guard accountType == Self.financialAdvisor else {
-            throw ConnectionConflictError("Redtail is available to Financial Advisor accounts only (this account is \"\(accountType)\")")
-        }
-        let session: RedtailSession
-        do { session = try await client.authenticate(apiKey: apiKey, username: username, password: password) } catch let error as RedtailAPIError {
-            throw Self.failure(error)
-        }
+        guard accountType == Self.financialAdvisor else { throw ConnectionConflictError(Self.advisorsOnly(accountType)) }
+        let session = try await authenticate(apiKey: apiKey, username: username, password: password)
         let integration = RedtailIntegration(
             accountID: accountID, accountType: accountType, redtailUserID: session.userID ?? username,
             sealedAPIKey: try sealer.seal(Array(apiKey.utf8), context: "redtail_integration:\(accountID):api_key"),
@@ -151,20 +153,13 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
 
     /// Redtail has one calendar; the list never changes.
     public func refreshCalendars(connectionID: String) async throws -> [ConnectionCalendar] {
-        try await existingCalendars(connectionID)
+        try await store.syncingCalendars(connectionID: connectionID, provider: .redtail)
     }
 
     /// Turns polling of the activities calendar on or off.
     public func selectCalendars(connectionID: String, calendarIDs: Set<String>) async throws -> [ConnectionCalendar] {
-        let current = try await existingCalendars(connectionID)
-        if let unknown = calendarIDs.subtracting([Self.calendarID]).sorted().first {
-            throw ConnectionInputError("calendar \"\(unknown)\" is not one of this connection's calendars (Redtail has only \"\(Self.calendarID)\")")
-        }
-        let updated = current.map { calendar in
-            var calendar = calendar
-            calendar.selected = calendarIDs.contains(calendar.calendarID)
-            return calendar
-        }
+        let current = try await store.syncingCalendars(connectionID: connectionID, provider: .redtail)
+        let updated = try current.selecting(calendarIDs, hint: "Redtail has only \"\(Self.calendarID)\"")
         try await store.saveCalendars(connectionID: connectionID, updated)
         for (before, after) in zip(current, updated) where before.selected != after.selected {
             if after.selected { _ = try await sync(calendarKey: after.calendarKey) } else { _ = try await store.clearCalendar(calendarKey: after.calendarKey) }
@@ -212,16 +207,6 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
             _ = try await sync(calendarKey: calendar.calendarKey)
         }
         return try await store.connection(id: connectionID) ?? connection
-    }
-
-    func existingCalendars(_ connectionID: String) async throws -> [ConnectionCalendar] {
-        guard let connection = try await store.connection(id: connectionID), connection.provider == .redtail else {
-            throw ConnectionInputError("no Redtail connection with id \(connectionID)", connectionNotFound: true)
-        }
-        guard connection.state.syncs else {
-            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
-        }
-        return try await store.calendars(connectionID: connectionID)
     }
 
     // MARK: ProviderSyncing

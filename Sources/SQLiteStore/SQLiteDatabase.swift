@@ -154,3 +154,38 @@ struct SQLiteStatement {
         return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 }
+
+/// What `SQLiteDatabase.run(_:_:)` binds: text and integers, and NULL for a nil one.
+protocol SQLiteBindable {
+    func bind(to statement: SQLiteStatement, at index: Int32)
+}
+
+extension String: SQLiteBindable {
+    func bind(to statement: SQLiteStatement, at index: Int32) { statement.bind(index, self) }
+}
+
+extension Int64: SQLiteBindable {
+    func bind(to statement: SQLiteStatement, at index: Int32) { statement.bind(index, self) }
+}
+
+extension Optional: SQLiteBindable where Wrapped: SQLiteBindable {
+    func bind(to statement: SQLiteStatement, at index: Int32) {
+        if let value = self { value.bind(to: statement, at: index) } else { statement.bindNull(index) }
+    }
+}
+
+extension SQLiteStatement {
+    func bindNull(_ index: Int32) { sqlite3_bind_null(handle, index) }
+}
+
+extension SQLiteDatabase {
+    /// Prepares `sql` (from the statement cache), binds `values` to its parameters in order and steps it to
+    /// completion; returns how many rows it changed.
+    @discardableResult
+    func run(_ sql: String, _ values: any SQLiteBindable...) throws -> Int32 {
+        let statement = try prepare(sql)
+        for (offset, value) in values.enumerated() { value.bind(to: statement, at: Int32(offset + 1)) }
+        try statement.run()
+        return changes
+    }
+}

@@ -9,9 +9,7 @@ extension SQLiteStore: AppointmentStore {
             try database.transaction {
                 var result = CalendarSyncResult(upserted: 0, deleted: 0)
                 if replaceAll {
-                    let wipe = try database.prepare("DELETE FROM appointments WHERE calendar_key = ?")
-                    wipe.bind(1, calendarKey)
-                    try wipe.run()
+                    try database.run("DELETE FROM appointments WHERE calendar_key = ?", calendarKey)
                     result.deleted += Int(database.changes)
                 }
                 for change in changes {
@@ -24,10 +22,7 @@ extension SQLiteStore: AppointmentStore {
                         // `external_id = ? OR series_id = ?` SQLite scans the whole calendar (10 ms per deletion at
                         // 100,000 appointments).
                         for column in ["external_id", "series_id"] {
-                            let statement = try database.prepare("DELETE FROM appointments WHERE calendar_key = ? AND \(column) = ?")
-                            statement.bind(1, calendarKey)
-                            statement.bind(2, externalID)
-                            try statement.run()
+                            try database.run("DELETE FROM appointments WHERE calendar_key = ? AND \(column) = ?", calendarKey, externalID)
                             result.deleted += Int(database.changes)
                         }
                     case .cancelInstance(let source, let externalID, let seriesID, let originalStart):
@@ -40,15 +35,11 @@ extension SQLiteStore: AppointmentStore {
                         result.upserted += 1
                     }
                 }
-                let saveCursor = try database.prepare(
+                try database.run(
                     """
                     INSERT INTO sync_cursors (calendar_key, cursor, updated_at_ms) VALUES (?, ?, ?)
                     ON CONFLICT(calendar_key) DO UPDATE SET cursor = excluded.cursor, updated_at_ms = excluded.updated_at_ms
-                    """)
-                saveCursor.bind(1, calendarKey)
-                saveCursor.bind(2, cursor)
-                saveCursor.bind(3, now)
-                try saveCursor.run()
+                    """, calendarKey, cursor, now)
                 return result
             }
         }
@@ -58,16 +49,10 @@ extension SQLiteStore: AppointmentStore {
     public func clearCalendar(calendarKey: String) async throws -> Int {
         try await run { database in
             try database.transaction {
-                let wipe = try database.prepare("DELETE FROM appointments WHERE calendar_key = ?")
-                wipe.bind(1, calendarKey)
-                try wipe.run()
+                try database.run("DELETE FROM appointments WHERE calendar_key = ?", calendarKey)
                 let removed = Int(database.changes)
-                let categories = try database.prepare("DELETE FROM appointment_categories WHERE calendar_key = ?")
-                categories.bind(1, calendarKey)
-                try categories.run()
-                let cursor = try database.prepare("DELETE FROM sync_cursors WHERE calendar_key = ?")
-                cursor.bind(1, calendarKey)
-                try cursor.run()
+                try database.run("DELETE FROM appointment_categories WHERE calendar_key = ?", calendarKey)
+                try database.run("DELETE FROM sync_cursors WHERE calendar_key = ?", calendarKey)
                 return removed
             }
         }
@@ -100,9 +85,7 @@ extension SQLiteStore: AppointmentStore {
     /// Deletes the cursor only; the next sync is full and replaces the appointments when it commits.
     public func dropSyncCursor(calendarKey: String) async throws {
         try await run { database in
-            let statement = try database.prepare("DELETE FROM sync_cursors WHERE calendar_key = ?")
-            statement.bind(1, calendarKey)
-            try statement.run()
+            try database.run("DELETE FROM sync_cursors WHERE calendar_key = ?", calendarKey)
         }
     }
 

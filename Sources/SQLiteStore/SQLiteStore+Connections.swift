@@ -91,48 +91,28 @@ extension SQLiteStore: ConnectionStore {
     /// Changes the visibility.
     public func setConnectionVisibility(id: String, _ visibility: Connection.Visibility) async throws {
         try await run { database in
-            let statement = try database.prepare("UPDATE connections SET visibility = ? WHERE id = ?")
-            statement.bind(1, visibility.rawValue)
-            statement.bind(2, id)
-            try statement.run()
+            try database.run("UPDATE connections SET visibility = ? WHERE id = ?", visibility.rawValue, id)
         }
     }
 
     /// Sets the account.
     public func setConnectionAccount(id: String, accountID: String) async throws {
         try await run { database in
-            let statement = try database.prepare("UPDATE connections SET account_id = ? WHERE id = ?")
-            statement.bind(1, accountID)
-            statement.bind(2, id)
-            try statement.run()
+            try database.run("UPDATE connections SET account_id = ? WHERE id = ?", accountID, id)
         }
     }
 
     /// Stores the health fields.
     public func setConnectionHealth(id: String, _ health: ConnectionHealth) async throws {
         try await run { database in
-            let statement = try database.prepare(
-                "UPDATE connections SET state = ?, state_reason = ?, next_retry_at_ms = ?, failing_since_ms = ? WHERE id = ?"
-            )
-            statement.bind(1, health.state.rawValue)
-            statement.bind(2, health.reason)
-            statement.bind(3, health.nextRetryAt.map(Self.milliseconds))
-            statement.bind(4, health.failingSince.map(Self.milliseconds))
-            statement.bind(5, id)
-            try statement.run()
+            try database.run("UPDATE connections SET state = ?, state_reason = ?, next_retry_at_ms = ?, failing_since_ms = ? WHERE id = ?", health.state.rawValue, health.reason, health.nextRetryAt.map(Self.milliseconds), health.failingSince.map(Self.milliseconds), id)
         }
     }
 
     /// Sets the sync state.
     public func setConnectionState(id: String, state: Connection.State, reason: String?) async throws {
         try await run { database in
-            let statement = try database.prepare(
-                "UPDATE connections SET state = ?, state_reason = ?, next_retry_at_ms = NULL, failing_since_ms = NULL WHERE id = ?"
-            )
-            statement.bind(1, state.rawValue)
-            statement.bind(2, reason)
-            statement.bind(3, id)
-            try statement.run()
+            try database.run("UPDATE connections SET state = ?, state_reason = ?, next_retry_at_ms = NULL, failing_since_ms = NULL WHERE id = ?", state.rawValue, reason, id)
         }
     }
 
@@ -140,18 +120,9 @@ extension SQLiteStore: ConnectionStore {
     public func saveCalendars(connectionID: String, _ calendars: [ConnectionCalendar]) async throws {
         try await run { database in
             try database.transaction {
-                let wipe = try database.prepare("DELETE FROM connection_calendars WHERE connection_id = ?")
-                wipe.bind(1, connectionID)
-                try wipe.run()
+                try database.run("DELETE FROM connection_calendars WHERE connection_id = ?", connectionID)
                 for calendar in calendars {
-                    let insert = try database.prepare(
-                        "INSERT INTO connection_calendars (connection_id, calendar_id, name, selected) VALUES (?, ?, ?, ?)"
-                    )
-                    insert.bind(1, connectionID)
-                    insert.bind(2, calendar.calendarID)
-                    insert.bind(3, calendar.name)
-                    insert.bind(4, Int64(calendar.selected ? 1 : 0))
-                    try insert.run()
+                    try database.run("INSERT INTO connection_calendars (connection_id, calendar_id, name, selected) VALUES (?, ?, ?, ?)", connectionID, calendar.calendarID, calendar.name, Int64(calendar.selected ? 1 : 0))
                 }
             }
         }

@@ -87,10 +87,7 @@ extension SQLiteStore: LeadCenterAppointmentStore {
     /// Deletes one.
     public func deleteLeadCenterAppointment(id: String) async throws -> Bool {
         try await run { database in
-            let statement = try database.prepare("DELETE FROM leadcenter_appointments WHERE id = ?")
-            statement.bind(1, id)
-            try statement.run()
-            return database.changes > 0
+            try database.run("DELETE FROM leadcenter_appointments WHERE id = ?", id) > 0
         }
     }
 

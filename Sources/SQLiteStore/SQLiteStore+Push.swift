@@ -39,11 +39,7 @@ extension SQLiteStore: PushStore {
         try await run { database in
             try database.transaction {
                 try Self.write(appointment, into: database)
-                let update = try database.prepare("UPDATE leadcenter_appointments SET push_status = ?, push_error = ? WHERE id = ?")
-                update.bind(1, state.status)
-                update.bind(2, state.error)
-                update.bind(3, appointment.id)
-                try update.run()
+                try database.run("UPDATE leadcenter_appointments SET push_status = ?, push_error = ? WHERE id = ?", state.status, state.error, appointment.id)
                 if let push { try Self.enqueue(appointment.id, push, now: now, into: database) }
             }
         }
@@ -55,27 +51,17 @@ extension SQLiteStore: PushStore {
         try await run { database in
             try database.transaction {
                 if let push {
-                    let hide = try database.prepare("UPDATE leadcenter_appointments SET deleted_at_ms = ?, push_status = 'pending' WHERE id = ?")
-                    hide.bind(1, now)
-                    hide.bind(2, id)
-                    try hide.run()
+                    try database.run("UPDATE leadcenter_appointments SET deleted_at_ms = ?, push_status = 'pending' WHERE id = ?", now, id)
                     try Self.enqueue(id, push, now: now, into: database)
                 } else {
-                    let delete = try database.prepare("DELETE FROM leadcenter_appointments WHERE id = ?")
-                    delete.bind(1, id)
-                    try delete.run()
+                    try database.run("DELETE FROM leadcenter_appointments WHERE id = ?", id)
                 }
             }
         }
     }
 
     static func enqueue(_ appointmentID: String, _ push: (action: PushAction, calendarKey: String), now: Int64, into database: SQLiteDatabase) throws {
-        let insert = try database.prepare("INSERT INTO push_jobs (appointment_id, action, calendar_key, next_attempt_ms) VALUES (?, ?, ?, ?)")
-        insert.bind(1, appointmentID)
-        insert.bind(2, push.action.rawValue)
-        insert.bind(3, push.calendarKey)
-        insert.bind(4, now)
-        try insert.run()
+        try database.run("INSERT INTO push_jobs (appointment_id, action, calendar_key, next_attempt_ms) VALUES (?, ?, ?, ?)", appointmentID, push.action.rawValue, push.calendarKey, now)
     }
 
     /// The push state.
@@ -124,24 +110,15 @@ extension SQLiteStore: PushStore {
     public func completePushJob(_ job: PushJob, state: PushState) async throws {
         try await run { database in
             try database.transaction {
-                let remove = try database.prepare("DELETE FROM push_jobs WHERE id = ?")
-                remove.bind(1, job.id)
-                try remove.run()
+                try database.run("DELETE FROM push_jobs WHERE id = ?", job.id)
                 if job.action == .delete {
-                    let delete = try database.prepare("DELETE FROM leadcenter_appointments WHERE id = ? AND deleted_at_ms IS NOT NULL")
-                    delete.bind(1, job.appointmentID)
-                    try delete.run()
+                    try database.run("DELETE FROM leadcenter_appointments WHERE id = ? AND deleted_at_ms IS NOT NULL", job.appointmentID)
                 } else {
-                    let update = try database.prepare(
+                    try database.run(
                         """
                         UPDATE leadcenter_appointments SET push_status = ?, pushed_calendar_key = ?, pushed_external_id = ?, push_error = NULL
                         WHERE id = ?
-                        """)
-                    update.bind(1, state.status)
-                    update.bind(2, state.calendarKey)
-                    update.bind(3, state.externalID)
-                    update.bind(4, job.appointmentID)
-                    try update.run()
+                        """, state.status, state.calendarKey, state.externalID, job.appointmentID)
                 }
             }
         }
@@ -152,15 +129,8 @@ extension SQLiteStore: PushStore {
         let when = Self.milliseconds(nextAttemptAt)
         try await run { database in
             try database.transaction {
-                let update = try database.prepare("UPDATE push_jobs SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE id = ?")
-                update.bind(1, when)
-                update.bind(2, error)
-                update.bind(3, job.id)
-                try update.run()
-                let mark = try database.prepare("UPDATE leadcenter_appointments SET push_status = 'pending', push_error = ? WHERE id = ?")
-                mark.bind(1, error)
-                mark.bind(2, job.appointmentID)
-                try mark.run()
+                try database.run("UPDATE push_jobs SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE id = ?", when, error, job.id)
+                try database.run("UPDATE leadcenter_appointments SET push_status = 'pending', push_error = ? WHERE id = ?", error, job.appointmentID)
             }
         }
     }
@@ -169,50 +139,39 @@ extension SQLiteStore: PushStore {
     public func abandonPushJob(_ job: PushJob, error: String) async throws {
         try await run { database in
             try database.transaction {
-                let remove = try database.prepare("DELETE FROM push_jobs WHERE id = ?")
-                remove.bind(1, job.id)
-                try remove.run()
-                let mark = try database.prepare("UPDATE leadcenter_appointments SET push_status = 'failed', push_error = ? WHERE id = ?")
-                mark.bind(1, error)
-                mark.bind(2, job.appointmentID)
-                try mark.run()
+                try database.run("DELETE FROM push_jobs WHERE id = ?", job.id)
+                try database.run("UPDATE leadcenter_appointments SET push_status = 'failed', push_error = ? WHERE id = ?", error, job.appointmentID)
             }
         }
     }
 
     /// Ids calgate pushed into a calendar.
     public func pushedExternalIDs(calendarKey: String) async throws -> Set<String> {
-        try await run { database in
-            let statement = try database.prepare(
-                "SELECT pushed_external_id FROM leadcenter_appointments WHERE pushed_calendar_key = ? AND pushed_external_id IS NOT NULL"
-            )
-            statement.bind(1, calendarKey)
-            var ids: Set<String> = []
-            while try statement.step() { if let id = statement.string(0) { ids.insert(id) } }
-            return ids
-        }
+        try await pushedValues(calendarKey: calendarKey, column: "pushed_external_id")
     }
 
     /// iCalendar UIDs of pushed events in a calendar.
     public func pushedICalUIDs(calendarKey: String) async throws -> Set<String> {
+        try await pushedValues(calendarKey: calendarKey, column: "pushed_ical_uid")
+    }
+
+    /// The non-null values of one `pushed_*` column (a fixed name, never input) over a calendar's pushed appointments.
+    private func pushedValues(calendarKey: String, column: StaticString) async throws -> Set<String> {
         try await run { database in
             let statement = try database.prepare(
-                "SELECT pushed_ical_uid FROM leadcenter_appointments WHERE pushed_calendar_key = ? AND pushed_ical_uid IS NOT NULL"
+                "SELECT \(column) FROM leadcenter_appointments WHERE pushed_calendar_key = ? AND \(column) IS NOT NULL"
             )
             statement.bind(1, calendarKey)
-            var uids: Set<String> = []
-            while try statement.step() { if let uid = statement.string(0) { uids.insert(uid) } }
-            return uids
+            var values: Set<String> = []
+            while try statement.step() { if let value = statement.string(0) { values.insert(value) } }
+            return values
         }
     }
 
     /// Records a pushed event's iCalendar UID.
     public func setPushedICalUID(appointmentID: String, iCalUID: String) async throws {
         try await run { database in
-            let statement = try database.prepare("UPDATE leadcenter_appointments SET pushed_ical_uid = ? WHERE id = ?")
-            statement.bind(1, iCalUID)
-            statement.bind(2, appointmentID)
-            try statement.run()
+            try database.run("UPDATE leadcenter_appointments SET pushed_ical_uid = ? WHERE id = ?", iCalUID, appointmentID)
         }
     }
 

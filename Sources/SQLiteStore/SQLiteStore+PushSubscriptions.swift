@@ -2,10 +2,21 @@ import Foundation
 import GatewayCore
 
 extension SQLiteStore: PushSubscriptionStore {
-    /// Inserts the subscription or replaces every column of the row with its provider and id.
-    public func savePushSubscription(_ subscription: StoredPushSubscription) async throws {
+    /// Inserts the subscription or replaces every column of the row with its provider and id (`keepingCreatedAt`:
+    /// but an existing row's `created_at_ms`).
+    public func savePushSubscription(_ subscription: StoredPushSubscription, keepingCreatedAt: Bool) async throws {
         defer { credentialsChanged() }
-        try await run { database in try Self.upsertPushSubscription(subscription, keepingCreatedAt: false, in: database) }
+        try await run { database in try Self.upsertPushSubscription(subscription, keepingCreatedAt: keepingCreatedAt, in: database) }
+    }
+
+    /// Stores a renewed expiry and when the renewal happened.
+    public func renewPushSubscription(provider: Provider, id: String, expiresAt: Date, renewedAt: Date) async throws {
+        let when = Self.milliseconds(expiresAt)
+        let renewed = Self.milliseconds(renewedAt)
+        defer { credentialsChanged() }
+        try await run { database in
+            try database.run("UPDATE push_subscriptions SET expires_at_ms = ?1, created_at_ms = ?2 WHERE provider = ?3 AND id = ?4", when, renewed, provider.rawValue, id)
+        }
     }
 
     /// The subscription with this provider and id, ended or not; nil when unknown.
@@ -23,13 +34,7 @@ extension SQLiteStore: PushSubscriptionStore {
         let when = Self.milliseconds(at)
         defer { credentialsChanged() }
         try await run { database in
-            let statement = try database.prepare(
-                "UPDATE push_subscriptions SET ended_at_ms = ?1 WHERE provider = ?2 AND id = ?3 AND ended_at_ms IS NULL"
-            )
-            statement.bind(1, when)
-            statement.bind(2, provider.rawValue)
-            statement.bind(3, id)
-            try statement.run()
+            try database.run("UPDATE push_subscriptions SET ended_at_ms = ?1 WHERE provider = ?2 AND id = ?3 AND ended_at_ms IS NULL", when, provider.rawValue, id)
         }
     }
 
@@ -55,8 +60,6 @@ extension SQLiteStore: PushSubscriptionStore {
             }
         }
     }
-
-    // MARK: Shared with the Google and Graph views
 
     /// Inserts or replaces a row. `keepingCreatedAt` keeps an existing row's `created_at_ms`: Graph's save has always
     /// done so, because a Graph subscription's life restarts only through a renewal.

@@ -45,10 +45,7 @@ extension SQLiteStore: RedtailIntegrationStore {
     /// Removes it.
     public func deleteRedtailIntegration(accountID: String) async throws -> Bool {
         try await run { database in
-            let statement = try database.prepare("DELETE FROM redtail_integrations WHERE account_id = ?")
-            statement.bind(1, accountID)
-            try statement.run()
-            return database.changes > 0
+            try database.run("DELETE FROM redtail_integrations WHERE account_id = ?", accountID) > 0
         }
     }
 }

@@ -206,6 +206,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     }
 
     /// Runs `body` on the database thread.
+    @discardableResult
     func run<T: Sendable>(_ body: @escaping @Sendable (SQLiteDatabase) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             condition.lock()
@@ -281,10 +282,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         try await run { database in
             try database.transaction {
                 for id in ids {
-                    let statement = try database.prepare("UPDATE inbox SET processed_at_ms = ? WHERE id = ? AND processed_at_ms IS NULL")
-                    statement.bind(1, now)
-                    statement.bind(2, id)
-                    try statement.run()
+                    try database.run("UPDATE inbox SET processed_at_ms = ? WHERE id = ? AND processed_at_ms IS NULL", now, id)
                 }
             }
         }
@@ -328,14 +326,11 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         let now = Self.milliseconds(Date())
         try await run { database in
             try database.transaction {
-                let statement = try database.prepare(
+                try database.run(
                     """
                     INSERT INTO gateway_meta (key, value, updated_at_ms) VALUES ('health_probe', ?, ?)
                     ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms
-                    """)
-                statement.bind(1, String(now))
-                statement.bind(2, now)
-                try statement.run()
+                    """, String(now), now)
             }
         }
     }

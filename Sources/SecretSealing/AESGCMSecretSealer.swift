@@ -56,25 +56,9 @@ public struct AESGCMSecretSealer: SecretSealer {
     public func seal(_ plaintext: [UInt8], context: String) throws -> [UInt8] {
         var nonce = [UInt8](repeating: 0, count: 12)
         guard RAND_bytes(&nonce, 12) == 1 else { throw SecretSealingError("the system random generator failed") }
-        guard let ctx = EVP_CIPHER_CTX_new() else { throw SecretSealingError("cipher context allocation failed") }
-        defer { EVP_CIPHER_CTX_free(ctx) }
-        var out = [UInt8](repeating: 0, count: plaintext.count + 16)
-        var length: Int32 = 0
-        var total = 0
-        let aad = Array(context.utf8)
-        guard EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nil, current.bytes, nonce) == 1,
-            aad.isEmpty || EVP_EncryptUpdate(ctx, nil, &length, aad, Int32(aad.count)) == 1
-        else { throw SecretSealingError("encryption setup failed") }
-        if !plaintext.isEmpty {
-            guard EVP_EncryptUpdate(ctx, &out, &length, plaintext, Int32(plaintext.count)) == 1 else { throw SecretSealingError("encryption failed") }
-            total = Int(length)
-        }
-        let finalOK = out.withUnsafeMutableBufferPointer { EVP_EncryptFinal_ex(ctx, $0.baseAddress! + total, &length) }
-        guard finalOK == 1 else { throw SecretSealingError("encryption failed") }
-        total += Int(length)
         var tag = [UInt8](repeating: 0, count: 16)
-        guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, &tag) == 1 else { throw SecretSealingError("tag failed") }
-        return [2] + current.id + nonce + out.prefix(total) + tag
+        let ciphertext = try Self.gcm(encrypting: true, key: current.bytes, nonce: nonce, context: context, input: plaintext, tag: &tag)
+        return [2] + current.id + nonce + ciphertext + tag
     }
 
     /// Opens and authenticates, with the key the value names (or, for the old format, whichever key opens it).
@@ -104,26 +88,38 @@ public struct AESGCMSecretSealer: SecretSealer {
         let nonce = Array(body[0..<12])
         let ciphertext = Array(body[12..<(body.count - 16)])
         var tag = Array(body[(body.count - 16)...])
+        return try gcm(encrypting: false, key: key, nonce: nonce, context: context, input: ciphertext, tag: &tag)
+    }
+
+    /// AES-256-GCM over `input` under `key` and `nonce`, with `context` as the additional data. Encrypting, `tag`
+    /// receives the tag; decrypting, `tag` is checked, and a value that does not authenticate throws.
+    private static func gcm(encrypting: Bool, key: [UInt8], nonce: [UInt8], context: String, input: [UInt8], tag: inout [UInt8]) throws -> [UInt8] {
+        let what = encrypting ? "encryption" : "decryption"
         guard let ctx = EVP_CIPHER_CTX_new() else { throw SecretSealingError("cipher context allocation failed") }
         defer { EVP_CIPHER_CTX_free(ctx) }
-        var out = [UInt8](repeating: 0, count: ciphertext.count + 16)
+        var out = [UInt8](repeating: 0, count: input.count + 16)
         var length: Int32 = 0
         var total = 0
         let aad = Array(context.utf8)
-        guard EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1,
-            aad.isEmpty || EVP_DecryptUpdate(ctx, nil, &length, aad, Int32(aad.count)) == 1
-        else { throw SecretSealingError("decryption setup failed") }
-        if !ciphertext.isEmpty {
-            guard EVP_DecryptUpdate(ctx, &out, &length, ciphertext, Int32(ciphertext.count)) == 1 else { throw SecretSealingError("decryption failed") }
+        guard EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce, encrypting ? 1 : 0) == 1,
+            aad.isEmpty || EVP_CipherUpdate(ctx, nil, &length, aad, Int32(aad.count)) == 1
+        else { throw SecretSealingError("\(what) setup failed") }
+        if !input.isEmpty {
+            guard EVP_CipherUpdate(ctx, &out, &length, input, Int32(input.count)) == 1 else { throw SecretSealingError("\(what) failed") }
             total = Int(length)
         }
-        guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, &tag) == 1 else { throw SecretSealingError("tag failed") }
-        let finalOK = out.withUnsafeMutableBufferPointer { EVP_DecryptFinal_ex(ctx, $0.baseAddress! + total, &length) }
+        if !encrypting {
+            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, &tag) == 1 else { throw SecretSealingError("tag failed") }
+        }
+        let finalOK = out.withUnsafeMutableBufferPointer { EVP_CipherFinal_ex(ctx, $0.baseAddress! + total, &length) }
         ERR_clear_error()
         guard finalOK == 1 else {
-            throw SecretSealingError("sealed value does not open: wrong key, wrong context, or tampered")
+            throw SecretSealingError(encrypting ? "encryption failed" : "sealed value does not open: wrong key, wrong context, or tampered")
         }
         total += Int(length)
+        if encrypting {
+            guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, &tag) == 1 else { throw SecretSealingError("tag failed") }
+        }
         return Array(out.prefix(total))
     }
 

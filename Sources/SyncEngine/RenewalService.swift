@@ -68,6 +68,14 @@ public final class RenewalService: Service, Sendable {
         }
     }
 
+    /// Adds a pass's `count` (when not zero) to the provider's counter `label`; with `warning`, also logs its message
+    /// with the count under the warning's field name.
+    private func count(_ count: Int, _ label: String, _ provider: String, warning: (message: Logger.Message, field: String)? = nil) {
+        guard count > 0 else { return }
+        Counter(label: label, dimensions: [("provider", provider)]).increment(by: count)
+        if let warning { logger.warning(warning.message, metadata: ["provider": "\(provider)", "\(warning.field)": "\(count)"]) }
+    }
+
     /// One pass over every provider; returns what each did.
     @discardableResult
     public func runOnce() async -> [Provider: MaintenanceReport] {
@@ -80,23 +88,11 @@ public final class RenewalService: Service, Sendable {
                 for (connection, event) in report.outcomes.sorted(by: { $0.key < $1.key }) { await health.record(connectionID: connection, event) }
             }
             let provider = maintainer.provider.rawValue
-            if report.lapsed > 0 {
-                Counter(label: "calgate_subscription_lapses_total", dimensions: [("provider", provider)]).increment(by: report.lapsed)
-                logger.warning(
-                    "subscriptions lapsed before renewal; recreated and re-syncing",
-                    metadata: [
-                        "provider": "\(provider)", "lapsed": "\(report.lapsed)",
-                    ])
-            }
-            if report.renewed > 0 { Counter(label: "calgate_subscription_renewals_total", dimensions: [("provider", provider)]).increment(by: report.renewed) }
-            if report.failures > 0 {
-                Counter(label: "calgate_subscription_renewal_failures_total", dimensions: [("provider", provider)]).increment(by: report.failures)
-                logger.warning(
-                    "subscription maintenance failed for some calendars; retrying with backoff",
-                    metadata: [
-                        "provider": "\(provider)", "failures": "\(report.failures)",
-                    ])
-            }
+            count(report.lapsed, "calgate_subscription_lapses_total", provider, warning: ("subscriptions lapsed before renewal; recreated and re-syncing", "lapsed"))
+            count(report.renewed, "calgate_subscription_renewals_total", provider)
+            count(
+                report.failures, "calgate_subscription_renewal_failures_total", provider,
+                warning: ("subscription maintenance failed for some calendars; retrying with backoff", "failures"))
             totals.withLock { totals in
                 var sum = totals[maintainer.provider] ?? MaintenanceReport()
                 sum.renewed += report.renewed

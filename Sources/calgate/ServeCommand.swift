@@ -93,8 +93,7 @@ struct ServeOptions: ParsableArguments {
 /// What a running gateway is made of, for add-ons such as the demo driver.
 struct GatewayRuntime: Sendable {
     let configuration: GatewayConfiguration
-    let apiToken: String
-    let adminToken: String
+    let apiToken, adminToken: String
     let google: GoogleConnectionSyncer
     let microsoft: GraphConnectionSyncer
     let redtail: RedtailConnector

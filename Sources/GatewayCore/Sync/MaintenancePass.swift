@@ -20,6 +20,31 @@ public final class MaintenancePass: Sendable {
         self.leaseDuration = leaseDuration
     }
 
+    /// One pass over `client`'s provider's syncing connections: each selected calendar's `SubscriptionLifecycle`
+    /// runs through `client` under `policy`. Failures are described as "`failureLabel`: error".
+    public func run(
+        _ client: any SubscriptionClient, provider: Provider, store: any GatewayStore, policy: RenewalPolicy, now: Date, failureLabel: String
+    ) async -> MaintenanceReport {
+        await run(provider: provider, store: store, now: now, failureLabel: failureLabel) { calendar, connectionID, report in
+            try await SubscriptionLifecycle.run(
+                client, calendar: calendar, connectionID: connectionID, policy: policy, now: now, force: false, report: &report
+            )
+        }
+    }
+
+    /// The operator's "renew now": every selected calendar of the connection runs its lifecycle through `client` due
+    /// or not (calendars without a live subscription get one and a delta sync). Throws what
+    /// `GatewayStore.syncingCalendars(connectionID:provider:)` throws, and the first failing calendar's error.
+    public static func renewNow(
+        _ client: any SubscriptionClient, provider: Provider, connectionID: String, store: any GatewayStore, policy: RenewalPolicy, now: Date
+    ) async throws -> MaintenanceReport {
+        var report = MaintenanceReport()
+        for calendar in try await store.syncingCalendars(connectionID: connectionID, provider: provider) where calendar.selected {
+            try await SubscriptionLifecycle.run(client, calendar: calendar, connectionID: connectionID, policy: policy, now: now, force: true, report: &report)
+        }
+        return report
+    }
+
     /// One pass over `provider`'s syncing connections; `step` maintains one selected calendar and may add to the
     /// report. Failures are described as "`failureLabel`: error".
     public func run(
@@ -69,5 +94,34 @@ public final class MaintenancePass: Sendable {
             }
         }
         return report
+    }
+}
+
+extension GatewayStore {
+    /// The calendars of a connection that may sync now: a `ConnectionInputError` (not found) when there is no such
+    /// connection of `provider`, a `.needsReconnect` `SyncFailure` when its credentials were refused.
+    public func syncingCalendars(connectionID: String, provider: Provider) async throws -> [ConnectionCalendar] {
+        guard let connection = try await connection(id: connectionID), connection.provider == provider else {
+            throw ConnectionInputError("no \(provider.displayName) connection with id \(connectionID)", connectionNotFound: true)
+        }
+        guard connection.state.syncs else {
+            throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
+        }
+        return try await calendars(connectionID: connectionID)
+    }
+}
+
+extension [ConnectionCalendar] {
+    /// The calendars with exactly `calendarIDs` selected; a `ConnectionInputError` naming the first id that is not one
+    /// of them, followed by `hint` in parentheses.
+    public func selecting(_ calendarIDs: Set<String>, hint: String = "refresh the list first") throws -> [ConnectionCalendar] {
+        if let unknown = calendarIDs.subtracting(map(\.calendarID)).sorted().first {
+            throw ConnectionInputError("calendar \"\(unknown)\" is not one of this connection's calendars (\(hint))")
+        }
+        return map { calendar in
+            var calendar = calendar
+            calendar.selected = calendarIDs.contains(calendar.calendarID)
+            return calendar
+        }
     }
 }

@@ -82,7 +82,14 @@ public struct ConsoleController: Sendable {
                 return .accepted(VerifiedCaller(isAdmin: true, evidence: session))
             })
         func handler(_ key: String, _ handle: @escaping @Sendable (RouteCall) async throws -> Response) {
-            registry.register(RouteHandler(key: key, spec: Self.specs[key]!, handle: handle))
+            registry.register(key, Self.specs[key]!, handle)
+        }
+        // A page: a browser without a session is sent to the login form.
+        func page(_ key: String, _ render: @escaping @Sendable (RouteCall, ConsoleSessions.Session) async throws -> Response) {
+            handler(key) { call in
+                guard let session = Self.session(call) else { return Self.redirect("/admin/login") }
+                return try await render(call, session)
+            }
         }
         handler("console.stylesheet") { _ in
             Response(
@@ -101,15 +108,13 @@ public struct ConsoleController: Sendable {
             response.headers.append(HTTPField(name: .setCookie, value: Self.expiredCookie(Self.sessionCookie)))
             return response
         }
-        handler("console.overview") { call in
-            guard let session = Self.session(call) else { return Self.redirect("/admin/login") }
+        page("console.overview") { _, session in
             let overview = try await gatherOverview()
             var context = ConsolePages.common(title: "Overview", session: session, version: version, now: overview.generatedAt, autoRefresh: true)
             context.merge(ConsolePages.overview(overview)) { _, new in new }
             return Self.page("overview", context)
         }
-        handler("console.connection") { call in
-            guard let session = Self.session(call) else { return Self.redirect("/admin/login") }
+        page("console.connection") { call, session in
             let connection = try await existing(call)
             let now = clock.now()
             var context = ConsolePages.common(title: "Connection \(connection.id)", session: session, version: version, now: now, autoRefresh: true)
@@ -121,8 +126,7 @@ public struct ConsoleController: Sendable {
             }
             return Self.page("connection", context)
         }
-        handler("console.connection.disconnect.confirm") { call in
-            guard let session = Self.session(call) else { return Self.redirect("/admin/login") }
+        page("console.connection.disconnect.confirm") { call, session in
             let connection = try await existing(call)
             let now = clock.now()
             var context = ConsolePages.common(title: "Disconnect \(connection.id)", session: session, version: version, now: now, autoRefresh: false)

@@ -7,12 +7,8 @@ struct ConsoleOverview: Sendable {
     /// One live Google channel or Graph subscription.
     struct Subscription: Sendable {
         var provider: Provider
-        var id: String
-        var calendarKey: String
-        var calendarName: String
-        var userID: String
-        var expiresAt: Date
-        var renewAt: Date
+        var id, calendarKey, calendarName, userID: String
+        var expiresAt, renewAt: Date
         var lapsed: Bool
 
         var connectionID: String { ConnectionCalendar.parts(of: calendarKey)?.connectionID ?? "" }

@@ -30,17 +30,3 @@ public struct StoredGoogleChannel: Sendable, Hashable {
         self.stoppedAt = stoppedAt
     }
 }
-
-/// Where Google channels are kept so pushes can be verified against them.
-public protocol GoogleChannelStore: Sendable {
-    /// Inserts or replaces a channel.
-    func saveGoogleChannel(_ channel: StoredGoogleChannel) async throws
-    /// The channel with this id, stopped or not; nil when unknown.
-    func googleChannel(id: String) async throws -> StoredGoogleChannel?
-    /// Marks a channel stopped.
-    func stopGoogleChannel(id: String, at: Date) async throws
-    /// The calendar's channels not yet stopped, newest expiry first.
-    func liveGoogleChannels(calendarKey: String) async throws -> [StoredGoogleChannel]
-    /// Every channel not yet stopped, by calendar then newest expiry first.
-    func allLiveGoogleChannels() async throws -> [StoredGoogleChannel]
-}

@@ -26,19 +26,3 @@ public struct StoredGraphSubscription: Sendable, Hashable {
         self.removedAt = removedAt
     }
 }
-
-/// Where Graph subscriptions are kept so notifications can be verified against them.
-public protocol GraphSubscriptionStore: Sendable {
-    /// Inserts or replaces a subscription.
-    func saveGraphSubscription(_ subscription: StoredGraphSubscription) async throws
-    /// One subscription, removed or not.
-    func graphSubscription(id: String) async throws -> StoredGraphSubscription?
-    /// The calendar's subscriptions not yet removed, newest expiry first.
-    func liveGraphSubscriptions(calendarKey: String) async throws -> [StoredGraphSubscription]
-    /// Every subscription not yet removed, by calendar then newest expiry first.
-    func allLiveGraphSubscriptions() async throws -> [StoredGraphSubscription]
-    /// Marks a subscription removed (deleted by calgate, or Graph said it is gone); notifications for it are then dropped.
-    func markGraphSubscriptionRemoved(id: String, at: Date) async throws
-    /// Records a renewal: the new expiry Graph answered, and when the renewal happened (the start of the new life).
-    func updateGraphSubscriptionExpiry(id: String, expiresAt: Date, renewedAt: Date) async throws
-}
