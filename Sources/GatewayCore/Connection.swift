@@ -126,32 +126,6 @@ public struct ConnectionCalendar: Sendable, Hashable {
     public var calendarKey: String { "\(connectionID)/\(calendarID)" }
 }
 
-/// Connections, their sealed credentials and calendars.
-public protocol ConnectionStore: Sendable {
-    /// Stores a new connection with its credentials.
-    func createConnection(_ connection: Connection, credentials: SealedCredentials) async throws
-    /// One connection.
-    func connection(id: String) async throws -> Connection?
-    /// All connections, or one user's.
-    func connections(userID: String?) async throws -> [Connection]
-    /// A connection's sealed credentials.
-    func credentials(connectionID: String) async throws -> SealedCredentials?
-    /// Replaces the sealed credentials (providers such as Entra ID rotate the refresh token on every refresh).
-    func updateCredentials(connectionID: String, _ credentials: SealedCredentials) async throws
-    /// Changes who may see the connection's imported appointments.
-    func setConnectionVisibility(id: String, _ visibility: Connection.Visibility) async throws
-    /// Sets the LeadCenter account the connection belongs to.
-    func setConnectionAccount(id: String, accountID: String) async throws
-    /// Stores the connection's health (state, reason, next retry, failing since).
-    func setConnectionHealth(id: String, _ health: ConnectionHealth) async throws
-    /// Changes the sync state.
-    func setConnectionState(id: String, state: Connection.State, reason: String?) async throws
-    /// Replaces the connection's calendar list.
-    func saveCalendars(connectionID: String, _ calendars: [ConnectionCalendar]) async throws
-    /// The connection's calendars.
-    func calendars(connectionID: String) async throws -> [ConnectionCalendar]
-}
-
 /// A LeadCenter account's main Redtail integration: the CRM link calendar connections build on. The API key and
 /// UserKey are sealed (contexts `redtail_integration:<account>:api_key` and `:user_key`); the password is never kept.
 public struct RedtailIntegration: Sendable, Hashable {
@@ -177,16 +151,6 @@ public struct RedtailIntegration: Sendable, Hashable {
         self.sealedUserKey = sealedUserKey
         self.createdAt = createdAt
     }
-}
-
-/// Where main Redtail integrations are kept.
-public protocol RedtailIntegrationStore: Sendable {
-    /// Inserts or replaces an account's integration.
-    func saveRedtailIntegration(_ integration: RedtailIntegration) async throws
-    /// An account's integration.
-    func redtailIntegration(accountID: String) async throws -> RedtailIntegration?
-    /// Removes it; false when there was none.
-    func deleteRedtailIntegration(accountID: String) async throws -> Bool
 }
 
 extension ConnectionCalendar {

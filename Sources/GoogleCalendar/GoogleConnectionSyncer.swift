@@ -4,7 +4,7 @@ import Synchronization
 
 /// Google connections end to end: connect (verify credentials, list calendars, full sync, open channels) and the
 /// `ProviderSyncing` port the scheduler drives.
-public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecting, SubscriptionMaintaining, AppointmentPushing, Sendable {
+public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecting, SubscriptionClientMaintaining, AppointmentPushing, Sendable {
     /// Always `.google`.
     public let provider = Provider.google
     let client: GoogleCalendarClient
@@ -23,7 +23,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
     private let channelCalendars = CalendarKeyCache()
     /// Per calendar: when maintenance may try again after a failure, and how many failures in a row.
     /// Backoff state of the renewal job's passes.
-    private let maintenance: MaintenancePass
+    public let maintenance: MaintenancePass
     /// Where full syncs report how far they have come (the console and the connection API read it).
     public let progress: SyncProgressBoard
 
@@ -42,7 +42,9 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
         self.pageSize = pageSize
         self.renewal = renewal
         self.maintenanceBackoff = maintenanceBackoff
-        self.maintenance = MaintenancePass(backoff: maintenanceBackoff)
+        self.maintenance = MaintenancePass(
+            provider: .google, store: store, clock: clock, policy: renewal, backoff: maintenanceBackoff, failureLabel: "channel renewal failed"
+        )
     }
 
     /// The same syncer without cached access tokens (every next sync refreshes first).
@@ -276,19 +278,11 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
 
     // MARK: SubscriptionMaintaining
 
-    /// Channels cannot be renewed, only replaced (PROVIDERS.md §1.7): a due channel gets a successor, which is
-    /// switched to once Google confirmed it; then every older channel of the calendar is stopped (a failed stop is
-    /// retried on the next pass). A calendar whose channel expired anyway, or that has none, gets a new one and a
-    /// delta sync for what pushes may have missed.
-    public func maintainSubscriptions(now: Date) async -> MaintenanceReport {
-        await maintenance.run(GoogleChannelClient(syncer: self), provider: .google, store: store, policy: renewal, now: now, failureLabel: "channel renewal failed")
-    }
-
-    /// Replaces the channel of each of the connection's selected calendars now, due or not (the operator's "renew
-    /// now"); calendars without a live channel get one and a delta sync.
-    public func renewNow(connectionID: String) async throws -> MaintenanceReport {
-        try await MaintenancePass.renewNow(GoogleChannelClient(syncer: self), provider: .google, connectionID: connectionID, store: store, policy: renewal, now: clock.now())
-    }
+    /// The lifecycle runs through `GoogleChannelClient`. Channels cannot be renewed, only replaced (PROVIDERS.md
+    /// §1.7): a due channel gets a successor, which is switched to once Google confirmed it; then every older channel
+    /// of the calendar is stopped (a failed stop is retried on the next pass). A calendar whose channel expired
+    /// anyway, or that has none, gets a new one and a delta sync for what pushes may have missed.
+    public var subscriptionClient: any SubscriptionClient { GoogleChannelClient(syncer: self) }
 
     static func lifecycleRecord(_ channel: StoredGoogleChannel) -> SubscriptionLifecycle.Subscription {
         SubscriptionLifecycle.Subscription(id: channel.id, createdAt: channel.createdAt, expiresAt: channel.expiresAt)

@@ -9,7 +9,7 @@ import Synchronization
 /// calendar, the recovery it asks for (reauthorize, or recreate a removed subscription) is noted; the calendar's
 /// next sync carries it out before its delta round, and only a successful sync marks the rows processed, so a crash
 /// or a failure repeats the recovery instead of losing it.
-public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnecting, SubscriptionMaintaining, AppointmentPushing, Sendable {
+public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnecting, SubscriptionClientMaintaining, AppointmentPushing, Sendable {
     /// What a lifecycle event asks of a calendar before its next delta round.
     enum Recovery: Hashable, Sendable {
         case reauthorize(subscriptionID: String)
@@ -39,7 +39,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
     /// Subscription id → calendar, for mapping inbox rows without a store read each.
     private let subscriptionCalendars = CalendarKeyCache()
     /// Backoff state of the renewal job's passes.
-    private let maintenance: MaintenancePass
+    public let maintenance: MaintenancePass
     /// Where full rounds report how far they have come (the console and the connection API read it).
     public let progress: SyncProgressBoard
 
@@ -52,7 +52,9 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
         self.progress = progress ?? SyncProgressBoard(clock: clock)
         self.renewal = renewal
         self.maintenanceBackoff = maintenanceBackoff
-        self.maintenance = MaintenancePass(backoff: maintenanceBackoff)
+        self.maintenance = MaintenancePass(
+            provider: .microsoft, store: store, clock: clock, policy: renewal, backoff: maintenanceBackoff, failureLabel: "subscription renewal failed"
+        )
         self.client = client
         self.store = store
         self.sealer = sealer
@@ -286,18 +288,11 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
 
     // MARK: SubscriptionMaintaining
 
-    /// Renews due subscriptions by PATCHing the expiry to the configured lifetime; a subscription Graph no longer has
-    /// (404), or one that expired anyway, is recreated and its calendar delta-synced; duplicates are deleted.
-    /// Failures (validation timeouts during renew included) back off per calendar.
-    public func maintainSubscriptions(now: Date) async -> MaintenanceReport {
-        await maintenance.run(GraphSubscriptionClient(syncer: self), provider: .microsoft, store: store, policy: renewal, now: now, failureLabel: "subscription renewal failed")
-    }
-
-    /// Renews every live subscription of the connection's selected calendars now, due or not (the operator's
-    /// "renew now"); calendars without one get one and a delta sync.
-    public func renewNow(connectionID: String) async throws -> MaintenanceReport {
-        try await MaintenancePass.renewNow(GraphSubscriptionClient(syncer: self), provider: .microsoft, connectionID: connectionID, store: store, policy: renewal, now: clock.now())
-    }
+    /// The lifecycle runs through `GraphSubscriptionClient`: due subscriptions are renewed by PATCHing the expiry to
+    /// the configured lifetime; one Graph no longer has (404), or one that expired anyway, is recreated and its
+    /// calendar delta-synced; duplicates are deleted. Failures (validation timeouts during renew included) back off
+    /// per calendar.
+    public var subscriptionClient: any SubscriptionClient { GraphSubscriptionClient(syncer: self) }
 
     static func lifecycleRecord(_ subscription: StoredGraphSubscription) -> SubscriptionLifecycle.Subscription {
         SubscriptionLifecycle.Subscription(id: subscription.id, createdAt: subscription.createdAt, expiresAt: subscription.expiresAt)

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 
 /// Graph's `dateTimeTimeZone`: a wall-clock `dateTime` without offset ("2025-12-03T14:00:00.0000000") and a zone name.
 public struct GraphDateTimeTimeZone: Decodable, Sendable, Hashable {
@@ -54,7 +55,7 @@ public enum GraphDateTime {
         let (_, zone) = try resolveZone(value.timeZone)
         let date = fields.date(subtractingOffset: offset)
         let local = Int(date.timeIntervalSince1970.rounded(.down)) + zone.secondsFromGMT(for: date)
-        let (year, month, day) = civilDate(daysSinceEpoch: floorDivide(local, 86_400))
+        let (year, month, day) = CivilDate.date(days: CivilDate.floorDivide(local, 86_400))
         return isoDate(year: year, month: month, day: day)
     }
 
@@ -117,9 +118,9 @@ public enum GraphDateTime {
     /// The UTC calendar fields of an instant (seconds truncated toward the past).
     static func utcFields(of date: Date) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
         let seconds = Int(date.timeIntervalSince1970.rounded(.down))
-        let days = floorDivide(seconds, 86_400)
+        let days = CivilDate.floorDivide(seconds, 86_400)
         let secondOfDay = seconds - days * 86_400
-        let (year, month, day) = civilDate(daysSinceEpoch: days)
+        let (year, month, day) = CivilDate.date(days: days)
         return (year, month, day, secondOfDay / 3600, secondOfDay / 60 % 60, secondOfDay % 60)
     }
 
@@ -134,7 +135,7 @@ public enum GraphDateTime {
 
         /// The wall clock as seconds since 1970-01-01T00:00:00 of the same wall clock (no offset applied).
         var wallSeconds: Int {
-            GraphDateTime.daysSinceEpoch(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second
+            CivilDate.days(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second
         }
 
         /// The instant when the wall clock is read at a fixed offset.
@@ -254,34 +255,5 @@ public enum GraphDateTime {
         let yearMonth = "\(fourDigits(year))-\(twoDigits(month))"
         guard let day else { return yearMonth }
         return "\(yearMonth)-\(twoDigits(day))"
-    }
-
-    static func floorDivide(_ value: Int, _ divisor: Int) -> Int {
-        let quotient = value / divisor
-        return (value % divisor != 0 && (value < 0) != (divisor < 0)) ? quotient - 1 : quotient
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date.
-    static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int {
-        let shiftedYear = month <= 2 ? year - 1 : year
-        let era = floorDivide(shiftedYear, 400)
-        let yearOfEra = shiftedYear - era * 400
-        let monthFromMarch = (month + 9) % 12
-        let dayOfYear = (153 * monthFromMarch + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    /// The proleptic Gregorian date of a day count since 1970-01-01.
-    static func civilDate(daysSinceEpoch count: Int) -> (year: Int, month: Int, day: Int) {
-        let shifted = count + 719_468
-        let era = floorDivide(shifted, 146_097)
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthFromMarch = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
-        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }

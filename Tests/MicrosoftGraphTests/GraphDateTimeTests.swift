@@ -184,14 +184,6 @@ func utc(_ year: Int, _ month: Int, _ day: Int, _ hour: Int = 0, _ minute: Int =
         #expect(nullZone.timeZone == nil)
     }
 
-    @Test func calendarArithmeticRoundTrips() {
-        for days in stride(from: -30_000, through: 90_000, by: 7) {
-            let (year, month, day) = GraphDateTime.civilDate(daysSinceEpoch: days)
-            #expect(GraphDateTime.daysSinceEpoch(year: year, month: month, day: day) == days)
-        }
-        #expect(GraphDateTime.civilDate(daysSinceEpoch: 0) == (1970, 1, 1))
-    }
-
     @Test func concurrentUseIsSafe() async throws {
         let results = await withTaskGroup(of: Bool.self) { group in
             for index in 0..<200 {

@@ -83,25 +83,6 @@ public struct CalendarSyncResult: Sendable, Hashable {
     }
 }
 
-/// Imported appointments and each calendar's sync cursor, moved together.
-public protocol AppointmentStore: Sendable {
-    /// Applies one sync's changes and its new cursor in one transaction. With `replaceAll`, the calendar's imported
-    /// appointments are replaced (a full re-sync after the provider invalidated the cursor).
-    func applySync(calendarKey: String, changes: [AppointmentChange], cursor: String, replaceAll: Bool) async throws -> CalendarSyncResult
-    /// Removes the calendar's appointments and cursor (the calendar was deselected or its connection removed);
-    /// returns how many appointments went.
-    func clearCalendar(calendarKey: String) async throws -> Int
-    /// The calendar's stored cursor (Google sync token, Graph delta link), if any.
-    func syncCursor(calendarKey: String) async throws -> String?
-    /// The calendar's appointments, cancelled instances included, ordered by external id.
-    func appointments(calendarKey: String) async throws -> [Appointment]
-    /// When the calendar's cursor last moved (the console's "cursor age"); nil without a cursor.
-    func syncCursorUpdatedAt(calendarKey: String) async throws -> Date?
-    /// Forgets the calendar's cursor but keeps its appointments, so the next sync is a full one that replaces them
-    /// in its commit (the operator's "full re-sync").
-    func dropSyncCursor(calendarKey: String) async throws
-}
-
 /// An appointment created in LeadCenter (fully editable; pushed out to the "Add to calendar" target, if any).
 public struct LeadCenterAppointment: Sendable, Hashable {
     /// calgate's id (`lc_…`).
@@ -138,23 +119,6 @@ public struct LeadCenterAppointment: Sendable, Hashable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
-}
-
-/// LeadCenter's own data kept next to the imports: categories on imported appointments (they survive re-syncs) and
-/// LeadCenter-created appointments.
-public protocol LeadCenterAppointmentStore: Sendable {
-    /// The categories set on a calendar's imported appointments: external id → category.
-    func categories(calendarKey: String) async throws -> [String: String]
-    /// Sets (or, with nil, clears) the category of an imported appointment.
-    func setCategory(calendarKey: String, externalID: String, category: String?) async throws
-    /// Inserts or replaces a LeadCenter-created appointment.
-    func saveLeadCenterAppointment(_ appointment: LeadCenterAppointment) async throws
-    /// One LeadCenter-created appointment.
-    func leadCenterAppointment(id: String) async throws -> LeadCenterAppointment?
-    /// A user's LeadCenter-created appointments, oldest first.
-    func leadCenterAppointments(userID: String) async throws -> [LeadCenterAppointment]
-    /// Deletes one; false when there was none.
-    func deleteLeadCenterAppointment(id: String) async throws -> Bool
 }
 
 /// What a push job does at the provider.
@@ -211,48 +175,4 @@ public struct PushJob: Sendable, Hashable {
         self.attempts = attempts
         self.nextAttemptAt = nextAttemptAt
     }
-}
-
-/// The "Add to calendar" target per user, push state per appointment and the durable push queue.
-public protocol PushStore: Sendable {
-    /// The user's push target calendar key, if any.
-    func pushTarget(userID: String) async throws -> String?
-    /// Sets (or, with nil, clears) the user's push target.
-    func setPushTarget(userID: String, calendarKey: String?) async throws
-    /// Saves a LeadCenter appointment and, in the same transaction, enqueues `job` (if any) and sets its push state.
-    func saveLeadCenterAppointment(_ appointment: LeadCenterAppointment, push: (action: PushAction, calendarKey: String)?, state: PushState) async throws
-    /// Marks a LeadCenter appointment deleted (hidden) and enqueues the provider delete, in one transaction.
-    func markLeadCenterAppointmentDeleted(id: String, push: (action: PushAction, calendarKey: String)?) async throws
-    /// The push state of an appointment.
-    func pushState(appointmentID: String) async throws -> PushState?
-    /// Jobs due at `now`, oldest first.
-    func duePushJobs(now: Date, limit: Int) async throws -> [PushJob]
-    /// A job succeeded: removes it and records the appointment's new state (a finished delete removes the appointment).
-    func completePushJob(_ job: PushJob, state: PushState) async throws
-    /// A job failed: counts the attempt and schedules the next one, recording the error on the appointment.
-    func retryPushJob(_ job: PushJob, nextAttemptAt: Date, error: String) async throws
-    /// A job failed for good: removes it and marks the appointment failed.
-    func abandonPushJob(_ job: PushJob, error: String) async throws
-    /// Provider ids of events calgate pushed into a calendar (their echoes are not imported twice).
-    func pushedExternalIDs(calendarKey: String) async throws -> Set<String>
-    /// iCalendar UIDs of events calgate pushed into a calendar (the fallback link for echoes).
-    func pushedICalUIDs(calendarKey: String) async throws -> Set<String>
-    /// Records the iCalendar UID of a pushed event.
-    func setPushedICalUID(appointmentID: String, iCalUID: String) async throws
-    /// Jobs not yet done.
-    func pendingPushJobCount() async throws -> Int
-    /// Whether `job` is still queued as it was read (same attempt count) and due at `now`: a worker that claimed the
-    /// appointment after another instance worked on it asks this, so it does not push the same thing twice.
-    func isPushJobDue(_ job: PushJob, now: Date) async throws -> Bool
-}
-
-/// A provider that can hold LeadCenter-created appointments ("Add to calendar").
-public protocol AppointmentPushing: Sendable {
-    /// The provider.
-    var provider: Provider { get }
-    /// Creates, updates or deletes the event for `appointment` in `calendarKey`; returns the provider's event id for a
-    /// create. Throws `SyncFailure` (retry classes are retried with backoff).
-    func push(_ appointment: LeadCenterAppointment, action: PushAction, calendarKey: String, externalID: String?) async throws -> String?
-    /// The iCalendar UID of a pushed event, when the provider reports one (nil when unknown).
-    func iCalUID(calendarKey: String, externalID: String) async throws -> String?
 }

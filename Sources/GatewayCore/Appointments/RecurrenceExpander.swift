@@ -90,34 +90,6 @@ public enum RecurrenceExpander {
     private static let maxOffset = 14 * 3_600 + 3_600
     private static let weekdayNames = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 
-    private static func floorDiv(_ a: Int, _ b: Int) -> Int {
-        let q = a / b
-        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
-    }
-
-    private static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    private static func civilFromDays(_ days: Int) -> (year: Int, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day)
-    }
-
     private static func isLeap(_ year: Int) -> Bool {
         (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
     }
@@ -253,7 +225,7 @@ public enum RecurrenceExpander {
         var writtenDay: Int {
             switch self {
             case .date(let day): return day
-            case .dateTime(let local, _): return RecurrenceExpander.floorDiv(local, RecurrenceExpander.secondsPerDay)
+            case .dateTime(let local, _): return CivilDate.floorDivide(local, RecurrenceExpander.secondsPerDay)
             }
         }
 
@@ -298,7 +270,7 @@ public enum RecurrenceExpander {
             guard bytes.count >= 8, let year = number(0..<4), let month = number(4..<6), let day = number(6..<8),
                 (1...12).contains(month), day >= 1, day <= RecurrenceExpander.daysInMonth(year, month)
             else { throw bad }
-            let dayNumber = RecurrenceExpander.daysFromCivil(year, month, day)
+            let dayNumber = CivilDate.days(year: year, month: month, day: day)
             if bytes.count == 8 { return .date(day: dayNumber) }
             let isUTC = bytes.count == 16 && bytes[15] == UInt8(ascii: "Z")
             guard bytes.count == 15 || isUTC, bytes[8] == UInt8(ascii: "T"),
@@ -512,7 +484,7 @@ public enum RecurrenceExpander {
             self.limit = limit
             let seconds = Int(start.timeIntervalSince1970.rounded(.down))
             if allDay {
-                let day = RecurrenceExpander.floorDiv(seconds, RecurrenceExpander.secondsPerDay)
+                let day = CivilDate.floorDivide(seconds, RecurrenceExpander.secondsPerDay)
                 startInstant = day * RecurrenceExpander.secondsPerDay
                 firstOccurrence = Date(timeIntervalSince1970: TimeInterval(startInstant))
                 startDay = day
@@ -521,7 +493,7 @@ public enum RecurrenceExpander {
                 startInstant = seconds
                 firstOccurrence = start
                 let local = zone.local(ofInstant: seconds)
-                startDay = RecurrenceExpander.floorDiv(local, RecurrenceExpander.secondsPerDay)
+                startDay = CivilDate.floorDivide(local, RecurrenceExpander.secondsPerDay)
                 startTimeOfDay = local - startDay * RecurrenceExpander.secondsPerDay
             }
         }
@@ -562,14 +534,14 @@ public enum RecurrenceExpander {
                 } else {
                     instant = value.instant(floatingIn: zone) ?? 0
                 }
-                let localDay = RecurrenceExpander.floorDiv(zone.local(ofInstant: instant), RecurrenceExpander.secondsPerDay)
+                let localDay = CivilDate.floorDivide(zone.local(ofInstant: instant), RecurrenceExpander.secondsPerDay)
                 if !isExcluded(instant: instant, localDay: localDay), inWindow(TimeInterval(instant)) {
                     result.append(TimeInterval(instant))
                 }
             }
             if let rule {
                 result += expand(rule) { instant, local in
-                    isExcluded(instant: instant, localDay: RecurrenceExpander.floorDiv(local, RecurrenceExpander.secondsPerDay))
+                    isExcluded(instant: instant, localDay: CivilDate.floorDivide(local, RecurrenceExpander.secondsPerDay))
                 }
             }
             var seen = Set<Double>()
@@ -581,7 +553,7 @@ public enum RecurrenceExpander {
         private func expand(_ rule: Rule, isExcluded: (_ instant: Int, _ local: Int) -> Bool) -> [Double] {
             if let count = rule.count, count <= 1 { return [] }
             let perDay = RecurrenceExpander.secondsPerDay
-            let (startYear, startMonth, startDayOfMonth) = RecurrenceExpander.civilFromDays(startDay)
+            let (startYear, startMonth, startDayOfMonth) = CivilDate.date(days: startDay)
             let startWeekday = RecurrenceExpander.weekday(startDay)
             let weekStart0 = startDay - (startWeekday - rule.weekStart + 7) % 7
             let startMonthIndex = startYear * 12 + (startMonth - 1)
@@ -604,8 +576,8 @@ public enum RecurrenceExpander {
             var k = 0
             let earliest = from - duration - Double(2 * perDay)
             if rule.count == nil, earliest > Double(startInstant), earliest < 1e14 {
-                let targetDay = RecurrenceExpander.floorDiv(Int(earliest), perDay)
-                let (ty, tm, _) = RecurrenceExpander.civilFromDays(targetDay)
+                let targetDay = CivilDate.floorDivide(Int(earliest), perDay)
+                let (ty, tm, _) = CivilDate.date(days: targetDay)
                 let skipped: Int
                 switch rule.frequency {
                 case .daily: skipped = (targetDay - startDay) / rule.interval
@@ -639,17 +611,17 @@ public enum RecurrenceExpander {
                     }
                 case .monthly:
                     let monthIndex = startMonthIndex + step
-                    let year = RecurrenceExpander.floorDiv(monthIndex, 12)
+                    let year = CivilDate.floorDivide(monthIndex, 12)
                     let month = monthIndex - year * 12 + 1
                     if year > Self.maxYear { break periodLoop }
-                    firstDay = RecurrenceExpander.daysFromCivil(year, month, 1)
+                    firstDay = CivilDate.days(year: year, month: month, day: 1)
                     days =
                         monthFilter.isEmpty || monthFilter.contains(month)
                         ? monthCandidates(rule, year: year, month: month, defaultDay: startDayOfMonth) : []
                 case .yearly:
                     let year = startYear + step
                     if year > Self.maxYear { break periodLoop }
-                    firstDay = RecurrenceExpander.daysFromCivil(year, 1, 1)
+                    firstDay = CivilDate.days(year: year, month: 1, day: 1)
                     days = yearCandidates(rule, year: year, defaultMonth: startMonth, defaultDay: startDayOfMonth)
                 }
 
@@ -657,7 +629,7 @@ public enum RecurrenceExpander {
                 if Double(periodEarliest) >= to { break }
                 if let untilDay, firstDay > untilDay { break }
                 if let untilInstant, periodEarliest > untilInstant { break }
-                if RecurrenceExpander.civilFromDays(firstDay).year > Self.maxYear { break }
+                if CivilDate.date(days: firstDay).year > Self.maxYear { break }
                 if days.isEmpty { continue }
 
                 days = Array(Set(days)).sorted()
@@ -680,7 +652,7 @@ public enum RecurrenceExpander {
                 for local in locals {
                     let instant = zone.instant(ofLocal: local)
                     if instant <= startInstant { continue }
-                    if let untilDay, RecurrenceExpander.floorDiv(local, perDay) > untilDay { break periodLoop }
+                    if let untilDay, CivilDate.floorDivide(local, perDay) > untilDay { break periodLoop }
                     if let untilInstant, instant > untilInstant { break periodLoop }
                     if Double(instant) >= to { break periodLoop }
                     emitted += 1
@@ -713,7 +685,7 @@ public enum RecurrenceExpander {
 
         private func passesMonthAndMonthDay(_ rule: Rule, day: Int, monthFilter: Set<Int>) -> Bool {
             if monthFilter.isEmpty && rule.byMonthDay.isEmpty { return true }
-            let (year, month, dayOfMonth) = RecurrenceExpander.civilFromDays(day)
+            let (year, month, dayOfMonth) = CivilDate.date(days: day)
             if !monthFilter.isEmpty && !monthFilter.contains(month) { return false }
             if !rule.byMonthDay.isEmpty {
                 let length = RecurrenceExpander.daysInMonth(year, month)
@@ -746,7 +718,7 @@ public enum RecurrenceExpander {
         }
 
         private func monthDays(_ rule: Rule, year: Int, month: Int) -> [Int] {
-            let first = RecurrenceExpander.daysFromCivil(year, month, 1)
+            let first = CivilDate.days(year: year, month: month, day: 1)
             let length = RecurrenceExpander.daysInMonth(year, month)
             return rule.byMonthDay.compactMap { n in
                 let dayOfMonth = n > 0 ? n : length + 1 + n
@@ -755,7 +727,7 @@ public enum RecurrenceExpander {
         }
 
         private func monthCandidates(_ rule: Rule, year: Int, month: Int, defaultDay: Int) -> [Int] {
-            let first = RecurrenceExpander.daysFromCivil(year, month, 1)
+            let first = CivilDate.days(year: year, month: month, day: 1)
             let length = RecurrenceExpander.daysInMonth(year, month)
             if !rule.byMonthDay.isEmpty {
                 let days = monthDays(rule, year: year, month: month)
@@ -774,12 +746,12 @@ public enum RecurrenceExpander {
             if !rule.byDay.isEmpty {
                 var days: [Int]
                 if rule.byMonth.isEmpty {
-                    let first = RecurrenceExpander.daysFromCivil(year, 1, 1)
-                    let last = RecurrenceExpander.daysFromCivil(year, 12, 31)
+                    let first = CivilDate.days(year: year, month: 1, day: 1)
+                    let last = CivilDate.days(year: year, month: 12, day: 31)
                     days = expandByDay(rule, first: first, last: last)
                 } else {
                     days = months.flatMap { month in
-                        let first = RecurrenceExpander.daysFromCivil(year, month, 1)
+                        let first = CivilDate.days(year: year, month: month, day: 1)
                         return expandByDay(rule, first: first, last: first + RecurrenceExpander.daysInMonth(year, month) - 1)
                     }
                 }
@@ -794,7 +766,7 @@ public enum RecurrenceExpander {
             let candidateMonths = rule.byMonth.isEmpty ? [defaultMonth] : rule.byMonth
             return candidateMonths.compactMap { month in
                 defaultDay <= RecurrenceExpander.daysInMonth(year, month)
-                    ? RecurrenceExpander.daysFromCivil(year, month, defaultDay) : nil
+                    ? CivilDate.days(year: year, month: month, day: defaultDay) : nil
             }
         }
     }

@@ -6,8 +6,16 @@ import Synchronization
 /// calendar's maintenance lease (so instances sharing a database never renew the same channel twice), and turn its
 /// outcome into backoff state and the report's per-connection health events.
 public final class MaintenancePass: Sendable {
+    /// Whose subscriptions.
+    public let provider: Provider
+    let store: any GatewayStore
+    let clock: any GatewayClock
+    /// When a subscription is due for renewal.
+    public let policy: RenewalPolicy
     /// Delays after a calendar's maintenance failed.
     public let backoff: BackoffPolicy
+    /// How a failure is described in the connection's health: "`failureLabel`: error".
+    let failureLabel: String
     /// Per calendar: when maintenance may try again, and how many failures in a row.
     private let retry = Mutex<[String: SubscriptionLifecycle.Retry]>([:])
 
@@ -15,19 +23,25 @@ public final class MaintenancePass: Sendable {
     public let leaseDuration: TimeInterval
 
     /// Creates the pass state.
-    public init(backoff: BackoffPolicy, leaseDuration: TimeInterval = 300) {
+    public init(
+        provider: Provider, store: any GatewayStore, clock: any GatewayClock, policy: RenewalPolicy, backoff: BackoffPolicy, failureLabel: String,
+        leaseDuration: TimeInterval = 300
+    ) {
+        self.provider = provider
+        self.store = store
+        self.clock = clock
+        self.policy = policy
         self.backoff = backoff
+        self.failureLabel = failureLabel
         self.leaseDuration = leaseDuration
     }
 
-    /// One pass over `client`'s provider's syncing connections: each selected calendar's `SubscriptionLifecycle`
-    /// runs through `client` under `policy`. Failures are described as "`failureLabel`: error".
-    public func run(
-        _ client: any SubscriptionClient, provider: Provider, store: any GatewayStore, policy: RenewalPolicy, now: Date, failureLabel: String
-    ) async -> MaintenanceReport {
-        await run(provider: provider, store: store, now: now, failureLabel: failureLabel) { calendar, connectionID, report in
+    /// One pass over the provider's syncing connections: each selected calendar's `SubscriptionLifecycle` runs
+    /// through `client`.
+    public func run(_ client: any SubscriptionClient, now: Date) async -> MaintenanceReport {
+        await run(now: now) { calendar, connectionID, report in
             try await SubscriptionLifecycle.run(
-                client, calendar: calendar, connectionID: connectionID, policy: policy, now: now, force: false, report: &report
+                client, calendar: calendar, connectionID: connectionID, policy: self.policy, now: now, force: false, report: &report
             )
         }
     }
@@ -35,9 +49,8 @@ public final class MaintenancePass: Sendable {
     /// The operator's "renew now": every selected calendar of the connection runs its lifecycle through `client` due
     /// or not (calendars without a live subscription get one and a delta sync). Throws what
     /// `GatewayStore.syncingCalendars(connectionID:provider:)` throws, and the first failing calendar's error.
-    public static func renewNow(
-        _ client: any SubscriptionClient, provider: Provider, connectionID: String, store: any GatewayStore, policy: RenewalPolicy, now: Date
-    ) async throws -> MaintenanceReport {
+    public func renewNow(_ client: any SubscriptionClient, connectionID: String) async throws -> MaintenanceReport {
+        let now = clock.now()
         var report = MaintenanceReport()
         for calendar in try await store.syncingCalendars(connectionID: connectionID, provider: provider) where calendar.selected {
             try await SubscriptionLifecycle.run(client, calendar: calendar, connectionID: connectionID, policy: policy, now: now, force: true, report: &report)
@@ -45,12 +58,9 @@ public final class MaintenancePass: Sendable {
         return report
     }
 
-    /// One pass over `provider`'s syncing connections; `step` maintains one selected calendar and may add to the
-    /// report. Failures are described as "`failureLabel`: error".
-    public func run(
-        provider: Provider, store: any GatewayStore, now: Date, failureLabel: String,
-        step: (ConnectionCalendar, _ connectionID: String, inout MaintenanceReport) async throws -> Void
-    ) async -> MaintenanceReport {
+    /// One pass over the provider's syncing connections; `step` maintains one selected calendar and may add to the
+    /// report.
+    func run(now: Date, step: (ConnectionCalendar, _ connectionID: String, inout MaintenanceReport) async throws -> Void) async -> MaintenanceReport {
         var report = MaintenanceReport()
         let leases = store.workLeases
         let connections: [Connection]
@@ -94,6 +104,25 @@ public final class MaintenancePass: Sendable {
             }
         }
         return report
+    }
+}
+
+/// A maintainer whose calendars' subscriptions run through one `SubscriptionClient`: its maintenance pass and
+/// "renew now" are its `MaintenancePass`'s.
+public protocol SubscriptionClientMaintaining: SubscriptionMaintaining {
+    /// The client the lifecycle runs through.
+    var subscriptionClient: any SubscriptionClient { get }
+    /// The pass: provider, policy and the per-calendar backoff state.
+    var maintenance: MaintenancePass { get }
+}
+
+extension SubscriptionClientMaintaining {
+    /// One maintenance pass over every syncing connection's selected calendars.
+    public func maintainSubscriptions(now: Date) async -> MaintenanceReport { await maintenance.run(subscriptionClient, now: now) }
+
+    /// Runs the lifecycle of each of the connection's selected calendars now, due or not.
+    public func renewNow(connectionID: String) async throws -> MaintenanceReport {
+        try await maintenance.renewNow(subscriptionClient, connectionID: connectionID)
     }
 }
 
