@@ -1,4 +1,5 @@
 // swift-tools-version: 6.2
+import CompilerPluginSupport
 import PackageDescription
 
 // Our own targets build with every warning as an error (CI relies on this; dependencies are not affected).
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", exact: "2.1.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", exact: "1.33.2"),
+        .package(url: "https://github.com/swiftlang/swift-syntax.git", exact: "603.0.1"),
     ],
     targets: [
         // System libraries: pkg-config plus a shim.h of static inline wrappers (see DESIGN.md).
@@ -42,11 +44,22 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
 
-        .target(name: "GatewayCore", swiftSettings: strict),
+        // `@MemberwiseInit`: the public memberwise initializers of the value types, generated at compile time.
+        .macro(
+            name: "CalgateMacroPlugin",
+            dependencies: [
+                .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+                .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "CalgateMacros", dependencies: ["CalgateMacroPlugin"], swiftSettings: strict),
+
+        .target(name: "GatewayCore", dependencies: ["CalgateMacros"], swiftSettings: strict),
         .target(
             name: "OpenSSLTLS",
             dependencies: [
-                "COpenSSL",
+                "COpenSSL", "CalgateMacros",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
@@ -54,14 +67,14 @@ let package = Package(
         // AES-256-GCM sealing of stored secrets: GatewayCore's `SecretSealer` port on OpenSSL's libcrypto, kept out of
         // the TLS module so OpenSSLTLS does not see the domain.
         .target(name: "SecretSealing", dependencies: ["COpenSSL", "GatewayCore"], swiftSettings: strict),
-        .target(name: "CurlHTTP", dependencies: ["CCurl"], swiftSettings: strict),
-        .target(name: "MicrosoftGraph", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
-        .target(name: "GoogleCalendar", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
-        .target(name: "Redtail", dependencies: ["GatewayCore", "CurlHTTP"], swiftSettings: strict),
+        .target(name: "CurlHTTP", dependencies: ["CCurl", "CalgateMacros"], swiftSettings: strict),
+        .target(name: "MicrosoftGraph", dependencies: ["GatewayCore", "CurlHTTP", "CalgateMacros"], swiftSettings: strict),
+        .target(name: "GoogleCalendar", dependencies: ["GatewayCore", "CurlHTTP", "CalgateMacros"], swiftSettings: strict),
+        .target(name: "Redtail", dependencies: ["GatewayCore", "CurlHTTP", "CalgateMacros"], swiftSettings: strict),
         .target(
             name: "ProviderSimulators",
             dependencies: [
-                "GatewayCore", "CurlHTTP",
+                "GatewayCore", "CurlHTTP", "CalgateMacros",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -93,7 +106,7 @@ let package = Package(
         .target(
             name: "GatewayHTTP",
             dependencies: [
-                "GatewayCore", "OpenSSLTLS",
+                "GatewayCore", "OpenSSLTLS", "CalgateMacros",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -112,6 +125,7 @@ let package = Package(
             name: "GatewayAssembly",
             dependencies: [
                 "GatewayCore", "GatewayHTTP", "OpenSSLTLS", "CurlHTTP", "SyncEngine", "GoogleCalendar", "MicrosoftGraph", "Redtail",
+                "CalgateMacros",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -172,6 +186,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
+        .testTarget(
+            name: "CalgateMacroTests",
+            dependencies: [
+                "CalgateMacroPlugin",
+                .product(name: "SwiftSyntaxMacroExpansion", package: "swift-syntax"),
+                .product(name: "SwiftSyntaxMacrosGenericTestSupport", package: "swift-syntax"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "OpenSSLTLSTests",
             dependencies: [
