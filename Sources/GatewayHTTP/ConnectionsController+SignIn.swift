@@ -86,6 +86,12 @@ extension ConnectionsController {
             now: clock.now()
         )
         try await store.createSignInAuthorization(authorization)
+        // Old sign-ins go as new ones start (their result was LeadCenter's to read within the retention).
+        do {
+            _ = try await store.deleteSignInAuthorizations(createdBefore: authorization.createdAt.addingTimeInterval(-SignInAuthorization.retention))
+        } catch {
+            logger.warning("removing old sign-ins failed", metadata: ["error": "\(error)"])
+        }
         logger.info("sign-in started", metadata: ["provider": "\(provider.rawValue)", "authorization.id": "\(id)"])
         var response = Self.json(
             try await representation(authorization, consentURL: signIn.consentURL(state: state, codeChallenge: pkce.challenge))

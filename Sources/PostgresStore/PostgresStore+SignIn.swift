@@ -60,6 +60,13 @@ extension PostgresStore: SignInStore {
         }
     }
 
+    /// Removes sign-ins created before `cutoff`.
+    public func deleteSignInAuthorizations(createdBefore cutoff: Date) async throws -> Int {
+        try await transaction("removing old sign_in_authorizations rows") { db in
+            try await Self.count(db.query("DELETE FROM sign_in_authorizations WHERE created_at < \(Self.ms(cutoff)) RETURNING id", logger: logger))
+        }
+    }
+
     static func signInAuthorizations(_ rows: PostgresRowSequence) async throws -> [SignInAuthorization] {
         var result: [SignInAuthorization] = []
         for try await row in rows {

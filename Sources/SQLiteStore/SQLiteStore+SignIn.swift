@@ -85,6 +85,16 @@ extension SQLiteStore: SignInStore {
         }
     }
 
+    /// Removes sign-ins created before `cutoff`.
+    public func deleteSignInAuthorizations(createdBefore cutoff: Date) async throws -> Int {
+        try await run { database in
+            let statement = try database.prepare("DELETE FROM sign_in_authorizations WHERE created_at_ms < ?")
+            statement.bind(1, Self.milliseconds(cutoff))
+            try statement.run()
+            return Int(database.changes)
+        }
+    }
+
     static func signInAuthorization(_ statement: SQLiteStatement) -> SignInAuthorization {
         var row = SignInAuthorization(
             id: statement.string(0) ?? "", provider: Provider(rawValue: statement.string(1) ?? "") ?? .google, userID: statement.string(2) ?? "",

@@ -124,7 +124,9 @@ struct OAuthSignInTests {
         }
         let refused = failure(400, ["error": .string("invalid_grant"), "error_description": .string("Malformed auth code.")])
         #expect(refused?.code == .tokenRefused)
-        #expect(refused?.message.contains("invalid_grant: Malformed auth code.") == true)
+        #expect(refused?.message.contains("(invalid_grant)") == true)
+        #expect(refused?.message.contains("Malformed") == false, "the provider's description is not repeated")
+        #expect(failure(400, ["error": .string("<script>")])?.message.contains("HTTP 400") == true, "a malformed error code is not repeated")
         #expect(failure(500, [:])?.message.contains("HTTP 500") == true)
         let narrow = failure(200, ["access_token": .string("a"), "refresh_token": .string("r"), "scope": .string("https://www.googleapis.com/auth/calendar.events")])
         #expect(narrow?.code == .missingScope)
@@ -193,7 +195,10 @@ struct SignInAuthorizationTests {
         #expect(missing.failure?.code == .missingCode)
         var other = pending(clock)
         #expect(other.callback(claimed: true, code: nil, error: "server_error", errorDescription: nil, now: clock.now()) == .finished)
-        #expect(other.failure?.code == .providerError)
+        #expect(other.failure?.code == .providerError && other.failure?.message.contains("server_error") == true)
+        var hostile = pending(clock)
+        _ = hostile.callback(claimed: true, code: nil, error: "<b>x</b>", errorDescription: "<script>", now: clock.now())
+        #expect(hostile.failure?.code == .providerError && hostile.failure?.message.contains("<") == false)
     }
 
     @Test func aStateClaimedBeforeIsRefusedAndChangesNothing() {

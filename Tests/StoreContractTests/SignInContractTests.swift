@@ -33,6 +33,10 @@ struct SignInContractTests {
             again.connected(connectionID: "gc_1", now: date(1_800_000_003))
             #expect(try await store.finishSignInAuthorization(again) == false, "a finished sign-in stays as it ended")
             #expect(try await store.signInAuthorization(id: "au_plain") == plain)
+            #expect(try await store.deleteSignInAuthorizations(createdBefore: date(1_800_000_000.25)) == 0, "the cutoff is exclusive")
+            #expect(try await store.deleteSignInAuthorizations(createdBefore: date(1_800_000_000.5)) == 1)
+            #expect(try await store.signInAuthorization(id: "au_full") == nil)
+            #expect(try await store.signInAuthorization(id: "au_plain") != nil)
         }
     }
 

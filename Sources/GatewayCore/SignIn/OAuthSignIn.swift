@@ -78,12 +78,12 @@ public struct OAuthSignIn: Sendable, Hashable {
             return nil
         }
         guard (200..<300).contains(status) else {
-            let error = text("error") ?? "HTTP \(status)"
-            let detail = text("error_description").map { ": \($0.prefix(300))" } ?? ""
+            // Only the provider's short error code: its description is provider text, kept out of answers and logs.
+            let error = text("error").flatMap(SignInFailure.errorCode) ?? "HTTP \(status)"
             return .failure(
                 SignInFailure(
                     .tokenRefused,
-                    "\(provider.displayName) refused the authorization code (\(error)\(detail)); the code may be used, expired or meant for another sign-in: start a new sign-in"
+                    "\(provider.displayName) refused the authorization code (\(error)); the code may be used, expired or meant for another sign-in: start a new sign-in"
                 ))
         }
         guard text("access_token") != nil else {
@@ -176,6 +176,13 @@ public struct SignInFailure: Error, Sendable, Hashable, CustomStringConvertible 
 
     /// `code: message`.
     public var description: String { "\(code.rawValue): \(message)" }
+
+    /// A provider's OAuth error code (`invalid_grant`, `access_denied`) when it looks like one: 1 to 64 of
+    /// `A-Z a-z 0-9 _ . -`; anything else is not repeated to anyone.
+    public static func errorCode(_ text: String) -> String? {
+        guard (1...64).contains(text.utf8.count), text.utf8.allSatisfy({ Base64URL.isUnreserved($0) && $0 != UInt8(ascii: "~") }) else { return nil }
+        return text
+    }
 }
 
 /// Exchanges an authorization code at a provider's token endpoint (libcurl in the gateway, off the event loop).

@@ -19,6 +19,8 @@ public struct SignInAuthorization: Sendable, Hashable {
 
     /// How long a `state` is accepted.
     public static let lifetime: TimeInterval = 600
+    /// How long a sign-in is kept for LeadCenter to read its result; older ones are removed as new ones start.
+    public static let retention: TimeInterval = 7 * 86_400
 
     /// `au_` and 32 hex digits; what LeadCenter polls.
     public var id: String
@@ -102,7 +104,7 @@ public struct SignInAuthorization: Sendable, Hashable {
 
     /// The provider's callback arrived with this row's `state`. `claimed` is whether this request won the store's
     /// single-use claim (a second request with the same `state` did not); `code`, `error` and `errorDescription`
-    /// are the callback's query parameters.
+    /// are the callback's query parameters (the description is not repeated: it is text anyone can put in a URL).
     public mutating func callback(claimed: Bool, code: String?, error: String?, errorDescription: String?, now: Date) -> CallbackAction {
         guard claimed, status == .pending else { return .refuseReplay }
         if now >= expiresAt {
@@ -110,11 +112,13 @@ public struct SignInAuthorization: Sendable, Hashable {
             return .finished
         }
         if let error {
-            let detail = errorDescription.map { " (\($0.prefix(300)))" } ?? ""
+            // The query comes through the user's browser: only a well-formed error code is repeated, never the
+            // free-text description.
             if error == "access_denied" {
-                fail(SignInFailure(.accessDenied, "the user declined to give calgate access to the calendar\(detail)"), now: now)
+                fail(SignInFailure(.accessDenied, "the user declined to give calgate access to the calendar"), now: now)
             } else {
-                fail(SignInFailure(.providerError, "\(provider.displayName) ended the sign-in with \(error.prefix(100))\(detail); start a new sign-in"), now: now)
+                let code = SignInFailure.errorCode(error) ?? "an unreadable error"
+                fail(SignInFailure(.providerError, "\(provider.displayName) ended the sign-in with \(code); start a new sign-in"), now: now)
             }
             return .finished
         }
@@ -182,4 +186,6 @@ public protocol SignInStore: Sendable {
     /// Records the end of a sign-in (`status`, `failure`, `connectionID`, `finishedAt`) if it is still pending;
     /// false when it was not.
     func finishSignInAuthorization(_ authorization: SignInAuthorization) async throws -> Bool
+    /// Removes sign-ins created before `cutoff`; how many.
+    func deleteSignInAuthorizations(createdBefore cutoff: Date) async throws -> Int
 }
