@@ -21,6 +21,8 @@ public struct BuiltInProviders: Sendable {
         clock: any GatewayClock = SystemGatewayClock(), progress: SyncProgressBoard?
     ) {
         redtailPollInterval = TimeInterval(configuration.redtail.pollIntervalSeconds)
+        googleSignIn = .google(configuration)
+        microsoftSignIn = .microsoft(configuration)
         let renewal = RenewalPolicy(minimumLead: TimeInterval(configuration.maintenance.renewalMinimumLeadSeconds))
         google = GoogleConnectionSyncer(
             client: GoogleCalendarClient(
@@ -47,9 +49,18 @@ public struct BuiltInProviders: Sendable {
 
     /// How often Redtail is polled.
     public let redtailPollInterval: TimeInterval
+    /// Google sign-in, when its client is configured.
+    public let googleSignIn: OAuthSignIn?
+    /// Microsoft sign-in, when its client is configured.
+    public let microsoftSignIn: OAuthSignIn?
 
     /// Their plugins, in the order the console lists them.
-    public var plugins: [ProviderPlugin] { [.google(google), .microsoft(microsoft), .redtail(redtail, pollInterval: redtailPollInterval)] }
+    public var plugins: [ProviderPlugin] {
+        [
+            .google(google, signIn: googleSignIn), .microsoft(microsoft, signIn: microsoftSignIn),
+            .redtail(redtail, pollInterval: redtailPollInterval),
+        ]
+    }
 
     /// The plugins without connectors: what route files are validated against where nothing is configured
     /// (`calgate routes check`).

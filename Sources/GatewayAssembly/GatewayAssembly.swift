@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import GatewayCore
 import GatewayHTTP
@@ -135,7 +136,8 @@ public struct GatewayAssembly: Sendable {
             configuration: config, adminToken: parts.adminToken, apiToken: parts.apiToken, plugins: plugins, store: store, sealer: parts.sealer,
             tlsContext: parts.tlsContext, metrics: parts.metrics, clock: parts.clock, version: parts.version, logger: logger,
             console: operations,
-            progress: progress
+            progress: progress,
+            codeExchanger: plugins.contains { $0.signIn != nil } ? try CurlOAuthCodeExchanger(http: CurlHTTPClient()) : nil
         )
         application = try GatewayServer.makeApplication(deps, onServerRunning: onServerRunning)
     }

@@ -20,14 +20,27 @@ public struct ConnectionsController: Sendable {
     let logger: Logger
     /// Full-sync progress shown as `progress` (empty when nil).
     let progress: SyncProgressBoard?
+    /// Sign-in (OAuth authorization code with PKCE) per provider whose client is configured.
+    let signIns: [Provider: OAuthSignIn]
+    /// Seals the PKCE verifiers of pending sign-ins (nil: sign-in answers 503).
+    let sealer: (any SecretSealer)?
+    /// Exchanges sign-in codes at the providers' token endpoints (nil: sign-in answers 503).
+    let codeExchanger: (any OAuthCodeExchanging)?
+    /// LeadCenter's sign-in result page; nil: the callback answers its own HTML page.
+    let signInResultURL: String?
 
     /// Creates the controller; a provider without a connector answers 503 when asked to connect.
     public init(
         apiToken: String, store: any GatewayStore, plugins: [ProviderPlugin], maxConnectionsPerUser: Int = 10,
         clock: any GatewayClock = SystemGatewayClock(), progress: SyncProgressBoard? = nil, logger: Logger,
-        apiTokenExpiresAt: Date? = nil
+        apiTokenExpiresAt: Date? = nil, sealer: (any SecretSealer)? = nil, codeExchanger: (any OAuthCodeExchanging)? = nil,
+        signInResultURL: String? = nil
     ) {
         self.progress = progress
+        self.signIns = Dictionary(plugins.compactMap { plugin in plugin.signIn.map { (plugin.provider, $0) } }, uniquingKeysWith: { first, _ in first })
+        self.sealer = sealer
+        self.codeExchanger = codeExchanger
+        self.signInResultURL = signInResultURL
         self.apiToken = BearerCredential(token: apiToken, expiresAt: apiTokenExpiresAt)
         self.store = store
         self.connectors = Dictionary(plugins.compactMap(\.connector).map { ($0.provider, $0) }, uniquingKeysWith: { first, _ in first })
@@ -98,6 +111,7 @@ public struct ConnectionsController: Sendable {
         }
         registry.register("api.connections.reconnect", Self.spec(["POST"], body: 16_384)) { try await reconnect($0) }
         for (provider, fields) in accountIntegrations { registerAccountIntegration(of: provider, fields: fields, into: &registry) }
+        registerSignIn(into: &registry)
     }
 
     /// `GET`/`PUT`/`DELETE /api/v1/accounts/{account}/<provider>`: the account-level integration a provider's
@@ -237,23 +251,36 @@ public struct ConnectionsController: Sendable {
         let accountID = try Self.string(object, "account_id")
         if let accountID, accountID.isEmpty || accountID.utf8.count > 256 { throw GatewayHTTPError.badRequest("account_id must be 1 to 256 bytes") }
         let userID = try field("user_id")
-        // The plan's cap counts every connection the user has not disconnected.
+        try await checkCap(userID: userID)
+        var fields: [String: String] = [:]
+        if shape.requiresAccount { _ = try field("account_id") }
+        for name in shape.connectFields { fields[name] = try field(name) }
+        let connection = try await connect(
+            provider, request: ConnectRequest(userID: userID, accountID: accountID, fields: fields), visibility: visibility
+        )
+        var response = Self.json(try await representation(connection))
+        response.status = .created
+        return response
+    }
+
+    /// The plan's cap: it counts every connection the user has not disconnected (409 when reached).
+    func checkCap(userID: String) async throws {
         let existing = try await store.connections(userID: userID).filter { $0.state != .disconnected }
         guard existing.count < maxConnectionsPerUser else {
             throw GatewayHTTPError.conflict(
                 "user \(userID) already has \(existing.count) calendar connections, the most this plan allows (\(maxConnectionsPerUser)); disconnect one first"
             )
         }
-        var fields: [String: String] = [:]
-        if shape.requiresAccount { _ = try field("account_id") }
-        for name in shape.connectFields { fields[name] = try field(name) }
-        let request = ConnectRequest(userID: userID, accountID: accountID, fields: fields)
+    }
+
+    /// Today's connect path, shared by the refresh-token form and sign-in: the cap, then the provider's connect
+    /// (credentials proven, calendars listed, full sync, subscriptions), then visibility and account.
+    func connect(_ provider: Provider, request: ConnectRequest, visibility: Connection.Visibility) async throws -> Connection {
+        try await checkCap(userID: request.userID)
         let connection = try await providerCall(provider, connecting: true) { try await $0.connect(request) }
         if visibility != .onlyMe { try await store.setConnectionVisibility(id: connection.id, visibility) }
-        if let accountID { try await store.setConnectionAccount(id: connection.id, accountID: accountID) }
-        var response = Self.json(try await representation(try await store.connection(id: connection.id) ?? connection))
-        response.status = .created
-        return response
+        if let accountID = request.accountID { try await store.setConnectionAccount(id: connection.id, accountID: accountID) }
+        return try await store.connection(id: connection.id) ?? connection
     }
 
     /// The providers a connect request may name (503 when not configured here).

@@ -41,6 +41,8 @@ public struct GatewayServerDependencies: Sendable {
     public var console: (any ConsoleOperations)?
     /// Full-sync progress, shown in the console and as `progress` in the connection API (nil: always empty).
     public var progress: SyncProgressBoard?
+    /// Exchanges sign-in codes at the providers' token endpoints (nil: sign-in answers 503).
+    public var codeExchanger: (any OAuthCodeExchanging)?
 
     /// Bundles the dependencies.
     public init(
@@ -48,8 +50,9 @@ public struct GatewayServerDependencies: Sendable {
         store: any GatewayStore, sealer: any SecretSealer,
         tlsContext: TLSServerContext,
         metrics: GatewayMetrics, clock: any GatewayClock = SystemGatewayClock(), version: String, logger: Logger,
-        console: (any ConsoleOperations)? = nil, progress: SyncProgressBoard? = nil
+        console: (any ConsoleOperations)? = nil, progress: SyncProgressBoard? = nil, codeExchanger: (any OAuthCodeExchanging)? = nil
     ) {
+        self.codeExchanger = codeExchanger
         self.console = console
         self.progress = progress
         self.configuration = configuration
@@ -105,7 +108,8 @@ public enum GatewayServer {
         ConnectionsController(
             apiToken: deps.apiToken, store: deps.store, plugins: deps.plugins,
             maxConnectionsPerUser: deps.configuration.maxConnectionsPerUser, clock: deps.clock, progress: deps.progress, logger: deps.logger,
-            apiTokenExpiresAt: deps.configuration.apiTokenExpiresAt
+            apiTokenExpiresAt: deps.configuration.apiTokenExpiresAt, sealer: deps.sealer, codeExchanger: deps.codeExchanger,
+            signInResultURL: deps.configuration.signInResultURL
         )
         .register(into: &registry)
         AppointmentsController(
@@ -143,6 +147,7 @@ public enum GatewayServer {
             "api.push_target.set": ConnectionsController.spec(["PUT"], body: 4096),
             "api.appointments.list": ConnectionsController.spec(["GET"]),
         ].merging(ConsoleController.specs) { first, _ in first }
+        handlers.merge(ConnectionsController.signInSpecs) { first, _ in first }
         handlers.merge(WebhookController.specs(plugins.flatMap(\.webhooks))) { first, _ in first }
         for plugin in plugins where !plugin.accountIntegrationFields.isEmpty {
             handlers.merge(ConnectionsController.accountIntegrationSpecs(plugin.provider)) { first, _ in first }

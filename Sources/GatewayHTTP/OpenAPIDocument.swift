@@ -132,7 +132,9 @@ public enum OpenAPIDocument {
             let fields = shape.connectFields + (shape.requiresAccount ? ["account_id (its account integration must exist)"] : [])
             return "\(plugin.provider.displayName): \(fields.joined(separator: ", "))."
         }.joined(separator: " ")
-        let connect = object(connectProperties, required: ["user_id", "provider"], description: connectDescription)
+        let connect = object(
+            connectProperties, required: ["user_id", "provider"],
+            description: connectDescription + " Users normally connect by signing in (POST /api/v1/connections/authorizations); this form stays for migration.")
         let error = object(["error": object(["code": string(), "message": string()], required: ["code", "message"])], required: ["error"])
         var schemas: [String: J] = [
             "Calendar": calendar, "Connection": connection, "SyncProgress": progress, "Appointment": appointment, "AppointmentReference": reference,
@@ -146,6 +148,24 @@ public enum OpenAPIDocument {
                 ["user_id": string(), "connection_id": nullable(string()), "calendar_id": nullable(string())],
                 required: ["user_id", "connection_id", "calendar_id"]),
         ]
+        // Sign-in is offered for the OAuth providers (their client configured on the gateway; 503 otherwise).
+        let signInProviders = connectable.filter { $0.connectShape == .refreshToken }.map(\.provider.rawValue)
+        schemas["AuthorizationRequest"] = object(
+            [
+                "user_id": string(), "provider": string(values: signInProviders), "visibility": string(values: ["only_me", "everyone"]),
+                "account_id": string(), "connection_id": string("Reconnect this connection (e.g. one in needs_reconnect) instead of making a new one"),
+            ], required: ["user_id", "provider"])
+        schemas["Authorization"] = object(
+            [
+                "id": string("The sign-in's id"), "provider": string(values: signInProviders), "user_id": string(),
+                "status": string(values: SignInAuthorization.Status.allCases.map(\.rawValue)),
+                "reason": nullable(string(values: SignInFailure.Code.allCases.map(\.rawValue))), "message": nullable(string()),
+                "reconnect_connection_id": nullable(string()), "created_at": string(format: "date-time"),
+                "expires_at": string(format: "date-time"), "connection": nullable(ref("Connection")),
+                "authorization_url": string("The consent URL to send the user's browser to (only in the answer that creates the sign-in)"),
+            ],
+            required: ["id", "provider", "user_id", "status", "reason", "message", "reconnect_connection_id", "created_at", "expires_at", "connection"],
+            description: "A sign-in: pending until the provider's callback, then connected (with the connection) or failed (with the reason); a pending sign-in older than 10 minutes reads as failed (expired)")
         let id = path("id", "Connection id")
         let calendars = object(["calendars": array(ref("Calendar"))], required: ["calendars"])
         var paths: [String: J] = [
@@ -156,6 +176,30 @@ public enum OpenAPIDocument {
                 "get": operation(
                     "listConnections", "List connections", parameters: [query("user", "Only this user's")],
                     responses: ["200": response("Connections", object(["connections": array(ref("Connection"))], required: ["connections"]))].merging(errors([])) { a, _ in a }),
+            ]),
+            "/api/v1/connections/authorizations": .object([
+                "post": operation(
+                    "startSignIn", "Start a sign-in: the consent URL to send the user to (valid once, for 10 minutes)", body: ref("AuthorizationRequest"),
+                    responses: ["201": response("Pending sign-in with its authorization_url", ref("Authorization"))].merging(errors([400, 404, 409, 503])) { a, _ in a })
+            ]),
+            "/api/v1/connections/authorizations/{id}": .object([
+                "get": operation(
+                    "getSignIn", "A sign-in's status: pending, connected (with the connection) or failed (with the reason)",
+                    parameters: [path("id", "Sign-in id")], responses: ["200": response("The sign-in", ref("Authorization"))].merging(errors([404])) { a, _ in a })
+            ]),
+            "/oauth/{provider}/callback": .object([
+                "get": operation(
+                    "signInCallback",
+                    "Where the provider sends the user's browser back: claims state (once), exchanges the code with the PKCE verifier, connects, then redirects to sign_in_result_url with authorization_id, status and reason (or answers a small HTML page)",
+                    parameters: [
+                        path("provider", "The provider signed in to"), query("state", "The sign-in's single-use state", required: true), query("code", "The authorization code"),
+                        query("error", "The provider's error, e.g. access_denied"), query("error_description", "Its description"),
+                    ],
+                    responses: [
+                        "200": .object(["description": .string("Connected (HTML page)")]), "303": .object(["description": .string("To LeadCenter's result page")]),
+                        "400": .object(["description": .string("Failed, or an unknown state (HTML page)")]),
+                        "409": .object(["description": .string("The state was used before; nothing changed (HTML page)")]),
+                    ], security: false)
             ]),
             "/api/v1/connections/{id}": .object([
                 "get": operation("getConnection", "One connection", parameters: [id], responses: ["200": response("The connection", ref("Connection"))].merging(errors([404])) { a, _ in a }),

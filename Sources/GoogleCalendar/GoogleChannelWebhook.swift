@@ -85,8 +85,8 @@ public struct GoogleChannelWebhook: WebhookVerifying {
 }
 
 extension ProviderPlugin {
-    /// Google Calendar: push channels, sync tokens, push-out; `syncer` nil when Google is not configured.
-    public static func google(_ syncer: GoogleConnectionSyncer?) -> ProviderPlugin {
-        ProviderPlugin(provider: .google, webhooks: [GoogleChannelWebhook()], connectShape: .refreshToken, connector: syncer, syncer: syncer, maintainer: syncer, pusher: syncer, takesPushOut: true)
+    /// Google Calendar: push channels, sync tokens, push-out; `syncer` nil when Google is not configured; `signIn` when users may sign in.
+    public static func google(_ syncer: GoogleConnectionSyncer?, signIn: OAuthSignIn? = nil) -> ProviderPlugin {
+        ProviderPlugin(provider: .google, webhooks: [GoogleChannelWebhook()], connectShape: .refreshToken, connector: syncer, syncer: syncer, maintainer: syncer, pusher: syncer, takesPushOut: true, signIn: signIn)
     }
 }

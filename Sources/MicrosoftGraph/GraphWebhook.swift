@@ -102,8 +102,8 @@ public struct GraphWebhook: WebhookVerifying {
 }
 
 extension ProviderPlugin {
-    /// Microsoft 365 through Graph: change notifications, delta links, push-out; `syncer` nil when not configured.
-    public static func microsoft(_ syncer: GraphConnectionSyncer?) -> ProviderPlugin {
-        ProviderPlugin(provider: .microsoft, webhooks: [GraphWebhook()], connectShape: .refreshToken, connector: syncer, syncer: syncer, maintainer: syncer, pusher: syncer, takesPushOut: true)
+    /// Microsoft 365 through Graph: change notifications, delta links, push-out; `syncer` nil when not configured; `signIn` when users may sign in.
+    public static func microsoft(_ syncer: GraphConnectionSyncer?, signIn: OAuthSignIn? = nil) -> ProviderPlugin {
+        ProviderPlugin(provider: .microsoft, webhooks: [GraphWebhook()], connectShape: .refreshToken, connector: syncer, syncer: syncer, maintainer: syncer, pusher: syncer, takesPushOut: true, signIn: signIn)
     }
 }

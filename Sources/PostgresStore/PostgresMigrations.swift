@@ -246,6 +246,33 @@ public enum PostgresMigrations {
                 "DROP TABLE google_channels",
                 "DROP TABLE graph_subscriptions",
             ]),
+        // Sign-ins (SQLite's version 14): the unique state is claimed by one UPDATE, so of two instances receiving
+        // the same callback only one proceeds.
+        Migration(
+            version: 3, name: "sign-in authorizations",
+            statements: [
+                """
+                CREATE TABLE sign_in_authorizations (
+                    id text PRIMARY KEY,
+                    provider text NOT NULL,
+                    user_id text NOT NULL,
+                    account_id text,
+                    visibility text NOT NULL,
+                    reconnect_connection_id text,
+                    state text NOT NULL UNIQUE,
+                    sealed_verifier bytea NOT NULL,
+                    status text NOT NULL,
+                    failure_code text,
+                    failure_message text,
+                    connection_id text,
+                    created_at timestamptz NOT NULL,
+                    expires_at timestamptz NOT NULL,
+                    claimed_at timestamptz,
+                    finished_at timestamptz
+                )
+                """,
+                "CREATE INDEX sign_in_authorizations_created ON sign_in_authorizations (created_at)",
+            ]),
     ]
 
     /// The newest version this build knows.

@@ -118,6 +118,8 @@ public final class GoogleSimulator: Sendable {
     }
     private let pushClientBox: Mutex<CurlHTTPClient?>
     private let channelLifetime: TimeInterval
+    /// Sign-in: the consent page at `/o/oauth2/v2/auth` and code redemption at `/token`.
+    public let consent: SimulatorConsent
     private let pushes = Mutex<(sent: Int, delivered: Int, messageNumber: UInt64)>((0, 0, 1))
 
     /// Creates an empty simulator that accepts `refreshTokens`. With `pushClient` (trusting the gateway's CA, as
@@ -131,6 +133,7 @@ public final class GoogleSimulator: Sendable {
         self.clock = clock
         self.channelLifetime = channelLifetime
         self.pushClientBox = Mutex(pushClient)
+        consent = SimulatorConsent(providerName: "Google", decisionPath: "/o/oauth2/v2/auth/decision", clock: clock)
         state.withLock { $0.refreshTokens = refreshTokens }
     }
 
@@ -304,9 +307,11 @@ public final class GoogleSimulator: Sendable {
 
     // MARK: HTTP
 
-    /// The simulator's router: `/token`, `/calendar/v3/...` and `/control/...`.
+    /// The simulator's router: `/o/oauth2/v2/auth` (consent), `/token`, `/calendar/v3/...` and `/control/...`.
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.get("/o/oauth2/v2/auth") { request, _ in self.consent.authorizePage(request) }
+        router.post("/o/oauth2/v2/auth/decision") { request, _ in try await self.consent.decide(request) }
         router.post("/token") { request, context in try await self.token(request, context: context) }
         router.get("/calendar/v3/calendars/:calendar/events") { request, context in
             if self.state.withLock({ $0.faults.first == .slow ? $0.faults.removeFirst() : nil }) != nil {
@@ -475,6 +480,7 @@ public final class GoogleSimulator: Sendable {
             let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
             if parts.count == 2 { form[parts[0]] = parts[1] }
         }
+        if form["grant_type"] == "authorization_code" { return redeem(form) }
         guard form["grant_type"] == "refresh_token", let refresh = form["refresh_token"] else {
             return Self.json(.object(["error": .string("unsupported_grant_type")]), status: .badRequest)
         }
@@ -491,6 +497,36 @@ public final class GoogleSimulator: Sendable {
                 ]), status: .badRequest)
         }
         return Self.json(.object(["access_token": .string(issued), "expires_in": .integer(3599), "token_type": .string("Bearer")]))
+    }
+
+    /// The authorization-code grant: a refresh token only for `access_type=offline` (Google's rule), the granted
+    /// scopes space-joined.
+    private func redeem(_ form: [String: String]) -> Response {
+        guard let secret = form["client_secret"], !secret.isEmpty else {
+            return Self.json(.object(["error": .string("invalid_client"), "error_description": .string("The OAuth client was not found.")]), status: .unauthorized)
+        }
+        switch consent.redeem(code: form["code"], clientID: form["client_id"], redirectURI: form["redirect_uri"], verifier: form["code_verifier"]) {
+        case .failure(.invalidCode):
+            return Self.json(.object(["error": .string("invalid_grant"), "error_description": .string("Malformed auth code.")]), status: .badRequest)
+        case .failure(.mismatch):
+            return Self.json(.object(["error": .string("invalid_grant"), "error_description": .string("Bad Request")]), status: .badRequest)
+        case .failure(.badVerifier):
+            return Self.json(.object(["error": .string("invalid_grant"), "error_description": .string("Invalid code verifier.")]), status: .badRequest)
+        case .success(let redemption):
+            let access = "ya29.sim-\(UUID().uuidString)"
+            var body: [String: JSONValue] = [
+                "access_token": .string(access), "expires_in": .integer(3599), "token_type": .string("Bearer"),
+                "scope": .string(redemption.scopes.joined(separator: " ")),
+            ]
+            let refresh = "1//sim-\(UUID().uuidString.lowercased())"
+            let offline = redemption.parameters["access_type"] == "offline" && !redemption.withholdRefreshToken
+            state.withLock { state in
+                state.accessTokens.insert(access)
+                if offline { state.refreshTokens.insert(refresh) }
+            }
+            if offline { body["refresh_token"] = .string(refresh) }
+            return Self.json(.object(body))
+        }
     }
 
     private func authorized(_ request: Request) -> Bool {

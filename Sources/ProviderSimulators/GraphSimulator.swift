@@ -126,6 +126,8 @@ public final class GraphSimulator: Sendable {
     private let inFlight = Mutex(0)
     /// Random failures, dropped notifications and outages for long runs.
     public let chaos = SimulatorChaos()
+    /// Sign-in: the consent page at `/{tenant}/oauth2/v2.0/authorize` and code redemption at the token endpoint.
+    public let consent: SimulatorConsent
 
     /// Notification POSTs still being sent or retried.
     public var deliveriesInFlight: Int { inFlight.withLock { $0 } }
@@ -142,6 +144,7 @@ public final class GraphSimulator: Sendable {
         var initial = State(maximumSubscriptionMinutes: maximumSubscriptionMinutes, baseClock: clock)
         for token in refreshTokens { initial.refreshTokens[token] = .valid }
         state = Mutex(initial)
+        consent = SimulatorConsent(providerName: "Microsoft", decisionPath: "/common/oauth2/v2.0/authorize/decision", clock: clock)
         pushClientBox = Mutex(pushClient)
         self.retryDelays = retryDelays
     }
@@ -458,6 +461,8 @@ public final class GraphSimulator: Sendable {
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.post("/:tenant/oauth2/v2.0/token") { request, context in try await self.token(request, context: context) }
+        router.get("/:tenant/oauth2/v2.0/authorize") { request, _ in self.consent.authorizePage(request) }
+        router.post("/:tenant/oauth2/v2.0/authorize/decision") { request, _ in try await self.consent.decide(request) }
         router.get("/v1.0/me/calendars") { request, _ in
             try await self.api(request) {
                 let items = self.state.withLock { state in
@@ -738,6 +743,34 @@ public final class GraphSimulator: Sendable {
                     "error_codes": .array([.integer(Int64(code))]), "timestamp": .string(Self.iso(Date())),
                     "trace_id": .string(UUID().uuidString.lowercased()), "correlation_id": .string(UUID().uuidString.lowercased()),
                 ]), status: .badRequest)
+        }
+        if form["grant_type"] == "authorization_code" {
+            switch consent.redeem(code: form["code"], clientID: form["client_id"], redirectURI: form["redirect_uri"], verifier: form["code_verifier"]) {
+            case .failure(.invalidCode):
+                return entraError("invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.")
+            case .failure(.mismatch):
+                return entraError("invalid_grant", 70000, "The provided authorization code was issued to another client or redirect URI.")
+            case .failure(.badVerifier):
+                return entraError("invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request.")
+            case .success(let redemption):
+                let expiry = now().addingTimeInterval(3599)
+                let access = "eyJ0eXAi.sim-\(UUID().uuidString)"
+                let refresh = "0.AAAA-sim-\(UUID().uuidString.lowercased())"
+                // Entra returns a refresh token only when offline_access was granted; it is not echoed in `scope`.
+                let offline = redemption.scopes.contains("offline_access") && !redemption.withholdRefreshToken
+                state.withLock { state in
+                    state.accessTokens[access] = expiry
+                    if offline { state.refreshTokens[refresh] = .valid }
+                }
+                var body: [String: JSONValue] = [
+                    "token_type": .string("Bearer"), "expires_in": .integer(3599), "ext_expires_in": .integer(3599), "access_token": .string(access),
+                    "scope": .string(
+                        redemption.scopes.filter { !["offline_access", "openid", "profile", "email"].contains($0) }
+                            .map { $0.hasPrefix("https://") ? $0 : "https://graph.microsoft.com/" + $0 }.joined(separator: " ")),
+                ]
+                if offline { body["refresh_token"] = .string(refresh) }
+                return Self.json(.object(body))
+            }
         }
         guard form["grant_type"] == "refresh_token" else {
             return entraError("unsupported_grant_type", 70003, "The app requested an unsupported grant type.")

@@ -229,6 +229,31 @@ public enum SQLiteMigrations {
                 DROP TABLE google_channels;
                 DROP TABLE graph_subscriptions;
                 """),
+        // Sign-ins (OAuth authorization code with PKCE): the state is unique so one UPDATE claims it once; the
+        // verifier is sealed for `sign_in:<id>:<state>:code_verifier`.
+        Migration(
+            version: 14, name: "sign-in authorizations",
+            sql: """
+                CREATE TABLE sign_in_authorizations (
+                    id TEXT PRIMARY KEY,
+                    provider TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    account_id TEXT,
+                    visibility TEXT NOT NULL,
+                    reconnect_connection_id TEXT,
+                    state TEXT NOT NULL UNIQUE,
+                    sealed_verifier BLOB NOT NULL,
+                    status TEXT NOT NULL,
+                    failure_code TEXT,
+                    failure_message TEXT,
+                    connection_id TEXT,
+                    created_at_ms INTEGER NOT NULL,
+                    expires_at_ms INTEGER NOT NULL,
+                    claimed_at_ms INTEGER,
+                    finished_at_ms INTEGER
+                );
+                CREATE INDEX sign_in_authorizations_created ON sign_in_authorizations (created_at_ms);
+                """),
     ]
 
     /// The newest version this build knows.

@@ -45,6 +45,10 @@ struct Demo: AsyncParsableCommand {
         logger.notice("Google simulator listening", metadata: ["simulator.url": "\(server.baseURL)"])
         config.google.tokenURL = server.baseURL + "/token"
         config.google.apiBaseURL = server.baseURL + "/calendar/v3"
+        // Sign-in against the simulator's consent page, so a person can add another account from a browser.
+        config.google.authorizeURL = server.baseURL + "/o/oauth2/v2/auth"
+        config.google.clientID = config.google.clientID ?? "demo-client"
+        config.google.clientSecret = config.google.clientSecret ?? "demo-secret"
         // The Microsoft account has two calendars; the default one is selected when it connects.
         let graph = GraphSimulator(refreshTokens: [DemoDriver.microsoftRefreshToken], pushClient: pushClient)
         graph.addCalendar(id: DemoDriver.teamCalendar, name: "Team (not synced until chosen)")
@@ -57,6 +61,9 @@ struct Demo: AsyncParsableCommand {
         logger.notice("Microsoft Graph simulator listening", metadata: ["simulator.url": "\(graphServer.baseURL)"])
         config.microsoft.tokenURL = graphServer.baseURL + "/common/oauth2/v2.0/token"
         config.microsoft.apiBaseURL = graphServer.baseURL + "/v1.0"
+        config.microsoft.authorizeURL = graphServer.baseURL + "/common/oauth2/v2.0/authorize"
+        config.microsoft.clientID = config.microsoft.clientID ?? "demo-ms-client"
+        config.microsoft.clientSecret = config.microsoft.clientSecret ?? "demo-ms-secret"
         // The demo user is a Financial Advisor with a Redtail account, polled (Redtail has no webhooks).
         let redtail = RedtailSimulator(users: [DemoDriver.redtailUser])
         DemoDriver.seed(redtail)
@@ -75,7 +82,7 @@ struct Demo: AsyncParsableCommand {
                 [
                     DemoDriver(
                         runtime: runtime, simulator: simulator, simulatorURL: server.baseURL, graph: graph, graphURL: graphServer.baseURL,
-                        redtail: redtail, redtailURL: redtailServer.baseURL, interval: changeEvery, logger: logger
+                        redtail: redtail, redtailURL: redtailServer.baseURL, interval: changeEvery, http: pushClient, logger: logger
                     )
                 ]
             }
@@ -111,6 +118,8 @@ struct DemoDriver: Service {
         id: 41_974, locked: false
     )
     let interval: Double
+    /// Trusts the gateway's dev CA: the driver asks its own API for the sign-in URLs it prints.
+    let http: CurlHTTPClient
     let logger: Logger
 
     static func seed(_ simulator: GoogleSimulator) {
@@ -177,6 +186,8 @@ struct DemoDriver: Service {
             return
         }
         let base = runtime.configuration.effectivePublicURL
+        let googleSignIn = await signInURL(provider: "google", base: base)
+        let microsoftSignIn = await signInURL(provider: "microsoft", base: base)
         let ca =
             runtime.configuration.tls.certificatePath == nil
             ? (runtime.configuration.tls.devCertificateDirectory as NSString).appendingPathComponent("dev-ca.pem") : "<your CA>"
@@ -211,6 +222,14 @@ struct DemoDriver: Service {
               lifecycle event:       curl -X POST \(graphURL)/control/subscriptions/<id>/lifecycle/subscriptionRemoved
               inject a fault:        curl -X POST \(graphURL)/control/faults/sync_state_not_found   (\(GraphSimulator.Fault.allCases.map(\.rawValue).joined(separator: ", ")))
 
+            Add another account by signing in (open in a browser, allow on the simulator's consent page; each link works
+            once, for 10 minutes):
+              Google sign-in:        \(googleSignIn)
+              Microsoft sign-in:     \(microsoftSignIn)
+              a new link:            curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" -X POST \\
+                                       -d '{"user_id":"demo-user-2","provider":"google"}' \(base)/api/v1/connections/authorizations
+              its result:            curl --cacert \(ca) -H "Authorization: Bearer \(runtime.apiToken)" \(base)/api/v1/connections/authorizations/<id>
+
             More LeadCenter calls (API token as above; the simulators accept these credentials for further connections):
               connect Google:        {"user_id":"u2","provider":"google","client_id":"c","client_secret":"s","refresh_token":"\(Self.refreshToken)"}
               connect Microsoft:     {"user_id":"u2","provider":"microsoft","client_id":"c","client_secret":"s","refresh_token":"\(Self.microsoftRefreshToken)"}
@@ -232,6 +251,24 @@ struct DemoDriver: Service {
             if Task.isShuttingDownGracefully || Task.isCancelled { break }
             step += 1
             change(step)
+        }
+    }
+
+    /// A sign-in URL for `demo-user-2`, minted through the gateway's own API (what LeadCenter would do).
+    func signInURL(provider: String, base: String) async -> String {
+        do {
+            let response = try await http.execute(
+                CurlHTTPRequest(
+                    method: "POST", url: base + "/api/v1/connections/authorizations",
+                    headers: [CurlHTTPHeader("Authorization", "Bearer \(runtime.apiToken)"), CurlHTTPHeader("Content-Type", "application/json")],
+                    body: Array(#"{"user_id":"demo-user-2","provider":"\#(provider)"}"#.utf8), timeout: .seconds(10)
+                ))
+            if case .object(let object) = try JSONValue.parse(Data(response.body)), case .string(let url)? = object["authorization_url"] {
+                return url
+            }
+            return "(not available: the gateway answered \(response.status))"
+        } catch {
+            return "(not available: \(error))"
         }
     }
 

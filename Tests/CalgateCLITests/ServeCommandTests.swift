@@ -162,6 +162,9 @@ struct ServeCommandTests {
             ([], ["CALGATE_LISTEN": "x"], "CALGATE_LISTEN"),
             ([], ["CALGATE_ADMIN_TOKEN": "short"], "CALGATE_ADMIN_TOKEN"),
             ([], ["CALGATE_ROUTES_DIR": dir + "/no-routes"], "no-routes"),
+            // A sign-in client with only half its credentials stops start-up, naming the missing one.
+            ([], ["CALGATE_GOOGLE_CLIENT_ID": "g-client"], "google.client_secret"),
+            ([], ["CALGATE_MICROSOFT_CLIENT_SECRET": "m-secret"], "microsoft.client_id"),
             // PostgreSQL URLs: each bad part named, the password never echoed (checked below), an unreachable server
             // refused within seconds.
             ([], ["CALGATE_DATABASE": "postgres://calgate:hunter2@/calgate"], "host"),

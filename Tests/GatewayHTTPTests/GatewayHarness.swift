@@ -38,9 +38,11 @@ final class GatewayHarness: Sendable {
 
     /// The built-in providers' plugins, each with its connector when the test made one.
     static func plugins(
-        google: GoogleConnectionSyncer? = nil, microsoft: GraphConnectionSyncer? = nil, redtail: RedtailConnector? = nil
+        google: GoogleConnectionSyncer? = nil, microsoft: GraphConnectionSyncer? = nil, redtail: RedtailConnector? = nil,
+        configuration: GatewayConfiguration = GatewayConfiguration()
     ) -> [ProviderPlugin] {
-        [.google(google), .microsoft(microsoft), .redtail(redtail)]
+        // Sign-in is on where the test configured a provider's client (as `BuiltInProviders` does it).
+        [.google(google, signIn: .google(configuration)), .microsoft(microsoft, signIn: .microsoft(configuration)), .redtail(redtail)]
     }
 
     static var repositoryRoutes: String {
@@ -57,6 +59,7 @@ final class GatewayHarness: Sendable {
         configure: (inout GatewayConfiguration) -> Void = { _ in },
         syncWindow: TimeInterval = 0.05,
         console: (any ConsoleOperations)? = nil,
+        clock: any GatewayClock = SystemGatewayClock(),
         google makeGoogle: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GoogleConnectionSyncer)? = nil,
         microsoft makeMicrosoft: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> GraphConnectionSyncer)? = nil,
         redtail makeRedtail: ((any GatewayStore, any SecretSealer, GatewayConfiguration) throws -> RedtailConnector)? = nil
@@ -86,14 +89,14 @@ final class GatewayHarness: Sendable {
         var schedule = SyncScheduler.Configuration()
         schedule.window = syncWindow
         let madeRedtail = try makeRedtail?(store, sealer, config)
-        let plugins = Self.plugins(google: madeGoogle, microsoft: madeMicrosoft, redtail: madeRedtail)
+        let plugins = Self.plugins(google: madeGoogle, microsoft: madeMicrosoft, redtail: madeRedtail, configuration: config)
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         // Built like `serve`; the tests drive renewal and sweeps themselves, so only the store, the scheduler (when a
         // provider is configured) and the listener run.
         let gateway = try GatewayAssembly(
             GatewayAssembly.Parts(
                 configuration: config, store: store, sealer: sealer, tlsContext: tlsContext, adminToken: adminToken, apiToken: apiToken,
-                metrics: metrics, version: "test", logger: logger
+                metrics: metrics, clock: clock, version: "test", logger: logger
             ),
             plugins: plugins, progress: madeGoogle?.progress ?? madeMicrosoft?.progress, schedulerConfiguration: schedule,
             console: .custom(console)

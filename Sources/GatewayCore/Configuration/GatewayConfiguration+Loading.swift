@@ -16,6 +16,11 @@ extension GatewayConfiguration {
         ("CALGATE_LOG_FORMAT", "log.format"),
         ("CALGATE_MAX_CONNECTIONS", "limits.max_connections"),
         ("CALGATE_SECRET_KEY_FILE", "secret_key_file"),
+        ("CALGATE_GOOGLE_CLIENT_ID", "google.client_id"),
+        ("CALGATE_GOOGLE_CLIENT_SECRET", "google.client_secret"),
+        ("CALGATE_MICROSOFT_CLIENT_ID", "microsoft.client_id"),
+        ("CALGATE_MICROSOFT_CLIENT_SECRET", "microsoft.client_secret"),
+        ("CALGATE_SIGN_IN_RESULT_URL", "sign_in_result_url"),
     ]
 
     static let logLevels: Set<String> = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -41,7 +46,7 @@ extension GatewayConfiguration {
         try top.requireOnlyKeys([
             "listen", "data_dir", "database", "routes_dir", "tls", "admin_token", "api_token", "public_url", "google", "microsoft", "redtail",
             "log", "limits", "health", "shutdown_grace_s", "maintenance", "max_connections_per_user",
-            "admin_token_expires_at", "api_token_expires_at", "secret_key_file",
+            "admin_token_expires_at", "api_token_expires_at", "secret_key_file", "sign_in_result_url",
         ])
         if let listen = try top.string("listen") {
             do {
@@ -61,13 +66,28 @@ extension GatewayConfiguration {
         if let value = try top.string("api_token_expires_at") { config.apiTokenExpiresAt = try validInstant(value, path: "api_token_expires_at") }
         if let value = try top.string("secret_key_file") { config.secretKeyFile = try nonEmpty(value, top.qualified("secret_key_file")) }
         if let value = try top.string("public_url") { config.publicURL = try validURL(value, path: "public_url", https: true) }
+        if let value = try top.string("sign_in_result_url") {
+            config.signInResultURL = try validResultURL(value, path: "sign_in_result_url")
+        }
         if let google = try top.object("google") {
-            try google.requireOnlyKeys(["token_url", "api_base_url"])
+            try google.requireOnlyKeys(["token_url", "api_base_url", "client_id", "client_secret", "authorize_url", "scopes"])
             if let v = try google.string("token_url") { config.google.tokenURL = try validURL(v, path: google.qualified("token_url"), https: false) }
             if let v = try google.string("api_base_url") { config.google.apiBaseURL = try validURL(v, path: google.qualified("api_base_url"), https: false) }
+            if let v = try google.string("client_id") { config.google.clientID = try nonEmpty(v, google.qualified("client_id")) }
+            if let v = try google.string("client_secret") { config.google.clientSecret = try nonEmpty(v, google.qualified("client_secret")) }
+            if let v = try google.string("authorize_url") {
+                config.google.authorizeURL = try validURL(v, path: google.qualified("authorize_url"), https: false)
+            }
+            if let v = try scopes(google, "scopes") { config.google.scopes = v }
         }
         if let microsoft = try top.object("microsoft") {
-            try microsoft.requireOnlyKeys(["token_url", "api_base_url"])
+            try microsoft.requireOnlyKeys(["token_url", "api_base_url", "client_id", "client_secret", "authorize_url", "scopes"])
+            if let v = try microsoft.string("client_id") { config.microsoft.clientID = try nonEmpty(v, microsoft.qualified("client_id")) }
+            if let v = try microsoft.string("client_secret") { config.microsoft.clientSecret = try nonEmpty(v, microsoft.qualified("client_secret")) }
+            if let v = try microsoft.string("authorize_url") {
+                config.microsoft.authorizeURL = try validURL(v, path: microsoft.qualified("authorize_url"), https: false)
+            }
+            if let v = try scopes(microsoft, "scopes") { config.microsoft.scopes = v }
             if let v = try microsoft.string("token_url") {
                 config.microsoft.tokenURL = try validURL(v, path: microsoft.qualified("token_url"), https: false)
             }
@@ -174,6 +194,15 @@ extension GatewayConfiguration {
             config.limits.maxConnections = n
         }
         if let v = try value("CALGATE_SECRET_KEY_FILE") { config.secretKeyFile = v }
+        if let v = try value("CALGATE_GOOGLE_CLIENT_ID") { config.google.clientID = v }
+        if let v = try value("CALGATE_GOOGLE_CLIENT_SECRET") { config.google.clientSecret = v }
+        if let v = try value("CALGATE_MICROSOFT_CLIENT_ID") { config.microsoft.clientID = v }
+        if let v = try value("CALGATE_MICROSOFT_CLIENT_SECRET") { config.microsoft.clientSecret = v }
+        if let v = try value("CALGATE_SIGN_IN_RESULT_URL") {
+            do { config.signInResultURL = try Self.validResultURL(v, path: "") } catch {
+                throw ConfigurationError(setting: "CALGATE_SIGN_IN_RESULT_URL", message: error.message)
+            }
+        }
         do { try config.checkConsistency(pathPrefix: "") } catch {
             throw ConfigurationError(setting: error.path, message: error.message)
         }
@@ -186,6 +215,16 @@ extension GatewayConfiguration {
             throw StrictJSONError(
                 path: "tls",
                 message: "certificate and private_key must be set together (CALGATE_TLS_CERT / CALGATE_TLS_KEY); leave both unset to use the dev certificate"
+            )
+        }
+        // A provider with half its sign-in client would hand users a consent page whose callback cannot finish.
+        for (name, variable, clientID, clientSecret) in [
+            ("google", "GOOGLE", google.clientID, google.clientSecret), ("microsoft", "MICROSOFT", microsoft.clientID, microsoft.clientSecret),
+        ] where (clientID == nil) != (clientSecret == nil) {
+            throw StrictJSONError(
+                path: "\(name).\(clientID == nil ? "client_id" : "client_secret")",
+                message:
+                    "\(name) sign-in is half configured: set \(name).client_id and \(name).client_secret together (CALGATE_\(variable)_CLIENT_ID / CALGATE_\(variable)_CLIENT_SECRET), or neither to connect \(name) accounts only with refresh tokens"
             )
         }
         if health.inboxBacklogFailing <= health.inboxBacklogDegraded {
@@ -237,6 +276,28 @@ extension GatewayConfiguration {
             throw StrictJSONError(path: path, message: "\"\(text)\" must be an absolute \(https ? "https" : "http(s)") URL without a query")
         }
         return trimmed
+    }
+
+    /// A scope list: a non-empty array of non-empty strings without spaces.
+    static func scopes(_ object: StrictJSONObject, _ name: String) throws(StrictJSONError) -> [String]? {
+        guard let items = try object.array(name) else { return nil }
+        var scopes: [String] = []
+        for item in items {
+            guard case .string(let scope) = item, !scope.isEmpty, !scope.contains(" ") else {
+                throw StrictJSONError(path: object.qualified(name), message: "must be an array of scope strings without spaces")
+            }
+            scopes.append(scope)
+        }
+        guard !scopes.isEmpty else { throw StrictJSONError(path: object.qualified(name), message: "must name at least one scope") }
+        return scopes
+    }
+
+    /// LeadCenter's sign-in result page: an absolute http(s) URL (it may carry a query; calgate appends to it).
+    static func validResultURL(_ text: String, path: String) throws(StrictJSONError) -> String {
+        guard let url = URL(string: text), let scheme = url.scheme, url.host != nil, scheme == "https" || scheme == "http", url.fragment == nil else {
+            throw StrictJSONError(path: path, message: "\"\(text)\" must be an absolute http(s) URL without a fragment")
+        }
+        return text
     }
 
     private static func nonEmpty(_ text: String, _ path: String) throws(StrictJSONError) -> String {

@@ -49,6 +49,9 @@ public struct GatewayConfiguration: Sendable, Hashable {
     public var maxConnectionsPerUser = 10
     /// Subscription renewal and the reconciliation sweep.
     public var maintenance = MaintenanceSettings()
+    /// LeadCenter's page the sign-in callback redirects to with `authorization_id`, `status` and (on failure)
+    /// `reason`; nil: the callback answers a small HTML result page itself.
+    public var signInResultURL: String?
 
     /// How channels and subscriptions are kept alive and calendars kept converged.
     public struct MaintenanceSettings: Sendable, Hashable {
@@ -106,6 +109,16 @@ public struct GatewayConfiguration: Sendable, Hashable {
         public var tokenURL = "https://oauth2.googleapis.com/token"
         /// Calendar API base URL.
         public var apiBaseURL = "https://www.googleapis.com/calendar/v3"
+        /// OAuth client id for Google sign-in (`google.client_id`); nil: users connect only with a refresh token.
+        public var clientID: String?
+        /// OAuth client secret for Google sign-in (`google.client_secret`); set together with `clientID`.
+        public var clientSecret: String?
+        /// Google's authorization endpoint (the consent page).
+        public var authorizeURL = "https://accounts.google.com/o/oauth2/v2/auth"
+        /// Scopes asked for at sign-in: events read/write (sync, channels, push-out) and the calendar list.
+        public var scopes = ["https://www.googleapis.com/auth/calendar.events", "https://www.googleapis.com/auth/calendar.calendarlist.readonly"]
+        /// Whether Google sign-in is configured.
+        public var signInConfigured: Bool { clientID != nil && clientSecret != nil }
         /// Creates defaults.
         public init() {}
     }
@@ -116,6 +129,16 @@ public struct GatewayConfiguration: Sendable, Hashable {
         public var tokenURL = "https://login.microsoftonline.com/common/oauth2/v2.0/token"
         /// Graph base URL, ending in `/v1.0`.
         public var apiBaseURL = "https://graph.microsoft.com/v1.0"
+        /// Entra ID application (client) id for Microsoft sign-in (`microsoft.client_id`); nil: refresh tokens only.
+        public var clientID: String?
+        /// Its client secret (`microsoft.client_secret`); set together with `clientID`.
+        public var clientSecret: String?
+        /// Entra ID v2 authorization endpoint (the consent page).
+        public var authorizeURL = "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+        /// Scopes asked for at sign-in.
+        public var scopes = ["Calendars.ReadWrite", "offline_access"]
+        /// Whether Microsoft sign-in is configured.
+        public var signInConfigured: Bool { clientID != nil && clientSecret != nil }
         /// Creates defaults.
         public init() {}
     }

@@ -30,14 +30,18 @@ public struct ProviderPlugin: Sendable {
     public var pollInterval: TimeInterval?
     /// Whether one of its calendars can be the user's "Add to calendar" target.
     public var takesPushOut: Bool
+    /// How a user signs in to connect an account (OAuth authorization code with PKCE); nil when the provider has no
+    /// sign-in or its client is not configured (`POST /api/v1/connections/authorizations` then answers 503).
+    public var signIn: OAuthSignIn?
 
     /// Creates a plugin.
     public init(
         provider: Provider, webhooks: [any WebhookVerifying] = [], connectShape: ConnectShape? = nil, accountIntegrationFields: [String] = [],
         connector: (any ConnectionManaging)? = nil,
         syncer: (any ProviderSyncing)? = nil, maintainer: (any SubscriptionMaintaining)? = nil, pusher: (any AppointmentPushing)? = nil,
-        pollInterval: TimeInterval? = nil, takesPushOut: Bool = false
+        pollInterval: TimeInterval? = nil, takesPushOut: Bool = false, signIn: OAuthSignIn? = nil
     ) {
+        self.signIn = signIn
         self.provider = provider
         self.webhooks = webhooks
         self.connectShape = connectShape

@@ -80,7 +80,7 @@ public struct InboxBacklog: Sendable, Hashable {
 
 /// The gateway's store port. `SQLiteStore` (one process, the default) and `PostgresStore` (several instances sharing
 /// one database) implement it.
-public protocol GatewayStore: InboxStore, PushSubscriptionStore, AppointmentStore, ConnectionStore, LeadCenterAppointmentStore, PushStore, RedtailIntegrationStore {
+public protocol GatewayStore: InboxStore, PushSubscriptionStore, AppointmentStore, ConnectionStore, LeadCenterAppointmentStore, PushStore, RedtailIntegrationStore, SignInStore {
     /// Current schema version after migrations.
     func schemaVersion() async throws -> Int
     /// Proves the database accepts a durable write (used by the health check). Throws when it cannot.
