@@ -1,8 +1,10 @@
+import CalgateMacros
 import Foundation
 
 /// Why a request failed; the message names the method's URL without query, fragment or credentials.
 ///
 /// Never put header values or bodies in a message: they carry tokens.
+@MemberwiseInit
 public struct CurlHTTPError: Error, CustomStringConvertible, Sendable {
     /// A failure class callers act on; compare with `==` (new classes may be added, so no exhaustive switch).
     public struct Kind: Sendable, Hashable, CustomStringConvertible {
@@ -37,12 +39,6 @@ public struct CurlHTTPError: Error, CustomStringConvertible, Sendable {
     public let kind: Kind
     /// What happened, in curl's own words where it gave some, and what was being fetched.
     public let message: String
-
-    /// Creates an error (fakes of the client throw these too).
-    public init(kind: Kind, message: String) {
-        self.kind = kind
-        self.message = message
-    }
 
     init(_ kind: Kind, _ message: String) {
         self.init(kind: kind, message: message)

@@ -1,26 +1,20 @@
+import CalgateMacros
+
 /// An outbound request.
+@MemberwiseInit
 public struct CurlHTTPRequest: Sendable {
     /// Method (`GET`, `POST`, `PATCH`, …); any token is sent as is.
-    public var method: String
+    public var method: String = "GET"
     /// Absolute `http` or `https` URL.
     public var url: String
     /// Request headers, sent in order; an empty value is sent as an empty header. `Content-Length` is ignored
     /// (curl derives it from `body`); `User-Agent`, `Content-Type` and `Expect` replace curl's defaults.
-    public var headers: [CurlHTTPHeader]
+    public var headers: [CurlHTTPHeader] = []
     /// Body bytes, copied into curl; nil sends none (`POST`, `PUT` and `PATCH` then send an empty body).
-    public var body: [UInt8]?
+    public var body: [UInt8]? = nil
     /// Total time allowed for this request, including time queued behind `maxConcurrentRequests`; nil uses the
     /// client's `requestTimeout`.
-    public var timeout: Duration?
-
-    /// Creates a request.
-    public init(method: String = "GET", url: String, headers: [CurlHTTPHeader] = [], body: [UInt8]? = nil, timeout: Duration? = nil) {
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-        self.timeout = timeout
-    }
+    public var timeout: Duration? = nil
 }
 
 extension CurlHTTPRequest {

@@ -1,21 +1,16 @@
+import CalgateMacros
+
 /// A response: the final status, its headers and the body.
+@MemberwiseInit
 public struct CurlHTTPResponse: Sendable {
     /// Status code of the last response (informational 1xx responses are skipped).
     public var status: Int
     /// Headers of the last response, in the order received.
-    public var headers: [CurlHTTPHeader]
+    public var headers: [CurlHTTPHeader] = []
     /// Body bytes (decoded if the server compressed them).
-    public var body: [UInt8]
+    public var body: [UInt8] = []
     /// `HTTP/1.0`, `HTTP/1.1`, `HTTP/2` or `HTTP/3`.
-    public var httpVersion: String
-
-    /// Creates a response (tests and fakes build these by hand).
-    public init(status: Int, headers: [CurlHTTPHeader] = [], body: [UInt8] = [], httpVersion: String = "HTTP/1.1") {
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.httpVersion = httpVersion
-    }
+    public var httpVersion: String = "HTTP/1.1"
 
     /// First value of a header, by case-insensitive name.
     public func header(_ name: String) -> String? {

@@ -1,19 +1,14 @@
+import CalgateMacros
 import GatewayCore
 import GatewayHTTP
 import SyncEngine
 
 /// The console's buttons and figures, carried out by the sync scheduler and the renewal service.
+@MemberwiseInit
 public struct SchedulerConsoleOperations: ConsoleOperations {
     let store: any GatewayStore
     let scheduler: SyncScheduler
     let renewal: RenewalService
-
-    /// Creates the operations over the running services.
-    public init(store: any GatewayStore, scheduler: SyncScheduler, renewal: RenewalService) {
-        self.store = store
-        self.scheduler = scheduler
-        self.renewal = renewal
-    }
 
     /// See `ConsoleOperations`.
     public func resync(_ connection: Connection, full: Bool) async throws -> Int {

@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// A LeadCenter user's link to one provider account.
@@ -81,6 +82,7 @@ public struct Connection: Sendable, Hashable {
 
 /// OAuth client and refresh token for a connection; the secrets are sealed (`SecretSealer`, context
 /// `connection:<id>:client_secret` and `connection:<id>:refresh_token`).
+@MemberwiseInit
 public struct SealedCredentials: Sendable, Hashable {
     /// OAuth client id (not secret).
     public var clientID: String
@@ -88,13 +90,6 @@ public struct SealedCredentials: Sendable, Hashable {
     public var sealedClientSecret: [UInt8]
     /// Sealed refresh token.
     public var sealedRefreshToken: [UInt8]
-
-    /// Creates credentials.
-    public init(clientID: String, sealedClientSecret: [UInt8], sealedRefreshToken: [UInt8]) {
-        self.clientID = clientID
-        self.sealedClientSecret = sealedClientSecret
-        self.sealedRefreshToken = sealedRefreshToken
-    }
 
     /// Whether `sealer` opens the refresh token (every provider seals it for `connection:<id>:refresh_token`): false
     /// means the key in use is not the one these were sealed with.
@@ -104,6 +99,7 @@ public struct SealedCredentials: Sendable, Hashable {
 }
 
 /// One provider calendar of a connection.
+@MemberwiseInit
 public struct ConnectionCalendar: Sendable, Hashable {
     /// The connection.
     public var connectionID: String
@@ -114,20 +110,13 @@ public struct ConnectionCalendar: Sendable, Hashable {
     /// Whether calgate syncs it.
     public var selected: Bool
 
-    /// Creates a calendar.
-    public init(connectionID: String, calendarID: String, name: String, selected: Bool) {
-        self.connectionID = connectionID
-        self.calendarID = calendarID
-        self.name = name
-        self.selected = selected
-    }
-
     /// The key appointments, cursors and channels use.
     public var calendarKey: String { "\(connectionID)/\(calendarID)" }
 }
 
 /// A LeadCenter account's main Redtail integration: the CRM link calendar connections build on. The API key and
 /// UserKey are sealed (contexts `redtail_integration:<account>:api_key` and `:user_key`); the password is never kept.
+@MemberwiseInit
 public struct RedtailIntegration: Sendable, Hashable {
     /// The LeadCenter account.
     public var accountID: String
@@ -141,16 +130,6 @@ public struct RedtailIntegration: Sendable, Hashable {
     public var sealedUserKey: [UInt8]
     /// When it was connected.
     public var createdAt: Date
-
-    /// Creates an integration.
-    public init(accountID: String, accountType: String, redtailUserID: String?, sealedAPIKey: [UInt8], sealedUserKey: [UInt8], createdAt: Date) {
-        self.accountID = accountID
-        self.accountType = accountType
-        self.redtailUserID = redtailUserID
-        self.sealedAPIKey = sealedAPIKey
-        self.sealedUserKey = sealedUserKey
-        self.createdAt = createdAt
-    }
 }
 
 extension ConnectionCalendar {

@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 import Synchronization
 
@@ -6,6 +7,7 @@ import Synchronization
 ///
 /// Stepped by events; the store keeps the result on the connection row, the API shows it per connection and
 /// `/admin/health` summarises it.
+@MemberwiseInit
 public struct ConnectionHealth: Sendable, Hashable {
     /// What happened to the connection.
     public enum Event: Sendable, Hashable {
@@ -22,21 +24,13 @@ public struct ConnectionHealth: Sendable, Hashable {
     }
 
     /// The state.
-    public var state: Connection.State
+    public var state: Connection.State = .active
     /// Why it is not `active`, in words for the user (never a secret).
-    public var reason: String?
+    public var reason: String? = nil
     /// For `degraded`: when the next attempt runs.
-    public var nextRetryAt: Date?
+    public var nextRetryAt: Date? = nil
     /// For `degraded`: when the failures began (kept across repeated failures).
-    public var failingSince: Date?
-
-    /// Creates a health value.
-    public init(state: Connection.State = .active, reason: String? = nil, nextRetryAt: Date? = nil, failingSince: Date? = nil) {
-        self.state = state
-        self.reason = reason
-        self.nextRetryAt = nextRetryAt
-        self.failingSince = failingSince
-    }
+    public var failingSince: Date? = nil
 
     /// The state after `event`. `disconnected` leaves only by `reconnected`; `needs_reconnect` ignores sync results
     /// (nothing runs until the user acts).

@@ -1,9 +1,11 @@
+import CalgateMacros
 import Foundation
 
 /// A verified inbound notification, as it is written to the durable inbox before the webhook is acknowledged.
 ///
 /// The inbox keeps exactly what the provider sent that matters for sync (selected headers and the body), so a
 /// crash after the acknowledgement never loses a change: workers replay unprocessed rows on start.
+@MemberwiseInit
 public struct InboxEntry: Sendable, Hashable {
     /// Provider that sent the notification.
     public var provider: Provider
@@ -11,34 +13,15 @@ public struct InboxEntry: Sendable, Hashable {
     public var channelID: String
     /// Provider message identity used to drop duplicates (Google channel id + message number, Graph notification hash).
     /// `nil` when the provider gives none; such entries are never deduplicated.
-    public var dedupeKey: String?
+    public var dedupeKey: String? = nil
     /// Kind of message (`sync`, `exists`, `created`, `reauthorizationRequired`, …).
     public var kind: String
     /// Time the gateway received the request.
     public var receivedAt: Date
     /// Headers kept for processing (never authorization headers).
-    public var headers: [String: String]
+    public var headers: [String: String] = [:]
     /// Raw request body (empty for Google pushes).
-    public var body: [UInt8]
-
-    /// Creates an inbox entry.
-    public init(
-        provider: Provider,
-        channelID: String,
-        dedupeKey: String? = nil,
-        kind: String,
-        receivedAt: Date,
-        headers: [String: String] = [:],
-        body: [UInt8] = []
-    ) {
-        self.provider = provider
-        self.channelID = channelID
-        self.dedupeKey = dedupeKey
-        self.kind = kind
-        self.receivedAt = receivedAt
-        self.headers = headers
-        self.body = body
-    }
+    public var body: [UInt8] = []
 
     /// The `headers` key under which verification records the calendar the notification is about (the channel's
     /// or subscription's calendar, known from its stored credential), so mapping a row to its calendar needs no
@@ -59,6 +42,7 @@ public struct InboxEntry: Sendable, Hashable {
 }
 
 /// An inbox row as read back from the store.
+@MemberwiseInit
 public struct StoredInboxEntry: Sendable, Hashable {
     /// Monotonic row id assigned at commit.
     public var id: Int64
@@ -68,15 +52,7 @@ public struct StoredInboxEntry: Sendable, Hashable {
     public var attempts: Int
     /// Which store appended it (an instance's group commit on PostgreSQL; "" on SQLite, which has one): see
     /// `InboxCursor`.
-    public var appender: String
-
-    /// Creates a stored inbox entry.
-    public init(id: Int64, entry: InboxEntry, attempts: Int, appender: String = "") {
-        self.id = id
-        self.entry = entry
-        self.attempts = attempts
-        self.appender = appender
-    }
+    public var appender: String = ""
 }
 
 /// Result of appending one entry: the committed row id, or that the entry duplicated one already stored.

@@ -1,6 +1,8 @@
+import CalgateMacros
 import Foundation
 
 /// A Google channel row: the token is sealed (see `SecretSealer`), never stored in the clear.
+@MemberwiseInit
 public struct StoredGoogleChannel: Sendable, Hashable {
     /// Channel id calgate chose.
     public var id: String
@@ -13,20 +15,7 @@ public struct StoredGoogleChannel: Sendable, Hashable {
     /// Expiry Google returned.
     public var expiresAt: Date
     /// When calgate stopped the channel (pushes for it are then refused without a retry status).
-    public var stoppedAt: Date?
+    public var stoppedAt: Date? = nil
     /// When calgate opened it (nil for rows older than that column).
-    public var createdAt: Date?
-
-    /// Creates a row.
-    public init(
-        id: String, resourceID: String, sealedToken: [UInt8], calendarKey: String, expiresAt: Date, stoppedAt: Date? = nil, createdAt: Date? = nil
-    ) {
-        self.createdAt = createdAt
-        self.id = id
-        self.resourceID = resourceID
-        self.sealedToken = sealedToken
-        self.calendarKey = calendarKey
-        self.expiresAt = expiresAt
-        self.stoppedAt = stoppedAt
-    }
+    public var createdAt: Date? = nil
 }

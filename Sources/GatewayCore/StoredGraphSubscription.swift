@@ -1,6 +1,8 @@
+import CalgateMacros
 import Foundation
 
 /// A Microsoft Graph subscription row; `clientState` is sealed (context `graph_subscription:<id>`).
+@MemberwiseInit
 public struct StoredGraphSubscription: Sendable, Hashable {
     /// Graph's subscription id.
     public var id: String
@@ -11,18 +13,8 @@ public struct StoredGraphSubscription: Sendable, Hashable {
     /// When Graph said it expires.
     public var expiresAt: Date
     /// When calgate deleted it, or Graph said it was removed.
-    public var removedAt: Date?
+    public var removedAt: Date? = nil
     /// When its current life began: creation, or the last renewal (nil for rows older than that column). The renewal
     /// policy measures "a quarter of its life" from here.
-    public var createdAt: Date?
-
-    /// Creates a row.
-    public init(id: String, calendarKey: String, sealedClientState: [UInt8], expiresAt: Date, removedAt: Date? = nil, createdAt: Date? = nil) {
-        self.createdAt = createdAt
-        self.id = id
-        self.calendarKey = calendarKey
-        self.sealedClientState = sealedClientState
-        self.expiresAt = expiresAt
-        self.removedAt = removedAt
-    }
+    public var createdAt: Date? = nil
 }

@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// One push subscription of any provider: a Google channel, a Graph subscription, or a plugin's equivalent. The
@@ -5,6 +6,7 @@ import Foundation
 ///
 /// `state` is derived from `endedAt` rather than stored: one column cannot disagree with itself, and the rows carried
 /// over from the provider-specific tables (which had only a stop or removal time) need no translation.
+@MemberwiseInit
 public struct StoredPushSubscription: Sendable, Hashable {
     /// Whether pushes for a subscription are still accepted.
     public enum State: String, Sendable, Hashable {
@@ -22,31 +24,16 @@ public struct StoredPushSubscription: Sendable, Hashable {
     /// The calendar it watches.
     public var calendarKey: String
     /// The provider's id of the watched resource, for providers that have one (Google's `resourceId`).
-    public var resourceID: String?
+    public var resourceID: String? = nil
     /// The secret pushes must carry (Google's channel token, Graph's `clientState`), sealed for `sealingContext`.
     public var sealedSecret: [UInt8]
     /// When the provider said it expires.
     public var expiresAt: Date
     /// When its current life began (creation, or the last renewal where the provider renews in place); nil for rows
     /// older than that column.
-    public var createdAt: Date?
+    public var createdAt: Date? = nil
     /// When calgate stopped it or the provider said it was removed; nil while active.
-    public var endedAt: Date?
-
-    /// Creates a row.
-    public init(
-        provider: Provider, id: String, calendarKey: String, resourceID: String? = nil, sealedSecret: [UInt8], expiresAt: Date,
-        createdAt: Date? = nil, endedAt: Date? = nil
-    ) {
-        self.provider = provider
-        self.id = id
-        self.calendarKey = calendarKey
-        self.resourceID = resourceID
-        self.sealedSecret = sealedSecret
-        self.expiresAt = expiresAt
-        self.createdAt = createdAt
-        self.endedAt = endedAt
-    }
+    public var endedAt: Date? = nil
 
     /// `.ended` once `endedAt` is set, `.active` before.
     public var state: State { endedAt == nil ? .active : .ended }

@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 import Synchronization
 
@@ -41,23 +42,16 @@ extension WorkLeasing {
 
 /// What one claimed piece of work did, for the work log that shows which instance did what (and lets the
 /// scale-out test prove nothing ran twice).
+@MemberwiseInit
 public struct WorkRecord: Sendable, Hashable {
     /// `sync`, `renewal` or `push` (a Redtail poll is a `sync` of its calendar).
     public var kind: String
     /// When the work started (after its claim).
     public var startedAt: Date
     /// The items the work covered: the inbox rows a sync covered, a push job's id; empty for renewals.
-    public var inboxRows: [Int64]
+    public var inboxRows: [Int64] = []
     /// Short outcome: `ok`, `skipped` (another instance had done it), `failed: …`.
     public var outcome: String
-
-    /// Creates a record.
-    public init(kind: String, startedAt: Date, inboxRows: [Int64] = [], outcome: String) {
-        self.kind = kind
-        self.startedAt = startedAt
-        self.inboxRows = inboxRows
-        self.outcome = outcome
-    }
 }
 
 /// Claims kept in this process's memory: enough when one process owns the database (SQLite). They need no expiry:

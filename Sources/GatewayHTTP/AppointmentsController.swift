@@ -440,10 +440,7 @@ public struct AppointmentsController: Sendable {
 
     static func parseDate(_ text: String) -> Date? {
         guard text.count == 10 else { return nil }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd"
+        let formatter = DateFormatter.fixed("yyyy-MM-dd")
         guard let date = formatter.date(from: text), formatter.string(from: date) == text else { return nil }
         return date
     }

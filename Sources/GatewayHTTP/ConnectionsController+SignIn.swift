@@ -53,15 +53,7 @@ extension ConnectionsController {
                 "\(provider.displayName) sign-in is not configured on this gateway: set \(provider.rawValue).client_id and \(provider.rawValue).client_secret"
             )
         }
-        var visibility = Connection.Visibility.onlyMe
-        if let given = try Self.string(object, "visibility") {
-            guard let parsed = Connection.Visibility(rawValue: given) else {
-                throw GatewayHTTPError.badRequest("visibility must be one of \(Connection.Visibility.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            visibility = parsed
-        }
-        let accountID = try Self.string(object, "account_id")
-        if let accountID, accountID.isEmpty || accountID.utf8.count > 256 { throw GatewayHTTPError.badRequest("account_id must be 1 to 256 bytes") }
+        let (visibility, accountID) = try Self.visibilityAndAccount(object)
         let reconnecting = try Self.string(object, "connection_id")
         if let reconnecting {
             // A reconnect: the connection must be this user's, with this provider.

@@ -192,6 +192,20 @@ public struct ConnectionsController: Sendable {
         }
     }
 
+    /// A connect or sign-in body's optional `visibility` (default `only_me`) and `account_id` (1 to 256 bytes).
+    static func visibilityAndAccount(_ object: StrictJSONObject) throws -> (Connection.Visibility, String?) {
+        var visibility = Connection.Visibility.onlyMe
+        if let given = try string(object, "visibility") {
+            guard let parsed = Connection.Visibility(rawValue: given) else {
+                throw GatewayHTTPError.badRequest("visibility must be one of \(Connection.Visibility.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            visibility = parsed
+        }
+        let accountID = try string(object, "account_id")
+        if let accountID, accountID.isEmpty || accountID.utf8.count > 256 { throw GatewayHTTPError.badRequest("account_id must be 1 to 256 bytes") }
+        return (visibility, accountID)
+    }
+
     /// An optional string field, as a 400 when it has the wrong type.
     static func string(_ object: StrictJSONObject, _ name: String) throws -> String? {
         do { return try object.string(name) } catch { throw GatewayHTTPError.badRequest(error.description) }
@@ -241,15 +255,7 @@ public struct ConnectionsController: Sendable {
                 "provider \"\(name)\" is not one calgate connects (\(knownProviders.map(\.rawValue).joined(separator: ", ")))"
             )
         }
-        var visibility = Connection.Visibility.onlyMe
-        if let given = try Self.string(object, "visibility") {
-            guard let parsed = Connection.Visibility(rawValue: given) else {
-                throw GatewayHTTPError.badRequest("visibility must be one of \(Connection.Visibility.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            visibility = parsed
-        }
-        let accountID = try Self.string(object, "account_id")
-        if let accountID, accountID.isEmpty || accountID.utf8.count > 256 { throw GatewayHTTPError.badRequest("account_id must be 1 to 256 bytes") }
+        let (visibility, accountID) = try Self.visibilityAndAccount(object)
         let userID = try field("user_id")
         try await checkCap(userID: userID)
         var fields: [String: String] = [:]

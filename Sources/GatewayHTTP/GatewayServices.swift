@@ -1,3 +1,4 @@
+import CalgateMacros
 import GatewayCore
 import Logging
 import OpenSSLTLS
@@ -7,15 +8,10 @@ import UnixSignals
 /// Keeps the store open while the gateway runs, and closes it (flushing queued inbox appends) at shutdown.
 ///
 /// Placed first in the service group so it shuts down last, after the HTTP server finished its requests.
+@MemberwiseInit
 public struct StoreLifecycleService: Service {
     let store: any GatewayStore
     let logger: Logger
-
-    /// Creates the service.
-    public init(store: any GatewayStore, logger: Logger) {
-        self.store = store
-        self.logger = logger
-    }
 
     /// Waits for shutdown, then closes the store.
     public func run() async throws {
@@ -26,17 +22,11 @@ public struct StoreLifecycleService: Service {
 }
 
 /// Reloads the TLS certificate on SIGHUP; open connections keep theirs, new handshakes get the new one.
+@MemberwiseInit
 public struct CertificateReloadService: Service {
     let tlsContext: TLSServerContext
     let metrics: GatewayMetrics
     let logger: Logger
-
-    /// Creates the service.
-    public init(tlsContext: TLSServerContext, metrics: GatewayMetrics, logger: Logger) {
-        self.tlsContext = tlsContext
-        self.metrics = metrics
-        self.logger = logger
-    }
 
     /// Waits for SIGHUP until shutdown.
     public func run() async throws {

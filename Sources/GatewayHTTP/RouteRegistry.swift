@@ -1,3 +1,4 @@
+import CalgateMacros
 import GatewayCore
 import HTTPTypes
 import Hummingbird
@@ -5,22 +6,17 @@ import Logging
 import NIOCore
 
 /// Who a verifier decided the caller is, and what it proved.
+@MemberwiseInit
 public struct VerifiedCaller: Sendable {
     /// The caller proved it holds the admin token.
     public var isAdmin: Bool
     /// What the verifier established (a verified webhook message), handed to the handler so it is not re-derived.
-    public var evidence: (any Sendable)?
+    public var evidence: (any Sendable)? = nil
 
     /// An anonymous caller.
     public static let anonymous = VerifiedCaller(isAdmin: false)
     /// The operator.
     public static let admin = VerifiedCaller(isAdmin: true)
-
-    /// Creates a caller.
-    public init(isAdmin: Bool, evidence: (any Sendable)? = nil) {
-        self.isAdmin = isAdmin
-        self.evidence = evidence
-    }
 }
 
 /// What a verifier concluded about one request.
@@ -64,6 +60,7 @@ public struct RouteCall: Sendable {
 }
 
 /// A named handler that route files can point at.
+@MemberwiseInit
 public struct RouteHandler: Sendable {
     /// Key used in route files.
     public let key: String
@@ -71,13 +68,6 @@ public struct RouteHandler: Sendable {
     public let spec: RouteHandlerSpec
     /// Produces the response.
     public let handle: @Sendable (RouteCall) async throws -> Response
-
-    /// Creates a handler.
-    public init(key: String, spec: RouteHandlerSpec, handle: @escaping @Sendable (RouteCall) async throws -> Response) {
-        self.key = key
-        self.spec = spec
-        self.handle = handle
-    }
 }
 
 /// The handlers and verifiers this build has; turns a validated route table into a Hummingbird router.

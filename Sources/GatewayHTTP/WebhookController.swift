@@ -1,3 +1,4 @@
+import CalgateMacros
 import GatewayCore
 import HTTPTypes
 import Hummingbird
@@ -9,6 +10,7 @@ import NIOCore
 /// In a running gateway `WebhookAckHandler` answers these routes on the event loop before they reach the router;
 /// the router's copies serve route tables that pair the handlers with other verifiers, and they use the same
 /// `WebhookIntake`, so both paths verify, store and answer identically.
+@MemberwiseInit
 public struct WebhookController: Sendable {
     let intake: WebhookIntake
     let verifiers: [any WebhookVerifying]
@@ -17,12 +19,6 @@ public struct WebhookController: Sendable {
     struct Evidence: Sendable {
         var verdict: WebhookVerdict
         var provider: Provider
-    }
-
-    /// Creates the controller over `intake` for these verifiers.
-    public init(intake: WebhookIntake, verifiers: [any WebhookVerifying]) {
-        self.intake = intake
-        self.verifiers = verifiers
     }
 
     /// The catalog entries of these verifiers' handlers.

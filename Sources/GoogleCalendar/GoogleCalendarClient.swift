@@ -1,8 +1,10 @@
+import CalgateMacros
 import CurlHTTP
-import GatewayCore
 import Foundation
+import GatewayCore
 
 /// Where the Google endpoints are (the real ones, or the loopback simulator).
+@MemberwiseInit
 public struct GoogleEndpoints: Sendable, Hashable {
     /// OAuth token endpoint.
     public var tokenURL: String
@@ -13,12 +15,6 @@ public struct GoogleEndpoints: Sendable, Hashable {
     public static let production = GoogleEndpoints(
         tokenURL: "https://oauth2.googleapis.com/token", apiBaseURL: "https://www.googleapis.com/calendar/v3"
     )
-
-    /// Creates endpoints.
-    public init(tokenURL: String, apiBaseURL: String) {
-        self.tokenURL = tokenURL
-        self.apiBaseURL = apiBaseURL
-    }
 }
 
 /// An OAuth access token and when it stops working.
@@ -42,14 +38,10 @@ public struct GoogleCalendarClient: Sendable {
 
     /// Exchanges a refresh token for an access token; `invalid_grant` means the user must reconnect.
     public func refreshAccessToken(clientID: String, clientSecret: String, refreshToken: String, now: Date = Date()) async throws -> GoogleAccessToken {
-        let form = [("grant_type", "refresh_token"), ("client_id", clientID), ("client_secret", clientSecret), ("refresh_token", refreshToken)]
-            .map { "\($0.0)=\(Self.formEncode($0.1))" }.joined(separator: "&")
-        let response = try await perform(
-            CurlHTTPRequest(
-                method: "POST", url: endpoints.tokenURL,
-                headers: [CurlHTTPHeader("Content-Type", "application/x-www-form-urlencoded"), CurlHTTPHeader("Accept", "application/json")],
-                body: Array(form.utf8)
-            ), what: "token refresh")
+        let form = CurlHTTPRequest.formBody([
+            ("grant_type", "refresh_token"), ("client_id", clientID), ("client_secret", clientSecret), ("refresh_token", refreshToken),
+        ])
+        let response = try await perform(.formPost(endpoints.tokenURL, body: form), what: "token refresh")
         return try Self.decodeToken(response, now: now)
     }
 
@@ -221,11 +213,8 @@ public struct GoogleCalendarClient: Sendable {
         }
     }
 
-    static func formEncode(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
-    }
+    /// RFC 3986 unreserved characters stay; every other byte is percent-encoded.
+    static func formEncode(_ text: String) -> String { CurlHTTPRequest.percentEncoded(text) }
 
     static func pathEncode(_ text: String) -> String { formEncode(text) }
 }

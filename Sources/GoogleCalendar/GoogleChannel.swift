@@ -1,6 +1,8 @@
+import CalgateMacros
 import Foundation
 
 /// A Google push channel as calgate stored it when it called `events.watch`.
+@MemberwiseInit
 public struct GoogleChannel: Sendable, Hashable {
     /// The channel id calgate chose (`X-Goog-Channel-ID`, at most 64 characters).
     public var id: String
@@ -12,13 +14,4 @@ public struct GoogleChannel: Sendable, Hashable {
     public var calendarKey: String
     /// When Google said the channel expires.
     public var expiresAt: Date
-
-    /// Creates a channel record.
-    public init(id: String, resourceID: String, token: String, calendarKey: String, expiresAt: Date) {
-        self.id = id
-        self.resourceID = resourceID
-        self.token = token
-        self.calendarKey = calendarKey
-        self.expiresAt = expiresAt
-    }
 }

@@ -1,7 +1,9 @@
+import CalgateMacros
 import Foundation
 import GatewayCore
 
 /// `start` / `end` / `originalStartTime`: a `date` for all-day events, else a `dateTime` with optional zone.
+@MemberwiseInit
 public struct GoogleEventDateTime: Decodable, Sendable, Hashable {
     /// `yyyy-mm-dd` for all-day events.
     public var date: String?
@@ -9,13 +11,6 @@ public struct GoogleEventDateTime: Decodable, Sendable, Hashable {
     public var dateTime: String?
     /// IANA zone the event was written in.
     public var timeZone: String?
-
-    /// Creates a value.
-    public init(date: String?, dateTime: String?, timeZone: String?) {
-        self.date = date
-        self.dateTime = dateTime
-        self.timeZone = timeZone
-    }
 }
 
 /// The fields of a Calendar `Event` that sync uses.

@@ -1,3 +1,4 @@
+import CalgateMacros
 import CurlHTTP
 import Foundation
 import GatewayCore
@@ -32,17 +33,12 @@ public struct GraphAccessToken: Sendable, Hashable {
 }
 
 /// Who a call is made as: the bearer token and the mailbox whose concurrency budget it uses.
+@MemberwiseInit
 public struct GraphAuthorization: Sendable, Hashable {
     /// The bearer token.
     public var accessToken: String
     /// The mailbox (calgate uses the connection id): Outlook allows 4 concurrent requests per app and mailbox.
     public var mailbox: String
-
-    /// Creates an authorization.
-    public init(accessToken: String, mailbox: String) {
-        self.accessToken = accessToken
-        self.mailbox = mailbox
-    }
 }
 
 /// A calendar of the mailbox.
@@ -89,16 +85,11 @@ public struct GraphClient: Sendable {
 
     /// Redeems a refresh token (Entra ID v2). `invalid_grant` and `interaction_required` mean the user must sign in again.
     public func refreshAccessToken(clientID: String, clientSecret: String, refreshToken: String, now: Date = Date()) async throws -> GraphAccessToken {
-        let form = [
+        let form: [(String, String)] = [
             ("client_id", clientID), ("grant_type", "refresh_token"), ("refresh_token", refreshToken),
             ("scope", "https://graph.microsoft.com/Calendars.Read offline_access"), ("client_secret", clientSecret),
-        ].map { "\($0.0)=\(Self.formEncode($0.1))" }.joined(separator: "&")
-        let response = try await perform(
-            CurlHTTPRequest(
-                method: "POST", url: endpoints.tokenURL,
-                headers: [CurlHTTPHeader("Content-Type", "application/x-www-form-urlencoded"), CurlHTTPHeader("Accept", "application/json")],
-                body: Array(form.utf8)
-            ), what: "token refresh")
+        ]
+        let response = try await perform(.formPost(endpoints.tokenURL, body: CurlHTTPRequest.formBody(form)), what: "token refresh")
         return try Self.decodeToken(response, now: now)
     }
 
@@ -388,11 +379,7 @@ public struct GraphClient: Sendable {
     }
 
     /// RFC 3986 unreserved characters stay; every other byte is percent-encoded (ASCII only, unlike `.alphanumerics`).
-    static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-
-    static func formEncode(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
-    }
+    static func formEncode(_ text: String) -> String { CurlHTTPRequest.percentEncoded(text) }
 
     static func pathEncode(_ text: String) -> String { formEncode(text) }
 }

@@ -1,29 +1,21 @@
+import CalgateMacros
 import Foundation
 import GatewayCore
 
 /// Graph's `dateTimeTimeZone`: a wall-clock `dateTime` without offset ("2025-12-03T14:00:00.0000000") and a zone name.
+@MemberwiseInit
 public struct GraphDateTimeTimeZone: Decodable, Sendable, Hashable {
     /// The wall-clock date and time, e.g. "2025-12-03T14:00:00.0000000" (no offset).
     public var dateTime: String
     /// The zone the wall clock is read in: a Windows zone name, "UTC" or an IANA identifier; nil means UTC.
     public var timeZone: String?
-
-    /// Creates a value from its two fields.
-    public init(dateTime: String, timeZone: String?) {
-        self.dateTime = dateTime
-        self.timeZone = timeZone
-    }
 }
 
 /// A `dateTimeTimeZone` or instant that could not be interpreted; the description names the bad value.
+@MemberwiseInit
 public struct GraphDateTimeError: Error, Sendable, CustomStringConvertible {
     /// What was wrong, naming the offending value.
     public let description: String
-
-    /// Creates an error with the given message.
-    public init(description: String) {
-        self.description = description
-    }
 }
 
 /// Conversions of Microsoft Graph date/time values to `Date`s and wall dates, parsed by hand (thread-safe, no formatters).

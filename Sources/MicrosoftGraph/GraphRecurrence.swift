@@ -1,20 +1,16 @@
+import CalgateMacros
 import Foundation
 
 /// Graph's `patternedRecurrence`: how often a series repeats (`pattern`) and for how long (`range`).
 ///
 /// Fields are optional and plain strings, exactly as Graph sends them (nulls and fields irrelevant to the type,
 /// such as `month: 0` on a weekly pattern, are allowed); `GraphRecurrenceConverter` validates them.
+@MemberwiseInit
 public struct GraphPatternedRecurrence: Decodable, Sendable, Hashable {
     /// The frequency of the series.
     public var pattern: Pattern
     /// The duration of the series.
     public var range: Range
-
-    /// Creates a recurrence from its pattern and range.
-    public init(pattern: Pattern, range: Range) {
-        self.pattern = pattern
-        self.range = range
-    }
 
     /// Graph's `recurrencePattern`.
     public struct Pattern: Decodable, Sendable, Hashable {
@@ -76,14 +72,10 @@ public struct GraphPatternedRecurrence: Decodable, Sendable, Hashable {
 }
 
 /// A `patternedRecurrence` that cannot be expressed as an RRULE; the description names the offending field.
+@MemberwiseInit
 public struct GraphRecurrenceError: Error, Sendable, CustomStringConvertible {
     /// What was wrong, naming the field (e.g. `pattern.daysOfWeek`).
     public let description: String
-
-    /// Creates an error with the given message.
-    public init(description: String) {
-        self.description = description
-    }
 }
 
 /// Converts Graph recurrences to RFC 5545 recurrence rules.

@@ -1,6 +1,8 @@
+import CalgateMacros
 import Foundation
 
 /// What the served leaf certificate is: for logs, the admin page and expiry warnings.
+@MemberwiseInit
 public struct TLSCertificateInfo: Sendable, Hashable {
     /// Subject distinguished name in RFC 2253 form, e.g. `CN=calgate dev server,O=calgate development`.
     public let subject: String
@@ -8,13 +10,6 @@ public struct TLSCertificateInfo: Sendable, Hashable {
     public let notAfter: Date
     /// SHA-256 of the DER certificate, lower-case hex without separators.
     public let sha256Fingerprint: String
-
-    /// Creates a value (normally read from a certificate by `TLSServerContext`).
-    public init(subject: String, notAfter: Date, sha256Fingerprint: String) {
-        self.subject = subject
-        self.notAfter = notAfter
-        self.sha256Fingerprint = sha256Fingerprint
-    }
 
     /// Whether the certificate is past its `notAfter` at `date`.
     public func isExpired(at date: Date = Date()) -> Bool { notAfter <= date }

@@ -1,4 +1,7 @@
+import CalgateMacros
+
 /// Fired as a user inbound event by `OpenSSLServerHandler` once a handshake completes.
+@MemberwiseInit
 public struct TLSHandshakeCompletedEvent: Sendable, Hashable {
     /// `TLSv1.3` or `TLSv1.2`.
     public let protocolVersion: String
@@ -6,11 +9,4 @@ public struct TLSHandshakeCompletedEvent: Sendable, Hashable {
     public let cipher: String
     /// The ALPN protocol agreed, or nil when the client offered none we support (or no ALPN at all).
     public let negotiatedALPN: String?
-
-    /// Creates an event.
-    public init(protocolVersion: String, cipher: String, negotiatedALPN: String?) {
-        self.protocolVersion = protocolVersion
-        self.cipher = cipher
-        self.negotiatedALPN = negotiatedALPN
-    }
 }

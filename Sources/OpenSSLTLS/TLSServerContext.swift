@@ -176,16 +176,13 @@ public final class TLSServerContext: Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// Catches the common mistakes before OpenSSL does, with a clearer message than its reason strings.
+    /// Catches the common mistakes before OpenSSL does, with a clearer message than its reason strings: swapped
+    /// paths, DER instead of PEM, an empty file.
     static func checkCertificateFileShape(_ text: String, path: String) throws {
-        if text.contains("-----BEGIN CERTIFICATE-----") { return }
-        if text.contains("PRIVATE KEY-----") {
-            throw TLSConfigurationError(file: path, problem: "holds a private key, not a certificate; are the certificate and key paths swapped?")
-        }
-        if !text.contains("-----BEGIN ") {
-            throw TLSConfigurationError(file: path, problem: "is not PEM (no -----BEGIN CERTIFICATE----- line); convert DER with `openssl x509 -inform der`")
-        }
-        throw TLSConfigurationError(file: path, problem: "holds no certificate (no -----BEGIN CERTIFICATE----- block)")
+        try checkPEMShape(
+            text, path: path, holds: ("certificate", "-----BEGIN CERTIFICATE-----"), other: ("private key", "PRIVATE KEY-----"),
+            notPEM: "is not PEM (no -----BEGIN CERTIFICATE----- line); convert DER with `openssl x509 -inform der`",
+            empty: "holds no certificate (no -----BEGIN CERTIFICATE----- block)")
     }
 
     /// See `checkCertificateFileShape`; encrypted keys are refused because a server cannot prompt for a passphrase.
@@ -195,14 +192,22 @@ public final class TLSServerContext: Sendable {
                 file: path, problem: "private key is encrypted; store it unencrypted with mode 0600 (`openssl pkey -in KEY -out KEY.plain`)"
             )
         }
-        if text.contains("PRIVATE KEY-----") { return }
-        if text.contains("-----BEGIN CERTIFICATE-----") {
-            throw TLSConfigurationError(file: path, problem: "holds a certificate, not a private key; are the certificate and key paths swapped?")
+        try checkPEMShape(
+            text, path: path, holds: ("private key", "PRIVATE KEY-----"), other: ("certificate", "-----BEGIN CERTIFICATE-----"),
+            notPEM: "is not PEM (no -----BEGIN PRIVATE KEY----- line)", empty: "holds no private key (no -----BEGIN … PRIVATE KEY----- block)")
+    }
+
+    /// Passes when `text` holds the marker of what it should; otherwise says whether it holds the other thing
+    /// (swapped paths), no PEM at all, or PEM without it.
+    private static func checkPEMShape(
+        _ text: String, path: String, holds wanted: (name: String, marker: String), other: (name: String, marker: String), notPEM: String,
+        empty: String
+    ) throws {
+        if text.contains(wanted.marker) { return }
+        if text.contains(other.marker) {
+            throw TLSConfigurationError(file: path, problem: "holds a \(other.name), not a \(wanted.name); are the certificate and key paths swapped?")
         }
-        if !text.contains("-----BEGIN ") {
-            throw TLSConfigurationError(file: path, problem: "is not PEM (no -----BEGIN PRIVATE KEY----- line)")
-        }
-        throw TLSConfigurationError(file: path, problem: "holds no private key (no -----BEGIN … PRIVATE KEY----- block)")
+        throw TLSConfigurationError(file: path, problem: text.contains("-----BEGIN ") ? empty : notPEM)
     }
 
     /// Subject, expiry and fingerprint of a certificate.

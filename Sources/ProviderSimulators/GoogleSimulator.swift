@@ -622,13 +622,7 @@ public final class GoogleSimulator: Sendable {
     }
 
     /// `Fri, 31 Mar 2023 14:56:37 GMT`, as Google formats `X-Goog-Channel-Expiration`.
-    static func rfc1123(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        return formatter.string(from: date)
-    }
+    static func rfc1123(_ date: Date) -> String { DateFormatter.fixed("EEE, dd MMM yyyy HH:mm:ss 'GMT'", zone: "GMT").string(from: date) }
 
     static func id(_ event: StoredEvent) -> String {
         if case .string(let id)? = event.json["id"] { return id }

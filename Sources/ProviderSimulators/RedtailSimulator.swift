@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 import GatewayCore
 import HTTPTypes
@@ -23,6 +24,7 @@ public final class RedtailSimulator: Sendable {
     }
 
     /// A Redtail user.
+    @MemberwiseInit
     public struct User: Sendable, Hashable {
         /// Partner API key.
         public var apiKey: String
@@ -35,17 +37,7 @@ public final class RedtailSimulator: Sendable {
         /// Redtail's user id.
         public var id: Int
         /// Locked accounts answer 401 "Account Locked".
-        public var locked: Bool
-
-        /// Creates a user.
-        public init(apiKey: String, username: String, password: String, userKey: String, id: Int, locked: Bool = false) {
-            self.apiKey = apiKey
-            self.username = username
-            self.password = password
-            self.userKey = userKey
-            self.id = id
-            self.locked = locked
-        }
+        public var locked: Bool = false
     }
 
     struct Activity {

@@ -1,3 +1,4 @@
+import CalgateMacros
 import CurlHTTP
 import Foundation
 import GatewayCore
@@ -191,6 +192,7 @@ struct RedtailActivitiesBody: Decodable {
 }
 
 /// A Redtail activity (calendar item) as public v1 returns it.
+@MemberwiseInit
 public struct RedtailActivity: Decodable, Sendable, Hashable {
     /// Activity id.
     public var id: Int64
@@ -216,18 +218,6 @@ public struct RedtailActivity: Decodable, Sendable, Hashable {
         case allDay = "all_day"
         case activityCodeID = "activity_code_id"
         case updatedAt = "updated_at"
-    }
-
-    /// Creates an activity.
-    public init(id: Int64, subject: String?, startDate: String?, endDate: String?, allDay: Bool?, completed: Bool?, activityCodeID: Int?, updatedAt: String?) {
-        self.id = id
-        self.subject = subject
-        self.startDate = startDate
-        self.endDate = endDate
-        self.allDay = allDay
-        self.completed = completed
-        self.activityCodeID = activityCodeID
-        self.updatedAt = updatedAt
     }
 }
 

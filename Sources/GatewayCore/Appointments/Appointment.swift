@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// When an appointment happens: a timed span (UTC instants plus the zone it was written in) or all-day dates.
@@ -9,6 +10,7 @@ public enum AppointmentTime: Sendable, Hashable {
 }
 
 /// An appointment imported from a provider calendar (or created in LeadCenter).
+@MemberwiseInit
 public struct Appointment: Sendable, Hashable {
     /// Where it came from.
     public var source: Provider
@@ -21,42 +23,21 @@ public struct Appointment: Sendable, Hashable {
     /// Time.
     public var time: AppointmentTime
     /// `confirmed` or `tentative` (cancelled items are deletions or cancelled instances, see `AppointmentChange`).
-    public var status: String
+    public var status: String = "confirmed"
     /// RRULE/EXDATE lines for a series master; empty otherwise.
-    public var recurrence: [String]
+    public var recurrence: [String] = []
     /// For an exception or instance: the series master's id.
-    public var seriesID: String?
+    public var seriesID: String? = nil
     /// For an exception: the slot it replaces (identifies the instance even when moved).
-    public var originalStart: String?
+    public var originalStart: String? = nil
     /// Provider's last-modified time.
-    public var updatedAt: Date?
+    public var updatedAt: Date? = nil
     /// Attendee e-mail addresses, lower-cased (used to recognise the same meeting arriving from two sources).
-    public var attendees: [String]
+    public var attendees: [String] = []
     /// The iCalendar UID the provider reports (links an echo of a pushed event when its id is not known).
-    public var iCalUID: String?
+    public var iCalUID: String? = nil
     /// The LeadCenter appointment id calgate tagged the event with when it pushed it (Google private property).
-    public var pushedFrom: String?
-
-    /// Creates an appointment.
-    public init(
-        source: Provider, calendarKey: String, externalID: String, title: String, time: AppointmentTime, status: String = "confirmed",
-        recurrence: [String] = [], seriesID: String? = nil, originalStart: String? = nil, updatedAt: Date? = nil, attendees: [String] = [],
-        iCalUID: String? = nil, pushedFrom: String? = nil
-    ) {
-        self.attendees = attendees
-        self.iCalUID = iCalUID
-        self.pushedFrom = pushedFrom
-        self.source = source
-        self.calendarKey = calendarKey
-        self.externalID = externalID
-        self.title = title
-        self.time = time
-        self.status = status
-        self.recurrence = recurrence
-        self.seriesID = seriesID
-        self.originalStart = originalStart
-        self.updatedAt = updatedAt
-    }
+    public var pushedFrom: String? = nil
 }
 
 /// One change a delta page carries.
@@ -70,20 +51,16 @@ public enum AppointmentChange: Sendable, Hashable {
 }
 
 /// Where the appointment store stands for one calendar after a sync.
+@MemberwiseInit
 public struct CalendarSyncResult: Sendable, Hashable {
     /// Rows inserted or replaced.
     public var upserted: Int
     /// Rows removed.
     public var deleted: Int
-
-    /// Creates a result.
-    public init(upserted: Int, deleted: Int) {
-        self.upserted = upserted
-        self.deleted = deleted
-    }
 }
 
 /// An appointment created in LeadCenter (fully editable; pushed out to the "Add to calendar" target, if any).
+@MemberwiseInit
 public struct LeadCenterAppointment: Sendable, Hashable {
     /// calgate's id (`lc_…`).
     public var id: String
@@ -96,29 +73,13 @@ public struct LeadCenterAppointment: Sendable, Hashable {
     /// Time.
     public var time: AppointmentTime
     /// RRULE/EXDATE lines for a series; empty otherwise.
-    public var recurrence: [String]
+    public var recurrence: [String] = []
     /// LeadCenter's category.
-    public var category: String?
+    public var category: String? = nil
     /// When it was created.
     public var createdAt: Date
     /// When it last changed.
     public var updatedAt: Date
-
-    /// Creates an appointment.
-    public init(
-        id: String, userID: String, accountID: String, title: String, time: AppointmentTime, recurrence: [String] = [],
-        category: String? = nil, createdAt: Date, updatedAt: Date
-    ) {
-        self.id = id
-        self.userID = userID
-        self.accountID = accountID
-        self.title = title
-        self.time = time
-        self.recurrence = recurrence
-        self.category = category
-        self.createdAt = createdAt
-        self.updatedAt = updatedAt
-    }
 }
 
 /// What a push job does at the provider.
@@ -132,26 +93,20 @@ public enum PushAction: String, Sendable, Hashable {
 }
 
 /// Where a LeadCenter-created appointment stands with the "Add to calendar" target.
+@MemberwiseInit
 public struct PushState: Sendable, Hashable {
     /// `no_target` (nothing selected, nothing pushed), `pending`, `pushed` or `failed`.
     public var status: String
     /// The calendar it was pushed to (`<connection>/<calendar>`).
-    public var calendarKey: String?
+    public var calendarKey: String? = nil
     /// The provider's id for the pushed event.
-    public var externalID: String?
+    public var externalID: String? = nil
     /// Why the last attempt failed, for the user.
-    public var error: String?
-
-    /// Creates a state.
-    public init(status: String, calendarKey: String? = nil, externalID: String? = nil, error: String? = nil) {
-        self.status = status
-        self.calendarKey = calendarKey
-        self.externalID = externalID
-        self.error = error
-    }
+    public var error: String? = nil
 }
 
 /// A durable push job.
+@MemberwiseInit
 public struct PushJob: Sendable, Hashable {
     /// Row id.
     public var id: Int64
@@ -165,14 +120,4 @@ public struct PushJob: Sendable, Hashable {
     public var attempts: Int
     /// When the next attempt may run.
     public var nextAttemptAt: Date
-
-    /// Creates a job.
-    public init(id: Int64, appointmentID: String, action: PushAction, calendarKey: String, attempts: Int, nextAttemptAt: Date) {
-        self.id = id
-        self.appointmentID = appointmentID
-        self.action = action
-        self.calendarKey = calendarKey
-        self.attempts = attempts
-        self.nextAttemptAt = nextAttemptAt
-    }
 }

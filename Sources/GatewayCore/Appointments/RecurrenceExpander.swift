@@ -1,15 +1,11 @@
+import CalgateMacros
 import Foundation
 
 /// A recurrence rule set that cannot be expanded, naming the bad line or part.
+@MemberwiseInit
 public struct RecurrenceError: Error, Sendable, CustomStringConvertible {
     /// A human-readable explanation that names the offending line, rule part or value.
     public let description: String
-
-    /// Creates an error carrying the given explanation.
-    /// - Parameter description: A message naming the bad line, part or value.
-    public init(description: String) {
-        self.description = description
-    }
 }
 
 /// Expands RFC 5545 recurrence (the lines Google Calendar sends in `recurrence`, and RRULEs converted from Microsoft Graph) into occurrences.

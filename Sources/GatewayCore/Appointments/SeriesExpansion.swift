@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// A series' occurrences in a window, without those its exceptions replace (moved, edited or cancelled instances
@@ -58,7 +59,6 @@ public enum SeriesExpansion {
         guard text.count == 10 else { return nil }
         return RFC3339.parse(text + "T00:00:00Z")
     }
-
 }
 
 /// Recognises the same meeting arriving through two connected sources (e.g. an invitation in both a Google and a
@@ -67,6 +67,7 @@ public enum SeriesExpansion {
 /// shows such a meeting once.
 public enum DuplicateDetector {
     /// What a listed appointment is compared on.
+    @MemberwiseInit
     public struct Candidate: Sendable, Hashable {
         /// Start instant.
         public var start: Date
@@ -78,15 +79,6 @@ public enum DuplicateDetector {
         public var attendees: Set<String>
         /// Where it came from (items of one connection are never duplicates of each other).
         public var origin: String
-
-        /// Creates a candidate.
-        public init(start: Date, end: Date, title: String, attendees: Set<String>, origin: String) {
-            self.start = start
-            self.end = end
-            self.title = title
-            self.attendees = attendees
-            self.origin = origin
-        }
     }
 
     /// For each candidate, the index of the earlier candidate it duplicates (nil when it is the first of its kind).

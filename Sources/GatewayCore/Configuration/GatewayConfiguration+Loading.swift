@@ -69,32 +69,8 @@ extension GatewayConfiguration {
         if let value = try top.string("sign_in_result_url") {
             config.signInResultURL = try validResultURL(value, path: "sign_in_result_url")
         }
-        if let google = try top.object("google") {
-            try google.requireOnlyKeys(["token_url", "api_base_url", "client_id", "client_secret", "authorize_url", "scopes"])
-            if let v = try google.string("token_url") { config.google.tokenURL = try validURL(v, path: google.qualified("token_url"), https: false) }
-            if let v = try google.string("api_base_url") { config.google.apiBaseURL = try validURL(v, path: google.qualified("api_base_url"), https: false) }
-            if let v = try google.string("client_id") { config.google.clientID = try nonEmpty(v, google.qualified("client_id")) }
-            if let v = try google.string("client_secret") { config.google.clientSecret = try nonEmpty(v, google.qualified("client_secret")) }
-            if let v = try google.string("authorize_url") {
-                config.google.authorizeURL = try validURL(v, path: google.qualified("authorize_url"), https: false)
-            }
-            if let v = try scopes(google, "scopes") { config.google.scopes = v }
-        }
-        if let microsoft = try top.object("microsoft") {
-            try microsoft.requireOnlyKeys(["token_url", "api_base_url", "client_id", "client_secret", "authorize_url", "scopes"])
-            if let v = try microsoft.string("client_id") { config.microsoft.clientID = try nonEmpty(v, microsoft.qualified("client_id")) }
-            if let v = try microsoft.string("client_secret") { config.microsoft.clientSecret = try nonEmpty(v, microsoft.qualified("client_secret")) }
-            if let v = try microsoft.string("authorize_url") {
-                config.microsoft.authorizeURL = try validURL(v, path: microsoft.qualified("authorize_url"), https: false)
-            }
-            if let v = try scopes(microsoft, "scopes") { config.microsoft.scopes = v }
-            if let v = try microsoft.string("token_url") {
-                config.microsoft.tokenURL = try validURL(v, path: microsoft.qualified("token_url"), https: false)
-            }
-            if let v = try microsoft.string("api_base_url") {
-                config.microsoft.apiBaseURL = try validURL(v, path: microsoft.qualified("api_base_url"), https: false)
-            }
-        }
+        if let google = try top.object("google") { try oauthProvider(google, into: &config.google) }
+        if let microsoft = try top.object("microsoft") { try oauthProvider(microsoft, into: &config.microsoft) }
         if let redtail = try top.object("redtail") {
             try redtail.requireOnlyKeys(["base_url", "auth_scheme", "poll_interval_s"])
             if let v = try redtail.string("base_url") { config.redtail.baseURL = try validURL(v, path: redtail.qualified("base_url"), https: false) }
@@ -276,6 +252,17 @@ extension GatewayConfiguration {
             throw StrictJSONError(path: path, message: "\"\(text)\" must be an absolute \(https ? "https" : "http(s)") URL without a query")
         }
         return trimmed
+    }
+
+    /// `google` / `microsoft`: endpoints, the sign-in client and its scopes.
+    static func oauthProvider(_ object: StrictJSONObject, into settings: inout OAuthProviderSettings) throws(StrictJSONError) {
+        try object.requireOnlyKeys(["token_url", "api_base_url", "client_id", "client_secret", "authorize_url", "scopes"])
+        if let v = try object.string("token_url") { settings.tokenURL = try validURL(v, path: object.qualified("token_url"), https: false) }
+        if let v = try object.string("api_base_url") { settings.apiBaseURL = try validURL(v, path: object.qualified("api_base_url"), https: false) }
+        if let v = try object.string("client_id") { settings.clientID = try nonEmpty(v, object.qualified("client_id")) }
+        if let v = try object.string("client_secret") { settings.clientSecret = try nonEmpty(v, object.qualified("client_secret")) }
+        if let v = try object.string("authorize_url") { settings.authorizeURL = try validURL(v, path: object.qualified("authorize_url"), https: false) }
+        if let v = try scopes(object, "scopes") { settings.scopes = v }
     }
 
     /// A scope list: a non-empty array of non-empty strings without spaces.

@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// Every setting of `calgate serve`, each with a default that serves on one machine.
@@ -30,9 +31,9 @@ public struct GatewayConfiguration: Sendable, Hashable {
     /// The public HTTPS base URL providers push to; `nil` means `https://<listen>`.
     public var publicURL: String?
     /// Google endpoints (production unless pointed at the simulator).
-    public var google = GoogleSettings()
+    public var google = OAuthProviderSettings.google
     /// Microsoft endpoints (production unless pointed at the simulator).
-    public var microsoft = MicrosoftSettings()
+    public var microsoft = OAuthProviderSettings.microsoft
     /// Redtail endpoint, auth scheme and poll interval.
     public var redtail = RedtailSettings()
     /// Log level name (trace, debug, info, notice, warning, error, critical).
@@ -102,45 +103,44 @@ public struct GatewayConfiguration: Sendable, Hashable {
 
     /// The public base URL in force.
     public var effectivePublicURL: String { publicURL ?? "https://\(listen)" }
-
-    /// Where Google's OAuth and Calendar API live.
-    public struct GoogleSettings: Sendable, Hashable {
+    /// Where an OAuth provider's token endpoint, API and consent page are, and the sign-in client calgate uses there
+    /// (`google.*`, `microsoft.*`); `.google` and `.microsoft` are the production defaults.
+    public struct OAuthProviderSettings: Sendable, Hashable {
         /// OAuth token endpoint.
-        public var tokenURL = "https://oauth2.googleapis.com/token"
-        /// Calendar API base URL.
-        public var apiBaseURL = "https://www.googleapis.com/calendar/v3"
-        /// OAuth client id for Google sign-in (`google.client_id`); nil: users connect only with a refresh token.
+        public var tokenURL: String
+        /// API base URL (Google's ends in `/calendar/v3`, Graph's in `/v1.0`).
+        public var apiBaseURL: String
+        /// OAuth client id for sign-in (`*.client_id`); nil: users connect only with a refresh token.
         public var clientID: String?
-        /// OAuth client secret for Google sign-in (`google.client_secret`); set together with `clientID`.
+        /// Its client secret (`*.client_secret`); set together with `clientID`.
         public var clientSecret: String?
-        /// Google's authorization endpoint (the consent page).
-        public var authorizeURL = "https://accounts.google.com/o/oauth2/v2/auth"
-        /// Scopes asked for at sign-in: events read/write (sync, channels, push-out) and the calendar list.
-        public var scopes = ["https://www.googleapis.com/auth/calendar.events", "https://www.googleapis.com/auth/calendar.calendarlist.readonly"]
-        /// Whether Google sign-in is configured.
-        public var signInConfigured: Bool { clientID != nil && clientSecret != nil }
-        /// Creates defaults.
-        public init() {}
-    }
-
-    /// Where Entra ID's token endpoint and Microsoft Graph live.
-    public struct MicrosoftSettings: Sendable, Hashable {
-        /// Entra ID v2 token endpoint (`common` accepts work, school and personal accounts).
-        public var tokenURL = "https://login.microsoftonline.com/common/oauth2/v2.0/token"
-        /// Graph base URL, ending in `/v1.0`.
-        public var apiBaseURL = "https://graph.microsoft.com/v1.0"
-        /// Entra ID application (client) id for Microsoft sign-in (`microsoft.client_id`); nil: refresh tokens only.
-        public var clientID: String?
-        /// Its client secret (`microsoft.client_secret`); set together with `clientID`.
-        public var clientSecret: String?
-        /// Entra ID v2 authorization endpoint (the consent page).
-        public var authorizeURL = "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+        /// The authorization endpoint (the consent page).
+        public var authorizeURL: String
         /// Scopes asked for at sign-in.
-        public var scopes = ["Calendars.ReadWrite", "offline_access"]
-        /// Whether Microsoft sign-in is configured.
+        public var scopes: [String]
+        /// Whether sign-in is configured.
         public var signInConfigured: Bool { clientID != nil && clientSecret != nil }
-        /// Creates defaults.
-        public init() {}
+
+        /// Google: scopes for events read/write (sync, channels, push-out) and the calendar list.
+        public static let google = OAuthProviderSettings(
+            tokenURL: "https://oauth2.googleapis.com/token", apiBaseURL: "https://www.googleapis.com/calendar/v3",
+            authorizeURL: "https://accounts.google.com/o/oauth2/v2/auth",
+            scopes: ["https://www.googleapis.com/auth/calendar.events", "https://www.googleapis.com/auth/calendar.calendarlist.readonly"]
+        )
+
+        /// Entra ID v2 (`common` accepts work, school and personal accounts) and Microsoft Graph.
+        public static let microsoft = OAuthProviderSettings(
+            tokenURL: "https://login.microsoftonline.com/common/oauth2/v2.0/token", apiBaseURL: "https://graph.microsoft.com/v1.0",
+            authorizeURL: "https://login.microsoftonline.com/common/oauth2/v2.0/authorize", scopes: ["Calendars.ReadWrite", "offline_access"]
+        )
+
+        /// Settings without a sign-in client.
+        public init(tokenURL: String, apiBaseURL: String, authorizeURL: String, scopes: [String]) {
+            self.tokenURL = tokenURL
+            self.apiBaseURL = apiBaseURL
+            self.authorizeURL = authorizeURL
+            self.scopes = scopes
+        }
     }
 
     /// Where Redtail's public API is, how calgate authenticates with the UserKey, and how often it polls.
@@ -220,17 +220,12 @@ public struct GatewayConfiguration: Sendable, Hashable {
 }
 
 /// A `HOST:PORT` listen address (`[::1]:8443` for IPv6).
+@MemberwiseInit
 public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     /// Host name or IP literal, without brackets.
     public var host: String
     /// TCP port; 0 picks a free one.
     public var port: Int
-
-    /// Creates an address.
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
 
     /// Parses `HOST:PORT` or `[V6]:PORT`.
     public init(parsing text: String) throws(ConfigurationError) {
@@ -264,17 +259,12 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A setting that cannot be used: names it and says what is wrong.
+@MemberwiseInit
 public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The setting, as a config-file path or environment variable.
     public let setting: String
     /// What is wrong and what to do.
     public let message: String
-
-    /// Creates an error.
-    public init(setting: String, message: String) {
-        self.setting = setting
-        self.message = message
-    }
 
     /// `setting: message`.
     public var description: String { "\(setting): \(message)" }

@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 import Synchronization
 
@@ -8,6 +9,7 @@ import Synchronization
 /// five minutes; each connection keeps its last `recentLimit` notifications. Never holds a token or a body.
 public final class GatewayActivity: Sendable {
     /// The last sync of one calendar.
+    @MemberwiseInit
     public struct SyncRecord: Sendable, Hashable {
         /// When it finished.
         public var finishedAt: Date
@@ -19,18 +21,10 @@ public final class GatewayActivity: Sendable {
         public var fullSync: Bool
         /// Why it failed (the `SyncFailure` message, which never holds secrets).
         public var message: String?
-
-        /// Creates a record.
-        public init(finishedAt: Date, succeeded: Bool, changes: Int, fullSync: Bool, message: String?) {
-            self.finishedAt = finishedAt
-            self.succeeded = succeeded
-            self.changes = changes
-            self.fullSync = fullSync
-            self.message = message
-        }
     }
 
     /// A notification the scheduler matched to one of the connection's calendars.
+    @MemberwiseInit
     public struct NotificationRecord: Sendable, Hashable {
         /// The calendar it is about.
         public var calendarKey: String
@@ -38,13 +32,6 @@ public final class GatewayActivity: Sendable {
         public var kind: String
         /// When the gateway received it.
         public var receivedAt: Date
-
-        /// Creates a record.
-        public init(calendarKey: String, kind: String, receivedAt: Date) {
-            self.calendarKey = calendarKey
-            self.kind = kind
-            self.receivedAt = receivedAt
-        }
     }
 
     /// Counts over the last minute.

@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// Overall or per-check health, ordered from best to worst.
@@ -22,20 +23,14 @@ public enum HealthStatus: String, Sendable, Hashable, Comparable, Codable {
 }
 
 /// One named check with its status and the figures behind it.
+@MemberwiseInit
 public struct HealthCheck: Sendable, Hashable {
     /// Check name, a key of the `checks` object.
     public var name: String
     /// Its status.
     public var status: HealthStatus
     /// Figures shown to operators (never secrets).
-    public var details: [String: JSONValue]
-
-    /// Creates a check result.
-    public init(name: String, status: HealthStatus, details: [String: JSONValue] = [:]) {
-        self.name = name
-        self.status = status
-        self.details = details
-    }
+    public var details: [String: JSONValue] = [:]
 }
 
 /// The whole health answer: the worst status of all checks, and the checks.

@@ -1,6 +1,8 @@
+import CalgateMacros
 import Foundation
 
 /// One webhook request as a provider's verifier sees it, without HTTP library types.
+@MemberwiseInit
 public struct WebhookRequest: Sendable {
     /// The route file's handler key (`webhook.microsoft.lifecycle`, …); nil when the request is verified before its
     /// handler is known (the router path), where `path` decides.
@@ -13,41 +15,23 @@ public struct WebhookRequest: Sendable {
     public var headers: [String: String]
     /// The whole body (within the route's limit).
     public var body: [UInt8]
-
-    /// Creates a request.
-    public init(handlerKey: String?, path: String, query: String?, headers: [String: String], body: [UInt8]) {
-        self.handlerKey = handlerKey
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.body = body
-    }
 }
 
 /// A push channel's or subscription's verification secret and what it names, opened from the store.
+@MemberwiseInit
 public struct WebhookCredential: Sendable, Hashable {
     /// The channel or subscription id.
     public var id: String
     /// The opened secret (Google channel token, Graph clientState).
     public var secret: String
     /// The calendar it watches.
-    public var calendarKey: String?
+    public var calendarKey: String? = nil
     /// The provider's resource id, where it sends one to check (Google's `X-Goog-Resource-ID`).
-    public var resourceID: String?
+    public var resourceID: String? = nil
     /// When it expires at the provider; nil when the provider does not say.
-    public var expiresAt: Date?
+    public var expiresAt: Date? = nil
     /// When calgate (or the provider) ended it; notifications through it are refused.
-    public var endedAt: Date?
-
-    /// Creates a credential.
-    public init(id: String, secret: String, calendarKey: String? = nil, resourceID: String? = nil, expiresAt: Date? = nil, endedAt: Date? = nil) {
-        self.id = id
-        self.secret = secret
-        self.calendarKey = calendarKey
-        self.resourceID = resourceID
-        self.expiresAt = expiresAt
-        self.endedAt = endedAt
-    }
+    public var endedAt: Date? = nil
 }
 
 /// Why a webhook request was refused: the status class (4xx, which providers do not retry), a message for the
@@ -93,23 +77,16 @@ public enum WebhookVerdict: Sendable {
 }
 
 /// An answer that stores nothing.
+@MemberwiseInit
 public struct WebhookAnswer: Sendable, Hashable {
     /// Status.
     public var status: Int
     /// Content type of `body`, if it has one.
-    public var contentType: String?
+    public var contentType: String? = nil
     /// Body, echoed verbatim (e.g. Graph's validation token), so it is sent with `nosniff` and `no-store`.
-    public var body: [UInt8]
+    public var body: [UInt8] = []
     /// The kind of notification acknowledged (counted as accepted), nil for a handshake.
-    public var acknowledgedKind: String?
-
-    /// Creates an answer.
-    public init(status: Int, contentType: String? = nil, body: [UInt8] = [], acknowledgedKind: String? = nil) {
-        self.status = status
-        self.contentType = contentType
-        self.body = body
-        self.acknowledgedKind = acknowledgedKind
-    }
+    public var acknowledgedKind: String? = nil
 }
 
 /// The first step of verification: which stored credentials are needed, or the verdict already.
@@ -122,17 +99,12 @@ public enum WebhookParse: Sendable {
 }
 
 /// A webhook route handler a provider brings: its route-file key and default body limit.
+@MemberwiseInit
 public struct WebhookHandlerSpec: Sendable, Hashable {
     /// Handler key used in route files.
     public var key: String
     /// Largest body accepted unless the route file says otherwise.
     public var defaultBodyLimit: Int
-
-    /// Creates a spec.
-    public init(key: String, defaultBodyLimit: Int) {
-        self.key = key
-        self.defaultBodyLimit = defaultBodyLimit
-    }
 }
 
 /// One provider's webhook check: parses a request, names the credentials it needs and decides, failing closed.

@@ -1,4 +1,7 @@
+import CalgateMacros
+
 /// One declared route: method + path mapped to a handler key, with its verifier and body limit.
+@MemberwiseInit
 public struct RouteEntry: Sendable, Hashable {
     /// Upper-case HTTP method.
     public var method: String
@@ -14,17 +17,6 @@ public struct RouteEntry: Sendable, Hashable {
     public var file: String
     /// Position of the entry in its file, from 1.
     public var position: Int
-
-    /// Creates a route entry.
-    public init(method: String, path: String, handler: String, verifier: String, bodyLimit: Int?, file: String, position: Int) {
-        self.method = method
-        self.path = path
-        self.handler = handler
-        self.verifier = verifier
-        self.bodyLimit = bodyLimit
-        self.file = file
-        self.position = position
-    }
 
     /// `file: route #n (METHOD /path)`, the prefix of every message about this entry.
     public var locator: String { "\(file): route #\(position) (\(method) \(path))" }
@@ -62,6 +54,7 @@ public enum RouteHandlerKind: String, Sendable, Hashable {
 }
 
 /// A handler the gateway has built, as the validator sees it.
+@MemberwiseInit
 public struct RouteHandlerSpec: Sendable, Hashable {
     /// What the handler serves.
     public var kind: RouteHandlerKind
@@ -69,13 +62,6 @@ public struct RouteHandlerSpec: Sendable, Hashable {
     public var defaultBodyLimit: Int
     /// Methods the handler can answer.
     public var methods: Set<String>
-
-    /// Creates a handler spec.
-    public init(kind: RouteHandlerKind, defaultBodyLimit: Int, methods: Set<String>) {
-        self.kind = kind
-        self.defaultBodyLimit = defaultBodyLimit
-        self.methods = methods
-    }
 }
 
 /// The handler and verifier keys that exist in this build; a route table may name only these.

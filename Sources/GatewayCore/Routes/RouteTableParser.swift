@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// Reads route files: `{"routes": [{"method", "path", "handler", "verifier", "body_limit"}]}`, strictly.
@@ -70,6 +71,7 @@ public enum RouteTableParser {
 }
 
 /// A route table that cannot be served: names the file, the entry and the problem.
+@MemberwiseInit
 public struct RouteTableError: Error, Sendable, Hashable, CustomStringConvertible {
     /// File the problem is in.
     public let file: String
@@ -77,13 +79,6 @@ public struct RouteTableError: Error, Sendable, Hashable, CustomStringConvertibl
     public let entry: String?
     /// What is wrong.
     public let message: String
-
-    /// Creates an error.
-    public init(file: String, entry: String?, message: String) {
-        self.file = file
-        self.entry = entry
-        self.message = message
-    }
 
     /// `file: entry: message`.
     public var description: String {

@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// How a user signs in to an OAuth 2.0 provider to connect a calendar: the authorization-code flow with PKCE and
@@ -5,6 +6,7 @@ import Foundation
 ///
 /// `GatewayHTTP` drives the flow from this value alone (consent URL, token request, checking the token response,
 /// today's connect fields), so it needs no provider import.
+@MemberwiseInit
 public struct OAuthSignIn: Sendable, Hashable {
     /// The provider.
     public var provider: Provider
@@ -21,29 +23,12 @@ public struct OAuthSignIn: Sendable, Hashable {
     /// The scopes asked for.
     public var scopes: [String]
     /// Provider-specific authorization parameters (Google's `access_type=offline`, `prompt=consent`).
-    public var extraParameters: [String: String]
+    public var extraParameters: [String: String] = [:]
     /// What sync and push-out need: each entry is satisfied by any one of its scopes being granted.
     public var requiredScopes: [[String]]
     /// Prefix a provider may put on granted scopes (Graph answers `https://graph.microsoft.com/Calendars.ReadWrite`
     /// for `Calendars.ReadWrite`); removed before comparing, which ignores case.
-    public var grantedScopePrefix: String?
-
-    /// Creates a description.
-    public init(
-        provider: Provider, clientID: String, clientSecret: String, authorizeURL: String, tokenURL: String, redirectURI: String, scopes: [String],
-        extraParameters: [String: String] = [:], requiredScopes: [[String]], grantedScopePrefix: String? = nil
-    ) {
-        self.provider = provider
-        self.clientID = clientID
-        self.clientSecret = clientSecret
-        self.authorizeURL = authorizeURL
-        self.tokenURL = tokenURL
-        self.redirectURI = redirectURI
-        self.scopes = scopes
-        self.extraParameters = extraParameters
-        self.requiredScopes = requiredScopes
-        self.grantedScopePrefix = grantedScopePrefix
-    }
+    public var grantedScopePrefix: String? = nil
 
     /// The redirect URI for `provider` under `publicURL`.
     public static func redirectURI(publicURL: String, provider: Provider) -> String { publicURL + "/oauth/\(provider.rawValue)/callback" }

@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// The durable inbox: every webhook awaits `append` before it answers 2xx.
@@ -43,17 +44,13 @@ extension InboxStore {
 /// of their ids. Rows of different appenders do not (a PostgreSQL sequence hands out ids before commit, so instance
 /// B may commit id 11 while A still holds 10), so one position per appender lets a reader see each row once without
 /// a lock that would order every instance's commits — and serialize their fsyncs.
+@MemberwiseInit
 public struct InboxCursor: Sendable, Hashable {
     /// Last id seen per appender; a missing appender is at 0.
-    public private(set) var positions: [String: Int64]
+    public private(set) var positions: [String: Int64] = [:]
 
     /// Before every row.
     public static let start = InboxCursor()
-
-    /// A cursor at `positions`.
-    public init(positions: [String: Int64] = [:]) {
-        self.positions = positions
-    }
 
     /// The last id seen of `appender`'s rows.
     public func position(of appender: String) -> Int64 { positions[appender] ?? 0 }
@@ -65,17 +62,12 @@ public struct InboxCursor: Sendable, Hashable {
 }
 
 /// Size and age of the unprocessed inbox.
+@MemberwiseInit
 public struct InboxBacklog: Sendable, Hashable {
     /// Number of unprocessed rows.
     public var count: Int
     /// Receive time of the oldest unprocessed row, if any.
     public var oldestReceivedAt: Date?
-
-    /// Creates a backlog summary.
-    public init(count: Int, oldestReceivedAt: Date?) {
-        self.count = count
-        self.oldestReceivedAt = oldestReceivedAt
-    }
 }
 
 /// The gateway's store port. `SQLiteStore` (one process, the default) and `PostgresStore` (several instances sharing

@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// Why a calendar sync failed, in the terms the scheduler acts on.
@@ -24,17 +25,12 @@ public protocol ProviderSyncing: Sendable {
 }
 
 /// What one calendar sync did.
+@MemberwiseInit
 public struct SyncOutcome: Sendable, Hashable {
     /// Changes applied (upserts, deletions, cancelled instances).
     public var changes: Int
     /// Whether the calendar was replaced by a full sync (then `changes` says nothing about what push missed).
     public var fullSync: Bool
-
-    /// Creates an outcome.
-    public init(changes: Int, fullSync: Bool) {
-        self.changes = changes
-        self.fullSync = fullSync
-    }
 
     /// Nothing to do (e.g. the calendar was deselected meanwhile).
     public static let nothing = SyncOutcome(changes: 0, fullSync: false)
@@ -93,20 +89,14 @@ public struct MaintenanceReport: Sendable, Hashable {
 
 /// When a channel or subscription is renewed: once less than a quarter of its life or `minimumLead` is left,
 /// whichever comes first, stretched by up to `jitter` (a stable per-id fraction) so renewals spread out.
+@MemberwiseInit
 public struct RenewalPolicy: Sendable, Hashable {
     /// Renew at the latest this long before expiry.
-    public var minimumLead: TimeInterval
+    public var minimumLead: TimeInterval = 86_400
     /// Or once this fraction of the life is left.
-    public var lifeFraction: Double
+    public var lifeFraction: Double = 0.25
     /// Up to this fraction of the lead is added, per id.
-    public var jitter: Double
-
-    /// Creates a policy (defaults: 24 h, a quarter, 10 %).
-    public init(minimumLead: TimeInterval = 86_400, lifeFraction: Double = 0.25, jitter: Double = 0.1) {
-        self.minimumLead = minimumLead
-        self.lifeFraction = lifeFraction
-        self.jitter = jitter
-    }
+    public var jitter: Double = 0.1
 
     /// How long before expiry `id` is renewed.
     public func lead(id: String, createdAt: Date?, expiresAt: Date) -> TimeInterval {
@@ -130,7 +120,6 @@ public struct RenewalPolicy: Sendable, Hashable {
         return Double(hash % 10_000) / 10_000
     }
 }
-
 
 /// A request about a connection that names something that does not exist or is not allowed (answered 400/404).
 public struct ConnectionInputError: Error, Sendable, CustomStringConvertible {
@@ -180,20 +169,14 @@ extension ConnectionManaging {
 
 /// What a provider's connect and reconnect requests carry besides `user_id`, `provider`, `account_id` and
 /// `visibility`: required, non-empty string fields, checked by the API before the provider sees them.
+@MemberwiseInit
 public struct ConnectShape: Sendable, Hashable {
     /// Fields of `POST /api/v1/connections`.
     public var connectFields: [String]
     /// Whether `account_id` is required (the connection builds on the account's integration).
-    public var requiresAccount: Bool
+    public var requiresAccount: Bool = false
     /// Fields of `POST /api/v1/connections/{id}/reconnect`.
     public var reconnectFields: [String]
-
-    /// Creates a shape.
-    public init(connectFields: [String], requiresAccount: Bool = false, reconnectFields: [String]) {
-        self.connectFields = connectFields
-        self.requiresAccount = requiresAccount
-        self.reconnectFields = reconnectFields
-    }
 
     /// OAuth providers connected with a client and a refresh token obtained elsewhere.
     public static let refreshToken = ConnectShape(
@@ -202,20 +185,14 @@ public struct ConnectShape: Sendable, Hashable {
 }
 
 /// A connect request whose fields the API has checked against the provider's `ConnectShape`.
+@MemberwiseInit
 public struct ConnectRequest: Sendable, Hashable {
     /// The LeadCenter user.
     public var userID: String
     /// The LeadCenter account, when given (required by `ConnectShape.requiresAccount`).
-    public var accountID: String?
+    public var accountID: String? = nil
     /// The shape's fields, each present and non-empty.
     public var fields: [String: String]
-
-    /// Creates a request.
-    public init(userID: String, accountID: String? = nil, fields: [String: String]) {
-        self.userID = userID
-        self.accountID = accountID
-        self.fields = fields
-    }
 
     /// A field the shape requires (the API guarantees it; a caller that did not check gets a clear input error).
     public func field(_ name: String) throws -> String {

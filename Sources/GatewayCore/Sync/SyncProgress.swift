@@ -1,9 +1,11 @@
+import CalgateMacros
 import Foundation
 import Synchronization
 
 /// How far a calendar's full sync has come: pages fetched and appointments received as it goes, and appointments
 /// applied once the round is committed (a round is applied in one transaction with its cursor, so nothing is applied
 /// before the last page).
+@MemberwiseInit
 public struct SyncProgress: Sendable, Hashable {
     /// Where the sync is.
     public enum Phase: String, Sendable, Hashable {
@@ -22,29 +24,15 @@ public struct SyncProgress: Sendable, Hashable {
     /// Where it is.
     public var phase: Phase
     /// Pages fetched so far.
-    public var pagesFetched: Int
+    public var pagesFetched: Int = 0
     /// Appointment changes received so far.
-    public var appointmentsFetched: Int
+    public var appointmentsFetched: Int = 0
     /// Appointment changes committed (0 until `done`).
-    public var appointmentsApplied: Int
+    public var appointmentsApplied: Int = 0
     /// When the sync started.
     public var startedAt: Date
     /// When it last moved.
     public var updatedAt: Date
-
-    /// Creates a record.
-    public init(
-        calendarKey: String, phase: Phase, pagesFetched: Int = 0, appointmentsFetched: Int = 0, appointmentsApplied: Int = 0,
-        startedAt: Date, updatedAt: Date
-    ) {
-        self.calendarKey = calendarKey
-        self.phase = phase
-        self.pagesFetched = pagesFetched
-        self.appointmentsFetched = appointmentsFetched
-        self.appointmentsApplied = appointmentsApplied
-        self.startedAt = startedAt
-        self.updatedAt = updatedAt
-    }
 
     /// Whether it is still running.
     public var isRunning: Bool { phase == .fetching || phase == .applying }

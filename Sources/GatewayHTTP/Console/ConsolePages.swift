@@ -10,11 +10,7 @@ enum ConsolePages {
 
     /// `2026-11-25 14:03:09 UTC`.
     static func timestamp(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
-        return formatter.string(from: date)
+        DateFormatter.fixed("yyyy-MM-dd HH:mm:ss 'UTC'").string(from: date)
     }
 
     /// `45 s`, `12 min`, `3 h 20 min`, `2 d 4 h`.
