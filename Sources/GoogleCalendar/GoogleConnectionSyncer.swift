@@ -127,13 +127,9 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
         guard let connection = try await store.connection(id: connectionID), connection.provider == .google else {
             throw ConnectionInputError("no Google connection with id \(connectionID)", connectionNotFound: true)
         }
-        let token = connection.state.syncs ? try? await accessToken(connectionID: connectionID) : nil
+        let atGoogle = connection.state.syncs ? (try? await accessToken(connectionID: connectionID)) != nil : false
         for calendar in try await store.calendars(connectionID: connectionID) {
-            for channel in try await store.liveGoogleChannels(calendarKey: calendar.calendarKey) {
-                // A channel Google still runs is stopped there; either way calgate refuses its pushes from now on.
-                if let token { try? await client.stop(channelID: channel.id, resourceID: channel.resourceID, accessToken: token) }
-                try await store.stopGoogleChannel(id: channel.id, at: clock.now())
-            }
+            try await subscriptionClient.endAll(calendar, connectionID: connectionID, now: clock.now(), atProvider: atGoogle)
             _ = try await store.clearCalendar(calendarKey: calendar.calendarKey)
         }
         _ = tokens.withLock { $0.removeValue(forKey: connectionID) }
@@ -163,10 +159,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
         try await store.setConnectionHealth(id: connectionID, connection.health.applying(.reconnected))
         try await withAccessToken(connectionID) { token in
             for calendar in try await self.store.calendars(connectionID: connectionID) where calendar.selected {
-                for channel in try await self.store.liveGoogleChannels(calendarKey: calendar.calendarKey) {
-                    try? await self.client.stop(channelID: channel.id, resourceID: channel.resourceID, accessToken: token)
-                    try await self.store.stopGoogleChannel(id: channel.id, at: self.clock.now())
-                }
+                try await self.subscriptionClient.endAll(calendar, connectionID: connectionID, now: self.clock.now(), atProvider: true)
                 _ = try await self.store.clearCalendar(calendarKey: calendar.calendarKey)
                 _ = try await self.sync(calendarKey: calendar.calendarKey)
                 try await self.openChannel(calendar: calendar, accessToken: token)

@@ -147,12 +147,9 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
         guard let connection = try await store.connection(id: connectionID), connection.provider == .microsoft else {
             throw ConnectionInputError("no Microsoft connection with id \(connectionID)", connectionNotFound: true)
         }
-        let auth = connection.state.syncs ? try? await authorization(connectionID) : nil
+        let atGraph = connection.state.syncs ? (try? await authorization(connectionID)) != nil : false
         for calendar in try await store.calendars(connectionID: connectionID) {
-            for subscription in try await store.liveGraphSubscriptions(calendarKey: calendar.calendarKey) {
-                if let auth { try? await client.deleteSubscription(id: subscription.id, auth) }
-                try await store.markGraphSubscriptionRemoved(id: subscription.id, at: clock.now())
-            }
+            try await subscriptionClient.endAll(calendar, connectionID: connectionID, now: clock.now(), atProvider: atGraph)
             _ = try await store.clearCalendar(calendarKey: calendar.calendarKey)
             recoveries.withLock { $0[calendar.calendarKey] = nil }
         }
@@ -182,10 +179,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
         try await store.setConnectionHealth(id: connectionID, connection.health.applying(.reconnected))
         try await withAuthorization(connectionID) { auth in
             for calendar in try await self.store.calendars(connectionID: connectionID) where calendar.selected {
-                for subscription in try await self.store.liveGraphSubscriptions(calendarKey: calendar.calendarKey) {
-                    try? await self.client.deleteSubscription(id: subscription.id, auth)
-                    try await self.store.markGraphSubscriptionRemoved(id: subscription.id, at: self.clock.now())
-                }
+                try await self.subscriptionClient.endAll(calendar, connectionID: connectionID, now: self.clock.now(), atProvider: true)
                 _ = try await self.store.clearCalendar(calendarKey: calendar.calendarKey)
                 try await self.activate(calendar, auth)
             }

@@ -43,12 +43,8 @@ struct Demo: AsyncParsableCommand {
         let server: SimulatorServer
         do { server = try await SimulatorServer(router: simulator.makeRouter()) } catch { throw CLIError("cannot start the Google simulator: \(error)") }
         logger.notice("Google simulator listening", metadata: ["simulator.url": "\(server.baseURL)"])
-        config.google.tokenURL = server.baseURL + "/token"
-        config.google.apiBaseURL = server.baseURL + "/calendar/v3"
-        // Sign-in against the simulator's consent page, so a person can add another account from a browser.
-        config.google.authorizeURL = server.baseURL + "/o/oauth2/v2/auth"
-        config.google.clientID = config.google.clientID ?? "demo-client"
-        config.google.clientSecret = config.google.clientSecret ?? "demo-secret"
+        // Sign-in against the simulator's consent page too, so a person can add another account from a browser.
+        config.google.pointAtGoogleSimulator(server.baseURL, client: ("demo-client", "demo-secret"))
         // The Microsoft account has two calendars; the default one is selected when it connects.
         let graph = GraphSimulator(refreshTokens: [DemoDriver.microsoftRefreshToken], pushClient: pushClient)
         graph.addCalendar(id: DemoDriver.teamCalendar, name: "Team (not synced until chosen)")
@@ -59,11 +55,7 @@ struct Demo: AsyncParsableCommand {
             throw CLIError("cannot start the Microsoft Graph simulator: \(error)")
         }
         logger.notice("Microsoft Graph simulator listening", metadata: ["simulator.url": "\(graphServer.baseURL)"])
-        config.microsoft.tokenURL = graphServer.baseURL + "/common/oauth2/v2.0/token"
-        config.microsoft.apiBaseURL = graphServer.baseURL + "/v1.0"
-        config.microsoft.authorizeURL = graphServer.baseURL + "/common/oauth2/v2.0/authorize"
-        config.microsoft.clientID = config.microsoft.clientID ?? "demo-ms-client"
-        config.microsoft.clientSecret = config.microsoft.clientSecret ?? "demo-ms-secret"
+        config.microsoft.pointAtGraphSimulator(graphServer.baseURL, client: ("demo-ms-client", "demo-ms-secret"))
         // The demo user is a Financial Advisor with a Redtail account, polled (Redtail has no webhooks).
         let redtail = RedtailSimulator(users: [DemoDriver.redtailUser])
         DemoDriver.seed(redtail)

@@ -52,3 +52,14 @@ extension SubscriptionLifecycle {
         }
     }
 }
+
+extension SubscriptionClient {
+    /// Ends every live subscription of the calendar: stopped at the provider when `atProvider` (a failure there is
+    /// ignored: calgate refuses its pushes from now on either way), and recorded ended.
+    public func endAll(_ calendar: ConnectionCalendar, connectionID: String, now: Date, atProvider: Bool) async throws {
+        for subscription in try await live(calendarKey: calendar.calendarKey) {
+            if atProvider, (try? await stop(id: subscription.id, calendar, connectionID: connectionID, now: now)) != nil { continue }
+            try await markEnded(id: subscription.id, at: now)
+        }
+    }
+}
