@@ -63,7 +63,7 @@ def convert(path):
                     break
             j += 1
         if not props:
-            i = end + 1
+            i += 1
             continue
         # the init
         k = i + 1
@@ -120,7 +120,7 @@ def convert(path):
                     end -= (del_to - del_from + 1) - 1
                     break
             k += 1
-        i = end + 1
+        i += 1
     if changed:
         text = "\n".join(lines)
         text = re.sub(r"\n\n\n+", "\n\n", text)

@@ -124,9 +124,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
 
     /// Stops channels (at Google when the credentials still work), removes imported appointments, marks disconnected.
     public func disconnect(connectionID: String) async throws -> Connection {
-        guard let connection = try await store.connection(id: connectionID), connection.provider == .google else {
-            throw ConnectionInputError("no Google connection with id \(connectionID)", connectionNotFound: true)
-        }
+        let connection = try await store.existingConnection(connectionID, provider: .google)
         let atGoogle = connection.state.syncs ? (try? await accessToken(connectionID: connectionID)) != nil : false
         for calendar in try await store.calendars(connectionID: connectionID) {
             try await subscriptionClient.endAll(calendar, connectionID: connectionID, now: clock.now(), atProvider: atGoogle)
@@ -139,9 +137,7 @@ public final class GoogleConnectionSyncer: ProviderSyncing, RefreshTokenConnecti
 
     /// New credentials: proven, stored, then every selected calendar is fully re-synced and watched again.
     public func reconnect(connectionID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection {
-        guard let connection = try await store.connection(id: connectionID), connection.provider == .google else {
-            throw ConnectionInputError("no Google connection with id \(connectionID)", connectionNotFound: true)
-        }
+        let connection = try await store.existingConnection(connectionID, provider: .google)
         let token: GoogleAccessToken
         do {
             token = try await client.refreshAccessToken(clientID: clientID, clientSecret: clientSecret, refreshToken: refreshToken, now: clock.now())

@@ -144,9 +144,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
     /// Deletes subscriptions (at Graph when the credentials still work), removes imported appointments, marks
     /// disconnected.
     public func disconnect(connectionID: String) async throws -> Connection {
-        guard let connection = try await store.connection(id: connectionID), connection.provider == .microsoft else {
-            throw ConnectionInputError("no Microsoft connection with id \(connectionID)", connectionNotFound: true)
-        }
+        let connection = try await store.existingConnection(connectionID, provider: .microsoft)
         let atGraph = connection.state.syncs ? (try? await authorization(connectionID)) != nil : false
         for calendar in try await store.calendars(connectionID: connectionID) {
             try await subscriptionClient.endAll(calendar, connectionID: connectionID, now: clock.now(), atProvider: atGraph)
@@ -161,9 +159,7 @@ public final class GraphConnectionSyncer: ProviderSyncing, RefreshTokenConnectin
     /// New credentials: proven (the rotated refresh token stored), then every selected calendar is subscribed again
     /// and fully re-synced.
     public func reconnect(connectionID: String, clientID: String, clientSecret: String, refreshToken: String) async throws -> Connection {
-        guard let connection = try await store.connection(id: connectionID), connection.provider == .microsoft else {
-            throw ConnectionInputError("no Microsoft connection with id \(connectionID)", connectionNotFound: true)
-        }
+        let connection = try await store.existingConnection(connectionID, provider: .microsoft)
         let token: GraphAccessToken
         do {
             token = try await client.refreshAccessToken(clientID: clientID, clientSecret: clientSecret, refreshToken: refreshToken, now: clock.now())

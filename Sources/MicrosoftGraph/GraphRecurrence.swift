@@ -13,61 +13,37 @@ public struct GraphPatternedRecurrence: Decodable, Sendable, Hashable {
     public var range: Range
 
     /// Graph's `recurrencePattern`.
+    @MemberwiseInit
     public struct Pattern: Decodable, Sendable, Hashable {
         /// `daily`, `weekly`, `absoluteMonthly`, `relativeMonthly`, `absoluteYearly` or `relativeYearly`.
-        public var type: String?
+        public var type: String? = nil
         /// Units of `type` between occurrences (days, weeks, months or years); must be at least 1.
-        public var interval: Int?
+        public var interval: Int? = nil
         /// The month (1-12) of yearly patterns.
-        public var month: Int?
+        public var month: Int? = nil
         /// The day of the month (1-31) of absolute monthly and yearly patterns.
-        public var dayOfMonth: Int?
+        public var dayOfMonth: Int? = nil
         /// Lowercase English day names (`sunday` ... `saturday`) of weekly and relative patterns.
-        public var daysOfWeek: [String]?
+        public var daysOfWeek: [String]? = nil
         /// The first day of the week (`sunday` when absent) of weekly patterns.
-        public var firstDayOfWeek: String?
+        public var firstDayOfWeek: String? = nil
         /// `first`, `second`, `third`, `fourth` or `last` for relative patterns (`first` when absent).
-        public var index: String?
-
-        /// Creates a pattern; every field defaults to absent.
-        public init(
-            type: String? = nil, interval: Int? = nil, month: Int? = nil, dayOfMonth: Int? = nil,
-            daysOfWeek: [String]? = nil, firstDayOfWeek: String? = nil, index: String? = nil
-        ) {
-            self.type = type
-            self.interval = interval
-            self.month = month
-            self.dayOfMonth = dayOfMonth
-            self.daysOfWeek = daysOfWeek
-            self.firstDayOfWeek = firstDayOfWeek
-            self.index = index
-        }
+        public var index: String? = nil
     }
 
     /// Graph's `recurrenceRange`.
+    @MemberwiseInit
     public struct Range: Decodable, Sendable, Hashable {
         /// `endDate`, `noEnd` or `numbered`.
-        public var type: String?
+        public var type: String? = nil
         /// The `yyyy-MM-dd` date of the first occurrence.
-        public var startDate: String?
+        public var startDate: String? = nil
         /// The `yyyy-MM-dd` last day of an `endDate` range (Graph sends "0001-01-01" for other types).
-        public var endDate: String?
+        public var endDate: String? = nil
         /// The zone `startDate` and `endDate` are read in: a Windows or IANA zone name.
-        public var recurrenceTimeZone: String?
+        public var recurrenceTimeZone: String? = nil
         /// How many occurrences a `numbered` range has (Graph sends 0 for other types).
-        public var numberOfOccurrences: Int?
-
-        /// Creates a range; every field defaults to absent.
-        public init(
-            type: String? = nil, startDate: String? = nil, endDate: String? = nil,
-            recurrenceTimeZone: String? = nil, numberOfOccurrences: Int? = nil
-        ) {
-            self.type = type
-            self.startDate = startDate
-            self.endDate = endDate
-            self.recurrenceTimeZone = recurrenceTimeZone
-            self.numberOfOccurrences = numberOfOccurrences
-        }
+        public var numberOfOccurrences: Int? = nil
     }
 }
 

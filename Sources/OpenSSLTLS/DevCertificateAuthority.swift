@@ -145,25 +145,20 @@ public enum DevCertificateAuthority {
     // MARK: PEM in and out
 
     private static func readCertificate(_ path: String) -> OwnedCertificate? {
-        guard let bio = BIO_new_file(path, "r") else {
-            OpenSSLErrorQueue.clear()
-            return nil
-        }
-        defer { BIO_free(bio) }
-        let certificate = PEM_read_bio_X509(bio, nil, nil, nil)
-        OpenSSLErrorQueue.clear()
-        return certificate.map(OwnedCertificate.init)
+        readPEM(path) { PEM_read_bio_X509($0, nil, nil, nil) }.map(OwnedCertificate.init)
     }
 
     private static func readPrivateKey(_ path: String) -> OwnedKey? {
-        guard let bio = BIO_new_file(path, "r") else {
-            OpenSSLErrorQueue.clear()
-            return nil
-        }
+        readPEM(path) { PEM_read_bio_PrivateKey($0, nil, nil, nil) }.map(OwnedKey.init)
+    }
+
+    /// What `read` makes of the file's PEM, or nil when the file cannot be opened or read; OpenSSL's error queue is
+    /// left empty either way.
+    private static func readPEM(_ path: String, _ read: (OpaquePointer) -> OpaquePointer?) -> OpaquePointer? {
+        defer { OpenSSLErrorQueue.clear() }
+        guard let bio = BIO_new_file(path, "r") else { return nil }
         defer { BIO_free(bio) }
-        let key = PEM_read_bio_PrivateKey(bio, nil, nil, nil)
-        OpenSSLErrorQueue.clear()
-        return key.map(OwnedKey.init)
+        return read(bio)
     }
 
     private static func pem(_ write: (OpaquePointer) -> Int32) -> [UInt8] {

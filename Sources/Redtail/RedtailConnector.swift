@@ -169,9 +169,7 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
 
     /// Removes imported activities and marks the connection disconnected (polling stops).
     public func disconnect(connectionID: String) async throws -> Connection {
-        guard let connection = try await store.connection(id: connectionID), connection.provider == .redtail else {
-            throw ConnectionInputError("no Redtail connection with id \(connectionID)", connectionNotFound: true)
-        }
+        let connection = try await store.existingConnection(connectionID, provider: .redtail)
         for calendar in try await store.calendars(connectionID: connectionID) { _ = try await store.clearCalendar(calendarKey: calendar.calendarKey) }
         try await store.setConnectionHealth(id: connectionID, connection.health.applying(.disconnected))
         return try await store.connection(id: connectionID) ?? connection
@@ -187,9 +185,7 @@ public final class RedtailConnector: ProviderSyncing, ConnectionManaging, Accoun
 
     /// New credentials: a fresh UserKey, then a full re-poll.
     public func reconnect(connectionID: String, apiKey: String, username: String, password: String) async throws -> Connection {
-        guard let connection = try await store.connection(id: connectionID), connection.provider == .redtail else {
-            throw ConnectionInputError("no Redtail connection with id \(connectionID)", connectionNotFound: true)
-        }
+        let connection = try await store.existingConnection(connectionID, provider: .redtail)
         let session: RedtailSession
         do { session = try await client.authenticate(apiKey: apiKey, username: username, password: password) } catch let error as RedtailAPIError {
             throw Self.failure(error)

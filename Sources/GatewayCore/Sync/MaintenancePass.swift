@@ -127,12 +127,18 @@ extension SubscriptionClientMaintaining {
 }
 
 extension GatewayStore {
+    /// The connection; a `ConnectionInputError` (not found) when there is no such connection of `provider`.
+    public func existingConnection(_ id: String, provider: Provider) async throws -> Connection {
+        guard let connection = try await connection(id: id), connection.provider == provider else {
+            throw ConnectionInputError("no \(provider.displayName) connection with id \(id)", connectionNotFound: true)
+        }
+        return connection
+    }
+
     /// The calendars of a connection that may sync now: a `ConnectionInputError` (not found) when there is no such
     /// connection of `provider`, a `.needsReconnect` `SyncFailure` when its credentials were refused.
     public func syncingCalendars(connectionID: String, provider: Provider) async throws -> [ConnectionCalendar] {
-        guard let connection = try await connection(id: connectionID), connection.provider == provider else {
-            throw ConnectionInputError("no \(provider.displayName) connection with id \(connectionID)", connectionNotFound: true)
-        }
+        let connection = try await existingConnection(connectionID, provider: provider)
         guard connection.state.syncs else {
             throw SyncFailure(kind: .needsReconnect, message: connection.stateReason ?? "the connection needs to be reconnected")
         }

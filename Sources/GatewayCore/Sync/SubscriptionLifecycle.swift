@@ -1,3 +1,4 @@
+import CalgateMacros
 import Foundation
 
 /// One calendar's push-channel or subscription upkeep for one maintenance pass, as a state machine: the calendar's
@@ -20,6 +21,7 @@ public struct SubscriptionLifecycle: Sendable, Hashable {
     }
 
     /// A channel or subscription as the machine sees it.
+    @MemberwiseInit
     public struct Subscription: Sendable, Hashable {
         /// The provider's (or calgate's) id.
         public var id: String
@@ -27,13 +29,6 @@ public struct SubscriptionLifecycle: Sendable, Hashable {
         public var createdAt: Date?
         /// When the provider drops it.
         public var expiresAt: Date
-
-        /// Creates a record.
-        public init(id: String, createdAt: Date?, expiresAt: Date) {
-            self.id = id
-            self.createdAt = createdAt
-            self.expiresAt = expiresAt
-        }
     }
 
     /// The next call to make.
