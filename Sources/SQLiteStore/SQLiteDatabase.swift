@@ -189,3 +189,15 @@ extension SQLiteDatabase {
         return changes
     }
 }
+
+extension SQLiteDatabase {
+    /// The first row of `sql` with `values` bound to its parameters, as `read` makes it; nil when there is none.
+    func first<T>(_ sql: String, _ values: any SQLiteBindable..., read: (SQLiteStatement) throws -> T) throws -> T? {
+        let statement = try prepare(sql)
+        for (offset, value) in values.enumerated() { value.bind(to: statement, at: Int32(offset + 1)) }
+        guard try statement.step() else { return nil }
+        let row = try read(statement)
+        try statement.run()
+        return row
+    }
+}

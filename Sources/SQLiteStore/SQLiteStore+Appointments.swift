@@ -61,24 +61,17 @@ extension SQLiteStore: AppointmentStore {
     /// The stored cursor.
     public func syncCursor(calendarKey: String) async throws -> String? {
         try await run { database in
-            let statement = try database.prepare("SELECT cursor FROM sync_cursors WHERE calendar_key = ?")
-            statement.bind(1, calendarKey)
-            guard try statement.step() else { return nil }
-            let cursor = statement.string(0)
-            try statement.run()
-            return cursor
+            try database.first("SELECT cursor FROM sync_cursors WHERE calendar_key = ?", calendarKey) { $0.string(0) } ?? nil
         }
     }
 
     /// When the cursor was last saved.
     public func syncCursorUpdatedAt(calendarKey: String) async throws -> Date? {
         try await run { database in
-            let statement = try database.prepare("SELECT updated_at_ms FROM sync_cursors WHERE calendar_key = ?")
-            statement.bind(1, calendarKey)
-            guard try statement.step() else { return nil }
-            let milliseconds = statement.int64(0)
-            try statement.run()
-            return Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+            try database.first("SELECT updated_at_ms FROM sync_cursors WHERE calendar_key = ?", calendarKey) { statement in
+                let milliseconds = statement.int64(0)
+                return Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+            }
         }
     }
 

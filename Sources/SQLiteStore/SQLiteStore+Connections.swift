@@ -32,12 +32,9 @@ extension SQLiteStore: ConnectionStore {
     /// One connection.
     public func connection(id: String) async throws -> Connection? {
         try await run { database in
-            let statement = try database.prepare(Self.connectionColumns + " WHERE id = ?")
-            statement.bind(1, id)
-            guard try statement.step() else { return nil }
-            let connection = Self.readConnection(statement)
-            try statement.run()
-            return connection
+            try database.first(Self.connectionColumns + " WHERE id = ?", id) { statement in
+                Self.readConnection(statement)
+            }
         }
     }
 
@@ -60,16 +57,11 @@ extension SQLiteStore: ConnectionStore {
     /// Sealed credentials.
     public func credentials(connectionID: String) async throws -> SealedCredentials? {
         try await run { database in
-            let statement = try database.prepare(
-                "SELECT client_id, sealed_client_secret, sealed_refresh_token FROM connections WHERE id = ?"
-            )
-            statement.bind(1, connectionID)
-            guard try statement.step() else { return nil }
-            let credentials = SealedCredentials(
-                clientID: statement.string(0) ?? "", sealedClientSecret: statement.blob(1), sealedRefreshToken: statement.blob(2)
-            )
-            try statement.run()
-            return credentials
+            try database.first("SELECT client_id, sealed_client_secret, sealed_refresh_token FROM connections WHERE id = ?", connectionID) { statement in
+                SealedCredentials(
+                    clientID: statement.string(0) ?? "", sealedClientSecret: statement.blob(1), sealedRefreshToken: statement.blob(2)
+                )
+            }
         }
     }
 

@@ -64,12 +64,9 @@ extension SQLiteStore: LeadCenterAppointmentStore {
     /// One LeadCenter appointment.
     public func leadCenterAppointment(id: String) async throws -> LeadCenterAppointment? {
         try await run { database in
-            let statement = try database.prepare(Self.leadCenterColumns + " WHERE id = ? AND deleted_at_ms IS NULL")
-            statement.bind(1, id)
-            guard try statement.step() else { return nil }
-            let row = Self.readLeadCenter(statement)
-            try statement.run()
-            return row
+            try database.first(Self.leadCenterColumns + " WHERE id = ? AND deleted_at_ms IS NULL", id) { statement in
+                Self.readLeadCenter(statement)
+            }
         }
     }
 

@@ -5,12 +5,7 @@ extension SQLiteStore: PushStore {
     /// The user's push target.
     public func pushTarget(userID: String) async throws -> String? {
         try await run { database in
-            let statement = try database.prepare("SELECT calendar_key FROM push_targets WHERE user_id = ?")
-            statement.bind(1, userID)
-            guard try statement.step() else { return nil }
-            let key = statement.string(0)
-            try statement.run()
-            return key
+            try database.first("SELECT calendar_key FROM push_targets WHERE user_id = ?", userID) { $0.string(0) } ?? nil
         }
     }
 
@@ -67,17 +62,12 @@ extension SQLiteStore: PushStore {
     /// The push state.
     public func pushState(appointmentID: String) async throws -> PushState? {
         try await run { database in
-            let statement = try database.prepare(
-                "SELECT push_status, pushed_calendar_key, pushed_external_id, push_error FROM leadcenter_appointments WHERE id = ?"
-            )
-            statement.bind(1, appointmentID)
-            guard try statement.step() else { return nil }
-            let state = PushState(
-                status: statement.string(0) ?? "no_target", calendarKey: statement.isNull(1) ? nil : statement.string(1),
-                externalID: statement.isNull(2) ? nil : statement.string(2), error: statement.isNull(3) ? nil : statement.string(3)
-            )
-            try statement.run()
-            return state
+            try database.first("SELECT push_status, pushed_calendar_key, pushed_external_id, push_error FROM leadcenter_appointments WHERE id = ?", appointmentID) { statement -> PushState in
+                PushState(
+                    status: statement.string(0) ?? "no_target", calendarKey: statement.isNull(1) ? nil : statement.string(1),
+                    externalID: statement.isNull(2) ? nil : statement.string(2), error: statement.isNull(3) ? nil : statement.string(3)
+                )
+            }
         }
     }
 

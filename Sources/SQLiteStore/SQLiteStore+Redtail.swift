@@ -25,20 +25,18 @@ extension SQLiteStore: RedtailIntegrationStore {
     /// An account's integration.
     public func redtailIntegration(accountID: String) async throws -> RedtailIntegration? {
         try await run { database in
-            let statement = try database.prepare(
+            try database.first(
                 """
                 SELECT account_id, account_type, redtail_user_id, sealed_api_key, sealed_user_key, created_at_ms
                 FROM redtail_integrations WHERE account_id = ?
-                """)
-            statement.bind(1, accountID)
-            guard try statement.step() else { return nil }
-            let row = RedtailIntegration(
-                accountID: statement.string(0) ?? "", accountType: statement.string(1) ?? "",
-                redtailUserID: statement.isNull(2) ? nil : statement.string(2), sealedAPIKey: statement.blob(3),
-                sealedUserKey: statement.blob(4), createdAt: Self.date(statement.int64(5))
-            )
-            try statement.run()
-            return row
+                """, accountID
+            ) { statement in
+                RedtailIntegration(
+                    accountID: statement.string(0) ?? "", accountType: statement.string(1) ?? "",
+                    redtailUserID: statement.isNull(2) ? nil : statement.string(2), sealedAPIKey: statement.blob(3),
+                    sealedUserKey: statement.blob(4), createdAt: Self.date(statement.int64(5))
+                )
+            }
         }
     }
 

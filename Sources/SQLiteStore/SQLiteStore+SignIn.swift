@@ -34,12 +34,9 @@ extension SQLiteStore: SignInStore {
     /// A sign-in by id.
     public func signInAuthorization(id: String) async throws -> SignInAuthorization? {
         try await run { database in
-            let statement = try database.prepare("SELECT \(Self.signInColumns) FROM sign_in_authorizations WHERE id = ?")
-            statement.bind(1, id)
-            guard try statement.step() else { return nil }
-            let row = Self.signInAuthorization(statement)
-            try statement.run()
-            return row
+            try database.first("SELECT \(Self.signInColumns) FROM sign_in_authorizations WHERE id = ?", id) { statement in
+                Self.signInAuthorization(statement)
+            }
         }
     }
 
