@@ -161,17 +161,13 @@ public final class SyncScheduler: Service, Sendable {
         }
         guard !fresh.isEmpty else { return 0 }
         var orphans: [Int64] = []
-        var rowsOf: [String: (provider: Provider, rows: [Int64])] = [:]
-        var routed: [GatewayActivity.NotificationRecord] = []
-        if activity != nil { routed.reserveCapacity(fresh.count) }
-        for row in fresh {
+        // Per calendar, its rows' positions in the page.
+        var rowsOf: [String: (provider: Provider, rows: [Int])] = [:]
+        for (index, row) in fresh.enumerated() {
             guard let provider = providers[row.entry.provider] else { continue }
             do {
                 if let key = try await provider.calendarKey(for: row) {
-                    rowsOf[key, default: (provider.provider, [])].rows.append(row.id)
-                    if activity != nil {
-                        routed.append(.init(calendarKey: key, kind: row.entry.kind, receivedAt: row.entry.receivedAt))
-                    }
+                    rowsOf[key, default: (provider.provider, [])].rows.append(index)
                 } else {
                     orphans.append(row.id)
                 }
@@ -179,13 +175,23 @@ public final class SyncScheduler: Service, Sendable {
                 logger.warning("cannot map a notification to a calendar", metadata: ["provider": "\(row.entry.provider.rawValue)", "error": "\(error)"])
             }
         }
-        activity?.notificationsRouted(routed)
+        if let activity {
+            // The console keeps a few recent notifications per connection: only each calendar's newest reach it.
+            let kept = activity.recentNotificationLimit
+            var routed: [(index: Int, key: String)] = []
+            for (key, calendar) in rowsOf {
+                for index in calendar.rows.suffix(kept) { routed.append((index, key)) }
+            }
+            activity.notificationsRouted(
+                routed.sorted { $0.index < $1.index }.map { .init(calendarKey: $0.key, kind: fresh[$0.index].entry.kind, receivedAt: fresh[$0.index].entry.receivedAt) }
+            )
+        }
         let now = clock.now()
         state.withLock { state in
             state.inboxCursor.advance(past: fresh)
             for (key, calendar) in rowsOf {
                 state.providerOf[key] = calendar.provider
-                state.waiting[key, default: []].append(contentsOf: calendar.rows)
+                state.waiting[key, default: []].append(contentsOf: calendar.rows.lazy.map { fresh[$0].id })
                 if case .wake(_, let at) = state.coalescer.notify(key, now: now) { state.wakes[key] = at }
             }
         }

@@ -85,6 +85,9 @@ public final class GatewayActivity: Sendable {
         self.recentLimit = recentLimit
     }
 
+    /// How many recent notifications each connection keeps.
+    public var recentNotificationLimit: Int { recentLimit }
+
     /// Counts a stored notification.
     public func notificationAccepted(provider: Provider) {
         count { $0.accepted[provider, default: 0] += 1 }
@@ -108,7 +111,7 @@ public final class GatewayActivity: Sendable {
         // Newest first, at most `limit` per connection: older ones in a large page would be dropped at once anyway.
         var newest: [String: [NotificationRecord]] = [:]
         for record in records.reversed() {
-            guard let slash = record.calendarKey.firstIndex(of: "/") else { continue }
+            guard let slash = record.calendarKey.utf8.firstIndex(of: UInt8(ascii: "/")) else { continue }
             let connectionID = String(record.calendarKey[..<slash])
             if newest[connectionID, default: []].count < limit { newest[connectionID, default: []].append(record) }
         }
