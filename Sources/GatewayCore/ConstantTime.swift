@@ -2,13 +2,21 @@
 public enum ConstantTime {
     /// True when `a` and `b` are byte-for-byte equal; the loop always runs over the longer input.
     public static func equals<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
-        let left = Array(a)
-        let right = Array(b)
-        var difference = UInt64(truncatingIfNeeded: left.count ^ right.count)
-        let length = max(left.count, right.count)
-        for i in 0..<length {
-            let x = i < left.count ? left[i] : 0
-            let y = i < right.count ? right[i] : 0
+        // Walks both collections in place (no copies: this runs for every webhook's token).
+        var difference = UInt64(truncatingIfNeeded: a.count ^ b.count)
+        var left = a.startIndex
+        var right = b.startIndex
+        while left != a.endIndex || right != b.endIndex {
+            var x: UInt8 = 0
+            var y: UInt8 = 0
+            if left != a.endIndex {
+                x = a[left]
+                a.formIndex(after: &left)
+            }
+            if right != b.endIndex {
+                y = b[right]
+                b.formIndex(after: &right)
+            }
             difference |= UInt64(x ^ y)
         }
         return difference == 0

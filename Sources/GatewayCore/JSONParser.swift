@@ -139,15 +139,24 @@ struct JSONParser {
     private mutating func string() throws(JSONDocumentError) -> String {
         index += 1  // opening quote
         let start = index
-        // Fast path: no escapes — validate and copy the run in one go.
+        // Fast path: no escapes — validate and copy the run in one go. An all-ASCII run (most keys and values) is
+        // valid UTF-8 as it stands and skips the generic validating initializer.
+        var high: UInt8 = 0
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 let run = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
-                guard let text = String(validating: run, as: UTF8.self) else { throw failure("invalid UTF-8 in a string") }
+                let text: String
+                if high < 0x80 {
+                    text = String(decoding: run.assumingMemoryBound(to: UInt8.self), as: UTF8.self)
+                } else {
+                    guard let valid = String(validating: run, as: UTF8.self) else { throw failure("invalid UTF-8 in a string") }
+                    text = valid
+                }
                 index += 1
                 return text
             }
+            high |= byte
             if byte == UInt8(ascii: "\\") { break }
             guard byte >= 0x20 else { throw failure("control character in a string") }
             index += 1

@@ -21,7 +21,11 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     private var machine: ConnectionGuardStateMachine
+    /// The one timer, and when it fires. Kept lazily: a later deadline keeps the earlier timer (the machine re-arms
+    /// when it fires early) and a cancel leaves it (the machine ignores it between requests), so a keep-alive
+    /// request schedules no timer of its own; only a deadline earlier than the armed one replaces it.
     private var timer: Scheduled<Void>?
+    private var timerFiresAt: NIODeadline?
     private var context: ChannelHandlerContext?
     private let onCut: @Sendable (CutReason) -> Void
 
@@ -68,14 +72,17 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         case .none:
             break
         case .arm(let deadline):
+            if timer != nil, let firesAt = timerFiresAt, firesAt <= deadline { return }
             timer?.cancel()
+            timerFiresAt = deadline
             timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
                 self.timer = nil
+                self.timerFiresAt = nil
                 self.perform(self.machine.timerFired(now: .now()))
             }
         case .cancelTimer:
-            timer?.cancel()
-            timer = nil
+            // Left to fire: between requests the machine answers it with `.none`.
+            break
         case .rejectSlowHead:
             onCut(.slowHead)
             context.writeAndFlush(wrapOutboundOut(Self.requestTimeoutResponse), promise: nil)

@@ -15,9 +15,19 @@ public final class GatewayMetrics: Sendable {
     /// The swift-metrics factory over `registry`.
     public let factory: PrometheusMetricsFactory
 
-    private let requestCounters: Mutex<[String: CoreMetrics.Counter]>
-    private let rejectionCounters: Mutex<[String: CoreMetrics.Counter]>
-    private let acceptedCounters = Mutex<[String: CoreMetrics.Counter]>([:])
+    /// Counters by their two dimension values: looked up per request without building a key string or a
+    /// dimensions array (the pair hashes the two strings as they are).
+    private struct CounterKey: Hashable {
+        var first: String
+        var second: String
+    }
+    private let requestCounters: Mutex<[HandlerStatus: CoreMetrics.Counter]>
+    private let rejectionCounters: Mutex<[CounterKey: CoreMetrics.Counter]>
+    private let acceptedCounters = Mutex<[CounterKey: CoreMetrics.Counter]>([:])
+    private struct HandlerStatus: Hashable {
+        var handler: String
+        var statusClass: Int
+    }
     private let cutCounters: [ConnectionGuardHandler.CutReason: CoreMetrics.Counter]
     private let handshakeFailures: CoreMetrics.Counter
     private let handshakesCompleted: CoreMetrics.Counter
@@ -52,13 +62,21 @@ public final class GatewayMetrics: Sendable {
 
     /// Counts a served request by handler key and status class (never by path or id).
     public func requestServed(handler: String, status: HTTPResponse.Status) {
-        let statusClass = "\(status.code / 100)xx"
-        counter(requestCounters, "calgate_http_requests_total", [("handler", handler), ("status", statusClass)]).increment()
+        let key = HandlerStatus(handler: handler, statusClass: status.code / 100)
+        let counter = requestCounters.withLock { counters in
+            if let existing = counters[key] { return existing }
+            let made = CoreMetrics.Counter(
+                label: "calgate_http_requests_total", dimensions: [("handler", handler), ("status", "\(key.statusClass)xx")], factory: factory
+            )
+            counters[key] = made
+            return made
+        }
+        counter.increment()
     }
 
     /// Counts a request a verifier refused.
     public func verificationRejected(verifier: String, reason: String) {
-        counter(rejectionCounters, "calgate_verification_rejected_total", [("verifier", verifier), ("reason", reason)]).increment()
+        counter(rejectionCounters, "calgate_verification_rejected_total", ("verifier", verifier), ("reason", reason)).increment()
         if let provider = verifierProviders.withLock({ $0[verifier] }) { activity.notificationRejected(provider: provider, reason: reason) }
     }
 
@@ -71,18 +89,18 @@ public final class GatewayMetrics: Sendable {
 
     /// Counts a verified, stored notification by provider and kind (kinds are a small fixed set per provider).
     public func notificationAccepted(provider: String, kind: String) {
-        counter(acceptedCounters, "calgate_notifications_accepted_total", [("provider", provider), ("kind", kind)]).increment()
+        counter(acceptedCounters, "calgate_notifications_accepted_total", ("provider", provider), ("kind", kind)).increment()
         if let known = Provider(rawValue: provider) { activity.notificationAccepted(provider: known) }
     }
 
     /// The counter for these dimension values, created on first use (values come from fixed small sets).
     private func counter(
-        _ cache: borrowing Mutex<[String: CoreMetrics.Counter]>, _ label: String, _ dimensions: [(String, String)]
+        _ cache: borrowing Mutex<[CounterKey: CoreMetrics.Counter]>, _ label: String, _ first: (String, String), _ second: (String, String)
     ) -> CoreMetrics.Counter {
-        let key = dimensions.map(\.1).joined(separator: "|")
+        let key = CounterKey(first: first.1, second: second.1)
         return cache.withLock { counters in
             if let existing = counters[key] { return existing }
-            let made = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            let made = CoreMetrics.Counter(label: label, dimensions: [first, second], factory: factory)
             counters[key] = made
             return made
         }

@@ -60,6 +60,13 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
     /// second pass over the same parts.
     private var resuming = false
     private var context: ChannelHandlerContext?
+    /// The peer's address, read once per connection (formatting it allocates).
+    private var sourceAddress: String?
+    /// An acknowledgement's header fields (`Content-Length: 0`), shared by every empty answer that keeps the
+    /// connection open.
+    private static let emptyAnswerFields: HTTPFields = [.contentLength: "0"]
+    /// A webhook's body before its first chunk (Google pushes have none): no buffer allocated per request.
+    private static let noBody = ByteBuffer()
 
     /// Serves `routes` (by exact path) through `intake`.
     public init(routes: [String: WebhookRoute], intake: WebhookIntake, metrics: GatewayMetrics) {
@@ -150,7 +157,7 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
                 refuse(error, route: route, context: context)
                 return true
             }
-            state = .collecting(route, head, context.channel.allocator.buffer(capacity: 0))
+            state = .collecting(route, head, Self.noBody)
         case .forwarding:
             if case .end = part { state = .idle }
             context.fireChannelRead(wrapInboundOut(part))
@@ -166,7 +173,11 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
                     return true
                 }
                 state = .idle  // drop the enum's reference so the append does not copy the buffer
-                body.writeImmutableBuffer(chunk)
+                if body.readableBytes == 0 {
+                    body = chunk  // a body that arrives in one chunk is kept as it came: no copy
+                } else {
+                    body.writeImmutableBuffer(chunk)
+                }
                 state = .collecting(route, head, body)
             case .end:
                 state = .answering
@@ -206,7 +217,13 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
         let clientCloses = Self.asksToClose(head.headerFields)
         let eventLoop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
-        let source = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        let source: String
+        if let known = sourceAddress {
+            source = known
+        } else {
+            source = context.channel.remoteAddress?.ipAddress ?? "unknown"
+            sourceAddress = source
+        }
         intake.receive(route, fields: head.headerFields, query: query, body: body, source: source) { reply in
             if eventLoop.inEventLoop {
                 handler.value.write(reply, route: route, close: clientCloses)
@@ -232,12 +249,27 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
     private func write(_ reply: WebhookReply, route: WebhookRoute, close: Bool) {
         guard let context, case .answering = state else { return }
         metrics.requestServed(handler: route.handlerKey, status: reply.status)
-        var fields = reply.fields
-        fields[.contentLength] = String(reply.body.readableBytes)
         let closing = close || reply.closesConnection
-        if closing { fields[.connection] = "close" }
+        let fields: HTTPFields
+        if !closing, reply.fields.isEmpty, reply.body.readableBytes == 0 {
+            fields = Self.emptyAnswerFields
+        } else {
+            var built = reply.fields
+            built[.contentLength] = String(reply.body.readableBytes)
+            if closing { built[.connection] = "close" }
+            fields = built
+        }
         context.write(wrapOutboundOut(.head(HTTPResponse(status: reply.status, headerFields: fields))), promise: nil)
         if reply.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(reply.body)), promise: nil) }
+        guard closing || !deferredCloses.isEmpty else {
+            // Nothing waits for this answer's end (closes asked for later are not deferred): no promise to allocate.
+            lastAnswerWritten = nil
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            state = .idle
+            resume(context: context)
+            performDeferredCloses(context: context)
+            return
+        }
         let written = context.eventLoop.makePromise(of: Void.self)
         lastAnswerWritten = written.futureResult
         if closing {

@@ -18,8 +18,11 @@ public struct WebhookReply: Sendable {
 
     /// An acknowledgement with no body.
     static func empty(_ status: HTTPResponse.Status) -> WebhookReply {
-        WebhookReply(status: status, fields: [:], body: ByteBuffer())
+        WebhookReply(status: status, fields: [:], body: emptyBody)
     }
+
+    /// Shared by every empty answer (an empty `ByteBuffer()` allocates its storage).
+    private static let emptyBody = ByteBuffer()
 
     /// The one JSON error shape (`GatewayHTTPError.body`).
     static func error(_ error: GatewayHTTPError) -> WebhookReply {
@@ -78,6 +81,7 @@ public final class WebhookIntake: Sendable {
     ) -> WebhookRequest {
         var headers: [String: String] = [:]
         if let prefix = verifier.headerPrefix {
+            headers.reserveCapacity(fields.count)  // one allocation, not one per doubling
             for field in fields where field.name.canonicalName.hasPrefix(prefix) { headers[field.name.canonicalName] = field.value }
         }
         return WebhookRequest(handlerKey: handlerKey, path: path, query: query, headers: headers, body: Array(buffer: body))

@@ -80,10 +80,12 @@ public struct GoogleChannelVerifier: Sendable {
         guard Self.states.contains(state) else { return .failure(.unknownState) }
         guard let messageNumber = UInt64(number), messageNumber > 0 else { return .failure(.badMessageNumber) }
 
-        var kept: [String: String] = [
-            "x-goog-channel-id": channelHeader, "x-goog-resource-id": resource,
-            "x-goog-resource-state": state, "x-goog-message-number": number,
-        ]
+        // Room for every kept header and the calendar verification records next: one allocation per push.
+        var kept = [String: String](minimumCapacity: 7)
+        kept["x-goog-channel-id"] = channelHeader
+        kept["x-goog-resource-id"] = resource
+        kept["x-goog-resource-state"] = state
+        kept["x-goog-message-number"] = number
         if let uri = headers["x-goog-resource-uri"], uri.utf8.count <= 2048 { kept["x-goog-resource-uri"] = uri }
         if let expiration = headers["x-goog-channel-expiration"], expiration.utf8.count <= 64 {
             kept["x-goog-channel-expiration"] = expiration

@@ -209,6 +209,36 @@ extension PostgresStore: InboxStore {
         }
     }
 
+    /// The rows the scheduler routes: of the headers only the recorded calendar (extracted by PostgreSQL), no body.
+    public func pendingRoutes(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry] {
+        let appenders = Array(cursor.positions.keys)
+        let positions = appenders.map { cursor.position(of: $0) }
+        return try await read("reading inbox") { connection in
+            let rows = try await connection.query(
+                """
+                SELECT id, provider, channel_id, kind, received_at, headers ->> 'calgate.calendar_key', appender
+                FROM inbox i WHERE processed_at IS NULL
+                  AND id > coalesce((SELECT c.last FROM unnest(\(appenders)::text[], \(positions)::int8[]) AS c(appender, last)
+                                     WHERE c.appender = i.appender), 0)
+                ORDER BY id LIMIT \(Int64(max(0, limit)))
+                """, logger: logger)
+            var result: [StoredInboxEntry] = []
+            for try await (id, provider, channelID, kind, receivedAt, calendarKey, appender)
+                in rows.decode((Int64, String, String, String, Date, String?, String).self)
+            {
+                guard let provider = Provider(rawValue: provider) else {
+                    throw PostgresStoreError(.decoding, "inbox row \(id): column provider holds unknown provider \"\(provider)\"")
+                }
+                let entry = InboxEntry(
+                    provider: provider, channelID: channelID, kind: kind, receivedAt: Self.ms(receivedAt),
+                    headers: calendarKey.map { [InboxEntry.calendarKeyHeader: $0] } ?? [:]
+                )
+                result.append(StoredInboxEntry(id: id, entry: entry, attempts: 0, appender: appender))
+            }
+            return result
+        }
+    }
+
     /// Marks entries processed (the first time wins).
     public func markProcessed(_ ids: [Int64]) async throws {
         guard !ids.isEmpty else { return }

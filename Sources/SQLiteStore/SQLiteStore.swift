@@ -275,31 +275,72 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         }
     }
 
-    /// Marks entries processed.
-    public func markProcessed(_ ids: [Int64]) async throws {
-        guard !ids.isEmpty else { return }
-        let now = Self.milliseconds(Date())
-        try await run { database in
-            try database.transaction {
-                for id in ids {
-                    try database.run("UPDATE inbox SET processed_at_ms = ? WHERE id = ? AND processed_at_ms IS NULL", now, id)
-                }
+    /// The rows the scheduler routes: no headers decoded (SQLite extracts the recorded calendar from the JSON) and
+    /// no body read.
+    public func pendingRoutes(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry] {
+        let after = cursor.position(of: "")
+        return try await run { database in
+            let statement = try database.prepare(
+                """
+                SELECT id, provider, channel_id, kind, received_at_ms, json_extract(headers, '$."calgate.calendar_key"')
+                FROM inbox WHERE processed_at_ms IS NULL AND id > ? ORDER BY id LIMIT ?
+                """)
+            statement.bind(1, after)
+            statement.bind(2, Int64(max(0, limit)))
+            var rows: [StoredInboxEntry] = []
+            rows.reserveCapacity(max(0, min(limit, 4_096)))
+            while try statement.step() {
+                let entry = InboxEntry(
+                    provider: Provider(rawValue: statement.string(1) ?? "") ?? .google,
+                    channelID: statement.string(2) ?? "",
+                    kind: statement.string(3) ?? "",
+                    receivedAt: Date(timeIntervalSince1970: Double(statement.int64(4)) / 1000),
+                    headers: statement.isNull(5) ? [:] : [InboxEntry.calendarKeyHeader: statement.string(5) ?? ""]
+                )
+                rows.append(StoredInboxEntry(id: statement.int64(0), entry: entry, attempts: 0))
             }
+            return rows
         }
     }
 
-    /// Which of `ids` are still unprocessed.
+    /// Marks entries processed, in one statement (the ids travel as one JSON array).
+    public func markProcessed(_ ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        let now = Self.milliseconds(Date())
+        let list = Self.jsonArray(ids)
+        try await run { database in
+            let statement = try database.prepare(
+                "UPDATE inbox SET processed_at_ms = ? WHERE id IN (SELECT value FROM json_each(?)) AND processed_at_ms IS NULL"
+            )
+            statement.bind(1, now)
+            statement.bind(2, list)
+            try statement.run()
+        }
+    }
+
+    /// Which of `ids` are still unprocessed, in the order given (one statement).
     public func unprocessed(_ ids: [Int64]) async throws -> [Int64] {
         guard !ids.isEmpty else { return [] }
-        return try await run { database in
-            try ids.filter { id in
-                let statement = try database.prepare("SELECT 1 FROM inbox WHERE id = ? AND processed_at_ms IS NULL")
-                statement.bind(1, id)
-                let found = try statement.step()
-                if found { try statement.run() }
-                return found
-            }
+        let list = Self.jsonArray(ids)
+        let open = try await run { database in
+            let statement = try database.prepare("SELECT id FROM inbox WHERE id IN (SELECT value FROM json_each(?)) AND processed_at_ms IS NULL")
+            statement.bind(1, list)
+            var open: Set<Int64> = []
+            while try statement.step() { open.insert(statement.int64(0)) }
+            return open
         }
+        return ids.filter { open.contains($0) }
+    }
+
+    /// `[1,2,3]`: row ids as one bound value for `json_each`.
+    static func jsonArray(_ ids: [Int64]) -> String {
+        var text = "["
+        text.reserveCapacity(ids.count * 8 + 2)
+        for (index, id) in ids.enumerated() {
+            if index > 0 { text += "," }
+            text += String(id)
+        }
+        return text + "]"
     }
 
     /// Count and age of unprocessed entries.

@@ -147,23 +147,27 @@ public final class SyncScheduler: Service, Sendable {
     }
 
     /// Reads one page of rows above the watermark; returns how many it read.
+    ///
+    /// Per row only the provider's mapping to a calendar runs (verification recorded the calendar in the row, so it is
+    /// no store read, and `pendingRoutes` decodes neither headers nor body); the coalescer, the waiting lists and the
+    /// console's activity are updated once per calendar and page.
     private func pullInboxPage(limit: Int) async -> Int {
         let fresh: [StoredInboxEntry]
         do {
-            fresh = try await store.pending(after: state.withLock { $0.inboxCursor }, limit: limit)
+            fresh = try await store.pendingRoutes(after: state.withLock { $0.inboxCursor }, limit: limit)
         } catch {
             logger.warning("cannot read the inbox", metadata: ["error": "\(error)"])
             return 0
         }
         guard !fresh.isEmpty else { return 0 }
         var orphans: [Int64] = []
-        var keyed: [(String, Int64, Provider)] = []
-        for row in fresh {
+        // Per calendar, its rows' positions in the page.
+        var rowsOf: [String: (provider: Provider, rows: [Int])] = [:]
+        for (index, row) in fresh.enumerated() {
             guard let provider = providers[row.entry.provider] else { continue }
             do {
                 if let key = try await provider.calendarKey(for: row) {
-                    keyed.append((key, row.id, provider.provider))
-                    activity?.notificationRouted(calendarKey: key, kind: row.entry.kind, receivedAt: row.entry.receivedAt)
+                    rowsOf[key, default: (provider.provider, [])].rows.append(index)
                 } else {
                     orphans.append(row.id)
                 }
@@ -171,12 +175,23 @@ public final class SyncScheduler: Service, Sendable {
                 logger.warning("cannot map a notification to a calendar", metadata: ["provider": "\(row.entry.provider.rawValue)", "error": "\(error)"])
             }
         }
+        if let activity {
+            // The console keeps a few recent notifications per connection: only each calendar's newest reach it.
+            let kept = activity.recentNotificationLimit
+            var routed: [(index: Int, key: String)] = []
+            for (key, calendar) in rowsOf {
+                for index in calendar.rows.suffix(kept) { routed.append((index, key)) }
+            }
+            activity.notificationsRouted(
+                routed.sorted { $0.index < $1.index }.map { .init(calendarKey: $0.key, kind: fresh[$0.index].entry.kind, receivedAt: fresh[$0.index].entry.receivedAt) }
+            )
+        }
         let now = clock.now()
         state.withLock { state in
             state.inboxCursor.advance(past: fresh)
-            for (key, id, provider) in keyed {
-                state.providerOf[key] = provider
-                state.waiting[key, default: []].append(id)
+            for (key, calendar) in rowsOf {
+                state.providerOf[key] = calendar.provider
+                state.waiting[key, default: []].append(contentsOf: calendar.rows.lazy.map { fresh[$0].id })
                 if case .wake(_, let at) = state.coalescer.notify(key, now: now) { state.wakes[key] = at }
             }
         }

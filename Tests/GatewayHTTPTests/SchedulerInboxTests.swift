@@ -61,4 +61,84 @@ struct SchedulerInboxTests {
         _ = try? await run.value
         await store.close()
     }
+
+    /// Counts the inbox calls the scheduler makes.
+    final class CountingInbox: InboxStore {
+        let base: SQLiteStore
+        let calls = Mutex<[String: Int]>([:])
+        let markedPerCall = Mutex<[Int]>([])
+        init(base: SQLiteStore) { self.base = base }
+        private func count(_ name: String) { calls.withLock { $0[name, default: 0] += 1 } }
+        func append(_ entries: [InboxEntry], completion: @escaping @Sendable (Result<[InboxAppendResult], any Error>) -> Void) {
+            base.append(entries, completion: completion)
+        }
+        func pending(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry] {
+            count("pending")
+            return try await base.pending(after: cursor, limit: limit)
+        }
+        func pendingRoutes(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry] {
+            count("pendingRoutes")
+            return try await base.pendingRoutes(after: cursor, limit: limit)
+        }
+        func markProcessed(_ ids: [Int64]) async throws {
+            count("markProcessed")
+            markedPerCall.withLock { $0.append(ids.count) }
+            try await base.markProcessed(ids)
+        }
+        func unprocessed(_ ids: [Int64]) async throws -> [Int64] {
+            count("unprocessed")
+            return try await base.unprocessed(ids)
+        }
+        func backlog() async throws -> InboxBacklog { try await base.backlog() }
+    }
+
+    /// Maps rows by the calendar verification recorded; remembers whether any row came with more than that.
+    final class RecordedCalendarProvider: ProviderSyncing {
+        let provider = Provider.google
+        let synced = Mutex<[String]>([])
+        let sawPayload = Mutex(false)
+        func calendarKey(for entry: StoredInboxEntry) async throws -> String? {
+            if !entry.entry.body.isEmpty || entry.entry.headers.count > 1 { sawPayload.withLock { $0 = true } }
+            return entry.entry.calendarKey
+        }
+        func sync(calendarKey: String) async throws -> SyncOutcome {
+            synced.withLock { $0.append(calendarKey) }
+            return .nothing
+        }
+    }
+
+    @Test func aBacklogIsRoutedFromRecordedCalendarsAndMarkedOncePerSync() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("calgate-sched-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let base = try SQLiteStore(path: directory + "/s.sqlite")
+        let store = CountingInbox(base: base)
+        let calendars = ["conn-a/one", "conn-a/two", "conn-b/three"]
+        // 4,500 rows (several pages) with headers and a body the scheduler never needs.
+        _ = try await base.append(
+            (0..<4_500).map { n in
+                InboxEntry(
+                    provider: .google, channelID: "channel", dedupeKey: "row-\(n)", kind: "exists", receivedAt: Date(),
+                    headers: ["x-goog-message-number": "\(n)"], body: Array("body".utf8)
+                ).naming(calendar: calendars[n % 3])
+            })
+        let provider = RecordedCalendarProvider()
+        var configuration = SyncScheduler.Configuration()
+        configuration.window = 0.05
+        configuration.tick = .milliseconds(10)
+        let activity = GatewayActivity(recentLimit: 5)
+        let scheduler = SyncScheduler(store: store, providers: [provider], configuration: configuration, activity: activity, logger: Logger(label: "test"))
+        let run = Task { try await scheduler.run() }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await base.backlog().count > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        run.cancel()
+        _ = try? await run.value
+        #expect(try await base.backlog().count == 0)
+        #expect(Set(provider.synced.withLock { $0 }) == Set(calendars))
+        #expect(!provider.sawPayload.withLock { $0 }, "rows reach the scheduler without headers or body")
+        let calls = store.calls.withLock { $0 }
+        #expect(calls["pending", default: 0] == 0)
+        #expect(calls["markProcessed", default: 0] == provider.synced.withLock { $0.count }, "one mark per sync")
+        #expect(store.markedPerCall.withLock { $0.reduce(0, +) } == 4_500)
+        await base.close()
+    }
 }

@@ -144,6 +144,48 @@ struct InboxContractTests {
     }
 
     @Test(arguments: Backend.available)
+    func pendingRoutesCarriesTheRecordedCalendarAndNothingElse(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let named = InboxEntry(
+                provider: .google, channelID: "ch-a", dedupeKey: "r-1", kind: "exists", receivedAt: date(1_733_500_000.25),
+                headers: Self.awkwardHeaders, body: Array("payload".utf8)
+            ).naming(calendar: "gc_1/primary")
+            let unnamed = InboxEntry(
+                provider: .microsoft, channelID: "sub-b", dedupeKey: "r-2", kind: "updated", receivedAt: date(1_733_500_001), body: [1, 2, 3])
+            let ids = try await store.append([named, unnamed]).map(\.rowID)
+            let routes = try await store.pendingRoutes(after: .start, limit: 10)
+            #expect(routes.map(\.id) == ids)
+            #expect(routes.map(\.entry.calendarKey) == ["gc_1/primary", nil])
+            #expect(routes.map(\.entry.provider) == [.google, .microsoft])
+            #expect(routes.map(\.entry.channelID) == ["ch-a", "sub-b"])
+            #expect(routes.map(\.entry.kind) == ["exists", "updated"])
+            #expect(routes.map(\.entry.receivedAt) == [named.receivedAt, unnamed.receivedAt])
+            #expect(routes.allSatisfy { $0.entry.body.isEmpty && $0.entry.headers.count <= 1 }, "no body, no other header")
+            // The same watermark as `pending`.
+            var cursor = InboxCursor.start
+            cursor.advance(past: Array(routes.prefix(1)))
+            #expect(try await store.pendingRoutes(after: cursor, limit: 10).map(\.id) == [ids[1]])
+            #expect(try await store.pendingRoutes(after: .start, limit: 1).map(\.id) == [ids[0]])
+            try await store.markProcessed([ids[0]])
+            #expect(try await store.pendingRoutes(after: .start, limit: 10).map(\.id) == [ids[1]])
+        }
+    }
+
+    @Test(arguments: Backend.available)
+    func markProcessedTakesThousandsOfIdsAtOnce(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let entries = (0..<3_000).map { n in
+                InboxEntry(provider: .google, channelID: "ch", dedupeKey: "many-\(n)", kind: "exists", receivedAt: date(1_733_600_000))
+            }
+            let ids = try await store.append(entries).map(\.rowID)
+            try await store.markProcessed(Array(ids.dropLast()))
+            #expect(try await store.pending(limit: 10_000).map(\.id) == [ids.last!])
+            #expect(try await store.unprocessed(ids.reversed()) == [ids.last!])
+            #expect(try await store.backlog().count == 1)
+        }
+    }
+
+    @Test(arguments: Backend.available)
     func closeFlushesAndLaterAppendsThrow(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             #expect(try await store.schemaVersion() > 0)

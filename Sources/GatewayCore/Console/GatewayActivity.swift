@@ -72,6 +72,9 @@ public final class GatewayActivity: Sendable {
         self.recentLimit = recentLimit
     }
 
+    /// How many recent notifications each connection keeps.
+    public var recentNotificationLimit: Int { recentLimit }
+
     /// Counts a stored notification.
     public func notificationAccepted(provider: Provider) {
         count { $0.accepted[provider, default: 0] += 1 }
@@ -84,13 +87,27 @@ public final class GatewayActivity: Sendable {
 
     /// Remembers a notification the scheduler matched to `calendarKey`.
     public func notificationRouted(calendarKey: String, kind: String, receivedAt: Date) {
-        guard let (connectionID, _) = ConnectionCalendar.parts(of: calendarKey) else { return }
+        notificationsRouted([NotificationRecord(calendarKey: calendarKey, kind: kind, receivedAt: receivedAt)])
+    }
+
+    /// Remembers notifications the scheduler matched to their calendars (one page of the inbox, oldest first): one
+    /// lock, lists changed in place, and only each connection's newest `recentLimit` kept.
+    public func notificationsRouted(_ records: [NotificationRecord]) {
+        guard !records.isEmpty else { return }
         let limit = recentLimit
+        // Newest first, at most `limit` per connection: older ones in a large page would be dropped at once anyway.
+        var newest: [String: [NotificationRecord]] = [:]
+        for record in records.reversed() {
+            guard let slash = record.calendarKey.utf8.firstIndex(of: UInt8(ascii: "/")) else { continue }
+            let connectionID = String(record.calendarKey[..<slash])
+            if newest[connectionID, default: []].count < limit { newest[connectionID, default: []].append(record) }
+        }
         state.withLock { state in
-            var list = state.recent[connectionID] ?? []
-            list.append(NotificationRecord(calendarKey: calendarKey, kind: kind, receivedAt: receivedAt))
-            if list.count > limit { list.removeFirst(list.count - limit) }
-            state.recent[connectionID] = list
+            for (connectionID, records) in newest {
+                state.recent[connectionID, default: []].append(contentsOf: records.reversed())
+                let count = state.recent[connectionID]?.count ?? 0
+                if count > limit { state.recent[connectionID]?.removeFirst(count - limit) }
+            }
         }
     }
 

@@ -14,7 +14,11 @@ public protocol InboxStore: Sendable {
     /// Unprocessed entries past `cursor`, oldest first, at most `limit`. A reader that advances its cursor past what
     /// it read (`InboxCursor.advance(past:)`) reads each row once, even rows an instance committed after another's.
     func pending(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry]
-    /// Marks entries processed so `pending` no longer returns them.
+    /// `pending(after:limit:)` as the sync scheduler reads it: id, provider, channel, kind, receive time and appender,
+    /// and of the headers only the calendar verification recorded (`InboxEntry.calendarKeyHeader`); no other header
+    /// and no body is read or decoded (the scheduler routes each row and never looks at them).
+    func pendingRoutes(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry]
+    /// Marks entries processed so `pending` no longer returns them (one statement, however many ids).
     func markProcessed(_ ids: [Int64]) async throws
     /// Which of `ids` are still unprocessed (a sync that claimed a calendar after another instance's sync of it asks
     /// this, so it does not repeat work that is done).
@@ -30,6 +34,11 @@ extension InboxStore {
         return try await withCheckedThrowingContinuation { continuation in
             append(entries) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Stores without a narrower read return whole rows.
+    public func pendingRoutes(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry] {
+        try await pending(after: cursor, limit: limit)
     }
 
     /// Every unprocessed entry, oldest first, at most `limit`.
