@@ -1,6 +1,7 @@
 import CoreMetrics
 import GatewayCore
 import HTTPTypes
+import Logging
 import Metrics
 import Prometheus
 import Synchronization
@@ -78,6 +79,13 @@ public final class GatewayMetrics: Sendable {
     public func verificationRejected(verifier: String, reason: String) {
         counter(rejectionCounters, "calgate_verification_rejected_total", ("verifier", verifier), ("reason", reason)).increment()
         if let provider = verifierProviders.withLock({ $0[verifier] }) { activity.notificationRejected(provider: provider, reason: reason) }
+    }
+
+    /// Counts a refused verification and logs it at debug with fixed labels and the peer address only: never a
+    /// header, token or body.
+    public func verificationRejected(verifier: String, reason: String, source: String, logger: Logger) {
+        verificationRejected(verifier: verifier, reason: reason)
+        logger.debug("verification rejected", metadata: ["verifier": "\(verifier)", "reason": "\(reason)", "source.address": "\(source)"])
     }
 
     /// Attributes the rejections of these webhook verifiers to their providers (called once, from the plugins).

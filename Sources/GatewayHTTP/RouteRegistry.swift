@@ -137,13 +137,7 @@ public struct RouteRegistry: Sendable {
                     let body = try await Self.readBody(request, limit: limit)
                     switch await verifier.verify(request, body) {
                     case .rejected(let error, let reason):
-                        metrics.verificationRejected(verifier: entry.verifier, reason: reason)
-                        // Fixed labels and the peer address only: never a header, token or body.
-                        logger.debug(
-                            "verification rejected",
-                            metadata: [
-                                "verifier": "\(entry.verifier)", "reason": "\(reason)", "source.address": "\(source)",
-                            ])
+                        metrics.verificationRejected(verifier: entry.verifier, reason: reason, source: "\(source)", logger: logger)
                         if verifier.limitsFailures, error.status.code < 500 {
                             failures.recordFailure(address: source, now: clock.now())
                         }

@@ -203,12 +203,7 @@ public final class WebhookIntake: Sendable {
             case .verified(let verdict, let provider):
                 accept(verdict, provider: provider, then: done)
             case .rejected(let error, let reason):
-                metrics.verificationRejected(verifier: route.verifierKey, reason: reason)
-                logger.debug(
-                    "verification rejected",
-                    metadata: [
-                        "verifier": "\(route.verifierKey)", "reason": "\(reason)", "source.address": "\(source)",
-                    ])
+                metrics.verificationRejected(verifier: route.verifierKey, reason: reason, source: source, logger: logger)
                 if error.status.code < 500 { failures.recordFailure(address: source, now: clock.now()) }
                 done(.error(error))
             }
