@@ -87,6 +87,21 @@ end
 """)
     return path
 
+def write_graph_script(path, template):
+    """A wrk script POSTing `template` (a Graph notification body) with each request's "ETAG" made unique."""
+    with open(path, "w") as f:
+        f.write(f"""
+local n = 0
+local template = {json.dumps(template)}
+request = function()
+  n = n + 1
+  local body = string.gsub(template, "ETAG", "e" .. n)
+  return wrk.format("POST", "/webhooks/microsoft", {{["Content-Type"] = "application/json"}}, body)
+end
+""")
+    return path
+
+
 def s_time(port, duration):
     """Full TLS handshakes per second from `openssl s_time -new` (handshake, then close; no resumption)."""
     out = subprocess.run(["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(duration)],
@@ -123,6 +138,29 @@ def handshake_count(base, admin, context):
     return int(match.group(1)) if match else 0
 
 
+def simulators_and_config(calgate, work, certs, spawn):
+    """Starts the Google and Graph simulators (`spawn` runs a process and keeps it for the clean-up) and writes
+    work/config.json for a gateway fed by them; returns (Google simulator port, Graph simulator port, gateway port)."""
+    sim_google, sim_graph, port = free_port(), free_port(), free_port()
+    for provider, sim, token in (("google", sim_google, "1//bench"), ("microsoft", sim_graph, "0.AAAA-bench")):
+        spawn([calgate, "simulate", "--provider", provider, "--listen", f"127.0.0.1:{sim}",
+               "--ca", os.path.join(certs, "dev-ca.pem"), "--refresh-token", token], stdout=subprocess.DEVNULL)
+    wait_http(f"http://127.0.0.1:{sim_google}/control/channels")
+    wait_http(f"http://127.0.0.1:{sim_graph}/control/subscriptions")
+    config = {
+        "listen": f"127.0.0.1:{port}", "data_dir": os.path.join(work, "data"), "routes_dir": os.path.join(ROOT, "routes"),
+        "tls": {"dev_cert_dir": certs, "session_resumption": False}, "public_url": f"https://localhost:{port}",
+        "google": {"token_url": f"http://127.0.0.1:{sim_google}/token", "api_base_url": f"http://127.0.0.1:{sim_google}/calendar/v3"},
+        "microsoft": {"token_url": f"http://127.0.0.1:{sim_graph}/common/oauth2/v2.0/token", "api_base_url": f"http://127.0.0.1:{sim_graph}/v1.0"},
+        "log": {"level": "warning", "format": "json"},
+        # One event-loop thread, as nginx runs one worker; the SQLite commit thread is the second.
+        "limits": {"event_loop_threads": 1, "max_connections": 20000},
+    }
+    with open(os.path.join(work, "config.json"), "w") as f:
+        json.dump(config, f)
+    return sim_google, sim_graph, port
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--calgate", default=os.path.join(ROOT, ".build/release/calgate"))
@@ -144,24 +182,8 @@ def main():
         certs = os.path.join(work, "certs")
         subprocess.run([options.calgate, "certs", "dev", "--dir", certs], check=True, capture_output=True)
         ca = ssl.create_default_context(cafile=os.path.join(certs, "dev-ca.pem"))
-        sim_google, sim_graph, gateway_port, nginx_port = free_port(), free_port(), free_port(), free_port()
-        spawn([options.calgate, "simulate", "--provider", "google", "--listen", f"127.0.0.1:{sim_google}",
-               "--ca", os.path.join(certs, "dev-ca.pem"), "--refresh-token", "1//bench"], stdout=subprocess.DEVNULL)
-        spawn([options.calgate, "simulate", "--provider", "microsoft", "--listen", f"127.0.0.1:{sim_graph}",
-               "--ca", os.path.join(certs, "dev-ca.pem"), "--refresh-token", "0.AAAA-bench"], stdout=subprocess.DEVNULL)
-        wait_http(f"http://127.0.0.1:{sim_google}/control/channels")
-        wait_http(f"http://127.0.0.1:{sim_graph}/control/subscriptions")
-        config = {
-            "listen": f"127.0.0.1:{gateway_port}", "data_dir": os.path.join(work, "data"), "routes_dir": os.path.join(ROOT, "routes"),
-            "tls": {"dev_cert_dir": certs, "session_resumption": False}, "public_url": f"https://localhost:{gateway_port}",
-            "google": {"token_url": f"http://127.0.0.1:{sim_google}/token", "api_base_url": f"http://127.0.0.1:{sim_google}/calendar/v3"},
-            "microsoft": {"token_url": f"http://127.0.0.1:{sim_graph}/common/oauth2/v2.0/token", "api_base_url": f"http://127.0.0.1:{sim_graph}/v1.0"},
-            "log": {"level": "warning", "format": "json"},
-            # One event-loop thread, as nginx runs one worker; the SQLite commit thread is the second.
-            "limits": {"event_loop_threads": 1, "max_connections": 20000},
-        }
-        with open(os.path.join(work, "config.json"), "w") as f:
-            json.dump(config, f)
+        sim_google, sim_graph, gateway_port = simulators_and_config(options.calgate, work, certs, spawn)
+        nginx_port = free_port()
         started = time.monotonic()
         gateway = spawn([options.calgate, "serve", "--config", os.path.join(work, "config.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ready = wait_http(f"https://localhost:{gateway_port}/admin/health", context=ca)
@@ -218,17 +240,7 @@ http {{
                 "resourceData": {"@odata.type": "#Microsoft.Graph.Event", "@odata.id": "Users/0b8b2a5c/Events/AAMkADFAKEeventid=",
                                  "@odata.etag": "W/ETAG", "id": "AAMkADFAKEeventid="}}
         template = json.dumps({"value": [item, item, item]})
-        graph_lua = os.path.join(work, "graph.lua")
-        with open(graph_lua, "w") as f:
-            f.write(f"""
-local n = 0
-local template = {json.dumps(template)}
-request = function()
-  n = n + 1
-  local body = string.gsub(template, "ETAG", "e" .. n)
-  return wrk.format("POST", "/webhooks/microsoft", {{["Content-Type"] = "application/json"}}, body)
-end
-""")
+        graph_lua = write_graph_script(os.path.join(work, "graph.lua"), template)
         duration, conns = options.duration, options.connections
         results = {}
 

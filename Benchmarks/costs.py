@@ -15,28 +15,14 @@ Works with any calgate binary (`--calgate`), so a figure can be measured before 
 import argparse, glob, json, os, re, signal, socket, sqlite3, ssl, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, free_port, wait_http, request, cpu_seconds, wrk, write_google_script  # noqa: E402
+from bench import ROOT, free_port, wait_http, request, cpu_seconds, wrk, write_google_script, write_graph_script, simulators_and_config  # noqa: E402
 
 def gateway_setup(calgate, work, procs):
     """Simulators, certificates and a configured data directory with one Google and one Microsoft account."""
     certs = os.path.join(work, "certs")
     subprocess.run([calgate, "certs", "dev", "--dir", certs], check=True, capture_output=True)
-    sim_google, sim_graph, port = free_port(), free_port(), free_port()
-    for provider, sim, token in (("google", sim_google, "1//bench"), ("microsoft", sim_graph, "0.AAAA-bench")):
-        procs.append(subprocess.Popen([calgate, "simulate", "--provider", provider, "--listen", f"127.0.0.1:{sim}",
-                                       "--ca", os.path.join(certs, "dev-ca.pem"), "--refresh-token", token], stdout=subprocess.DEVNULL))
-    wait_http(f"http://127.0.0.1:{sim_google}/control/channels")
-    wait_http(f"http://127.0.0.1:{sim_graph}/control/subscriptions")
-    config = {
-        "listen": f"127.0.0.1:{port}", "data_dir": os.path.join(work, "data"), "routes_dir": os.path.join(ROOT, "routes"),
-        "tls": {"dev_cert_dir": certs, "session_resumption": False}, "public_url": f"https://localhost:{port}",
-        "google": {"token_url": f"http://127.0.0.1:{sim_google}/token", "api_base_url": f"http://127.0.0.1:{sim_google}/calendar/v3"},
-        "microsoft": {"token_url": f"http://127.0.0.1:{sim_graph}/common/oauth2/v2.0/token", "api_base_url": f"http://127.0.0.1:{sim_graph}/v1.0"},
-        "log": {"level": "warning", "format": "json"},
-        "limits": {"event_loop_threads": 1, "max_connections": 20000},
-    }
-    with open(os.path.join(work, "config.json"), "w") as f:
-        json.dump(config, f)
+    sim_google, sim_graph, port = simulators_and_config(
+        calgate, work, certs, lambda args, **kw: procs.append(subprocess.Popen(args, **kw)))
     ca = ssl.create_default_context(cafile=os.path.join(certs, "dev-ca.pem"))
     gateway = start(calgate, work, port, ca)
     token = open(os.path.join(work, "data", "api-token")).read().strip()
@@ -133,18 +119,8 @@ def allocations(options, work, port, ca, channel, subscription):
         script = write_google_script(os.path.join(work, "google.lua"), channel, 1000)
         path = "/webhooks/google"
     else:
-        script = os.path.join(work, "graph.lua")
         template = graph_request(subscription, "ETAG").split(b"\r\n\r\n", 1)[1].decode()
-        with open(script, "w") as f:
-            f.write(f"""
-local n = 0
-local template = {json.dumps(template)}
-request = function()
-  n = n + 1
-  local body = string.gsub(template, "ETAG", "e" .. n)
-  return wrk.format("POST", "/webhooks/microsoft", {{["Content-Type"] = "application/json"}}, body)
-end
-""")
+        script = write_graph_script(os.path.join(work, "graph.lua"), template)
         path = "/webhooks/microsoft"
     url = f"https://localhost:{port}{path}"
     wrk(url, script, options.connections, 2)  # warm-up
