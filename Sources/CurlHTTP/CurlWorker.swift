@@ -26,6 +26,9 @@ final class CurlWorker: @unchecked Sendable {
     }
 
     private let configuration: CurlHTTPClient.Configuration
+    /// How long the loop sleeps in `curl_multi_poll` with nothing queued; submissions, cancellations and shutdown wake
+    /// it at once (`curl_multi_wakeup`).
+    private let idlePollMilliseconds: Int32
     private let multi: UnsafeMutableRawPointer
     /// DNS answers and TLS sessions shared by all pooled handles (connections are shared by `multi` itself).
     private let share: UnsafeMutableRawPointer
@@ -38,7 +41,7 @@ final class CurlWorker: @unchecked Sendable {
     private var waiting: [Submission] = []
     private var pool: [UnsafeMutableRawPointer] = []
 
-    init(configuration: CurlHTTPClient.Configuration) throws(CurlHTTPError) {
+    init(configuration: CurlHTTPClient.Configuration, idlePollMilliseconds: Int32 = 1000) throws(CurlHTTPError) {
         guard let multi = curl_multi_init() else { throw CurlHTTPError(.other, "curl_multi_init failed") }
         guard let share = curl_share_init() else {
             curl_multi_cleanup(multi)
@@ -52,6 +55,7 @@ final class CurlWorker: @unchecked Sendable {
         var configuration = configuration
         configuration.maxConcurrentRequests = max(1, configuration.maxConcurrentRequests)
         self.configuration = configuration
+        self.idlePollMilliseconds = idlePollMilliseconds
         self.multi = multi
         self.share = share
         let thread = Thread { [self] in self.loop() }
@@ -148,8 +152,8 @@ final class CurlWorker: @unchecked Sendable {
 
     private func pollTimeoutMilliseconds() -> Int32 {
         // Queued requests have no curl timer; wake up in time to fail them at their deadline.
-        guard let nearest = waiting.lazy.map(\.deadline).min() else { return 1000 }
-        return Int32(clamping: min(1000, max(1, Self.milliseconds(nearest - .now))))
+        guard let nearest = waiting.lazy.map(\.deadline).min() else { return idlePollMilliseconds }
+        return Int32(clamping: min(Int(idlePollMilliseconds), max(1, Self.milliseconds(nearest - .now))))
     }
 
     private func cancelRequest(_ id: Int) {
