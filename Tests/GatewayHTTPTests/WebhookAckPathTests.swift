@@ -97,16 +97,18 @@ struct WebhookAckPathTests {
     }
 
     @Test func idleTimeoutStillClosesConnectionsThatOnlyCarriedWebhooks() async throws {
-        let gateway = try await harness { $0.limits.idleTimeoutSeconds = 1 }
+        // A 2 s idle timeout and a push every 400 ms: a gap would have to stretch fivefold before the connection were
+        // idle (with 1 s and 350 ms, a loaded 2-core CI run once stretched one that far).
+        let gateway = try await harness { $0.limits.idleTimeoutSeconds = 2 }
         let client = try RawTLSClient(port: gateway.port, caFile: gateway.certificates.caCertificate)
         // Busy for about two idle periods: each push resets the idle clock.
-        for number in 1...6 {
+        for number in 1...10 {
             client.send(push(number: number))
-            try await Task.sleep(for: .milliseconds(350))
+            try await Task.sleep(for: .milliseconds(400))
             #expect(!client.isClosed, "closed while pushes kept arriving (push \(number))")
         }
-        #expect(Self.statuses(client.text) == Array(repeating: 200, count: 6))
-        #expect(await client.waitForClose(timeout: .seconds(5)), "an idle connection is closed")
+        #expect(Self.statuses(client.text) == Array(repeating: 200, count: 10))
+        #expect(await client.waitForClose(timeout: .seconds(10)), "an idle connection is closed")
         await gateway.shutdown()
     }
 
