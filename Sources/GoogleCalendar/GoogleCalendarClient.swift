@@ -38,7 +38,7 @@ public struct GoogleCalendarClient: Sendable {
 
     /// Exchanges a refresh token for an access token; `invalid_grant` means the user must reconnect.
     public func refreshAccessToken(clientID: String, clientSecret: String, refreshToken: String, now: Date = Date()) async throws -> GoogleAccessToken {
-        let form = CurlHTTPRequest.formBody([
+        let form = OAuthSignIn.form([
             ("grant_type", "refresh_token"), ("client_id", clientID), ("client_secret", clientSecret), ("refresh_token", refreshToken),
         ])
         let response = try await perform(.formPost(endpoints.tokenURL, body: form), what: "token refresh")
@@ -214,7 +214,7 @@ public struct GoogleCalendarClient: Sendable {
     }
 
     /// RFC 3986 unreserved characters stay; every other byte is percent-encoded.
-    static func formEncode(_ text: String) -> String { CurlHTTPRequest.percentEncoded(text) }
+    static func formEncode(_ text: String) -> String { OAuthSignIn.percentEncoded(text) }
 
     static func pathEncode(_ text: String) -> String { formEncode(text) }
 }

@@ -89,7 +89,7 @@ public struct GraphClient: Sendable {
             ("client_id", clientID), ("grant_type", "refresh_token"), ("refresh_token", refreshToken),
             ("scope", "https://graph.microsoft.com/Calendars.Read offline_access"), ("client_secret", clientSecret),
         ]
-        let response = try await perform(.formPost(endpoints.tokenURL, body: CurlHTTPRequest.formBody(form)), what: "token refresh")
+        let response = try await perform(.formPost(endpoints.tokenURL, body: OAuthSignIn.form(form)), what: "token refresh")
         return try Self.decodeToken(response, now: now)
     }
 
@@ -379,7 +379,7 @@ public struct GraphClient: Sendable {
     }
 
     /// RFC 3986 unreserved characters stay; every other byte is percent-encoded (ASCII only, unlike `.alphanumerics`).
-    static func formEncode(_ text: String) -> String { CurlHTTPRequest.percentEncoded(text) }
+    static func formEncode(_ text: String) -> String { OAuthSignIn.percentEncoded(text) }
 
     static func pathEncode(_ text: String) -> String { formEncode(text) }
 }

@@ -309,12 +309,8 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         let now = Self.milliseconds(Date())
         let list = Self.jsonArray(ids)
         try await run { database in
-            let statement = try database.prepare(
-                "UPDATE inbox SET processed_at_ms = ? WHERE id IN (SELECT value FROM json_each(?)) AND processed_at_ms IS NULL"
-            )
-            statement.bind(1, now)
-            statement.bind(2, list)
-            try statement.run()
+            try database.run(
+                "UPDATE inbox SET processed_at_ms = ? WHERE id IN (SELECT value FROM json_each(?)) AND processed_at_ms IS NULL", now, list)
         }
     }
 
