@@ -1,11 +1,9 @@
-import HTTPTypes
 import NIOCore
-import NIOHTTPTypes
 
 /// Enforces the request head and body read deadlines on one connection.
 ///
-/// Sits on the byte stream between TLS and the HTTP decoder, so it sees the first byte of every request; its
-/// companion `ConnectionGuardObserver` sits after the decoder and reports request and response boundaries.
+/// Sits on the byte stream between TLS and the HTTP decoder, so it sees the first byte of every request;
+/// `HTTPActivityHandler`, right after the decoder, reports request and response boundaries to it.
 public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
@@ -94,47 +92,6 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
             // The response's bytes are already queued ahead of the close; flush then close.
             context.flush()
             context.close(promise: nil)
-        }
-    }
-}
-
-/// Reports request and response boundaries to the connection's `ConnectionGuardHandler`.
-public final class ConnectionGuardObserver: ChannelDuplexHandler, RemovableChannelHandler {
-    public typealias InboundIn = HTTPRequestPart
-    public typealias InboundOut = HTTPRequestPart
-    public typealias OutboundIn = HTTPResponsePart
-    public typealias OutboundOut = HTTPResponsePart
-
-    private var guardHandler: ConnectionGuardHandler?
-
-    /// Creates an observer; it finds its guard in the pipeline when added.
-    public init() {}
-
-    public func handlerAdded(context: ChannelHandlerContext) {
-        guardHandler = try? context.pipeline.syncOperations.handler(type: ConnectionGuardHandler.self)
-    }
-
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head: guardHandler?.headReceived()
-        case .body: break
-        case .end: guardHandler?.requestEnded()
-        }
-        context.fireChannelRead(data)
-    }
-
-    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let part = unwrapOutboundIn(data)
-        switch part {
-        case .head(let head):
-            let close = head.headerFields[.connection]?.lowercased().contains("close") ?? false
-            guardHandler?.responseHeadWritten(connectionClose: close)
-            context.write(data, promise: promise)
-        case .body:
-            context.write(data, promise: promise)
-        case .end:
-            context.write(data, promise: promise)
-            guardHandler?.responseEnded()
         }
     }
 }

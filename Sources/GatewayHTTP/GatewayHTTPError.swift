@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import HTTPTypes
 import Hummingbird
+import NIOHTTP1
 
 /// Every error the HTTP layer answers with, mapped to a status and a JSON body in one place.
 ///
@@ -85,6 +86,13 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
     /// request-smuggling shape llhttp lets through; nil when the framing is fine.
     static func framingError(_ fields: HTTPFields) -> Self? {
         guard let encoding = fields[.transferEncoding], encoding.lowercased() != "chunked" else { return nil }
+        return .badFraming("Transfer-Encoding must be exactly chunked")
+    }
+
+    /// The same check on NIO's own header list (the event-loop webhook path).
+    static func framingError(_ headers: HTTPHeaders) -> Self? {
+        let encodings = headers["transfer-encoding"]
+        guard !encodings.isEmpty, encodings.joined(separator: ", ").lowercased() != "chunked" else { return nil }
         return .badFraming("Transfer-Encoding must be exactly chunked")
     }
 

@@ -170,9 +170,9 @@ public enum GatewayServer {
             table: table, metrics: deps.metrics, logger: deps.logger, failures: deps.verificationFailures, clock: deps.clock
         )
         let metrics = deps.metrics
+        // Idle timeouts and graceful shutdown are `HTTPActivityHandler`'s, which sees webhooks too.
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [ConnectionGuardObserver()],
-            idleTimeout: .seconds(Int64(limits.idleTimeoutSeconds)),
+            idleTimeout: nil,
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: limits.maxHeaderBytes,
                 maxHeaderListSize: limits.maxHeaderBytes,
@@ -182,11 +182,14 @@ public enum GatewayServer {
         let tls = deps.tlsContext
         let headTimeout = TimeAmount.seconds(Int64(limits.headerTimeoutSeconds))
         let bodyTimeout = TimeAmount.seconds(Int64(limits.bodyTimeoutSeconds))
+        let idleTimeout = TimeAmount.seconds(Int64(limits.idleTimeoutSeconds))
         let server = HTTPServerBuilder { responder in
             OpenSSLChildChannel(
                 HTTP1Channel(responder: responder, configuration: http1), tlsContext: tls,
                 makeGuard: { ConnectionGuardHandler(headTimeout: headTimeout, bodyTimeout: bodyTimeout) { metrics.connectionCut($0) } },
-                makeApplicationHandler: { WebhookAckHandler(routes: webhookRoutes, intake: intake, metrics: metrics) }
+                makeHTTP1Handlers: {
+                    [HTTPActivityHandler(idleTimeout: idleTimeout), WebhookAckHandler(routes: webhookRoutes, intake: intake, metrics: metrics)]
+                }
             )
         }
         let address = deps.configuration.listen

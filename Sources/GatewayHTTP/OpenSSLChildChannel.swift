@@ -1,6 +1,7 @@
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import OpenSSLTLS
 
 /// Wraps a Hummingbird child channel with our OpenSSL TLS handler and the connection guard.
@@ -13,22 +14,22 @@ public struct OpenSSLChildChannel<BaseChannel: ServerChildChannel>: ServerChildC
     let baseChannel: BaseChannel
     let tlsContext: TLSServerContext
     let makeGuard: @Sendable () -> ConnectionGuardHandler
-    let makeApplicationHandler: (@Sendable () -> any ChannelHandler)?
+    let makeHTTP1Handlers: @Sendable () -> [any ChannelHandler]
 
     /// Wraps `baseChannel`; every connection gets a fresh TLS handler from `tlsContext`, a guard from `makeGuard`,
-    /// and, when given, a handler from `makeApplicationHandler` placed right after Hummingbird's
-    /// `HTTPConnectionStateHandler` (so it sees requests as the application would, idle timeouts included).
+    /// and the handlers from `makeHTTP1Handlers`, in order, right after NIO's HTTP/1 request decoder: they see NIO's
+    /// own request and response parts, before the base channel converts them (Hummingbird's HTTP types).
     public init(
         _ baseChannel: BaseChannel, tlsContext: TLSServerContext, makeGuard: @escaping @Sendable () -> ConnectionGuardHandler,
-        makeApplicationHandler: (@Sendable () -> any ChannelHandler)? = nil
+        makeHTTP1Handlers: @escaping @Sendable () -> [any ChannelHandler] = { [] }
     ) {
         self.baseChannel = baseChannel
         self.tlsContext = tlsContext
         self.makeGuard = makeGuard
-        self.makeApplicationHandler = makeApplicationHandler
+        self.makeHTTP1Handlers = makeHTTP1Handlers
     }
 
-    /// Adds TLS and the guard, then the base channel's handlers, then the application handler.
+    /// Adds TLS and the guard, then the base channel's handlers, then the HTTP/1 handlers after the decoder.
     public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(self.tlsContext.makeServerHandler())
@@ -36,10 +37,11 @@ public struct OpenSSLChildChannel<BaseChannel: ServerChildChannel>: ServerChildC
         }.flatMap {
             self.baseChannel.setup(channel: channel, logger: logger)
         }.flatMapThrowing { value in
-            if let make = self.makeApplicationHandler {
+            let handlers = self.makeHTTP1Handlers()
+            if !handlers.isEmpty {
                 let pipeline = channel.pipeline.syncOperations
-                let state = try pipeline.handler(type: HTTPConnectionStateHandler.self)
-                try pipeline.addHandler(make(), position: .after(state))
+                let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+                try pipeline.addHandlers(handlers, position: .after(decoder))
             }
             return value
         }

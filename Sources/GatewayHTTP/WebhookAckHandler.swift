@@ -1,19 +1,21 @@
 import HTTPTypes
 import NIOCore
-import NIOHTTPTypes
+import NIOHTTP1
 
 /// Acknowledges provider webhooks on the event loop: collects the body, verifies it through `WebhookIntake`
 /// (cached secrets, no store read), waits for the group commit, and writes the answer — no hop into Swift
 /// concurrency per request. Every other request passes through untouched to the router behind it.
 ///
-/// Sits after Hummingbird's `HTTPConnectionStateHandler`, so idle timeouts and graceful shutdown see webhook requests
-/// like any other. Answers leave in request order: a webhook that arrives while the router still owes a response
-/// waits for it, and while a webhook is being answered later parts are held and reads are paused (backpressure).
+/// Works on NIO's own HTTP/1 parts, right after the decoder and `HTTPActivityHandler` and before Hummingbird's
+/// conversion to HTTP types, which webhooks never pay for (the activity handler runs idle timeouts and graceful
+/// shutdown for every request, webhooks included). Answers leave in request order: a webhook that arrives while the
+/// router still owes a response waits for it, and while a webhook is being answered later parts are held and reads
+/// are paused (backpressure).
 public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    public typealias InboundIn = HTTPRequestPart
-    public typealias InboundOut = HTTPRequestPart
-    public typealias OutboundIn = HTTPResponsePart
-    public typealias OutboundOut = HTTPResponsePart
+    public typealias InboundIn = HTTPServerRequestPart
+    public typealias InboundOut = HTTPServerRequestPart
+    public typealias OutboundIn = HTTPServerResponsePart
+    public typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
         /// Between requests.
@@ -21,7 +23,7 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
         /// Passing a request's parts to the router.
         case forwarding
         /// Reading a webhook's body.
-        case collecting(WebhookRoute, HTTPRequest, ByteBuffer)
+        case collecting(WebhookRoute, HTTPRequestHead, ByteBuffer)
         /// Refused for its size: the body is read and dropped (up to `drainLimit`) before the answer, so closing
         /// afterwards does not reset a client still sending it (which would lose the answer).
         case draining(WebhookRoute, GatewayHTTPError, received: Int)
@@ -44,7 +46,7 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
     /// end of input or an error, which must not overtake the parts before them (the router's side would end the
     /// connection before the held requests were answered).
     private enum Held {
-        case part(HTTPRequestPart)
+        case part(HTTPServerRequestPart)
         case inputClosed
         case error(any Error)
     }
@@ -64,7 +66,7 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
     private var sourceAddress: String?
     /// An acknowledgement's header fields (`Content-Length: 0`), shared by every empty answer that keeps the
     /// connection open.
-    private static let emptyAnswerFields: HTTPFields = [.contentLength: "0"]
+    private static let emptyAnswerHeaders: HTTPHeaders = ["content-length": "0"]
     /// A webhook's body before its first chunk (Google pushes have none): no buffer allocated per request.
     private static let noBody = ByteBuffer()
 
@@ -127,25 +129,25 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     /// Handles one part; false when it has to wait until the router's owed responses are written.
-    private func process(_ part: HTTPRequestPart, context: ChannelHandlerContext) -> Bool {
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) -> Bool {
         // After a request or response that closes the connection, nothing more is read or answered (RFC 9112 9.6).
         if routerCloses, case .idle = state { return true }
         switch state {
         case .idle:
-            guard case .head(let head) = part, head.method == .post, let route = route(for: head) else {
+            guard case .head(let head) = part, head.method == .POST, let route = route(for: head) else {
                 if case .head(let head) = part {
                     routerResponsesOwed += 1
                     state = .forwarding
-                    if Self.asksToClose(head.headerFields) { routerCloses = true }
+                    if HTTPActivityHandler.asksToClose(head.headers) { routerCloses = true }
                 }
                 context.fireChannelRead(wrapInboundOut(part))
                 return true
             }
             // Answer in order: the router is still responding to an earlier request on this connection.
             guard routerResponsesOwed == 0 else { return false }
-            if let declared = head.headerFields[.contentLength], let length = Int(declared), length > route.bodyLimit {
+            if let declared = head.headers.first(name: "content-length"), let length = Int(declared), length > route.bodyLimit {
                 // A client waiting for `100 Continue` has not sent the body: answer at once.
-                let waitsForContinue = head.headerFields[.expect]?.lowercased() == "100-continue"
+                let waitsForContinue = head.headers.first(name: "expect")?.lowercased() == "100-continue"
                 if waitsForContinue || length > Self.drainLimit {
                     refuse(.payloadTooLarge(limit: route.bodyLimit), route: route, context: context)
                 } else {
@@ -153,7 +155,7 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
                 }
                 return true
             }
-            if let error = GatewayHTTPError.framingError(head.headerFields) {
+            if let error = GatewayHTTPError.framingError(head.headers) {
                 refuse(error, route: route, context: context)
                 return true
             }
@@ -206,15 +208,15 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
         return true
     }
 
-    private func route(for head: HTTPRequest) -> WebhookRoute? {
-        guard let path = head.path else { return nil }
+    private func route(for head: HTTPRequestHead) -> WebhookRoute? {
+        let path = head.uri
         if let query = path.firstIndex(of: "?") { return routes[String(path[..<query])] }
         return routes[path]
     }
 
-    private func answer(_ route: WebhookRoute, head: HTTPRequest, body: ByteBuffer, context: ChannelHandlerContext) {
-        let query = head.path.flatMap { path in path.firstIndex(of: "?").map { String(path[path.index(after: $0)...]) } }
-        let clientCloses = Self.asksToClose(head.headerFields)
+    private func answer(_ route: WebhookRoute, head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        let query = head.uri.firstIndex(of: "?").map { String(head.uri[head.uri.index(after: $0)...]) }
+        let clientCloses = HTTPActivityHandler.asksToClose(head.headers)
         let eventLoop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
         let source: String
@@ -224,19 +226,13 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
             source = context.channel.remoteAddress?.ipAddress ?? "unknown"
             sourceAddress = source
         }
-        intake.receive(route, fields: head.headerFields, query: query, body: body, source: source) { reply in
+        intake.receive(route, headers: head.headers, query: query, body: body, source: source) { reply in
             if eventLoop.inEventLoop {
                 handler.value.write(reply, route: route, close: clientCloses)
             } else {
                 eventLoop.execute { handler.value.write(reply, route: route, close: clientCloses) }
             }
         }
-    }
-
-    /// Whether a `Connection` field carries the `close` option.
-    static func asksToClose(_ fields: HTTPFields) -> Bool {
-        guard let value = fields[.connection] else { return false }
-        return value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
     }
 
     private func refuse(_ error: GatewayHTTPError, route: WebhookRoute, context: ChannelHandlerContext) {
@@ -250,17 +246,18 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
         guard let context, case .answering = state else { return }
         metrics.requestServed(handler: route.handlerKey, status: reply.status)
         let closing = close || reply.closesConnection
-        let fields: HTTPFields
+        let headers: HTTPHeaders
         if !closing, reply.fields.isEmpty, reply.body.readableBytes == 0 {
-            fields = Self.emptyAnswerFields
+            headers = Self.emptyAnswerHeaders
         } else {
-            var built = reply.fields
-            built[.contentLength] = String(reply.body.readableBytes)
-            if closing { built[.connection] = "close" }
-            fields = built
+            var built = HTTPHeaders(reply.fields.map { ($0.name.rawName, $0.value) })
+            built.replaceOrAdd(name: "content-length", value: String(reply.body.readableBytes))
+            if closing { built.replaceOrAdd(name: "connection", value: "close") }
+            headers = built
         }
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: reply.status, headerFields: fields))), promise: nil)
-        if reply.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(reply.body)), promise: nil) }
+        let status = HTTPResponseStatus(statusCode: reply.status.code, reasonPhrase: reply.status.reasonPhrase)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        if reply.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(reply.body))), promise: nil) }
         guard closing || !deferredCloses.isEmpty else {
             // Nothing waits for this answer's end (closes asked for later are not deferred): no promise to allocate.
             lastAnswerWritten = nil
@@ -349,15 +346,15 @@ public final class WebhookAckHandler: ChannelDuplexHandler, RemovableChannelHand
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let part = unwrapOutboundIn(data)
-        if case .head(var head) = part, head.status.kind != .informational {
-            if routerCloses, !Self.asksToClose(head.headerFields) {
+        if case .head(var head) = part, head.status.code >= 200 {
+            if routerCloses, !HTTPActivityHandler.asksToClose(head.headers) {
                 // The request asked to close: say so in the answer (RFC 9112 9.6), or a client keeps the connection
                 // for its next request and finds it dead (libcurl: "Connection died, retrying").
-                head.headerFields[.connection] = "close"
+                head.headers.replaceOrAdd(name: "connection", value: "close")
                 context.write(wrapOutboundOut(.head(head)), promise: promise)
                 return
             }
-            if Self.asksToClose(head.headerFields) { routerCloses = true }
+            if HTTPActivityHandler.asksToClose(head.headers) { routerCloses = true }
         }
         context.write(data, promise: promise)
         if case .end = part {

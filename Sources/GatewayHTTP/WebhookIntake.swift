@@ -3,6 +3,7 @@ import GatewayCore
 import HTTPTypes
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// The answer to one webhook request: status, header fields and body.
 public struct WebhookReply: Sendable {
@@ -85,6 +86,31 @@ public final class WebhookIntake: Sendable {
             for field in fields where field.name.canonicalName.hasPrefix(prefix) { headers[field.name.canonicalName] = field.value }
         }
         return WebhookRequest(handlerKey: handlerKey, path: path, query: query, headers: headers, body: Array(buffer: body))
+    }
+
+    /// The same from NIO's own header list (the event-loop path): names are matched without regard to case and kept
+    /// lowercased, as `HTTPFields` gives them; only the names that match are lowercased.
+    static func request(
+        for verifier: any WebhookVerifying, handlerKey: String?, path: String, query: String?, headers fields: HTTPHeaders, body: ByteBuffer
+    ) -> WebhookRequest {
+        var headers: [String: String] = [:]
+        if let prefix = verifier.headerPrefix {
+            headers.reserveCapacity(fields.count)
+            // A repeated field keeps its last value, as on the router's path.
+            for (name, value) in fields where hasPrefixIgnoringASCIICase(name, prefix) { headers[name.lowercased()] = value }
+        }
+        return WebhookRequest(handlerKey: handlerKey, path: path, query: query, headers: headers, body: Array(buffer: body))
+    }
+
+    /// Whether `name` starts with `prefix` (lowercase ASCII) in any letter case, without allocating.
+    static func hasPrefixIgnoringASCIICase(_ name: String, _ prefix: String) -> Bool {
+        var remaining = name.utf8.makeIterator()
+        for expected in prefix.utf8 {
+            guard var byte = remaining.next() else { return false }
+            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte += 32 }
+            guard byte == expected else { return false }
+        }
+        return true
     }
 
     /// Verifies one request with `verifier`: parse, credentials from the cache (the store on a miss), decide.
@@ -191,7 +217,7 @@ public final class WebhookIntake: Sendable {
     /// The same rules as the router: an address over its failed-verification budget is answered 429 unverified; a
     /// refusal (not a 5xx, which is the gateway's fault) spends budget and is counted and logged with fixed labels.
     public func receive(
-        _ route: WebhookRoute, fields: HTTPFields, query: String?, body: ByteBuffer, source: String,
+        _ route: WebhookRoute, headers: HTTPHeaders, query: String?, body: ByteBuffer, source: String,
         then done: @escaping @Sendable (WebhookReply) -> Void
     ) {
         if let retryAfter = failures.retryAfter(address: source, now: clock.now()) {
@@ -208,7 +234,7 @@ public final class WebhookIntake: Sendable {
                 done(.error(error))
             }
         }
-        let request = Self.request(for: route.verifier, handlerKey: route.handlerKey, path: route.path, query: query, fields: fields, body: body)
+        let request = Self.request(for: route.verifier, handlerKey: route.handlerKey, path: route.path, query: query, headers: headers, body: body)
         verify(request, with: route.verifier, then: verified)
     }
 

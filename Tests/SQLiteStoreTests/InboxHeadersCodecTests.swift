@@ -17,6 +17,13 @@ struct InboxHeadersCodecTests {
         #expect(InboxHeadersCodec.encode([:]) == "{}")
         #expect(InboxHeadersCodec.decode("{}") == [:])
         #expect(InboxHeadersCodec.encode(["b": "2", "a": "1"]) == #"{"a":"1","b":"2"}"#, "keys in byte order")
+        #expect(InboxHeadersCodec.encode(["ab": "1", "a": "2", "B": "3", "é": "4", "": "5"]) == #"{"":"5","B":"3","a":"2","ab":"1","é":"4"}"#)
+    }
+
+    @Test func escapesAtEitherEndOfARun() {
+        #expect(InboxHeadersCodec.encode(["k": "\"x\""]) == #"{"k":"\"x\""}"#)
+        #expect(InboxHeadersCodec.encode(["k": "\u{1F}\\"]) == #"{"k":"\u001f\\"}"#)
+        #expect(InboxHeadersCodec.encode(["k": "a\nb"]) == #"{"k":"a\nb"}"#)
     }
 
     @Test func encodesValidJSONThatFoundationReadsTheSame() throws {
