@@ -27,7 +27,9 @@ public struct SQLiteStoreStatistics: Sendable, Hashable {
 /// durable inbox with group commit.
 ///
 /// All database work runs on one dedicated thread that owns the connection. Appends queue up while a commit is in
-/// flight and go into the next transaction together; each caller resumes only after its own rows committed.
+/// flight and go into the next transaction together; each caller resumes only after its own rows committed. Rows
+/// marked processed ride in the same transaction (`markProcessed`), so the scheduler's bookkeeping never costs the
+/// acknowledgements waiting behind it a commit of its own.
 public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     // @unchecked: `database` is touched only on `thread`; everything shared is behind `condition`, `checkpointWake`
     // or `stats`.
@@ -40,9 +42,17 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         let completion: @Sendable (Result<[InboxAppendResult], any Error>) -> Void
     }
 
+    /// Inbox rows to mark processed in the next group commit.
+    private struct PendingMark {
+        let ids: [Int64]
+        let at: Int64
+        let completion: @Sendable (Result<Void, any Error>) -> Void
+    }
+
     private struct Queue {
         var jobs: [Job] = []
         var appends: [PendingAppend] = []
+        var marks: [PendingMark] = []
         var closing = false
         var finished = false
     }
@@ -111,7 +121,7 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
     private func runLoop() {
         while true {
             condition.lock()
-            while queue.jobs.isEmpty && queue.appends.isEmpty && !queue.closing {
+            while queue.jobs.isEmpty && queue.appends.isEmpty && queue.marks.isEmpty && !queue.closing {
                 condition.wait()
             }
             var batch: [PendingAppend] = []
@@ -121,12 +131,14 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
                 rows += next.entries.count
                 batch.append(next)
             }
-            let job: Job? = batch.isEmpty && !queue.jobs.isEmpty ? queue.jobs.removeFirst() : nil
-            let shouldFinish = queue.closing && batch.isEmpty && job == nil && queue.jobs.isEmpty && queue.appends.isEmpty
+            let marks = queue.marks
+            queue.marks.removeAll()
+            let job: Job? = batch.isEmpty && marks.isEmpty && !queue.jobs.isEmpty ? queue.jobs.removeFirst() : nil
+            let shouldFinish = queue.closing && batch.isEmpty && marks.isEmpty && job == nil && queue.jobs.isEmpty && queue.appends.isEmpty
             condition.unlock()
 
-            if !batch.isEmpty {
-                commit(batch)
+            if !batch.isEmpty || !marks.isEmpty {
+                commit(batch, marks: marks)
             } else if let job {
                 job(database)
             } else if shouldFinish {
@@ -136,29 +148,60 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         }
     }
 
-    private func commit(_ batch: [PendingAppend]) {
+    /// One transaction: the appends, then the rows marked processed (behind a savepoint, so a failed mark cannot
+    /// cost the appends their commit).
+    private func commit(_ batch: [PendingAppend], marks: [PendingMark]) {
         guard let database else {
             for pending in batch { pending.completion(.failure(closedError())) }
+            for mark in marks { mark.completion(.failure(closedError())) }
             return
         }
+        var markFailure: (any Error)?
         do {
             var newRows = 0
             let results: [[InboxAppendResult]] = try database.transaction {
-                try batch.map { pending in
+                let results = try batch.map { pending in
                     try zip(pending.entries, pending.encodedHeaders).map { entry, headers in
                         let result = try insert(entry, headers: headers, into: database)
                         if case .stored = result { newRows += 1 }
                         return result
                     }
                 }
+                if !marks.isEmpty { markFailure = markProcessed(marks, in: database) }
+                return results
             }
             stats.withLock {
                 $0.commits += 1
                 $0.appendedRows += newRows
             }
             for (pending, result) in zip(batch, results) { pending.completion(.success(result)) }
+            for mark in marks { mark.completion(markFailure.map { .failure($0) } ?? .success(())) }
         } catch {
             for pending in batch { pending.completion(.failure(error)) }
+            for mark in marks { mark.completion(.failure(error)) }
+        }
+    }
+
+    /// Marks every pending mark's rows in one statement, stamped with the newest mark's time, inside a savepoint;
+    /// returns the error that rolled it back, if any.
+    private func markProcessed(_ marks: [PendingMark], in database: SQLiteDatabase) -> (any Error)? {
+        let ids = marks.count == 1 ? marks[0].ids : Array(Set(marks.flatMap(\.ids))).sorted()
+        let at = marks.map(\.at).max() ?? Self.milliseconds(Date())
+        do {
+            try database.execute("SAVEPOINT mark_processed")
+        } catch {
+            return error
+        }
+        do {
+            try database.run(
+                "UPDATE inbox SET processed_at_ms = ? WHERE id IN (SELECT value FROM json_each(?)) AND processed_at_ms IS NULL", at,
+                Self.jsonArray(ids))
+            try database.execute("RELEASE mark_processed")
+            return nil
+        } catch {
+            try? database.execute("ROLLBACK TO mark_processed")
+            try? database.execute("RELEASE mark_processed")
+            return error
         }
     }
 
@@ -303,14 +346,21 @@ public final class SQLiteStore: GatewayStore, @unchecked Sendable {
         }
     }
 
-    /// Marks entries processed, in one statement (the ids travel as one JSON array).
+    /// Marks entries processed, in one statement (the ids travel as one JSON array) inside the next group commit:
+    /// no commit of its own, so acknowledgements never wait behind one; it returns once that commit is durable.
     public func markProcessed(_ ids: [Int64]) async throws {
         guard !ids.isEmpty else { return }
         let now = Self.milliseconds(Date())
-        let list = Self.jsonArray(ids)
-        try await run { database in
-            try database.run(
-                "UPDATE inbox SET processed_at_ms = ? WHERE id IN (SELECT value FROM json_each(?)) AND processed_at_ms IS NULL", now, list)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            condition.lock()
+            guard !queue.closing else {
+                condition.unlock()
+                continuation.resume(throwing: closedError())
+                return
+            }
+            queue.marks.append(PendingMark(ids: ids, at: now) { continuation.resume(with: $0) })
+            condition.signal()
+            condition.unlock()
         }
     }
 

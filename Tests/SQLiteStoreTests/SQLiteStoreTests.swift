@@ -147,6 +147,37 @@ struct SQLiteStoreTests {
         await store.close()
     }
 
+    @Test func rowsMarkedProcessedRideInTheNextGroupCommit() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/db.sqlite"
+        let store = try SQLiteStore(path: path)
+        let stored = try await store.append((0..<6).map { entry("old\($0)") }).compactMap { result -> Int64? in
+            if case .stored(let id) = result { return id } else { return nil }
+        }
+        #expect(stored.count == 6)
+        let commitsBefore = store.statistics.commits
+        // Hold the database thread, queue two appends and two marks (one id in both), then let it go: one commit.
+        let held = Task { try await store.run { _ in Thread.sleep(forTimeInterval: 0.3) } }
+        try await Task.sleep(for: .milliseconds(50))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try await store.append([entry("new1")]) }
+            group.addTask { _ = try await store.append([entry("new2")]) }
+            group.addTask { try await store.markProcessed(Array(stored[0..<3])) }
+            group.addTask { try await store.markProcessed(Array(stored[2..<4])) }
+            try await group.waitForAll()
+        }
+        try await held.value
+        #expect(store.statistics.commits == commitsBefore + 1, "appends and marks in one transaction")
+        #expect(rawQueryInt(path, "SELECT COUNT(*) FROM inbox WHERE processed_at_ms IS NOT NULL") == 4)
+        #expect(try await store.unprocessed(stored) == Array(stored[4...]))
+        // A mark on its own still commits (and an unknown id is no error).
+        try await store.markProcessed([stored[4], 999_999])
+        #expect(rawQueryInt(path, "SELECT COUNT(*) FROM inbox WHERE processed_at_ms IS NULL") == 3)
+        await store.close()
+        await #expect(throws: SQLiteStoreError.self) { try await store.markProcessed([stored[5]]) }
+    }
+
     @Test func groupCommitBatchesConcurrentAppends() async throws {
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
