@@ -46,6 +46,23 @@ def psql(url, sql):
     return out.stdout.strip()
 
 
+def project(results, measured, target):
+    """A least-squares line through the measured instance counts, per figure, evaluated at `target` instances: what
+    the measured growth per added instance would make of 20 (the figures are per ack, so a flat line is the goal)."""
+    counts = list(range(1, measured + 1))
+    out = {"instances": target, "from_instances": counts}
+    for figure in ("total_cpu_us_per_ack", "calgate_cpu_us_per_ack", "postgres_cpu_us_per_ack", "transactions_per_ack", "rows_read_per_ack"):
+        values = [results[f"instances_{n}"][figure] for n in counts]
+        if any(v is None for v in values) or len(counts) < 2:
+            continue
+        mean_x, mean_y = sum(counts) / len(counts), sum(values) / len(values)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(counts, values)) / sum((x - mean_x) ** 2 for x in counts)
+        at_target = mean_y + slope * (target - mean_x)
+        out[figure] = {"per_added_instance": round(slope, 3), "at_target": round(at_target, 3),
+                       "ratio_to_one": round(at_target / values[0], 2) if values[0] else None}
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calgate", default=os.path.join(ROOT, ".build/release/calgate"))
@@ -162,6 +179,14 @@ def main():
         for count in range(1, options.max_instances + 1):
             while len(gateways) < count:
                 start(len(gateways))
+            # Measure after the partitions settled (a joining instance holds its share after one or two heartbeats).
+            share = -(-256 // count)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                owners = partition_owners()
+                if len(owners) == count and sum(owners) == 256 and max(owners) <= share:
+                    break
+                time.sleep(0.2)
             time.sleep(1)
             # The server's processes now (each instance's pool connections have their own backend).
             postgres_pids = [int(p) for p in subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout.split()]
@@ -223,6 +248,7 @@ def main():
                 continue
             value["ratio_to_one"] = round(value["acks_per_second"] / one, 2) if one else None
             value["work_ratio_to_one"] = round(value["total_cpu_us_per_ack"] / work_one, 2) if work_one else None
+        results["projection_20"] = project(results, options.max_instances, 20)
         results["durability"] = {"acknowledged": acked_total, "inbox_rows": rows}
         results["machine"] = {"cores": os.cpu_count(), "duration_s": options.duration, "connections": options.connections}
         out_dir = os.path.join(ROOT, "Benchmarks", "results")
@@ -245,6 +271,13 @@ def main():
                      f"{options.max_instances - 1} survivors under load, partition lease {options.partition_lease} s: all 256 partitions owned by "
                      f"survivors after {h['partitions_taken_over_s']} s; every row unprocessed at the kill ({h['rows_unprocessed_at_kill']}) "
                      f"processed after {h['rows_processed_s']} s; {h['acks_during']:,} pushes acknowledged meanwhile, {h['non2xx_during']} not.")
+        p = results["projection_20"]
+        if "total_cpu_us_per_ack" in p:
+            lines.append("")
+            lines.append(f"Projected to 20 instances (least-squares line through 1–{options.max_instances}): total CPU "
+                         f"{p['total_cpu_us_per_ack']['at_target']} µs/ack ({p['total_cpu_us_per_ack']['ratio_to_one']}× one instance; "
+                         f"{p['total_cpu_us_per_ack']['per_added_instance']:+} µs per added instance), transactions "
+                         f"{p['transactions_per_ack']['at_target']}/ack, rows read {p['rows_read_per_ack']['at_target']}/ack.")
         lines.append("")
         lines.append(f"Acknowledged {acked_total:,} pushes; {rows:,} inbox rows (rows ≥ acks). {os.cpu_count()} cores, {options.duration} s per run, "
                      f"{options.connections} connections in all.")
