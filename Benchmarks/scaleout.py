@@ -1,17 +1,42 @@
 #!/usr/bin/env python3
-"""Acknowledged notifications per second with 1, 2 and 3 calgate instances sharing one PostgreSQL (loopback).
+"""Work per acknowledged notification with 1, 2, 3 and 4 calgate instances sharing one PostgreSQL (loopback).
 
 Starts a throwaway PostgreSQL database (on --postgres-url / CALGATE_TEST_POSTGRES_URL, else a cluster of its own via
-scripts/pg-cluster), the Google simulator and up to three `calgate serve` instances with one database URL, secret key
-and tokens. A Google account is connected once; then for N = 1, 2, 3 instances, N wrk processes (one per instance,
+scripts/pg-cluster), the Google simulator and up to four `calgate serve` instances with one database URL, secret key
+and tokens. A Google account is connected once; then for N = 1 .. 4 instances, N wrk processes (one per instance,
 the same total of connections) send Google-shaped pushes (every one verified and committed to the shared inbox before
-the answer) for --duration seconds. Writes Benchmarks/results/scaleout.md and scaleout.json: acks per second per N,
-the ratio to one instance, CPU seconds each process used, and acks against inbox rows. Loopback only.
+the answer) for --duration seconds. Per N it reports acks per second, CPU µs per ack of all calgate instances and of
+PostgreSQL (the cluster's postmaster and backends, exited ones included, when the cluster is this run's own),
+transactions per ack (pg_stat_database.xact_commit) and inbox rows read per ack (the instances'
+calgate_inbox_rows_read_total, summed). The figure to hold is total work per ack, not req/s (2 cores are shared by
+everything). Then, with N instances under load, it SIGKILLs the instance owning the pushed calendar's partition and
+measures the handover: until no live partition lease names it and all 256 are owned, and until every row that was
+unprocessed at the kill is processed. Writes Benchmarks/results/scaleout.md and scaleout.json. Loopback only.
 """
-import argparse, json, os, secrets, shutil, subprocess, sys, tempfile, threading, time, ssl
+import argparse, json, os, re, secrets, shutil, signal, subprocess, sys, tempfile, threading, time, ssl, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, cpu_seconds, free_port, request, wait_http, write_google_script, wrk  # noqa: E402
+from bench import ROOT, children, cpu_seconds, free_port, request, wait_http, write_google_script, wrk  # noqa: E402
+
+
+def cluster_cpu_seconds(postmaster):
+    """CPU of a PostgreSQL cluster: the postmaster, its live children, and (cutime, cstime) the exited ones it reaped."""
+    try:
+        with open(f"/proc/{postmaster}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        own = sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    except FileNotFoundError:
+        return 0.0
+    return own + sum(cpu_seconds(pid) for pid in children(postmaster))
+
+
+def rows_read(port, admin, context):
+    """The instance's calgate_inbox_rows_read_total (0 before its first read)."""
+    req = urllib.request.Request(f"https://localhost:{port}/admin/metrics")
+    req.add_header("Authorization", f"Bearer {admin}")
+    text = urllib.request.urlopen(req, timeout=10, context=context).read().decode()
+    match = re.search(r"^calgate_inbox_rows_read_total(?:\{[^}]*\})? ([0-9.e+]+)", text, re.M)
+    return float(match.group(1)) if match else 0.0
 
 
 def psql(url, sql):
@@ -21,13 +46,32 @@ def psql(url, sql):
     return out.stdout.strip()
 
 
+def project(results, measured, target):
+    """A least-squares line through the measured instance counts, per figure, evaluated at `target` instances: what
+    the measured growth per added instance would make of 20 (the figures are per ack, so a flat line is the goal)."""
+    counts = list(range(1, measured + 1))
+    out = {"instances": target, "from_instances": counts}
+    for figure in ("total_cpu_us_per_ack", "calgate_cpu_us_per_ack", "postgres_cpu_us_per_ack", "transactions_per_ack", "rows_read_per_ack"):
+        values = [results[f"instances_{n}"][figure] for n in counts]
+        if any(v is None for v in values) or len(counts) < 2:
+            continue
+        mean_x, mean_y = sum(counts) / len(counts), sum(values) / len(values)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(counts, values)) / sum((x - mean_x) ** 2 for x in counts)
+        at_target = mean_y + slope * (target - mean_x)
+        out[figure] = {"per_added_instance": round(slope, 3), "at_target": round(at_target, 3),
+                       "ratio_to_one": round(at_target / values[0], 2) if values[0] else None}
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calgate", default=os.path.join(ROOT, ".build/release/calgate"))
     parser.add_argument("--postgres-url")
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=48, help="total keep-alive connections, split over the instances")
-    parser.add_argument("--max-instances", type=int, default=3)
+    parser.add_argument("--max-instances", type=int, default=4)
+    parser.add_argument("--handover-load", type=int, default=20, help="seconds of load on the survivors around the SIGKILL")
+    parser.add_argument("--partition-lease", type=int, default=10, help="maintenance.partition_lease_s of the instances")
     parser.add_argument("--profile", metavar="PERF_DATA", help="also perf-record the first instance during the last run")
     options = parser.parse_args()
     work = tempfile.mkdtemp(prefix="calgate-scaleout-bench-")
@@ -35,10 +79,13 @@ def main():
     procs, cluster, database = [], None, None
     admin_url = options.postgres_url or os.environ.get("CALGATE_TEST_POSTGRES_URL")
     try:
+        postmaster = None
         if not admin_url:
             cluster = os.path.join(work, "pg")
             admin_url = subprocess.run([os.path.join(ROOT, "scripts/pg-cluster"), "start", cluster, str(free_port())],
                                        check=True, capture_output=True, text=True, timeout=180).stdout.strip().splitlines()[-1]
+            with open(os.path.join(cluster, "postmaster.pid")) as f:
+                postmaster = int(f.readline())
         database = f"calgate_bench_{os.getpid()}"
         psql(admin_url, f"CREATE DATABASE {database}")
         url = admin_url.rpartition("/")[0] + "/" + database
@@ -64,6 +111,7 @@ def main():
                 "google": {"token_url": f"http://127.0.0.1:{simulator_port}/token", "api_base_url": f"http://127.0.0.1:{simulator_port}/calendar/v3"},
                 "log": {"level": "warning", "format": "json"},
                 "limits": {"event_loop_threads": 1, "max_connections": 20000},
+                "maintenance": {"partition_lease_s": options.partition_lease},
             }
             path = os.path.join(work, f"config{index}.json")
             with open(path, "w") as f:
@@ -84,18 +132,72 @@ def main():
         def script(offset):
             return write_google_script(os.path.join(work, f"google-{offset}.lua"), channel, offset)
 
+        def partition_owners():
+            """Live partition leases per instance, most first."""
+            out = psql(url, "SELECT COUNT(*) FROM partition_leases WHERE expires_at > clock_timestamp() GROUP BY owner ORDER BY 1 DESC")
+            return [int(x) for x in out.split()] if out else []
+
+        def handover():
+            """SIGKILL the instance owning the pushed calendar's partition while the others take pushes."""
+            owner = psql(url, "SELECT l.owner FROM partition_leases l JOIN inbox i ON i.partition = l.partition ORDER BY i.id DESC LIMIT 1")
+            victim = next(p for p in gateways if owner.endswith(f"-{p.pid}"))
+            survivors = [ports[i] for i, p in enumerate(gateways) if p is not victim]
+            victim_partitions = int(psql(url, f"SELECT COUNT(*) FROM partition_leases WHERE owner = '{owner}' AND expires_at > clock_timestamp()"))
+            runs = [None] * len(survivors)
+
+            def drive(index):
+                runs[index] = wrk(f"https://localhost:{survivors[index]}/webhooks/google", script(90_000_000_000 + 1_000_000_000 * index),
+                                  max(1, options.connections // len(survivors)), options.handover_load)
+            threads = [threading.Thread(target=drive, args=(i,)) for i in range(len(survivors))]
+            for t in threads:
+                t.start()
+            time.sleep(3)
+            last_id = int(psql(url, "SELECT COALESCE(MAX(id), 0) FROM inbox"))
+            victim.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            victim.wait(timeout=10)
+            unprocessed_at_kill = int(psql(url, f"SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL AND id <= {last_id}"))
+            taken, processed = None, None
+            while time.monotonic() - killed < 120 and (taken is None or processed is None):
+                if taken is None:
+                    held = int(psql(url, f"SELECT COUNT(*) FROM partition_leases WHERE owner = '{owner}' AND expires_at > clock_timestamp()"))
+                    owned = int(psql(url, "SELECT COUNT(*) FROM partition_leases WHERE expires_at > clock_timestamp()"))
+                    if held == 0 and owned == 256:
+                        taken = round(time.monotonic() - killed, 2)
+                if processed is None and int(psql(url, f"SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL AND id <= {last_id}")) == 0:
+                    processed = round(time.monotonic() - killed, 2)
+                time.sleep(0.05)
+            for t in threads:
+                t.join()
+            gateways.remove(victim)
+            return {"victim_partitions": victim_partitions, "partitions_taken_over_s": taken, "rows_unprocessed_at_kill": unprocessed_at_kill,
+                    "rows_processed_s": processed, "acks_during": sum(r["requests"] - r["non2xx"] for r in runs),
+                    "non2xx_during": sum(r["non2xx"] for r in runs), "partition_lease_s": options.partition_lease}
+
         results = {}
         acked_total = 0
         for count in range(1, options.max_instances + 1):
             while len(gateways) < count:
                 start(len(gateways))
+            # Measure after the partitions settled (a joining instance holds its share after one or two heartbeats).
+            share = -(-256 // count)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                owners = partition_owners()
+                if len(owners) == count and sum(owners) == 256 and max(owners) <= share:
+                    break
+                time.sleep(0.2)
             time.sleep(1)
             # The server's processes now (each instance's pool connections have their own backend).
             postgres_pids = [int(p) for p in subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout.split()]
+
+            def pg_cpu_now():
+                return cluster_cpu_seconds(postmaster) if postmaster else sum(cpu_seconds(pid) for pid in postgres_pids)
             per = max(1, options.connections // count)
             runs = [None] * count
             cpu_before = {p.pid: cpu_seconds(p.pid) for p in gateways}
-            pg_before = sum(cpu_seconds(pid) for pid in postgres_pids)
+            read_before = sum(rows_read(port, admin_token, ca) for port in ports[:count])
+            pg_before = pg_cpu_now()
             commits_sql = f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{database}'"
             commits_before = int(psql(admin_url, commits_sql) or 0)
 
@@ -118,7 +220,8 @@ def main():
             time.sleep(0.6)  # pg_stat counters are flushed about every 500 ms
             commits = int(psql(admin_url, commits_sql) or 0) - commits_before
             calgate_cpu = sum(cpu_seconds(p.pid) - cpu_before[p.pid] for p in gateways)
-            pg_cpu = sum(cpu_seconds(pid) for pid in postgres_pids) - pg_before
+            pg_cpu = pg_cpu_now() - pg_before
+            read = sum(rows_read(port, admin_token, ca) for port in ports[:count]) - read_before
             results[f"instances_{count}"] = {
                 "instances": count, "connections_each": per,
                 "acks_per_second": round(sum(r["rps"] for r in runs), 1),
@@ -129,27 +232,52 @@ def main():
                 "transactions_per_ack": round(commits / acks, 3) if acks else None,
                 "calgate_cpu_us_per_ack": round(calgate_cpu * 1e6 / acks, 1) if acks else None,
                 "postgres_cpu_us_per_ack": round(pg_cpu * 1e6 / acks, 1) if acks else None,
+                "total_cpu_us_per_ack": round((calgate_cpu + pg_cpu) * 1e6 / acks, 1) if acks else None,
+                "rows_read_per_ack": round(read / acks, 3) if acks else None,
+                "partition_owners": partition_owners(),
             }
             print(json.dumps(results[f"instances_{count}"]), flush=True)
+        results["handover"] = handover()
+        print(json.dumps(results["handover"]), flush=True)
         time.sleep(2)
         rows = int(psql(url, "SELECT COUNT(*) FROM inbox") or 0)
         one = results["instances_1"]["acks_per_second"]
-        for value in results.values():
+        work_one = results["instances_1"]["total_cpu_us_per_ack"]
+        for key, value in results.items():
+            if not key.startswith("instances_"):
+                continue
             value["ratio_to_one"] = round(value["acks_per_second"] / one, 2) if one else None
+            value["work_ratio_to_one"] = round(value["total_cpu_us_per_ack"] / work_one, 2) if work_one else None
+        results["projection_20"] = project(results, options.max_instances, 20)
         results["durability"] = {"acknowledged": acked_total, "inbox_rows": rows}
         results["machine"] = {"cores": os.cpu_count(), "duration_s": options.duration, "connections": options.connections}
         out_dir = os.path.join(ROOT, "Benchmarks", "results")
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "scaleout.json"), "w") as f:
             json.dump(results, f, indent=2)
-        lines = ["# calgate instances sharing one PostgreSQL (loopback, one run)", "",
-                 "| instances | acked notifications/s | ratio to one | per instance | calgate CPU µs/ack (all instances) | PostgreSQL CPU µs/ack | transactions/ack | p99 ms |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = ["# calgate instances sharing one PostgreSQL (loopback, one run, partitioned ownership)", "",
+                 "| instances | total CPU µs/ack (calgate + PostgreSQL) | × one instance | calgate CPU µs/ack (all instances) | PostgreSQL CPU µs/ack | "
+                 "transactions/ack | inbox rows read/ack | acked notifications/s | per instance | partitions owned | p99 ms |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
         for count in range(1, options.max_instances + 1):
             r = results[f"instances_{count}"]
-            lines.append(f"| {count} | {r['acks_per_second']:,.0f} | {r['ratio_to_one']} | {', '.join(f'{x:,.0f}' for x in r['per_instance_rps'])} | "
-                         f"{r['calgate_cpu_us_per_ack']} | {r['postgres_cpu_us_per_ack']} | {r['transactions_per_ack']} | "
+            lines.append(f"| {count} | {r['total_cpu_us_per_ack']} | {r['work_ratio_to_one']} | {r['calgate_cpu_us_per_ack']} | {r['postgres_cpu_us_per_ack']} | "
+                         f"{r['transactions_per_ack']} | {r['rows_read_per_ack']} | {r['acks_per_second']:,.0f} | "
+                         f"{', '.join(f'{x:,.0f}' for x in r['per_instance_rps'])} | {', '.join(str(x) for x in r['partition_owners'])} | "
                          f"{', '.join(str(x) for x in r['p99_ms'])} |")
+        h = results["handover"]
+        lines.append("")
+        lines.append(f"Handover after a SIGKILL of the instance owning the pushed calendar's partition ({h['victim_partitions']} partitions), "
+                     f"{options.max_instances - 1} survivors under load, partition lease {options.partition_lease} s: all 256 partitions owned by "
+                     f"survivors after {h['partitions_taken_over_s']} s; every row unprocessed at the kill ({h['rows_unprocessed_at_kill']}) "
+                     f"processed after {h['rows_processed_s']} s; {h['acks_during']:,} pushes acknowledged meanwhile, {h['non2xx_during']} not.")
+        p = results["projection_20"]
+        if "total_cpu_us_per_ack" in p:
+            lines.append("")
+            lines.append(f"Projected to 20 instances (least-squares line through 1–{options.max_instances}): total CPU "
+                         f"{p['total_cpu_us_per_ack']['at_target']} µs/ack ({p['total_cpu_us_per_ack']['ratio_to_one']}× one instance; "
+                         f"{p['total_cpu_us_per_ack']['per_added_instance']:+} µs per added instance), transactions "
+                         f"{p['transactions_per_ack']['at_target']}/ack, rows read {p['rows_read_per_ack']['at_target']}/ack.")
         lines.append("")
         lines.append(f"Acknowledged {acked_total:,} pushes; {rows:,} inbox rows (rows ≥ acks). {os.cpu_count()} cores, {options.duration} s per run, "
                      f"{options.connections} connections in all.")

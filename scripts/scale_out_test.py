@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scale-out test: three calgate instances share one PostgreSQL; one is SIGKILLed midway.
+"""Scale-out test: three calgate instances share one PostgreSQL; one is SIGKILLed midway, and later a new one joins.
 
 Starts the Google and Microsoft Graph simulators, a throwaway PostgreSQL database (on the server given by
 --postgres-url or CALGATE_TEST_POSTGRES_URL, else a cluster of its own started with scripts/pg-cluster), and three
@@ -8,8 +8,11 @@ with many calendars and a Microsoft account with several, makes one Google calen
 then sends notifications the way the providers do, round-robin over the three instances (a failed connection or a 5xx
 is retried on the next instance, as a load balancer would), while a mutator changes events in the simulators, LeadCenter
 appointments are created through all three instances (each is pushed out once), and the renewal job replaces channels
-and renews subscriptions every few seconds. Midway one instance is killed with SIGKILL and stays down: its leases lapse
-and the other two take its work over. At the end it checks, reading the database with psql:
+and renews subscriptions every few seconds. Each instance owns a share of the 256 partitions. Phase 1: midway one
+instance is killed with SIGKILL and stays down: its partition leases and work leases lapse and the other two take its
+partitions and work over (the handover time is logged). Phase 2: at three quarters of the notifications a new
+instance starts, joins the round-robin and takes its share of the partitions from the survivors, which give them back
+(the time until it holds its share is logged). At the end it checks, reading the database with psql:
 
 * lost: every acknowledged notification is an inbox row that was processed, and its calendar's cursor moved after the
   row arrived;
@@ -126,7 +129,8 @@ class ScaleOutDriver(Driver):
         binary = options.calgate
         work = tempfile.mkdtemp(prefix="calgate-scale-")
         self.work = work
-        procs, self.gateways = [], []
+        procs, self.gateways, self.configs = [], [], []
+        self.phase_one, self.phase_two = None, None
         log(f"work directory {work}, seed {self.seed}")
         try:
             url = self.start_database(work)
@@ -158,6 +162,7 @@ class ScaleOutDriver(Driver):
                 config_path = os.path.join(work, f"config{index + 1}.json")
                 with open(config_path, "w") as f:
                     json.dump(config, f)
+                self.configs.append(config)
                 self.gateways.append(Gateway(binary, config_path, os.path.join(work, f"gateway{index + 1}.log"), port, self.ca, environment))
             for gateway in self.gateways:
                 started = gateway.start()
@@ -206,8 +211,33 @@ class ScaleOutDriver(Driver):
             with self.lock:
                 killed_at = self.sent
             victim.kill()
+            killed_clock = time.monotonic()
             self.ports = self.ports[:-1]
             log(f"SIGKILL of the instance on port {victim.port} at notification {killed_at}, holding {held or 'no claims'}; it stays down")
+            self.phase_one = self.wait_for_handover(victim.process.pid, killed_clock)
+
+            # Phase 2: a new instance joins while notifications still flow, and takes its share over.
+            while True:
+                with self.lock:
+                    progress = self.sent
+                if progress >= self.budget * 3 // 4 or not any(s.is_alive() for s in senders):
+                    break
+                time.sleep(0.005)
+            joiner_port = free_port()
+            joiner_config = dict(self.configs[-1], listen=f"127.0.0.1:{joiner_port}", data_dir=os.path.join(work, "data-joiner"))
+            joiner_path = os.path.join(work, "config-joiner.json")
+            with open(joiner_path, "w") as f:
+                json.dump(joiner_config, f)
+            joiner = Gateway(binary, joiner_path, os.path.join(work, "gateway-joiner.log"), joiner_port, self.ca, environment)
+            with self.lock:
+                joined_at = self.sent
+            joined_clock = time.monotonic()
+            joiner.start()
+            # Before the victim, which stays last (the ones before it are stopped gracefully at the end).
+            self.gateways.insert(len(self.gateways) - 1, joiner)
+            self.ports = self.ports + [joiner_port]
+            log(f"phase 2: a new instance on port {joiner_port} started at notification {joined_at}")
+            self.phase_two = self.wait_for_join(joiner.process.pid, joined_clock, len(self.ports))
             for sender in senders:
                 sender.join(timeout=max(1, options.deadline - (time.monotonic() - started)))
                 if sender.is_alive():
@@ -233,6 +263,8 @@ class ScaleOutDriver(Driver):
                 connection.close()
 
             verdict = self.wait_for_verdict(timeout=options.drain_timeout)
+            # Who owns the partitions before the graceful stops give them back.
+            self.final_partitions = self.partition_owners()
             for gateway in self.gateways[:-1]:
                 gateway.stop()
             verdict = self.verdict()
@@ -243,6 +275,13 @@ class ScaleOutDriver(Driver):
                 log(f"... and {len(problems) - 20} more problems")
             log(f"{len(self.acked)} acknowledged; work log: {verdict['work']}; "
                 f"{verdict['appointments']} appointments in {verdict['calendars']} calendars; run {time.monotonic() - started:.1f} s")
+            if self.phase_one is None:
+                problems.append("phase 1: the killed instance's partitions were not taken over")
+            if self.phase_two is None:
+                problems.append("phase 2: the new instance did not get its share of the partitions")
+            print(f"scale-out: phase 1 (SIGKILL): partitions taken over in {self.phase_one or '?'} s; "
+                  f"phase 2 (join): the new instance held its share in {self.phase_two or '?'} s; "
+                  f"partitions now {verdict['partitions']}", flush=True)
             print(f"scale-out: {len(self.acked)} acked, {lost} lost, {duplicated} duplicated work", flush=True)
             ok = lost == 0 and duplicated == 0 and not problems
             self.remove_work = ok and not options.keep
@@ -285,6 +324,41 @@ class ScaleOutDriver(Driver):
             except Exception as error:
                 log(f"appointment create via port {port} failed (retried on the next instance): {error}")
             time.sleep(0.2)
+
+    # MARK: partitions
+
+    def partition_owners(self):
+        """Live partition leases per owner."""
+        return {owner: int(n) for owner, n in self.db.rows(
+            "SELECT owner, COUNT(*) FROM partition_leases WHERE expires_at > clock_timestamp() GROUP BY owner")}
+
+    def wait_for_handover(self, pid, since, timeout=60):
+        """Seconds from the SIGKILL until no live lease names the killed instance and the survivors own all 256."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            owners = self.partition_owners()
+            if not any(owner.endswith(f"-{pid}") for owner in owners) and sum(owners.values()) == 256:
+                elapsed = round(time.monotonic() - since, 2)
+                log(f"phase 1: the killed instance's partitions were taken over {elapsed} s after the SIGKILL: {owners}")
+                return elapsed
+            time.sleep(0.1)
+        log(f"phase 1: partitions not taken over within {timeout} s: {self.partition_owners()}")
+        return None
+
+    def wait_for_join(self, pid, since, instances, timeout=60):
+        """Seconds from starting the new instance until it holds its fair share and every partition is owned."""
+        share = -(-256 // instances)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            owners = self.partition_owners()
+            mine = sum(n for owner, n in owners.items() if owner.endswith(f"-{pid}"))
+            if mine >= 256 - share * (instances - 1) and sum(owners.values()) == 256 and max(owners.values()) <= share:
+                elapsed = round(time.monotonic() - since, 2)
+                log(f"phase 2: the new instance holds {mine} partitions {elapsed} s after it was started: {owners}")
+                return elapsed
+            time.sleep(0.1)
+        log(f"phase 2: the new instance did not get its share within {timeout} s: {self.partition_owners()}")
+        return None
 
     # MARK: checks
 
@@ -356,7 +430,10 @@ class ScaleOutDriver(Driver):
             duplicated += duplicated_rows
             problems.append(f"duplicated: {duplicated_rows} appointments stored twice")
         self.compare_truth(truth, stored, problems)
-        return {"lost": lost, "duplicated": duplicated, "problems": problems, "work": work,
+        partitions = getattr(self, "final_partitions", None) or self.partition_owners()
+        if sum(partitions.values()) != 256:
+            problems.append(f"only {sum(partitions.values())} of 256 partitions are owned at the end: {partitions}")
+        return {"lost": lost, "duplicated": duplicated, "problems": problems, "work": work, "partitions": sorted(partitions.values(), reverse=True),
                 "appointments": sum(len(v) for v in stored.values()), "calendars": len(stored), "backlog": backlog}
 
 

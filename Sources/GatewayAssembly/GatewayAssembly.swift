@@ -64,6 +64,8 @@ public struct GatewayAssembly: Sendable {
     public let pollers: [ReconciliationSweep]
     /// Pushes LeadCenter appointments to the chosen calendars.
     public let pushWorker: PushWorker
+    /// Claims and renews this instance's share of the partitions (PostgreSQL); nil when the process owns them all.
+    public let partitionKeeper: PartitionKeeper?
     /// Records each connection's sync and maintenance outcomes in the store.
     public let health: StoreConnectionHealthRecorder
     /// The HTTPS application (router, webhook fast path, TLS).
@@ -87,6 +89,12 @@ public struct GatewayAssembly: Sendable {
             // Appends anywhere are announced (LISTEN/NOTIFY); reading the shared inbox every 25 ms on every instance
             // would only add load, so the poll is the fallback.
             schedule.inboxPollInterval = .seconds(1)
+        }
+        let leases = store.workLeases
+        partitionKeeper = leases.partitionLeasing.map { leasing in
+            PartitionKeeper(
+                leasing: leasing, ownership: leases.partitions, owner: leases.owner,
+                leaseDuration: TimeInterval(config.maintenance.partitionLeaseSeconds), logger: logger)
         }
         let scheduler = SyncScheduler(
             store: store, leases: store.workLeases, providers: plugins.compactMap(\.syncer), health: health, clock: parts.clock,
@@ -132,7 +140,6 @@ public struct GatewayAssembly: Sendable {
         [
             StoreLifecycleService(store: parts.store, logger: parts.logger),
             CertificateReloadService(tlsContext: parts.tlsContext, metrics: parts.metrics, logger: parts.logger),
-            scheduler, renewal, sweep,
-        ] + pollers + [pushWorker, application]
+        ] + (partitionKeeper.map { [$0] } ?? []) + [scheduler, renewal, sweep] + pollers + [pushWorker, application]
     }
 }

@@ -32,6 +32,10 @@ public struct InboxEntry: Sendable, Hashable {
     /// the provider's credential names none.
     public var calendarKey: String? { headers[Self.calendarKeyHeader] }
 
+    /// The partition the row belongs to (`Partitions`): its calendar's, or, for a row that names no calendar, its
+    /// channel's. The instance that owns it reads and routes the row.
+    public var partition: Int { Partitions.partition(of: calendarKey.flatMap { $0.isEmpty ? nil : $0 } ?? channelID) }
+
     /// The entry with the calendar it is about recorded (unchanged when `calendarKey` is nil or empty).
     public func naming(calendar calendarKey: String?) -> InboxEntry {
         guard let calendarKey, !calendarKey.isEmpty else { return self }

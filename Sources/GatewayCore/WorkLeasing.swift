@@ -20,9 +20,20 @@ public protocol WorkLeasing: Sendable {
     /// Gives the claim up; nothing happens when `owner` does not hold it. `record`, when given, is kept in the
     /// store's work log (on stores that keep one) in the same transaction.
     func releaseLease(_ key: String, owner: String, record: WorkRecord?) async throws
+    /// The partitions this instance owns (`Partitions`): work about calendars outside them is another instance's.
+    /// A store one process owns owns them all.
+    var partitions: PartitionOwnership { get }
+    /// Where partition leases are claimed and renewed (PostgreSQL); nil when this process owns every partition.
+    var partitionLeasing: (any PartitionLeasing)? { get }
 }
 
 extension WorkLeasing {
+    /// Every partition: one process owns the store.
+    public var partitions: PartitionOwnership { .everything }
+
+    /// None: one process owns every partition.
+    public var partitionLeasing: (any PartitionLeasing)? { nil }
+
     /// Gives the claim up without a work-log record.
     public func releaseLease(_ key: String, owner: String) async throws {
         try await releaseLease(key, owner: owner, record: nil)

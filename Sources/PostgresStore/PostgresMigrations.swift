@@ -1,3 +1,4 @@
+import GatewayCore
 import Logging
 import PostgresNIO
 
@@ -272,6 +273,33 @@ public enum PostgresMigrations {
                 )
                 """,
                 "CREATE INDEX sign_in_authorizations_created ON sign_in_authorizations (created_at)",
+            ]),
+        // Partitioned ownership: each inbox row records its calendar and partition at append, instances heartbeat in
+        // calgate_instances and lease partitions in partition_leases (one row per partition, so the partition count
+        // is recorded in the schema). Rows appended before this version have no partition; every instance reads those.
+        Migration(
+            version: 4, name: "partitions: inbox partition column, instances and partition leases",
+            statements: [
+                "ALTER TABLE inbox ADD COLUMN calendar_key text, ADD COLUMN partition smallint",
+                "CREATE INDEX inbox_partition_pending ON inbox (partition, id) WHERE processed_at IS NULL",
+                """
+                CREATE TABLE calgate_instances (
+                    id text PRIMARY KEY,
+                    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    heartbeat_at timestamptz NOT NULL,
+                    expires_at timestamptz NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE partition_leases (
+                    partition smallint PRIMARY KEY CHECK (partition >= 0 AND partition < \(Partitions.count)),
+                    owner text NOT NULL DEFAULT '',
+                    expires_at timestamptz NOT NULL DEFAULT '-infinity',
+                    acquired_at timestamptz
+                )
+                """,
+                "INSERT INTO partition_leases (partition) SELECT generate_series(0, \(Partitions.count - 1))",
+                "CREATE INDEX partition_leases_owner ON partition_leases (owner)",
             ]),
     ]
 

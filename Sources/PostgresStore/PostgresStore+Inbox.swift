@@ -10,7 +10,7 @@ extension PostgresStore: InboxStore {
     // instance's commits would do it too, but it would also serialize their fsyncs (measured: 3 instances acked a
     // third of what one did).
 
-    /// Most rows in one INSERT statement (7 parameters each; PostgreSQL allows 65,535 per statement).
+    /// Most rows in one INSERT statement (9 parameters each; PostgreSQL allows 65,535 per statement).
     static let rowsPerInsert = 1_000
 
     /// Queues entries for the next group commit and returns at once; `completion` runs on the committer task after
@@ -109,13 +109,13 @@ extension PostgresStore: InboxStore {
         while start < toInsert.count {
             let chunk = toInsert[start..<min(start + Self.rowsPerInsert, toInsert.count)]
             start += chunk.count
-            var sql = "INSERT INTO inbox (appender, provider, channel_id, dedupe_key, kind, received_at, headers, body) VALUES "
-            var binds = PostgresBindings(capacity: chunk.count * 7 + 1)
+            var sql = "INSERT INTO inbox (appender, provider, channel_id, dedupe_key, kind, received_at, headers, body, calendar_key, partition) VALUES "
+            var binds = PostgresBindings(capacity: chunk.count * 9 + 1)
             binds.append(appender)
             for (n, row) in chunk.enumerated() {
-                let p = n * 7 + 1
+                let p = n * 9 + 1
                 sql += n == 0 ? "" : ", "
-                sql += "($1, $\(p + 1), $\(p + 2), $\(p + 3), $\(p + 4), $\(p + 5), $\(p + 6)::jsonb, $\(p + 7))"
+                sql += "($1, $\(p + 1), $\(p + 2), $\(p + 3), $\(p + 4), $\(p + 5), $\(p + 6)::jsonb, $\(p + 7), $\(p + 8), $\(p + 9)::int2)"
                 binds.append(row.entry.provider.rawValue)
                 binds.append(row.entry.channelID)
                 binds.append(row.entry.dedupeKey)
@@ -123,6 +123,8 @@ extension PostgresStore: InboxStore {
                 binds.append(Self.ms(row.entry.receivedAt))
                 binds.append(row.headers)
                 binds.append(ByteBuffer(bytes: row.entry.body))
+                binds.append(row.entry.calendarKey)
+                binds.append(Int32(row.entry.partition))
             }
             sql += " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
             var inserted: [(id: Int64, key: String?)] = []
@@ -170,7 +172,9 @@ extension PostgresStore: InboxStore {
             }
             results[repeated.append][repeated.index] = .duplicate(first.rowID)
         }
-        try await connection.query("SELECT pg_notify('calgate_inbox', \(instanceID))", logger: logger)
+        // The payload names the batch's partitions, so only the instances that own one of them read the inbox.
+        let partitions = Set(toInsert.map(\.entry.partition)).sorted().map(String.init).joined(separator: ",")
+        try await connection.query("SELECT pg_notify('calgate_inbox', \(Self.inboxNotification(sender: instanceID, partitions: partitions)))", logger: logger)
         return try results.map { appendResults in
             try appendResults.map { result in
                 guard let result else { throw PostgresStoreError(.query, "inbox batch left an entry without a result") }
@@ -209,15 +213,24 @@ extension PostgresStore: InboxStore {
         }
     }
 
-    /// The rows the scheduler routes: of the headers only the recorded calendar (extracted by PostgreSQL), no body.
+    /// The rows the scheduler routes: of the headers only the recorded calendar (its column; for rows from before
+    /// it existed, extracted from the headers by PostgreSQL), no body.
     public func pendingRoutes(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry] {
+        try await pendingRoutes(after: cursor, limit: limit, partitions: nil)
+    }
+
+    /// `pendingRoutes(after:limit:)` of the rows in `partitions` (and rows stored before partitions were recorded).
+    public func pendingRoutes(after cursor: InboxCursor, limit: Int, partitions: Set<Int>?) async throws -> [StoredInboxEntry] {
         let appenders = Array(cursor.positions.keys)
         let positions = appenders.map { cursor.position(of: $0) }
+        let all = partitions == nil
+        let owned = (partitions ?? []).sorted().map { Int32($0) }
         return try await read("reading inbox") { connection in
             let rows = try await connection.query(
                 """
-                SELECT id, provider, channel_id, kind, received_at, headers ->> 'calgate.calendar_key', appender
+                SELECT id, provider, channel_id, kind, received_at, coalesce(calendar_key, headers ->> 'calgate.calendar_key'), appender
                 FROM inbox i WHERE processed_at IS NULL
+                  AND (\(all) OR partition = ANY(\(owned)::int4[]) OR partition IS NULL)
                   AND id > coalesce((SELECT c.last FROM unnest(\(appenders)::text[], \(positions)::int8[]) AS c(appender, last)
                                      WHERE c.appender = i.appender), 0)
                 ORDER BY id LIMIT \(Int64(max(0, limit)))
@@ -273,6 +286,25 @@ extension PostgresStore: InboxStore {
             }
             return InboxBacklog(count: 0, oldestReceivedAt: nil)
         }
+    }
+
+    // MARK: Notifications
+
+    /// The `calgate_inbox` payload: the appending instance, a space, the batch's partitions separated by commas.
+    static func inboxNotification(sender: String, partitions: String) -> String {
+        "\(sender.replacingOccurrences(of: " ", with: "_")) \(partitions)"
+    }
+
+    /// Whether a `calgate_inbox` payload concerns an instance owning `owned` (nil: all): true when it names one of
+    /// them, or names none (an older instance's payload).
+    static func inboxNotification(_ payload: String, concerns owned: Set<Int>?) -> Bool {
+        guard let owned else { return true }
+        guard let space = payload.firstIndex(of: " ") else { return true }
+        for partition in payload[payload.index(after: space)...].split(separator: ",") {
+            guard let number = Int(partition) else { return true }
+            if owned.contains(number) { return true }
+        }
+        return false
     }
 
     // MARK: Headers

@@ -63,6 +63,8 @@ public final class PostgresStore: GatewayStore, Sendable {
     private let listener: PostgresListener
     /// Counts work-log inserts so old rows are pruned now and then rather than on every release.
     let workLogInserts = Atomic<Int>(0)
+    /// The partitions this instance owns (all until the partition keeper's first heartbeat).
+    let partitionOwnership = PartitionOwnership(all: true)
 
     /// This instance's name (lease owner, notification payload).
     public var instanceID: String { configuration.instanceID }
@@ -235,8 +237,10 @@ public final class PostgresStore: GatewayStore, Sendable {
 
     func listenerEvent(_ event: PostgresListener.Event) {
         switch event {
-        case .inbox:
-            // Any instance's appends, this one's included: its own scheduler learns of them the same way.
+        case .inbox(let payload):
+            // Any instance's appends, this one's included: its own scheduler learns of them the same way. Only
+            // batches touching this instance's partitions wake it (it reads no other rows).
+            guard Self.inboxNotification(payload, concerns: partitionOwnership.snapshot.owned) else { return }
             remoteInboxHandler.withLock { $0 }?()
         case .credentials:
             credentialsChanged()

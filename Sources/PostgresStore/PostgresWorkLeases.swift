@@ -23,6 +23,13 @@ public final class PostgresWorkLeases: WorkLeasing {
     /// This instance's name (`<host>-<pid>` unless configured).
     public var owner: String { store.instanceID }
 
+    /// The partitions this instance owns (kept by `PartitionKeeper` through `partitionLeasing`). Until the first
+    /// heartbeat it owns them all (as before partitions: correct, since every sync runs under its calendar's lease).
+    public var partitions: PartitionOwnership { store.partitionOwnership }
+
+    /// `partition_leases` and `calgate_instances`.
+    public var partitionLeasing: (any PartitionLeasing)? { PostgresPartitionLeases(store: store) }
+
     /// Claims `key` for `owner` unless another owner's claim has not lapsed; claiming what `owner` holds extends it.
     public func claimLease(_ key: String, owner: String, duration: TimeInterval) async throws -> Bool {
         let seconds = max(0, duration)

@@ -7,7 +7,8 @@ import Synchronization
 
 /// Carries out "Add to calendar" pushes: durable jobs from the store, each appointment's jobs in order, retried with
 /// backoff through provider outages and restarts (a job leaves the queue only after the provider answered), given
-/// up only on errors retrying cannot fix. Each job runs under its appointment's lease (`push:<appointment>`), and
+/// up only on errors retrying cannot fix. An instance pushes only jobs whose target calendar is in its partitions.
+/// Each job runs under its appointment's lease (`push:<appointment>`), and
 /// only if it is still queued as read, so instances sharing a database never push the same job twice.
 public final class PushWorker: Service, Sendable {
     private let store: any GatewayStore
@@ -58,6 +59,8 @@ public final class PushWorker: Service, Sendable {
         let leases = store.workLeases
         for job in jobs {
             if Task.isShuttingDownGracefully { break }
+            // Another instance's partition (the target calendar's): it pushes this job.
+            guard leases.partitions.owns(calendarKey: job.calendarKey) else { continue }
             let leaseKey = "push:\(job.appointmentID)"
             // Another instance is pushing this appointment now: its jobs stay in order there.
             guard (try? await leases.claim(leaseKey, for: leaseDuration)) == true else { continue }

@@ -113,9 +113,10 @@ public final class RenewalService: Service, Sendable {
 ///
 /// The same schedule with `missedByPush: false` is the Redtail poller: Redtail has no push, every poll is the sync.
 ///
-/// Instances sharing one database keep the same schedule (the phases are stable per calendar); the first to reach a
-/// calendar's slot claims `sweep:<calendar>` (or `poll:`) for most of an interval and requests the sync, the others
-/// find the claim held and skip it. An instance that dies after claiming loses that one slot; the next one runs.
+/// Instances sharing one database keep the same schedule (the phases are stable per calendar), and each requests
+/// only the calendars of its own partitions; at a calendar's slot it also claims `sweep:<calendar>` (or `poll:`)
+/// for most of an interval, so a partition that just moved is not swept twice. An instance that dies after claiming
+/// loses that one slot; the next one runs.
 public final class ReconciliationSweep: Service, Sendable {
     private let store: any ConnectionStore
     private let leases: any WorkLeasing
@@ -198,7 +199,8 @@ public final class ReconciliationSweep: Service, Sendable {
             return due
         }
         var count = 0
-        for (key, provider) in due.sorted(by: { $0.0 < $1.0 }) {
+        let partitions = leases.partitions
+        for (key, provider) in due.sorted(by: { $0.0 < $1.0 }) where partitions.owns(calendarKey: key) {
             if leases.isShared {
                 let slot = "\(marksSweep ? "sweep" : "poll"):\(key)"
                 guard (try? await leases.claim(slot, for: interval * 0.9)) == true else { continue }

@@ -10,9 +10,12 @@ import Synchronization
 /// extra, idempotent sync).
 ///
 /// Each sync runs under the calendar's lease (`sync:<calendar>`), kept alive by a heartbeat while it runs. When
-/// several instances share one PostgreSQL, every instance reads every inbox row, but only the holder of a calendar's
-/// lease fetches it; the others wait a window, find the rows it covered processed, and drop them. So coalescing
-/// holds across instances, and a dead instance's calendars are free again once its leases lapse.
+/// several instances share one PostgreSQL, each reads only the inbox rows of the partitions it owns
+/// (`WorkLeasing.partitions`, kept by `PartitionKeeper`), so a notification costs one read and one routing however
+/// many instances run. When the instance gains partitions it reads their unprocessed rows from the start (rows it
+/// already holds are not queued twice); when it loses some it starts no more syncs there (a running sync keeps its
+/// calendar's lease, so correctness never rests on partition ownership alone: an instance that still had a row of a
+/// moved partition finds its lease held, or the row processed, and drops it).
 public final class SyncScheduler: Service, Sendable {
     /// Tuning.
     public struct Configuration: Sendable {
@@ -58,6 +61,17 @@ public final class SyncScheduler: Service, Sendable {
         var sweepOnly: Set<String> = []
         /// Changes found by sweep-only syncs, per provider ("missed by push").
         var missedByPush: [Provider: Int] = [:]
+        /// Every inbox row id in `waiting` or `covering`, so a re-read (after gaining partitions) queues none twice.
+        var known: Set<Int64> = []
+        /// Calendars asked for by `requestSync` (not by an inbox row): they run even outside the owned partitions.
+        var requested: Set<String> = []
+        /// Calendars with a queued row of another partition than theirs (a row that named no calendar goes by its
+        /// channel's partition): this instance read it, so it syncs them whoever owns the calendar's partition (kept:
+        /// at most one entry per such calendar).
+        var foreign: Set<String> = []
+        /// The owned partitions as last seen (nil: all) and their generation.
+        var owned: Set<Int>? = nil
+        var ownedGeneration: UInt64 = 0
     }
 
     private let store: any InboxStore
@@ -110,6 +124,7 @@ public final class SyncScheduler: Service, Sendable {
         let now = clock.now()
         state.withLock { state in
             state.providerOf[calendarKey] = provider
+            state.requested.insert(calendarKey)
             if sweep { state.sweepRequested.insert(calendarKey) }
             if case .wake(_, let at) = state.coalescer.notify(calendarKey, now: now) { state.wakes[calendarKey] = at }
         }
@@ -127,7 +142,12 @@ public final class SyncScheduler: Service, Sendable {
         var lastPull = clock.now
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
-                if inboxWoken.exchange(false, ordering: .acquiringAndReleasing) || clock.now - lastPull >= configuration.inboxPollInterval {
+                // New rows announced, the poll interval passed, or the owned partitions changed (gained ones are read
+                // from the start at once).
+                let ownershipChanged = leases.partitions.snapshot.generation != state.withLock { $0.ownedGeneration }
+                if inboxWoken.exchange(false, ordering: .acquiringAndReleasing) || ownershipChanged
+                    || clock.now - lastPull >= configuration.inboxPollInterval
+                {
                     lastPull = clock.now
                     await pullInbox()
                 }
@@ -146,28 +166,52 @@ public final class SyncScheduler: Service, Sendable {
         }
     }
 
+    /// Notices a change of the owned partitions: after a gain the inbox is read again from the start (only the owned
+    /// partitions' unprocessed rows; rows already queued are skipped), so rows a moved partition left behind are
+    /// synced here. Losses are handled as calendars come due (`dueCalendars`). Returns the partitions to read.
+    private func followOwnership() -> Set<Int>? {
+        let (owned, generation) = leases.partitions.snapshot
+        state.withLock { state in
+            guard state.ownedGeneration != generation else { return }
+            let gained: Bool
+            switch (state.owned, owned) {
+            case (_, nil): gained = state.owned != nil
+            case (nil, .some): gained = false
+            case (.some(let before), .some(let now)): gained = !now.isSubset(of: before)
+            }
+            if gained { state.inboxCursor = .start }
+            state.owned = owned
+            state.ownedGeneration = generation
+        }
+        return owned
+    }
+
     /// Reads one page of rows above the watermark; returns how many it read.
     ///
     /// Per row only the provider's mapping to a calendar runs (verification recorded the calendar in the row, so it is
     /// no store read, and `pendingRoutes` decodes neither headers nor body); the coalescer, the waiting lists and the
     /// console's activity are updated once per calendar and page.
     private func pullInboxPage(limit: Int) async -> Int {
+        let owned = followOwnership()
         let fresh: [StoredInboxEntry]
         do {
-            fresh = try await store.pendingRoutes(after: state.withLock { $0.inboxCursor }, limit: limit)
+            fresh = try await store.pendingRoutes(after: state.withLock { $0.inboxCursor }, limit: limit, partitions: owned)
         } catch {
             logger.warning("cannot read the inbox", metadata: ["error": "\(error)"])
             return 0
         }
         guard !fresh.isEmpty else { return 0 }
+        Counter(label: "calgate_inbox_rows_read_total").increment(by: fresh.count)
         var orphans: [Int64] = []
         // Per calendar, its rows' positions in the page.
         var rowsOf: [String: (provider: Provider, rows: [Int])] = [:]
+        var foreign: Set<String> = []
         for (index, row) in fresh.enumerated() {
             guard let provider = providers[row.entry.provider] else { continue }
             do {
                 if let key = try await provider.calendarKey(for: row) {
                     rowsOf[key, default: (provider.provider, [])].rows.append(index)
+                    if row.entry.calendarKey != key, row.entry.partition != Partitions.partition(of: key) { foreign.insert(key) }
                 } else {
                     orphans.append(row.id)
                 }
@@ -190,8 +234,11 @@ public final class SyncScheduler: Service, Sendable {
         state.withLock { state in
             state.inboxCursor.advance(past: fresh)
             for (key, calendar) in rowsOf {
+                let ids = calendar.rows.map { fresh[$0].id }.filter { state.known.insert($0).inserted }
+                guard !ids.isEmpty else { continue }
+                if foreign.contains(key) { state.foreign.insert(key) }
                 state.providerOf[key] = calendar.provider
-                state.waiting[key, default: []].append(contentsOf: calendar.rows.lazy.map { fresh[$0].id })
+                state.waiting[key, default: []].append(contentsOf: ids)
                 if case .wake(_, let at) = state.coalescer.notify(key, now: now) { state.wakes[key] = at }
             }
         }
@@ -213,8 +260,18 @@ public final class SyncScheduler: Service, Sendable {
                 // Over the connection's cap: stays due and is picked up when one of its syncs ends.
                 guard state.runningPerConnection[connection, default: 0] < configuration.maxConcurrentSyncsPerConnection else { continue }
                 state.wakes[key] = nil
+                // A calendar of a partition this instance no longer owns: its new owner reads its rows from the start.
+                if !state.requested.contains(key), !state.foreign.contains(key), let owned = state.owned,
+                    !owned.contains(Partitions.partition(of: key))
+                {
+                    for id in state.waiting.removeValue(forKey: key) ?? [] { state.known.remove(id) }
+                    state.coalescer.remove(key)
+                    state.sweepRequested.remove(key)
+                    continue
+                }
                 switch state.coalescer.wake(key, now: now) {
                 case .fetch:
+                    state.requested.remove(key)
                     state.running += 1
                     state.runningPerConnection[connection, default: 0] += 1
                     let covering = state.waiting.removeValue(forKey: key) ?? []
@@ -281,7 +338,12 @@ public final class SyncScheduler: Service, Sendable {
         guard leases.isShared else { return true }
         let covering = state.withLock { $0.covering[key] ?? [] }
         guard !covering.isEmpty, let left = try? await store.unprocessed(covering) else { return true }
-        state.withLock { if $0.covering[key] != nil { $0.covering[key] = left } }
+        state.withLock { state in
+            guard state.covering[key] != nil else { return }
+            state.covering[key] = left
+            let remaining = Set(left)
+            for id in covering where !remaining.contains(id) { state.known.remove(id) }
+        }
         return !left.isEmpty
     }
 
@@ -294,6 +356,7 @@ public final class SyncScheduler: Service, Sendable {
             let rows = state.covering.removeValue(forKey: key) ?? []
             let sweepOnly = state.sweepOnly.remove(key) != nil
             if case .wake(_, let at) = state.coalescer.fetchFinished(key, succeeded: true, now: now) { state.wakes[key] = at }
+            if !requeue { for id in rows { state.known.remove(id) } }
             if requeue {
                 state.waiting[key, default: []].insert(contentsOf: rows, at: 0)
                 if sweepOnly { state.sweepRequested.insert(key) }
@@ -334,7 +397,11 @@ public final class SyncScheduler: Service, Sendable {
         let (covered, nextAttempt, missed): ([Int64], Date?, Int) = state.withLock { state in
             Self.endTurn(of: key, in: &state)
             let rows = state.covering.removeValue(forKey: key) ?? []
-            if !succeeded { state.waiting[key, default: []].insert(contentsOf: rows, at: 0) }
+            if succeeded {
+                for id in rows { state.known.remove(id) }
+            } else {
+                state.waiting[key, default: []].insert(contentsOf: rows, at: 0)
+            }
             var next: Date?
             if case .wake(_, let at) = state.coalescer.fetchFinished(key, succeeded: succeeded, now: now, unit: unit, retryAfter: retryAfter) {
                 state.wakes[key] = at

@@ -169,6 +169,19 @@ struct StatusReport {
         } else {
             out += "Notifications rejected in the last minute: none\n"
         }
+        if case .array(let owners)? = value("partitions", "owners") {
+            let me = string(value("partitions", "this_instance"))
+            out += "\nPartitions (\(int("partitions", "count")) in all), by instance:\n"
+            out += Self.table(
+                ["INSTANCE", "PARTITIONS", "HEARTBEAT"],
+                owners.map { item in
+                    guard case .object(let fields) = item else { return ["?", "", ""] }
+                    var count = 0
+                    if case .integer(let number)? = fields["partitions"] { count = Int(number) }
+                    let name = string(fields["instance"])
+                    return [name + (name == me ? " (this one)" : ""), String(count), fields["live"] == .bool(false) ? "lapsed" : "live"]
+                }, numeric: [1])
+        }
         let formatter = ISO8601DateFormatter()
         let now = formatter.date(from: string(value("generated_at"))) ?? Date()
         if case .array(let subscriptions)? = value("subscriptions"), !subscriptions.isEmpty {

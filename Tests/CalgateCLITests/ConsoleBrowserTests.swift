@@ -165,6 +165,7 @@ struct ConsoleBrowserTests {
         #expect(status.status == 0, "\(status.output)")
         #expect(status.output.contains("PROVIDER") && status.output.contains("ACCEPTED/MIN") && status.output.contains("Inbox backlog:"))
         #expect(status.output.contains("Renewals due in 24 h:") && status.output.contains("google") && status.output.contains("microsoft"))
+        #expect(status.output.contains("Partitions (256 in all), by instance:") && status.output.contains("local (this one)") && status.output.contains("HEARTBEAT"), "\(status.output)")
         let json = try await CalgateProcess.run(["status", "--json", "--listen", "127.0.0.1:\(demo.port)", "--data-dir", demo.directory + "/data", "--cacert", demo.ca])
         #expect(json.status == 0)
         let document = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any], "\(json.output)")

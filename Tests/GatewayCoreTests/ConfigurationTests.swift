@@ -38,10 +38,12 @@ struct ConfigurationTests {
         #expect(config.microsoft.apiBaseURL == "http://127.0.0.1:8601/v1.0")
         #expect(config.microsoft.tokenURL.hasSuffix("/common/oauth2/v2.0/token"))
         #expect(GatewayConfiguration().microsoft.apiBaseURL == "https://graph.microsoft.com/v1.0")
-        let tuned = try GatewayConfiguration.parse(Data(#"{"maintenance": {"renewal_check_interval_s": 60, "reconciliation_interval_s": 600}}"#.utf8), file: "m.json")
+        let tuned = try GatewayConfiguration.parse(Data(#"{"maintenance": {"renewal_check_interval_s": 60, "reconciliation_interval_s": 600, "partition_lease_s": 6}}"#.utf8), file: "m.json")
         #expect(tuned.maintenance.renewalCheckIntervalSeconds == 60)
         #expect(tuned.maintenance.reconciliationIntervalSeconds == 600)
         #expect(tuned.maintenance.renewalMinimumLeadSeconds == 86_400)
+        #expect(tuned.maintenance.partitionLeaseSeconds == 6)
+        #expect(GatewayConfiguration().maintenance.partitionLeaseSeconds == 10)
         #expect(config.listen == ListenAddress(host: "::1", port: 9443))
         #expect(config.effectiveDatabasePath == "/var/lib/calgate/calgate.sqlite")
         #expect(config.tls.certificatePath == "/etc/c.pem")
@@ -66,6 +68,9 @@ struct ConfigurationTests {
             (#"{"limits": {"idle_timeout": 5}}"#, "limits.idle_timeout: is not a known key"),
             (#"{"limits": {"max_connections": true}}"#, "must be an integer, found a boolean"),
             (#"{"limits": {"event_loop_threads": 0}}"#, "limits.event_loop_threads: must be between 1"),
+            (#"{"maintenance": {"partition_lease_s": 1}}"#, "maintenance.partition_lease_s: must be between 2"),
+            (#"{"maintenance": {"partition_lease_s": 601}}"#, "maintenance.partition_lease_s: must be between 2"),
+            (#"{"maintenance": {"partition_lease_s": "10"}}"#, "maintenance.partition_lease_s: must be an integer"),
             (#"{"limits": {"event_loop_threads": "2"}}"#, "limits.event_loop_threads: must be an integer"),
             (#"{"log": {"level": "loud"}}"#, "log.level: \"loud\" is not a log level"),
             (#"{"log": {"format": "xml"}}"#, "not a log format"),

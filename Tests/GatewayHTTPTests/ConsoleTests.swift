@@ -325,6 +325,11 @@ struct ConsoleTests {
         #expect(subscriptions.count == 1)
         #expect(subscriptions.first?["connection_id"] as? String == id)
         #expect(subscriptions.first?["lapsed"] as? Bool == false)
+        // One process on SQLite owns every partition.
+        let partitions = try #require(json["partitions"] as? [String: Any])
+        #expect(partitions["count"] as? Int == 256)
+        let owners = try #require(partitions["owners"] as? [[String: Any]])
+        #expect(owners.count == 1 && owners.first?["partitions"] as? Int == 256 && owners.first?["instance"] as? String == partitions["this_instance"] as? String)
         #expect(!response.body.contains("token") || !response.body.contains(gateway.adminToken))
 
         // A channel that expired before renewal is drawn red.

@@ -141,4 +141,85 @@ struct SchedulerInboxTests {
         #expect(store.markedPerCall.withLock { $0.reduce(0, +) } == 4_500)
         await base.close()
     }
+
+    /// An inbox that filters `pendingRoutes` by partition as PostgreSQL does, and counts the rows it returned.
+    final class PartitionedInbox: InboxStore {
+        let base: SQLiteStore
+        let rowsRead = Mutex(0)
+        init(base: SQLiteStore) { self.base = base }
+        func append(_ entries: [InboxEntry], completion: @escaping @Sendable (Result<[InboxAppendResult], any Error>) -> Void) {
+            base.append(entries, completion: completion)
+        }
+        func pending(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry] { try await base.pending(after: cursor, limit: limit) }
+        func pendingRoutes(after cursor: InboxCursor, limit: Int, partitions: Set<Int>?) async throws -> [StoredInboxEntry] {
+            let rows = try await base.pendingRoutes(after: cursor, limit: limit).filter { partitions?.contains($0.entry.partition) ?? true }
+            rowsRead.withLock { $0 += rows.count }
+            return rows
+        }
+        func markProcessed(_ ids: [Int64]) async throws { try await base.markProcessed(ids) }
+        func unprocessed(_ ids: [Int64]) async throws -> [Int64] { try await base.unprocessed(ids) }
+        func backlog() async throws -> InboxBacklog { try await base.backlog() }
+    }
+
+    /// Local claims with partitions owned as the test says.
+    final class PartitionedLeases: WorkLeasing {
+        let local = LocalWorkLeases()
+        let partitions: PartitionOwnership
+        init(partitions: PartitionOwnership) { self.partitions = partitions }
+        var isShared: Bool { false }
+        var owner: String { "test" }
+        func claimLease(_ key: String, owner: String, duration: TimeInterval) async throws -> Bool {
+            try await local.claimLease(key, owner: owner, duration: duration)
+        }
+        func releaseLease(_ key: String, owner: String, record: WorkRecord?) async throws {
+            try await local.releaseLease(key, owner: owner, record: record)
+        }
+    }
+
+    /// Reads and syncs only the owned partitions' calendars; a gained partition's rows are read from the start and
+    /// synced once; a lost partition's new rows are left to their new owner.
+    @Test func onlyOwnedPartitionsAreReadAndAGainedOneIsReadFromTheStart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("calgate-sched-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let base = try SQLiteStore(path: directory + "/s.sqlite")
+        let store = PartitionedInbox(base: base)
+        // Two calendars in different partitions.
+        let mine = "conn-a/one"
+        let other = (0..<100).map { "conn-b/cal\($0)" }.first { Partitions.partition(of: $0) != Partitions.partition(of: mine) }!
+        let ownership = PartitionOwnership(all: false)
+        ownership.update([Partitions.partition(of: mine)])
+        let provider = RecordedCalendarProvider()
+        var configuration = SyncScheduler.Configuration()
+        configuration.window = 0.05
+        configuration.tick = .milliseconds(10)
+        let scheduler = SyncScheduler(
+            store: store, leases: PartitionedLeases(partitions: ownership), providers: [provider], configuration: configuration, logger: Logger(label: "test"))
+        func rows(_ calendar: String, _ range: Range<Int>) -> [InboxEntry] {
+            range.map { InboxEntry(provider: .google, channelID: "ch", dedupeKey: "\(calendar):\($0)", kind: "exists", receivedAt: Date()).naming(calendar: calendar) }
+        }
+        _ = try await base.append(rows(mine, 0..<10) + rows(other, 0..<10))
+        let run = Task { try await scheduler.run() }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await base.backlog().count > 10, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(provider.synced.withLock { $0 } == [mine])
+        #expect(try await base.backlog().count == 10, "the other partition's rows wait for their owner")
+        #expect(store.rowsRead.withLock { $0 } == 10, "only the owned partition's rows were read")
+        // The other partition is gained: its rows are read from the start and synced.
+        ownership.update([Partitions.partition(of: mine), Partitions.partition(of: other)])
+        while try await base.backlog().count > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await base.backlog().count == 0)
+        #expect(provider.synced.withLock { $0 } == [mine, other], "the gained calendar synced once; the owned one not again")
+        // The first partition is lost: its new rows are not synced here.
+        ownership.update([Partitions.partition(of: other)])
+        try await Task.sleep(for: .milliseconds(100))
+        _ = try await base.append(rows(mine, 10..<15))
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(provider.synced.withLock { $0 } == [mine, other])
+        #expect(try await base.backlog().count == 5)
+        run.cancel()
+        _ = try? await run.value
+        await base.close()
+    }
 }

@@ -117,10 +117,11 @@ extension GatewayConfiguration {
             if let v = try health.integer("inbox_backlog_failing", in: 1...Int64(Int32.max)) { config.health.inboxBacklogFailing = Int(v) }
         }
         if let maintenance = try top.object("maintenance") {
-            try maintenance.requireOnlyKeys(["renewal_check_interval_s", "renewal_minimum_lead_s", "reconciliation_interval_s"])
+            try maintenance.requireOnlyKeys(["renewal_check_interval_s", "renewal_minimum_lead_s", "reconciliation_interval_s", "partition_lease_s"])
             if let v = try maintenance.integer("renewal_check_interval_s", in: 1...86_400) { config.maintenance.renewalCheckIntervalSeconds = Int(v) }
             if let v = try maintenance.integer("renewal_minimum_lead_s", in: 60...(6 * 86_400)) { config.maintenance.renewalMinimumLeadSeconds = Int(v) }
             if let v = try maintenance.integer("reconciliation_interval_s", in: 60...(7 * 86_400)) { config.maintenance.reconciliationIntervalSeconds = Int(v) }
+            if let v = try maintenance.integer("partition_lease_s", in: 2...600) { config.maintenance.partitionLeaseSeconds = Int(v) }
         }
         try config.checkConsistency(pathPrefix: "")
         return config

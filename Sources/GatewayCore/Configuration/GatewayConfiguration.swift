@@ -62,6 +62,9 @@ public struct GatewayConfiguration: Sendable, Hashable {
         public var renewalMinimumLeadSeconds = 86_400
         /// Every synced calendar gets a delta sync at least this often, in seconds.
         public var reconciliationIntervalSeconds = 3600
+        /// On PostgreSQL, how long an instance's partition leases last without a heartbeat, in seconds: how soon the
+        /// others take over the partitions of an instance that died (it heartbeats every quarter of this).
+        public var partitionLeaseSeconds = 10
         /// Creates defaults.
         public init() {}
     }

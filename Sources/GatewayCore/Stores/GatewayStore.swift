@@ -18,6 +18,10 @@ public protocol InboxStore: Sendable {
     /// and of the headers only the calendar verification recorded (`InboxEntry.calendarKeyHeader`); no other header
     /// and no body is read or decoded (the scheduler routes each row and never looks at them).
     func pendingRoutes(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry]
+    /// `pendingRoutes(after:limit:)` narrowed to rows of `partitions` (`InboxEntry.partition`; nil: every row), so an
+    /// instance of several reads only its share. Rows stored before partitions were recorded are in every
+    /// instance's read. Stores one process owns (SQLite) own every partition and return every row.
+    func pendingRoutes(after cursor: InboxCursor, limit: Int, partitions: Set<Int>?) async throws -> [StoredInboxEntry]
     /// Marks entries processed so `pending` no longer returns them (one statement, however many ids).
     func markProcessed(_ ids: [Int64]) async throws
     /// Which of `ids` are still unprocessed (a sync that claimed a calendar after another instance's sync of it asks
@@ -39,6 +43,11 @@ extension InboxStore {
     /// Stores without a narrower read return whole rows.
     public func pendingRoutes(after cursor: InboxCursor, limit: Int) async throws -> [StoredInboxEntry] {
         try await pending(after: cursor, limit: limit)
+    }
+
+    /// Stores one process owns read every row.
+    public func pendingRoutes(after cursor: InboxCursor, limit: Int, partitions: Set<Int>?) async throws -> [StoredInboxEntry] {
+        try await pendingRoutes(after: cursor, limit: limit)
     }
 
     /// Every unprocessed entry, oldest first, at most `limit`.

@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// The part of a subscription-maintenance pass every provider shares: walk each syncing connection's selected
-/// calendars, skip calendars still backing off after a failure, run the provider's per-calendar step under the
+/// calendars, skip calendars of partitions another instance owns and calendars still backing off after a failure, run the provider's per-calendar step under the
 /// calendar's maintenance lease (so instances sharing a database never renew the same channel twice), and turn its
 /// outcome into backoff state and the report's per-connection health events.
 public final class MaintenancePass: Sendable {
@@ -75,6 +75,8 @@ public final class MaintenancePass: Sendable {
             }
             for calendar in calendars where calendar.selected {
                 let key = calendar.calendarKey
+                // Another instance's partition: it maintains this calendar's subscriptions.
+                guard leases.partitions.owns(calendarKey: key) else { continue }
                 if retry.withLock({ $0[key]?.allowsAttempt(at: now) == false }) { continue }
                 // Another instance maintaining this calendar now: it is its turn. The step reads the channels after the
                 // claim, so what that instance renewed is seen here on a later pass and not renewed again.

@@ -30,6 +30,10 @@ struct ConsoleOverview: Sendable {
     var missedByPush: [Provider: Int]
     var runningSyncs: Int
     var subscriptions: [Subscription]
+    /// This instance's name as a partition owner.
+    var instance: String = ""
+    /// Who owns how many partitions (`Partitions`): every live instance on PostgreSQL, this one alone otherwise.
+    var partitionOwners: [PartitionOwnerSummary] = []
 
     /// Connections per provider and state.
     func count(_ provider: Provider, _ state: Connection.State) -> Int {
@@ -73,9 +77,12 @@ struct ConsoleOverview: Sendable {
             for row in try await store.allLivePushSubscriptions(provider: provider) { add(provider, row.id, row.calendarKey, row.createdAt, row.expiresAt) }
         }
         subscriptions.sort { ($0.lapsed ? 0 : 1, $0.expiresAt, $0.id) < ($1.lapsed ? 0 : 1, $1.expiresAt, $1.id) }
+        let leases = store.workLeases
+        let owners = try await leases.partitionLeasing?.owners() ?? [PartitionOwnerSummary(owner: leases.owner, partitions: Partitions.count)]
         return ConsoleOverview(
             generatedAt: now, status: status, connections: summaries, backlog: try await store.backlog(), lastMinute: activity.lastMinute(),
-            missedByPush: operations?.missedByPush() ?? [:], runningSyncs: operations?.runningSyncs() ?? 0, subscriptions: subscriptions
+            missedByPush: operations?.missedByPush() ?? [:], runningSyncs: operations?.runningSyncs() ?? 0, subscriptions: subscriptions,
+            instance: leases.owner, partitionOwners: owners
         )
     }
 
@@ -121,6 +128,14 @@ struct ConsoleOverview: Sendable {
             "running_syncs": .integer(Int64(runningSyncs)),
             "renewals_due_24h": .integer(Int64(renewalsDueIn24Hours)),
             "lapsed_subscriptions": .integer(Int64(lapsedCount)),
+            "partitions": .object([
+                "count": .integer(Int64(Partitions.count)),
+                "this_instance": .string(instance),
+                "owners": .array(
+                    partitionOwners.map { owner in
+                        .object(["instance": .string(owner.owner), "partitions": .integer(Int64(owner.partitions)), "live": .bool(owner.live)])
+                    }),
+            ]),
             "subscriptions": .array(
                 subscriptions.map { subscription in
                     .object([

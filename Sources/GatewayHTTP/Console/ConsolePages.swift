@@ -89,6 +89,13 @@ enum ConsolePages {
             "connections": rows, "hasConnections": !rows.isEmpty,
             "connectionsTruncated": overview.connections.count > shownLimit, "connectionsShown": shownLimit,
             "connectionsTotal": overview.connections.count,
+            "partitionCount": Partitions.count,
+            "partitionOwners": overview.partitionOwners.map { owner in
+                [
+                    "instance": owner.owner, "partitions": owner.partitions, "live": owner.live ? "live" : "heartbeat lapsed",
+                    "liveClass": owner.live ? "" : "bad", "self": owner.owner == overview.instance ? " (this instance)" : "",
+                ] as [String: Any]
+            },
         ]
         // A missing key, not a nil value, is what Mustache's inverted section tests.
         if let timeline = timeline(overview.subscriptions, now: now) { context["timeline"] = timeline }

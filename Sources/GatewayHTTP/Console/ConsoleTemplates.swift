@@ -83,6 +83,16 @@ enum ConsoleTemplates {
         </section>
 
         <section>
+          <h2>Partitions</h2>
+          <p class="small">{{partitionCount}} partitions; each instance reads and syncs only the calendars of the partitions it owns.</p>
+          <table class="grid narrow" id="partition-owners"><thead><tr><th>Instance</th><th class="num">Partitions</th><th>Heartbeat</th></tr></thead><tbody>
+          {{#partitionOwners}}
+            <tr><td>{{instance}}{{self}}</td><td class="num">{{partitions}}</td><td class="{{liveClass}}">{{live}}</td></tr>
+          {{/partitionOwners}}
+          </tbody></table>
+        </section>
+
+        <section>
           <h2>Connections by provider</h2>
           <table class="grid" id="connections-by-state">
             <thead><tr><th>Provider</th><th class="num">Active</th><th class="num">Degraded</th><th class="num">Needs reconnect</th><th class="num">Disconnected</th><th class="num">Accepted / min</th><th class="num">Syncs / min</th><th class="num">Failed syncs / min</th><th class="num">Missed by push</th></tr></thead>
