@@ -27,11 +27,20 @@ public final class SilentListener: Sendable {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        func bindTo(_ port: UInt16) -> Bool {
+            address.sin_port = port.bigEndian
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            } == 0
         }
-        guard bound == 0, listen(fd, 64) == 0 else {
+        // A port below Linux's ephemeral range (32768-60999) first: a test often closes this listener and hands its
+        // port to a gateway it starts later, and a port from the ephemeral range can be taken meanwhile by any
+        // outgoing connection on the machine (a parallel test's curl), failing that start with "Address already in
+        // use". Port 0 (the kernel's choice) is the fallback.
+        var bound = false
+        for _ in 0..<64 where !bound { bound = bindTo(UInt16.random(in: 20_000..<32_768)) }
+        if !bound { bound = bindTo(0) }
+        guard bound, listen(fd, 64) == 0 else {
             close(fd)
             throw POSIXError(.EADDRINUSE)
         }
