@@ -256,7 +256,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MonthSimulationTests",
-            dependencies: ["MonthSimulation", "GatewayCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["MonthSimulation", "GatewayCore", "ProviderSimulators", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -268,6 +268,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "ProviderSimulatorsTests", dependencies: ["ProviderSimulators"], swiftSettings: strict),
         .testTarget(name: "CalgateCLITests", dependencies: ["OpenSSLTLS", "TestSupport", "CurlHTTP", "ProviderSimulators"], swiftSettings: strict),
     ]
 )
