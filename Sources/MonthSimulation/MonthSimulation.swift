@@ -310,7 +310,7 @@ public enum MonthSimulation {
         var schedule = SyncScheduler.Configuration()
         schedule.tick = .milliseconds(2)
         // A fleet runs more syncs at once (the per-connection cap still keeps each account inside its quota).
-        if plan != nil { schedule.maxConcurrentSyncs = 32 }
+        if plan != nil { schedule.maxConcurrentSyncs = 48 }
         let step = options.stepHours * 3600
         config.maintenance.reconciliationIntervalSeconds = max(1, Int((options.sweepHours * 3600).rounded()))
         let tlsContext = try TLSServerContext(

@@ -10,18 +10,26 @@ struct ProviderQuotaTests {
 
     @Test func aWindowAdmitsItsLimitThenRefusesUntilItTurnsOver() {
         var quota = WindowQuota(limit: 3, window: 60)
-        for _ in 0..<3 { #expect(quota.admit("user-a", now: minuteStart.addingTimeInterval(10)) == nil) }
-        #expect(quota.admit("user-a", now: minuteStart.addingTimeInterval(15)) == 45, "Retry-After is the rest of the window")
+        for _ in 0..<3 {
+            let result1 = quota.admit("user-a", now: minuteStart.addingTimeInterval(10))
+            #expect(result1 == nil)
+        }
+        let result2 = quota.admit("user-a", now: minuteStart.addingTimeInterval(15))
+        #expect(result2 == 45, "Retry-After is the rest of the window")
         #expect(quota.used("user-a", now: minuteStart.addingTimeInterval(15)) == 3, "a refused request does not count")
-        #expect(quota.admit("user-b", now: minuteStart.addingTimeInterval(15)) == nil, "keys have their own windows")
-        #expect(quota.admit("user-a", now: minuteStart.addingTimeInterval(60)) == nil, "the next window starts empty")
+        let result3 = quota.admit("user-b", now: minuteStart.addingTimeInterval(15))
+        #expect(result3 == nil, "keys have their own windows")
+        let result4 = quota.admit("user-a", now: minuteStart.addingTimeInterval(60))
+        #expect(result4 == nil, "the next window starts empty")
         #expect(quota.used("user-a", now: minuteStart.addingTimeInterval(61)) == 1)
     }
 
     @Test func aRefusalAtTheWindowsLastInstantStillWaitsAtLeastASecond() {
         var quota = WindowQuota(limit: 1, window: 60)
-        #expect(quota.admit("k", now: minuteStart) == nil)
-        #expect(quota.admit("k", now: minuteStart.addingTimeInterval(59.9)) == 1)
+        let result5 = quota.admit("k", now: minuteStart)
+        #expect(result5 == nil)
+        let result6 = quota.admit("k", now: minuteStart.addingTimeInterval(59.9))
+        #expect(result6 == 1)
     }
 
     @Test func pruningForgetsEndedWindowsOnly() {
@@ -30,17 +38,24 @@ struct ProviderQuotaTests {
         _ = quota.admit("new", now: minuteStart.addingTimeInterval(70))
         quota.prune(now: minuteStart.addingTimeInterval(70))
         #expect(quota.used("new", now: minuteStart.addingTimeInterval(70)) == 1)
-        #expect(quota.admit("new", now: minuteStart.addingTimeInterval(71)) != nil)
+        let result7 = quota.admit("new", now: minuteStart.addingTimeInterval(71))
+        #expect(result7 != nil)
     }
 
     @Test func concurrencyIsCappedPerKeyAndFreedOnLeave() {
         var quota = ConcurrencyQuota(limit: PublishedLimits.graphConcurrentPerMailbox)
-        for _ in 0..<4 { #expect(quota.enter("mailbox-1")) }
-        #expect(!quota.enter("mailbox-1"), "Graph allows 4 concurrent requests per mailbox")
-        #expect(quota.enter("mailbox-2"))
+        for _ in 0..<4 {
+            let result8 = quota.enter("mailbox-1")
+            #expect(result8)
+        }
+        let result9 = quota.enter("mailbox-1")
+        #expect(!result9, "Graph allows 4 concurrent requests per mailbox")
+        let result10 = quota.enter("mailbox-2")
+        #expect(result10)
         quota.leave("mailbox-1")
         #expect(quota.inFlight("mailbox-1") == 3)
-        #expect(quota.enter("mailbox-1"))
+        let result11 = quota.enter("mailbox-1")
+        #expect(result11)
         #expect(quota.peak == 4)
     }
 
