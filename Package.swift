@@ -255,7 +255,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MonthSimulationTests",
-            dependencies: ["MonthSimulation", "GatewayCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["MonthSimulation", "GatewayCore", "ProviderSimulators", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -267,6 +267,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "ProviderSimulatorsTests", dependencies: ["ProviderSimulators"], swiftSettings: strict),
         .testTarget(name: "CalgateCLITests", dependencies: ["OpenSSLTLS", "TestSupport", "CurlHTTP", "ProviderSimulators"], swiftSettings: strict),
     ]
 )

@@ -66,6 +66,12 @@ public final class GoogleSimulator: Sendable {
         var failingStops = 0
         /// The last listing served, valid while `version` is unchanged.
         var listingCache: (listing: Listing, version: Int, events: [StoredEvent])?
+        /// Which refresh token (user) each access token was issued for.
+        var accessTokenOwner: [String: String] = [:]
+        var enforceLimits = false
+        var userQuota = WindowQuota(limit: PublishedLimits.googlePerUserPerMinute, window: 60)
+        var projectQuota = WindowQuota(limit: PublishedLimits.googlePerProjectPerMinute, window: 60)
+        var callsByUser: [String: Int] = [:]
     }
 
     /// What one `events.list` snapshot is made of.
@@ -105,10 +111,51 @@ public final class GoogleSimulator: Sendable {
     /// Pushes still being sent or retried.
     public var pushesInFlight: Int { inFlight.withLock { $0 } }
 
-    /// The chaos answer for an API call, if chaos strikes.
-    func chaosResponse(allowTimeout: Bool) async -> Response? {
+    /// Throttling answers (quota and chaos) per minute of the simulator's clock.
+    public let throttles = ThrottleLedger()
+
+    /// Turns enforcement of Google's published quotas on or off (off by default, so wall-clock benchmarks that
+    /// hammer one user are not throttled): 600 requests per minute per user (403 `userRateLimitExceeded`) and 10,000
+    /// per minute per project (429 `rateLimitExceeded`), on the simulator's clock, with `Retry-After`.
+    public func enforcePublishedLimits(_ enforce: Bool) {
+        state.withLock { $0.enforceLimits = enforce }
+    }
+
+    /// API calls answered (after quotas, before chaos) per user (the refresh token an access token came from).
+    public var callsByUser: [String: Int] { state.withLock { $0.callsByUser } }
+
+    /// The quota answer for an API call, if a published limit is exceeded; counts the call otherwise.
+    func quotaResponse(_ request: Request) -> Response? {
+        let now = clock()
+        let token = request.headers[.authorization].map { String($0.dropFirst(7)) } ?? ""
+        let refused: (status: Int, wait: TimeInterval)? = state.withLock { state in
+            let user = state.accessTokenOwner[token] ?? "unknown"
+            guard state.enforceLimits else {
+                state.callsByUser[user, default: 0] += 1
+                return nil
+            }
+            if let wait = state.projectQuota.admit("project", now: now) { return (429, wait) }
+            if let wait = state.userQuota.admit(user, now: now) { return (403, wait) }
+            state.callsByUser[user, default: 0] += 1
+            return nil
+        }
+        guard let refused else { return nil }
+        throttles.record(.quota, at: now)
+        var response =
+            refused.status == 429
+            ? Self.googleError(429, reason: "rateLimitExceeded", message: "Rate Limit Exceeded")
+            : Self.googleError(403, reason: "userRateLimitExceeded", message: "User Rate Limit Exceeded")
+        response.headers[.retryAfter] = String(Int(refused.wait))
+        return response
+    }
+
+    /// The quota or chaos answer for an API call, if either strikes.
+    func chaosResponse(_ request: Request, allowTimeout: Bool) async -> Response? {
+        if let refused = quotaResponse(request) { return refused }
         switch chaos.nextFailure(allowTimeout: allowTimeout) {
-        case .rateLimit?: return Self.googleError(429, reason: "rateLimitExceeded", message: "Rate Limit Exceeded")
+        case .rateLimit?:
+            throttles.record(.chaos, at: clock())
+            return Self.googleError(429, reason: "rateLimitExceeded", message: "Rate Limit Exceeded")
         case .serverError?: return Self.googleError(503, reason: "backendError", message: "Backend Error")
         case .timeout?:
             try? await Task.sleep(for: chaos.timeoutDelay)
@@ -259,6 +306,11 @@ public final class GoogleSimulator: Sendable {
         }
     }
 
+    /// Accepts `refreshToken` from now on (a user who signed in again).
+    public func addRefreshToken(_ refreshToken: String) {
+        _ = state.withLock { $0.refreshTokens.insert(refreshToken) }
+    }
+
     /// Makes a refresh token answer `invalid_grant` from now on.
     public func revoke(refreshToken: String) {
         _ = state.withLock { $0.refreshTokens.remove(refreshToken) }
@@ -317,12 +369,12 @@ public final class GoogleSimulator: Sendable {
             if self.state.withLock({ $0.faults.first == .slow ? $0.faults.removeFirst() : nil }) != nil {
                 try await Task.sleep(for: .seconds(2))
             }
-            if let failure = await self.chaosResponse(allowTimeout: true) { return failure }
+            if let failure = await self.chaosResponse(request, allowTimeout: true) { return failure }
             return try self.listEvents(request, calendar: context.parameters.get("calendar") ?? "")
         }
         router.post("/calendar/v3/calendars/:calendar/events") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
-            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
+            if let failure = await self.chaosResponse(request, allowTimeout: false) { return failure }
             var fields = try await Self.jsonObject(request, context: context)
             fields["id"] = nil
             guard fields["start"] != nil, fields["end"] != nil else { return Self.googleError(400, reason: "required", message: "Missing end time.") }
@@ -332,7 +384,7 @@ public final class GoogleSimulator: Sendable {
         }
         router.get("/calendar/v3/calendars/:calendar/events/:id") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
-            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
+            if let failure = await self.chaosResponse(request, allowTimeout: false) { return failure }
             guard let event = self.event(calendar: context.parameters.get("calendar") ?? "", id: context.parameters.get("id") ?? "") else {
                 return Self.googleError(404, reason: "notFound", message: "Not Found")
             }
@@ -340,7 +392,7 @@ public final class GoogleSimulator: Sendable {
         }
         router.patch("/calendar/v3/calendars/:calendar/events/:id") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
-            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
+            if let failure = await self.chaosResponse(request, allowTimeout: false) { return failure }
             let calendar = context.parameters.get("calendar") ?? ""
             let id = context.parameters.get("id") ?? ""
             guard var current = self.event(calendar: calendar, id: id) else { return Self.googleError(404, reason: "notFound", message: "Not Found") }
@@ -350,7 +402,7 @@ public final class GoogleSimulator: Sendable {
         }
         router.delete("/calendar/v3/calendars/:calendar/events/:id") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
-            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
+            if let failure = await self.chaosResponse(request, allowTimeout: false) { return failure }
             let calendar = context.parameters.get("calendar") ?? ""
             let id = context.parameters.get("id") ?? ""
             guard self.event(calendar: calendar, id: id) != nil else { return Self.googleError(410, reason: "deleted", message: "Resource has been deleted") }
@@ -368,7 +420,7 @@ public final class GoogleSimulator: Sendable {
         }
         router.post("/calendar/v3/calendars/:calendar/events/watch") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
-            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
+            if let failure = await self.chaosResponse(request, allowTimeout: false) { return failure }
             let fields = try await Self.jsonObject(request, context: context)
             guard case .string(let id)? = fields["id"], case .string(let address)? = fields["address"], address.hasPrefix("https://") else {
                 return Self.googleError(400, reason: "invalid", message: "id and an https address are required")
@@ -395,7 +447,7 @@ public final class GoogleSimulator: Sendable {
         }
         router.post("/calendar/v3/channels/stop") { request, context in
             guard self.authorized(request) else { return Self.googleError(401, reason: "authError", message: "Invalid Credentials") }
-            if let failure = await self.chaosResponse(allowTimeout: false) { return failure }
+            if let failure = await self.chaosResponse(request, allowTimeout: false) { return failure }
             let fields = try await Self.jsonObject(request, context: context)
             guard case .string(let id)? = fields["id"], case .string(let resource)? = fields["resourceId"] else {
                 return Self.googleError(400, reason: "invalid", message: "id and resourceId are required")
@@ -488,6 +540,7 @@ public final class GoogleSimulator: Sendable {
             guard state.refreshTokens.contains(refresh) else { return nil }
             let token = "ya29.sim-\(UUID().uuidString)"
             state.accessTokens.insert(token)
+            state.accessTokenOwner[token] = refresh
             return token
         }
         guard let issued else {

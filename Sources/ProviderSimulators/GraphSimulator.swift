@@ -99,7 +99,14 @@ public final class GraphSimulator: Sendable {
         var deltaCursors: [String: DeltaCursor] = [:]
         var nextID = 1
         var clockOffset: TimeInterval = 0
-        var inFlight = 0
+        /// Requests in flight per mailbox (the refresh token a chain of rotated tokens started from).
+        var mailboxInFlight = ConcurrencyQuota(limit: GraphSimulator.mailboxConcurrency)
+        var mailboxBudget = WindowQuota(limit: PublishedLimits.graphPerMailboxPerTenMinutes, window: 600)
+        var enforceBudget = false
+        /// Mailbox of each refresh token and access token.
+        var mailboxOf: [String: String] = [:]
+        var accessMailbox: [String: String] = [:]
+        var callsByMailbox: [String: Int] = [:]
         var maxInFlight = 0
         var concurrencyRejections = 0
         var deltaCalls = 0
@@ -128,6 +135,19 @@ public final class GraphSimulator: Sendable {
     public let chaos = SimulatorChaos()
     /// Sign-in: the consent page at `/{tenant}/oauth2/v2.0/authorize` and code redemption at the token endpoint.
     public let consent: SimulatorConsent
+
+    /// Throttling answers (quota and chaos) per minute of the simulator's clock.
+    public let throttles = ThrottleLedger()
+
+    /// Turns the per-mailbox request budget (10,000 requests per 10 minutes per app and mailbox, PROVIDERS.md §4.5,
+    /// on the simulator's clock, 429 with `Retry-After`) on or off; off by default so wall-clock benchmarks on one
+    /// mailbox are not throttled. The 4-concurrent-requests limit per mailbox always holds.
+    public func enforcePublishedLimits(_ enforce: Bool) {
+        state.withLock { $0.enforceBudget = enforce }
+    }
+
+    /// API calls admitted per mailbox (named by the first refresh token of its chain).
+    public var callsByMailbox: [String: Int] { state.withLock { $0.callsByMailbox } }
 
     /// Notification POSTs still being sent or retried.
     public var deliveriesInFlight: Int { inFlight.withLock { $0 } }
@@ -656,23 +676,34 @@ public final class GraphSimulator: Sendable {
         guard authorized(request) else {
             return Self.graphError(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
         }
-        let admitted = state.withLock { state -> Bool in
-            guard state.inFlight < Self.mailboxConcurrency else {
-                state.concurrencyRejections += 1
-                return false
+        let token = request.headers[.authorization].map { String($0.dropFirst(7)) } ?? ""
+        let now = now()
+        let (mailbox, refusal) = state.withLock { state -> (String, Response?) in
+            let mailbox = state.accessMailbox[token] ?? "me"
+            if state.enforceBudget, let wait = state.mailboxBudget.admit(mailbox, now: now) {
+                var response = Self.graphError(429, "ApplicationThrottled", "Application is over its resource limit.")
+                response.headers[.retryAfter] = String(Int(wait))
+                return (mailbox, response)
             }
-            state.inFlight += 1
-            state.maxInFlight = max(state.maxInFlight, state.inFlight)
-            return true
+            guard state.mailboxInFlight.enter(mailbox) else {
+                state.concurrencyRejections += 1
+                var response = Self.graphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.")
+                response.headers[.retryAfter] = "1"
+                return (mailbox, response)
+            }
+            state.maxInFlight = state.mailboxInFlight.peak
+            state.callsByMailbox[mailbox, default: 0] += 1
+            return (mailbox, nil)
         }
-        guard admitted else {
-            var response = Self.graphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.")
-            response.headers[.retryAfter] = "1"
-            return response
+        if let refusal {
+            throttles.record(.quota, at: now)
+            return refusal
         }
-        defer { state.withLock { $0.inFlight -= 1 } }
+        defer { state.withLock { $0.mailboxInFlight.leave(mailbox) } }
         switch chaos.nextFailure(allowTimeout: request.method == .get) {
-        case .rateLimit?: return Self.graphError(429, "TooManyRequests", "Please retry again later.")
+        case .rateLimit?:
+            throttles.record(.chaos, at: now)
+            return Self.graphError(429, "TooManyRequests", "Please retry again later.")
         case .serverError?: return Self.graphError(503, "serviceNotAvailable", "The service is temporarily unavailable.")
         case .timeout?:
             try? await Task.sleep(for: chaos.timeoutDelay)
@@ -788,6 +819,9 @@ public final class GraphSimulator: Sendable {
                 let access = "eyJ0eXAi.sim-\(UUID().uuidString)"
                 let rotated = "0.AAAA-sim-\(UUID().uuidString.lowercased())"
                 state.accessTokens[access] = expiry
+                let mailbox = state.mailboxOf[refresh] ?? refresh
+                state.mailboxOf[rotated] = mailbox
+                state.accessMailbox[access] = mailbox
                 // The presented token keeps working for now (Entra does not revoke it at once); the new one replaces it.
                 state.refreshTokens[rotated] = .valid
                 state.rotations += 1

@@ -52,6 +52,9 @@ public final class RedtailSimulator: Sendable {
         var nextID: Int64 = 555_000
         var faults: [Fault] = []
         var calls = 0
+        var enforceLimits = false
+        var perUser = WindowQuota(limit: PublishedLimits.redtailPerUserPerMinute, window: 60)
+        var concurrent = ConcurrencyQuota(limit: PublishedLimits.redtailConcurrentPerUser)
     }
 
     private let state = Mutex(State())
@@ -137,7 +140,7 @@ public final class RedtailSimulator: Sendable {
     public func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.get("/api/public/v1/authentication") { request, _ in
-            try await self.faulted {
+            try await self.faulted(request) {
                 guard let header = request.headers[.authorization], header.lowercased().hasPrefix("basic "),
                     let decoded = Data(base64Encoded: String(header.dropFirst(6))).map({ String(decoding: $0, as: UTF8.self) })
                 else { return Self.message(401, "Authorization header missing") }
@@ -155,7 +158,7 @@ public final class RedtailSimulator: Sendable {
             }
         }
         router.get("/api/public/v1/activities") { request, _ in
-            try await self.faulted {
+            try await self.faulted(request) {
                 guard let user = self.user(for: request) else { return Self.message(401, "Authorization header missing") }
                 guard !user.locked else { return Self.message(401, "Account Locked") }
                 let query = request.uri.queryParameters
@@ -244,13 +247,38 @@ public final class RedtailSimulator: Sendable {
         return router
     }
 
-    func faulted(_ body: () async throws -> Response) async throws -> Response {
-        let fault = state.withLock { state -> Fault? in
+    /// Throttling answers (quota and chaos) per minute of the simulator's clock.
+    public let throttles = ThrottleLedger()
+
+    /// Turns the assumed per-credential limits on or off (off by default). Redtail publishes no rate limit
+    /// (PROVIDERS.md §5.4); the simulator assumes `PublishedLimits.redtailPerUserPerMinute` requests per minute and
+    /// `redtailConcurrentPerUser` at once per credential (the Authorization header), answering 429 with `Retry-After`.
+    public func enforcePublishedLimits(_ enforce: Bool) {
+        state.withLock { $0.enforceLimits = enforce }
+    }
+
+    func faulted(_ request: Request, _ body: () async throws -> Response) async throws -> Response {
+        let now = clock()
+        let credential = request.headers[.authorization] ?? ""
+        let (fault, refused, entered) = state.withLock { state -> (Fault?, TimeInterval?, Bool) in
             state.calls += 1
-            return state.faults.isEmpty ? nil : state.faults.removeFirst()
+            if state.enforceLimits {
+                if let wait = state.perUser.admit(credential, now: now) { return (nil, wait, false) }
+                guard state.concurrent.enter(credential) else { return (nil, 1, false) }
+            }
+            return (state.faults.isEmpty ? nil : state.faults.removeFirst(), nil, state.enforceLimits)
         }
+        if let refused {
+            throttles.record(.quota, at: now)
+            var response = Self.message(429, "Too Many Requests")
+            response.headers[.retryAfter] = String(Int(refused))
+            return response
+        }
+        defer { if entered { state.withLock { $0.concurrent.leave(credential) } } }
         switch chaos.nextFailure() {
-        case .rateLimit?: return Self.message(429, "Too Many Requests")
+        case .rateLimit?:
+            throttles.record(.chaos, at: now)
+            return Self.message(429, "Too Many Requests")
         case .serverError?: return Self.message(503, "Service Unavailable")
         case .timeout?:
             try? await Task.sleep(for: chaos.timeoutDelay)

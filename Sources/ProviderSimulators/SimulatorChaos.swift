@@ -45,6 +45,9 @@ public final class SimulatorChaos: Sendable {
         state.withLock { $0.outage = outage }
     }
 
+    /// Whether an outage is on.
+    public var isOutage: Bool { state.withLock { $0.outage } }
+
     /// Calls failed and notifications dropped so far.
     public var counts: (failures: Int, drops: Int) { state.withLock { ($0.failures, $0.drops) } }
 
