@@ -33,6 +33,9 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
     public let closeConnection: Bool
     /// Seconds for `Retry-After`, when the caller should wait.
     public let retryAfter: Int?
+    /// Whether a refused verification spends the source address's failed-verification budget (every 4xx does except
+    /// a stale webhook: an unknown or ended channel or subscription, see `WebhookRejection.isStale`).
+    public private(set) var spendsFailureBudget: Bool
 
     private init(_ code: Code, _ status: HTTPResponse.Status, _ message: String, close: Bool = false, retryAfter: Int? = nil) {
         self.code = code
@@ -40,6 +43,14 @@ public struct GatewayHTTPError: HTTPResponseError, Sendable, CustomStringConvert
         self.message = message
         self.closeConnection = close
         self.retryAfter = retryAfter
+        self.spendsFailureBudget = status.code < 500
+    }
+
+    /// The same error, spending no failed-verification budget.
+    func sparingFailureBudget() -> Self {
+        var error = self
+        error.spendsFailureBudget = false
+        return error
     }
 
     /// 400: the request is malformed.

@@ -138,7 +138,7 @@ public struct RouteRegistry: Sendable {
                     switch await verifier.verify(request, body) {
                     case .rejected(let error, let reason):
                         metrics.verificationRejected(verifier: entry.verifier, reason: reason, source: "\(source)", logger: logger)
-                        if verifier.limitsFailures, error.status.code < 500 {
+                        if verifier.limitsFailures, error.spendsFailureBudget {
                             failures.recordFailure(address: source, now: clock.now())
                         }
                         throw error

@@ -170,11 +170,13 @@ public final class WebhookIntake: Sendable {
 
     /// The one place a provider's refusal becomes an HTTP error.
     static func error(for rejection: WebhookRejection) -> GatewayHTTPError {
-        switch rejection.status {
-        case .badRequest: .badRequest(rejection.message)
-        case .forbidden: .forbidden(rejection.message)
-        case .notFound: .notFound(rejection.message)
-        }
+        let error: GatewayHTTPError =
+            switch rejection.status {
+            case .badRequest: .badRequest(rejection.message)
+            case .forbidden: .forbidden(rejection.message)
+            case .notFound: .notFound(rejection.message)
+            }
+        return rejection.isStale ? error.sparingFailureBudget() : error
     }
 
     // MARK: Storing and answering
@@ -230,7 +232,7 @@ public final class WebhookIntake: Sendable {
                 accept(verdict, provider: provider, then: done)
             case .rejected(let error, let reason):
                 metrics.verificationRejected(verifier: route.verifierKey, reason: reason, source: source, logger: logger)
-                if error.status.code < 500 { failures.recordFailure(address: source, now: clock.now()) }
+                if error.spendsFailureBudget { failures.recordFailure(address: source, now: clock.now()) }
                 done(.error(error))
             }
         }

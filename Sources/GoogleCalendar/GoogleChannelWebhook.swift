@@ -54,7 +54,8 @@ public struct GoogleChannelWebhook: WebhookVerifying {
             if credential.endedAt != nil || (credential.expiresAt ?? .distantFuture) <= now {
                 return .rejected(
                     WebhookRejection(
-                        .notFound, "this channel is no longer active", reason: credential.endedAt != nil ? "stopped_channel" : "expired_channel"
+                        .notFound, "this channel is no longer active", reason: credential.endedAt != nil ? "stopped_channel" : "expired_channel",
+                        isStale: true
                     ))
             }
             channel = GoogleChannel(
@@ -79,7 +80,7 @@ public struct GoogleChannelWebhook: WebhookVerifying {
         case .tokenMismatch, .resourceMismatch:
             return WebhookRejection(.forbidden, "notification does not match its channel", reason: rejection.rawValue)
         case .unknownChannel:
-            return WebhookRejection(.notFound, "unknown channel", reason: rejection.rawValue)
+            return WebhookRejection(.notFound, "unknown channel", reason: rejection.rawValue, isStale: true)
         }
     }
 }

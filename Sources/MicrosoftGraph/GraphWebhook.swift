@@ -94,7 +94,9 @@ public struct GraphWebhook: WebhookVerifying {
             return .rejected(
                 WebhookRejection(
                     .forbidden, "no notification in the batch matches a live subscription and its clientState",
-                    reason: forged > 0 ? "client_state_mismatch" : "unknown_subscription", itemReasons: dropped
+                    reason: forged > 0 ? "client_state_mismatch" : "unknown_subscription", itemReasons: dropped,
+                    // Only items for unknown or removed subscriptions: what Graph sends after a subscription ends.
+                    isStale: forged == 0
                 ))
         }
         return .store(accepted, status: 202, dropped: dropped)

@@ -209,6 +209,30 @@ struct HostileHTTPTests {
         await gateway.shutdown()
     }
 
+    /// Regression from the fleet month: pushes for channels that were stopped (or never existed) test no secret, and a
+    /// provider keeps sending them for a while after a stop; they must not use up the address's failure budget, or a
+    /// mass stop gets the provider's own honest pushes refused.
+    @Test func pushesForUnknownOrStoppedChannelsDoNotSpendTheFailureBudget() async throws {
+        let gateway = try await harness {
+            $0.limits.verificationFailureBurst = 3
+            $0.limits.verificationFailureRefillSeconds = 600
+        }
+        for number in 1...10 {
+            let stale = try await curlRequest(
+                "https://127.0.0.1:\(gateway.port)/webhooks/google", caFile: gateway.certificates.caCertificate,
+                arguments: [
+                    "-X", "POST", "--data-binary", "", "-H", "X-Goog-Channel-ID: stopped-long-ago-\(number)", "-H", "X-Goog-Channel-Token: t",
+                    "-H", "X-Goog-Resource-ID: res-42", "-H", "X-Goog-Resource-State: exists", "-H", "X-Goog-Message-Number: \(number)",
+                ])
+            #expect(stale.status == 404, "stale push \(number)")
+        }
+        #expect(try await push(gateway, number: 11).status == 200, "an honest push after ten stale ones")
+        // Forged pushes still spend it.
+        for number in 12...14 { #expect(try await push(gateway, number: number, token: "forged").status == 403) }
+        #expect(try await push(gateway, number: 15, token: "forged").status == 429)
+        await gateway.shutdown()
+    }
+
     @Test func expiredAdminAndAPITokensAreRefused() async throws {
         let gateway = try await harness {
             $0.adminTokenExpiresAt = Date().addingTimeInterval(-60)

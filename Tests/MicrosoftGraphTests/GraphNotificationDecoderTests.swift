@@ -1,6 +1,6 @@
 import Foundation
 import GatewayCore
-import MicrosoftGraph
+@testable import MicrosoftGraph
 import Testing
 
 @Suite("Graph notification decoding")
@@ -71,5 +71,35 @@ struct GraphNotificationDecoderTests {
         #expect(GraphNotificationDecoder.validationToken(inQuery: query) == "Validation: Testing client application reachability for subscription Request-Id: 2a2b")
         #expect(GraphNotificationDecoder.validationToken(inQuery: "a=1&validationToken=%3Cscript%3E") == "<script>")
         #expect(GraphNotificationDecoder.validationToken(inQuery: "a=1") == nil)
+    }
+}
+
+/// Which refusals of a Graph batch spend the sender's failed-verification budget.
+@Suite("Graph webhook refusals")
+struct GraphWebhookRefusalTests {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func batch(_ items: [(subscription: String, clientState: String)]) -> [GraphNotification] {
+        items.map {
+            GraphNotification(
+                subscriptionID: $0.subscription, clientState: $0.clientState, changeType: "updated", lifecycleEvent: nil, resource: "r",
+                resourceID: "e", etag: "W/1", tenantID: nil, notificationID: nil)
+        }
+    }
+
+    @Test func onlyUnknownOrRemovedSubscriptionsAreStale() {
+        let live = WebhookCredential(id: "live", secret: "state", calendarKey: "c/cal", expiresAt: nil, endedAt: nil)
+        let removed = WebhookCredential(id: "removed", secret: "state", calendarKey: "c/cal", expiresAt: nil, endedAt: now)
+        let credentials = ["live": live, "removed": removed]
+        guard case .rejected(let stale) = GraphWebhook().verify(batch([("gone", "x"), ("removed", "state")]), credentials: credentials, now: now) else {
+            Issue.record("a batch of ended subscriptions must be refused")
+            return
+        }
+        #expect(stale.isStale && stale.reason == "unknown_subscription")
+        guard case .rejected(let forged) = GraphWebhook().verify(batch([("gone", "x"), ("live", "wrong")]), credentials: credentials, now: now) else {
+            Issue.record("a forged clientState must be refused")
+            return
+        }
+        #expect(!forged.isStale && forged.reason == "client_state_mismatch")
     }
 }

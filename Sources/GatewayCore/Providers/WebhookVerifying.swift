@@ -55,13 +55,18 @@ public struct WebhookRejection: Error, Sendable, Hashable {
     public var reason: String
     /// A metric label per item of a batch refused on its own before the whole batch was (counted one by one).
     public var itemReasons: [String]
+    /// The request names a channel or subscription that is unknown or has ended, and tests no secret: providers keep
+    /// sending these for a while after a stop, so they do not spend the sender's failed-verification budget (a mass
+    /// stop would otherwise get the provider's own addresses refused). Forged and malformed requests do.
+    public var isStale: Bool
 
     /// Creates a rejection.
-    public init(_ status: Status, _ message: String, reason: String, itemReasons: [String] = []) {
+    public init(_ status: Status, _ message: String, reason: String, itemReasons: [String] = [], isStale: Bool = false) {
         self.status = status
         self.message = message
         self.reason = reason
         self.itemReasons = itemReasons
+        self.isStale = isStale
     }
 }
 
