@@ -19,11 +19,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     private var machine: ConnectionGuardStateMachine
-    /// The one timer, and when it fires. Kept lazily: a later deadline keeps the earlier timer (the machine re-arms
-    /// when it fires early) and a cancel leaves it (the machine ignores it between requests), so a keep-alive
-    /// request schedules no timer of its own; only a deadline earlier than the armed one replaces it.
-    private var timer: Scheduled<Void>?
-    private var timerFiresAt: NIODeadline?
+    /// The one timer, kept lazily; a cancel leaves it too (the machine ignores it between requests).
+    private var timer = LazyDeadlineTimer()
     private var context: ChannelHandlerContext?
     private let onCut: @Sendable (CutReason) -> Void
 
@@ -43,8 +40,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         self.context = nil
     }
 
@@ -54,8 +50,7 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
         context.fireChannelInactive()
     }
 
@@ -70,12 +65,8 @@ public final class ConnectionGuardHandler: ChannelDuplexHandler, RemovableChanne
         case .none:
             break
         case .arm(let deadline):
-            if timer != nil, let firesAt = timerFiresAt, firesAt <= deadline { return }
-            timer?.cancel()
-            timerFiresAt = deadline
-            timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-                self.timer = nil
-                self.timerFiresAt = nil
+            timer.arm(deadline, on: context.eventLoop) { [self] in
+                self.timer.fired()
                 self.perform(self.machine.timerFired(now: .now()))
             }
         case .cancelTimer:

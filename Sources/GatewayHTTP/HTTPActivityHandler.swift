@@ -16,8 +16,7 @@ public final class HTTPActivityHandler: ChannelDuplexHandler, RemovableChannelHa
 
     private var machine: HTTPActivityStateMachine
     private var guardHandler: ConnectionGuardHandler?
-    private var timer: Scheduled<Void>?
-    private var timerFiresAt: NIODeadline?
+    private var timer = LazyDeadlineTimer()
     private var context: ChannelHandlerContext?
 
     /// Closes connections idle for `idleTimeout` (nil: never).
@@ -32,7 +31,7 @@ public final class HTTPActivityHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
-        cancelTimer()
+        timer.cancel()
         self.context = nil
     }
 
@@ -42,7 +41,7 @@ public final class HTTPActivityHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        cancelTimer()
+        timer.cancel()
         context.fireChannelInactive()
     }
 
@@ -94,24 +93,14 @@ public final class HTTPActivityHandler: ChannelDuplexHandler, RemovableChannelHa
         case .none:
             break
         case .arm(let deadline):
-            if timer != nil, let firesAt = timerFiresAt, firesAt <= deadline { return }
-            timer?.cancel()
-            timerFiresAt = deadline
-            timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-                self.timer = nil
-                self.timerFiresAt = nil
+            timer.arm(deadline, on: context.eventLoop) { [self] in
+                self.timer.fired()
                 self.perform(self.machine.timerFired(now: context.eventLoop.now))
             }
         case .close:
-            cancelTimer()
+            timer.cancel()
             context.flush()
             context.close(promise: nil)
         }
-    }
-
-    private func cancelTimer() {
-        timer?.cancel()
-        timer = nil
-        timerFiresAt = nil
     }
 }
